@@ -1,0 +1,32 @@
+"""``build_model``: a SAM 2 model from a released name or official YAML, with official weights."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Union
+
+import torch
+
+from .checkpoint import load_state_dict_strict, read_checkpoint
+from .config import ModelConfig, resolve_config
+from .sam2 import SAM2Model
+
+ConfigLike = Union[str, "os.PathLike[str]", ModelConfig, Mapping[str, Any]]
+CheckpointLike = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
+
+
+def build_model(config: ConfigLike, checkpoint: CheckpointLike = None, device: Union[str, torch.device] = "cpu",
+                dtype: torch.dtype = torch.float32) -> SAM2Model:
+    """Build a SAM 2 / 2.1 model in eval mode.
+
+    ``config``: one of the eight released names (``sam2_hiera_tiny`` ... ``sam2.1_hiera_large``),
+    the path of an official-format YAML config, or a ``ModelConfig``. ``checkpoint``: the path
+    of an official checkpoint or a ``{"model": state_dict}`` dict; keys must match exactly.
+    Without a checkpoint the weights are random (useful only for tests and benchmarks).
+    """
+    model_config = resolve_config(config)
+    state_dict = read_checkpoint(checkpoint) if checkpoint is not None else None
+    model = SAM2Model(model_config)
+    if state_dict is not None:
+        load_state_dict_strict(model, state_dict)
+    return model.to(device=torch.device(device), dtype=dtype).eval()

@@ -1,0 +1,73 @@
+"""Memory attention: the current frame's features attend to past frames' memories.
+
+Queries are the current frame's lowest-resolution image tokens; keys/values are the
+stacked spatial memories of selected past frames followed by object-pointer tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .common import activation_by_name
+from .transformer import RoPEAttention
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memory, feed-forward."""
+
+    def __init__(self, d_model: int, dim_feedforward: int, self_attention: RoPEAttention,
+                 cross_attention: RoPEAttention, activation: str = "relu", dropout: float = 0.1,
+                 pos_enc_at_attn: bool = False, pos_enc_at_cross_attn_keys: bool = True,
+                 pos_enc_at_cross_attn_queries: bool = False):
+        super().__init__()
+        self.self_attn = self_attention
+        self.cross_attn_image = cross_attention
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.activation = activation_by_name(activation)
+        self.pos_enc_at_attn = pos_enc_at_attn
+        self.pos_enc_at_cross_attn_keys = pos_enc_at_cross_attn_keys
+        self.pos_enc_at_cross_attn_queries = pos_enc_at_cross_attn_queries
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, query_pos: torch.Tensor,
+                num_k_exclude_rope: int, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        normed = self.norm1(tgt)
+        q = normed + query_pos if self.pos_enc_at_attn else normed
+        tgt = tgt + self.dropout1(self.self_attn(q, q, normed))
+
+        normed = self.norm2(tgt)
+        q = normed + query_pos if self.pos_enc_at_cross_attn_queries else normed
+        k = memory + memory_pos if self.pos_enc_at_cross_attn_keys else memory
+        tgt = tgt + self.dropout2(self.cross_attn_image(q, k, memory, num_k_exclude_rope=num_k_exclude_rope,
+                                                        key_mask=memory_mask))
+
+        normed = self.norm3(tgt)
+        return tgt + self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(normed)))))
+
+
+class MemoryAttention(nn.Module):
+    def __init__(self, d_model: int, layers: nn.ModuleList, pos_enc_at_input: bool = True):
+        super().__init__()
+        self.layers = layers
+        self.norm = nn.LayerNorm(d_model)
+        self.pos_enc_at_input = pos_enc_at_input
+
+    def forward(self, current: torch.Tensor, current_pos: torch.Tensor, memory: torch.Tensor,
+                memory_pos: torch.Tensor, num_obj_ptr_tokens: int = 0,
+                memory_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Batch-first tensors: ``current``/``current_pos`` ``[B, HW, C]``,
+        ``memory``/``memory_pos`` ``[B, L, mem_dim]``, ``memory_mask`` ``[B, L]`` (True = real)."""
+        output = current + 0.1 * current_pos if self.pos_enc_at_input else current
+        for layer in self.layers:
+            output = layer(output, memory, memory_pos, current_pos, num_obj_ptr_tokens, memory_mask)
+        return self.norm(output)

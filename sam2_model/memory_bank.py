@@ -1,0 +1,149 @@
+"""Per-object tracking state with a fixed bound: exactly what SAM 2 attends to next, no more.
+
+For the next frame, SAM 2 attends to (per object):
+
+* the spatial memories of its conditioning frames (prompted frames) with their object pointers,
+* the spatial memories of the ``num_maskmem - 1`` most recent frames,
+* the object pointers of the ``max_obj_ptrs_in_encoder - 1`` most recent frames.
+
+``ObjectMemory`` keeps exactly those: a recent frame's spatial features are dropped once it is
+older than the spatial window, its pointer once it is older than the pointer window, and
+conditioning frames are capped (the first prompt is always kept, then the most recent ones).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+
+@dataclass
+class FrameMemory:
+    """What one object keeps of one past frame."""
+
+    frame_index: int
+    obj_ptr: torch.Tensor                    # [C]
+    features: Optional[torch.Tensor] = None  # [mem_dim, h, w] bfloat16; None once outside the window
+
+
+@dataclass
+class FrameOutput:
+    """An object's output on the current frame, kept until the next frame arrives."""
+
+    frame_index: int
+    low_res_logits: torch.Tensor        # [1, S/4, S/4] after hole filling
+    object_score_logit: torch.Tensor    # [1]
+    iou_score: torch.Tensor             # []
+    obj_ptr: torch.Tensor               # [C]
+    # Prompted outputs have no memory yet: it is encoded (from the binarised mask) just before
+    # the next frame is tracked, as the official predictor does.
+    memory_pending: bool = False
+    is_conditioning: bool = False
+
+
+@dataclass
+class PointPrompt:
+    """Clicks (and box corners) given for an object on the current frame, in model pixels."""
+
+    frame_index: int
+    coords: torch.Tensor   # [N, 2]
+    labels: torch.Tensor   # [N] int32
+
+
+@dataclass
+class ObjectMemory:
+    obj_id: int
+    first_prompt_frame: int
+    conditioning: "OrderedDict[int, FrameMemory]" = field(default_factory=OrderedDict)
+    recent: "OrderedDict[int, FrameMemory]" = field(default_factory=OrderedDict)
+    output: Optional[FrameOutput] = None
+    points: Optional[PointPrompt] = None
+
+    def has_memory(self) -> bool:
+        return bool(self.conditioning) or bool(self.recent)
+
+    def commit(self, frame_index: int, memory: FrameMemory, as_conditioning: bool, max_conditioning: int) -> None:
+        """Store a frame's memory; a conditioning frame replaces any recent entry of that frame."""
+        if as_conditioning:
+            self.recent.pop(frame_index, None)
+            self.conditioning[frame_index] = memory
+            self._cap_conditioning(max_conditioning)
+        else:
+            self.recent[frame_index] = memory
+            self.recent.move_to_end(frame_index)
+
+    def _cap_conditioning(self, max_conditioning: int) -> None:
+        # Keep the object's first prompt (it defines the object) and the most recent ones.
+        while max_conditioning > 0 and len(self.conditioning) > max_conditioning:
+            frames = list(self.conditioning)
+            del self.conditioning[frames[1]]
+
+    def forget_old(self, current_frame: int, spatial_window: int, pointer_window: int) -> None:
+        """Drop what frames ``current_frame + 1`` and later can no longer attend to."""
+        for frame_index in list(self.recent):
+            age = current_frame + 1 - frame_index
+            if age > pointer_window:
+                del self.recent[frame_index]
+            elif age > spatial_window:
+                self.recent[frame_index].features = None
+
+    def tensors(self) -> List[torch.Tensor]:
+        out: List[torch.Tensor] = []
+        for memory in list(self.conditioning.values()) + list(self.recent.values()):
+            out.append(memory.obj_ptr)
+            if memory.features is not None:
+                out.append(memory.features)
+        if self.output is not None:
+            out += [self.output.low_res_logits, self.output.object_score_logit, self.output.iou_score,
+                    self.output.obj_ptr]
+        if self.points is not None:
+            out += [self.points.coords, self.points.labels]
+        return out
+
+
+@dataclass
+class MemorySelection:
+    """The memories one object attends to on one frame, in the official order."""
+
+    spatial: List[Tuple[torch.Tensor, int]]   # (features [mem_dim, h, w], temporal index)
+    pointers: List[Tuple[torch.Tensor, int]]  # (obj_ptr [C], signed/unsigned frame distance)
+
+
+def select_memories(state: ObjectMemory, frame_index: int, num_maskmem: int, max_pointers: int,
+                    max_cond_in_attn: int, only_past_pointers: bool, signed_pointer_positions: bool
+                    ) -> MemorySelection:
+    """SAM 2's choice of memories for ``frame_index`` (memories of that frame itself excluded)."""
+    conditioning: Dict[int, FrameMemory] = {t: m for t, m in state.conditioning.items() if t < frame_index}
+    unselected: Dict[int, FrameMemory] = {}
+    if 0 < max_cond_in_attn < len(conditioning):
+        # All conditioning frames are in the past here, so "closest" means most recent.
+        keep = sorted(conditioning, key=lambda t: frame_index - t)[:max_cond_in_attn]
+        unselected = {t: m for t, m in conditioning.items() if t not in keep}
+        conditioning = {t: m for t, m in conditioning.items() if t in keep}
+
+    def recent_or_unselected(t: int) -> Optional[FrameMemory]:
+        return state.recent.get(t) if t in state.recent else unselected.get(t)
+
+    spatial: List[Tuple[torch.Tensor, int]] = [(m.features, num_maskmem - 1) for m in conditioning.values()]
+    for frames_back in range(num_maskmem - 1, 0, -1):
+        memory = recent_or_unselected(frame_index - frames_back)
+        if memory is not None and memory.features is not None:
+            spatial.append((memory.features, frames_back - 1))
+
+    pointers: List[Tuple[torch.Tensor, int]] = []
+    for t, memory in conditioning.items():
+        if only_past_pointers and t > frame_index:
+            continue
+        distance = frame_index - t
+        pointers.append((memory.obj_ptr, distance if signed_pointer_positions else abs(distance)))
+    for frames_back in range(1, max_pointers):
+        t = frame_index - frames_back
+        if t < 0:
+            break
+        memory = recent_or_unselected(t)
+        if memory is not None:
+            pointers.append((memory.obj_ptr, frames_back))
+    return MemorySelection(spatial, pointers)

@@ -1,0 +1,394 @@
+"""StreamingTracker: SAM 2 video tracking one frame at a time, with bounded memory.
+
+The algorithm is the official ``SAM2VideoPredictor``'s (SAM 2.1 defaults and post-processing),
+rearranged for a live stream:
+
+* frames arrive one by one and are never kept after their step (only their features until
+  the next frame, because prompts apply to the most recent frame);
+* every object is tracked in one batched pass per frame (memory attention, mask decoder and
+  memory encoder), objects with memories of different lengths padded and masked;
+* per object, only what the next frame attends to is stored (see ``memory_bank``).
+
+A frame of a new size mid-stream is simply resized to the model input like every frame:
+memories live at the model's resolution, so tracking continues and outputs come at the new size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .holes import fill_holes
+from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, select_memories
+from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
+from .prompts import PromptError, validate_box, validate_mask, validate_points
+from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
+from .transforms import FrameLike, mask_to_model_input, preprocess, resize_logits, scale_points_to_model
+
+# Prompted masks re-entering the decoder as mask input are clamped like upstream.
+PREVIOUS_LOGITS_CLAMP = 32.0
+
+
+class TrackingError(ValueError):
+    """A call the tracker cannot honour (prompt before any frame, unknown object, ...)."""
+
+
+class UnknownObjectError(TrackingError):
+    pass
+
+
+@dataclass
+class TrackingResult:
+    """All objects on one frame. Full-resolution logits are computed on first access."""
+
+    frame_index: int
+    obj_ids: List[int]
+    low_res_logits: torch.Tensor        # [N, 1, S/4, S/4]
+    object_score_logits: torch.Tensor   # [N]
+    iou_scores: torch.Tensor            # [N]
+    frame_hw: tuple
+    non_overlap: bool = False
+
+    @property
+    def visible(self) -> torch.Tensor:
+        return self.object_score_logits > 0
+
+    @cached_property
+    def mask_logits(self) -> torch.Tensor:
+        """``[N, H, W]`` logits at the frame's resolution."""
+        logits = resize_logits(self.low_res_logits, tuple(self.frame_hw))
+        if self.non_overlap and logits.shape[0] > 1:
+            # Upstream's non_overlap_masks: only the best-scoring object keeps a pixel.
+            winner = logits.argmax(dim=0, keepdim=True)
+            keep = winner == torch.arange(logits.shape[0], device=logits.device)[:, None, None, None]
+            logits = torch.where(keep, logits, logits.clamp(max=-10.0))
+        return logits[:, 0]
+
+    @cached_property
+    def masks(self) -> torch.Tensor:
+        """``[N, H, W]`` bool masks at the frame's resolution."""
+        return self.mask_logits > 0
+
+
+@dataclass
+class _CurrentFrame:
+    index: int
+    frame_hw: tuple
+    features: FrameFeatures  # raw image features (batch 1)
+
+
+@dataclass
+class TrackerOptions:
+    fill_hole_area: int = 8
+    corrections_as_cond: bool = False
+    max_cond_frames: int = 8
+    max_objects: int = 64
+    non_overlap_masks: bool = False
+    autocast_dtype: Optional[torch.dtype] = None
+
+
+class StreamingTracker:
+    """Track prompted objects through a stream of RGB frames.
+
+    ``max_cond_frames`` caps the conditioning (prompted) frames kept per object: the first
+    prompt is always kept, then the most recent ones. With the default settings an object has
+    exactly one conditioning frame (its first prompt); more appear only with
+    ``corrections_as_cond=True``.
+    """
+
+    def __init__(self, model: SAM2Model, fill_hole_area: int = 8, corrections_as_cond: bool = False,
+                 max_cond_frames: int = 8, max_objects: int = 64, non_overlap_masks: bool = False,
+                 autocast_dtype: Optional[torch.dtype] = None):
+        if max_cond_frames < 1:
+            raise ValueError("max_cond_frames must be at least 1 (the first prompt is always kept)")
+        if fill_hole_area < 0:
+            raise ValueError("fill_hole_area must be >= 0")
+        if max_objects < 1:
+            raise ValueError("max_objects must be at least 1")
+        self.model = model.eval()
+        self.options = TrackerOptions(fill_hole_area, corrections_as_cond, max_cond_frames, max_objects,
+                                      non_overlap_masks, autocast_dtype)
+        config = model.config
+        self._spatial_window = config.num_maskmem - 1
+        self._pointer_window = config.max_obj_ptrs_in_encoder - 1 if config.use_obj_ptrs_in_encoder else 0
+        self._objects: Dict[int, ObjectMemory] = {}
+        self._frame: Optional[_CurrentFrame] = None
+        self._next_index = 0
+        self._memory_pos: Optional[torch.Tensor] = None  # [h*w, mem_dim], a constant of the model
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def obj_ids(self) -> List[int]:
+        return list(self._objects)
+
+    @property
+    def frame_index(self) -> int:
+        """Index of the most recent frame (-1 before the first)."""
+        return -1 if self._frame is None else self._frame.index
+
+    def reset(self) -> None:
+        """Forget every object and frame."""
+        self._objects.clear()
+        self._frame = None
+        self._next_index = 0
+
+    def remove_object(self, obj_id: int) -> None:
+        if obj_id not in self._objects:
+            raise UnknownObjectError(f"unknown object id {obj_id}; tracked ids are {self.obj_ids}")
+        del self._objects[obj_id]
+
+    @torch.inference_mode()
+    def track(self, frame: FrameLike) -> TrackingResult:
+        """Take the next frame (``H x W x 3`` uint8 RGB) and track every object on it."""
+        model = self.model
+        pixels, frame_hw = preprocess(frame, model.image_size, model.device, self._model_dtype)
+        with self._autocast():
+            self._commit_prompted_memories()
+            features = model.encode_image(pixels)
+            index = self._next_index
+            self._next_index += 1
+            self._frame = _CurrentFrame(index, frame_hw, features)
+            if self._objects:
+                self._track_all(index, features)
+        return self._result()
+
+    @torch.inference_mode()
+    def add_prompt(self, obj_id: int, points: Optional[Sequence[Sequence[float]]] = None,
+                   labels: Optional[Sequence[int]] = None, box: Optional[Sequence[float]] = None, mask=None,
+                   clear_old_points: bool = True) -> TrackingResult:
+        """Prompt ``obj_id`` on the most recent frame: a new object or a correction."""
+        frame = self._frame
+        if frame is None:
+            raise TrackingError("no frame yet: call track(frame) before add_prompt()")
+        if isinstance(obj_id, bool) or not isinstance(obj_id, int):
+            raise PromptError(f"obj_id must be an int, got {obj_id!r}")
+        if points is None and labels is None and box is None and mask is None:
+            raise PromptError("empty prompt: give points with labels, a box, or a mask")
+        if mask is not None and (points is not None or labels is not None or box is not None):
+            raise PromptError("a mask prompt cannot be combined with points or a box; send them separately")
+        if box is not None and not clear_old_points:
+            raise PromptError("a box must come first: use clear_old_points=True with a box")
+        if obj_id not in self._objects and len(self._objects) >= self.options.max_objects:
+            raise TrackingError(f"cannot add object {obj_id}: already tracking the maximum of "
+                                f"{self.options.max_objects} objects")
+        # Validate everything before touching state, so a bad prompt changes nothing.
+        mask_tensor = validate_mask(mask, frame.frame_hw) if mask is not None else None
+        new_coords = new_labels = None
+        if mask is None:
+            new_coords, new_labels = self._prompt_points(points, labels, box, frame.frame_hw)
+
+        state = self._objects.get(obj_id)
+        if state is None:
+            state = ObjectMemory(obj_id=obj_id, first_prompt_frame=frame.index)
+        is_initial = state.first_prompt_frame == frame.index and not state.has_memory()
+        with self._autocast():
+            if mask_tensor is not None:
+                prediction = self._predict_from_mask(state, frame, mask_tensor, is_initial)
+                state.points = None
+            else:
+                prompt = self._accumulate_points(state, frame.index, new_coords, new_labels, clear_old_points)
+                prediction = self._predict_from_points(state, frame, prompt, is_initial)
+                state.points = prompt
+        low_res = self._fill_holes(prediction.low_res_masks)
+        state.output = FrameOutput(frame.index, low_res[0], prediction.object_score_logits[0],
+                                   prediction.iou_scores[0], prediction.obj_ptr[0], memory_pending=True,
+                                   is_conditioning=is_initial or self.options.corrections_as_cond)
+        self._objects[obj_id] = state
+        return self._result()
+
+    def memory_bytes(self) -> int:
+        """Total bytes of every tensor the tracker holds between frames (the memory bank,
+        current outputs and the current frame's features)."""
+        tensors: List[torch.Tensor] = []
+        for state in self._objects.values():
+            tensors += state.tensors()
+        if self._frame is not None:
+            f = self._frame.features
+            tensors += [f.image_embed, f.image_pos] + list(f.high_res)
+        if self._memory_pos is not None:
+            tensors.append(self._memory_pos)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    # ------------------------------------------------------------------ prompts
+    def _prompt_points(self, points, labels, box, frame_hw):
+        coords, point_labels = [], []
+        if box is not None:
+            coords.append(validate_box(box, frame_hw).reshape(2, 2))
+            point_labels.append(torch.tensor([LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT], dtype=torch.int32))
+        if points is not None or labels is not None:
+            point_tensor, label_tensor = validate_points(points, labels, frame_hw)
+            coords.append(point_tensor)
+            point_labels.append(label_tensor)
+        device = self.model.device
+        model_coords = scale_points_to_model(torch.cat(coords).to(device), frame_hw, self.model.image_size)
+        return model_coords, torch.cat(point_labels).to(device)
+
+    @staticmethod
+    def _accumulate_points(state: ObjectMemory, frame_index: int, coords, labels, clear_old_points: bool
+                           ) -> PointPrompt:
+        old = state.points
+        if not clear_old_points and old is not None and old.frame_index == frame_index:
+            coords = torch.cat((old.coords, coords))
+            labels = torch.cat((old.labels, labels))
+        return PointPrompt(frame_index, coords, labels)
+
+    def _previous_logits(self, state: ObjectMemory, frame_index: int) -> Optional[torch.Tensor]:
+        output = state.output
+        if output is None or output.frame_index != frame_index:
+            return None
+        return output.low_res_logits.unsqueeze(0).clamp(-PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
+
+    def _conditioned_features(self, state: ObjectMemory, frame: _CurrentFrame, is_initial: bool) -> torch.Tensor:
+        embed = frame.features.image_embed
+        if is_initial:
+            return self.model.features_without_memory(embed)
+        memory = self._memory_batch([state], frame.index)
+        return self.model.attend_to_memory(embed, frame.features.image_pos, memory)
+
+    def _predict_from_points(self, state: ObjectMemory, frame: _CurrentFrame, prompt: PointPrompt,
+                             is_initial: bool) -> MaskPrediction:
+        model = self.model
+        features = self._conditioned_features(state, frame, is_initial)
+        multimask = model.use_multimask(is_initial, int(prompt.labels.shape[0]))
+        return model.predict_masks(features, frame.features.high_res, prompt.coords[None], prompt.labels[None],
+                                   mask_input=self._previous_logits(state, frame.index), multimask=multimask)
+
+    def _predict_from_mask(self, state: ObjectMemory, frame: _CurrentFrame, mask: torch.Tensor,
+                           is_initial: bool) -> MaskPrediction:
+        model = self.model
+        model_mask = mask_to_model_input(mask.to(model.device), model.image_size)
+        if model.config.use_mask_input_as_output_without_sam:
+            return model.mask_as_output(frame.features.image_embed, frame.features.high_res, model_mask)
+        features = self._conditioned_features(state, frame, is_initial)
+        return model.predict_masks(features, frame.features.high_res, mask_input=model_mask,
+                                   multimask=model.use_multimask(is_initial, 0))
+
+    # ------------------------------------------------------------------ tracking
+    def _commit_prompted_memories(self) -> None:
+        """Encode the memories of objects prompted on the previous frame (batched)."""
+        frame = self._frame
+        pending = [s for s in self._objects.values() if s.output is not None and s.output.memory_pending]
+        if frame is None or not pending:
+            return
+        model = self.model
+        low_res = torch.stack([s.output.low_res_logits for s in pending])
+        high_res = F.interpolate(low_res.to(frame.features.image_embed.dtype), size=(model.image_size,) * 2,
+                                 mode="bilinear", align_corners=False)
+        scores = torch.stack([s.output.object_score_logit for s in pending])
+        embed = frame.features.expand(len(pending)).image_embed
+        binarize = torch.ones(len(pending), dtype=torch.bool, device=model.device)
+        features, positions = model.encode_memory(embed, high_res, scores, binarize)
+        self._remember_memory_positions(positions)
+        for row, state in enumerate(pending):
+            output = state.output
+            memory = FrameMemory(frame.index, output.obj_ptr, features[row].to(torch.bfloat16, copy=True))
+            state.commit(frame.index, memory, output.is_conditioning, self.options.max_cond_frames)
+            output.memory_pending = False
+
+    def _track_all(self, index: int, features: FrameFeatures) -> None:
+        model = self.model
+        states = list(self._objects.values())
+        batch = len(states)
+        expanded = features.expand(batch)
+        memory = self._memory_batch(states, index)
+        conditioned = model.attend_to_memory(expanded.image_embed, expanded.image_pos, memory)
+        prediction = model.predict_masks(conditioned, expanded.high_res,
+                                         multimask=model.use_multimask(False, 0))
+        # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
+        binarize = torch.zeros(batch, dtype=torch.bool, device=model.device)
+        memory_features, positions = model.encode_memory(expanded.image_embed, prediction.high_res_masks,
+                                                         prediction.object_score_logits, binarize)
+        self._remember_memory_positions(positions)
+        low_res = self._fill_holes(prediction.low_res_masks)
+        for row, state in enumerate(states):
+            # Copies, so that no stored row keeps the whole batch's storage alive.
+            obj_ptr = prediction.obj_ptr[row].clone()
+            features_row = memory_features[row].to(torch.bfloat16, copy=True)
+            state.commit(index, FrameMemory(index, obj_ptr, features_row), as_conditioning=False,
+                         max_conditioning=self.options.max_cond_frames)
+            state.output = FrameOutput(index, low_res[row].clone(), prediction.object_score_logits[row].clone(),
+                                       prediction.iou_scores[row].clone(), obj_ptr)
+            state.points = None
+            state.forget_old(index, self._spatial_window, self._pointer_window)
+
+    def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
+        """Gather each object's memories into one padded batch of tokens."""
+        model = self.model
+        config = model.config
+        device = model.device
+        selections = [select_memories(s, frame_index, config.num_maskmem, self._pointer_window + 1,
+                                      config.max_cond_frames_in_attn, config.only_obj_ptrs_in_the_past_for_eval,
+                                      config.use_signed_tpos_enc_to_obj_ptrs) for s in states]
+        if not config.use_obj_ptrs_in_encoder:
+            for selection in selections:
+                selection.pointers.clear()
+        batch = len(states)
+        mem_dim = model.mem_dim
+        height = width = model.embedding_size
+        grid = height * width
+        max_frames = max(len(s.spatial) for s in selections)
+        max_pointers = max(len(s.pointers) for s in selections)
+        per_pointer = model.tokens_per_pointer
+        spatial_len = max_frames * grid
+        total = spatial_len + max_pointers * per_pointer
+        dtype = torch.float32
+        tokens = torch.zeros(batch, total, mem_dim, device=device, dtype=dtype)
+        positions = torch.zeros(batch, total, mem_dim, device=device, dtype=dtype)
+        valid = torch.zeros(batch, total, dtype=torch.bool, device=device)
+        memory_pos = self._memory_pos if self._memory_pos is not None else torch.zeros(grid, mem_dim, device=device)
+        for row, selection in enumerate(selections):
+            for slot, (features, temporal_index) in enumerate(selection.spatial):
+                span = slice(slot * grid, (slot + 1) * grid)
+                tokens[row, span] = features.to(dtype).flatten(1).transpose(0, 1)
+                positions[row, span] = memory_pos + model.memory_temporal_encoding(temporal_index).to(dtype)
+                valid[row, span] = True
+            if selection.pointers:
+                pointers = torch.stack([p for p, _ in selection.pointers]).to(dtype)          # [P, C]
+                distances = torch.tensor([d for _, d in selection.pointers], device=device)
+                pointer_pos = model.pointer_temporal_encoding(distances, self._pointer_window).to(dtype)
+                count = len(selection.pointers) * per_pointer
+                span = slice(spatial_len, spatial_len + count)
+                tokens[row, span] = model.split_pointer(pointers)
+                positions[row, span] = pointer_pos.repeat_interleave(per_pointer, dim=0)
+                valid[row, span] = True
+        all_valid = bool(valid.all())
+        return MemoryBatch(tokens, positions, None if all_valid else valid, max_pointers * per_pointer)
+
+    def _remember_memory_positions(self, positions: torch.Tensor) -> None:
+        if self._memory_pos is None:
+            self._memory_pos = positions[0].float().flatten(1).transpose(0, 1).contiguous()
+
+    # ------------------------------------------------------------------ helpers
+    def _fill_holes(self, low_res: torch.Tensor) -> torch.Tensor:
+        return fill_holes(low_res, self.options.fill_hole_area) if self.options.fill_hole_area > 0 else low_res
+
+    @property
+    def _model_dtype(self) -> torch.dtype:
+        return self.model.no_mem_embed.dtype
+
+    def _autocast(self):
+        dtype = self.options.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.model.device.type, dtype=dtype)
+
+    def _result(self) -> TrackingResult:
+        frame = self._frame
+        model = self.model
+        side = model.image_size // 4
+        outputs = [s.output for s in self._objects.values()]
+        if outputs:
+            low_res = torch.stack([o.low_res_logits for o in outputs]).float()
+            scores = torch.stack([o.object_score_logit for o in outputs]).float().reshape(-1)
+            ious = torch.stack([o.iou_score for o in outputs]).float().reshape(-1)
+        else:
+            low_res = torch.zeros(0, 1, side, side, device=model.device)
+            scores = torch.zeros(0, device=model.device)
+            ious = torch.zeros(0, device=model.device)
+        return TrackingResult(frame.index, self.obj_ids, low_res, scores, ious, frame.frame_hw,
+                              self.options.non_overlap_masks)

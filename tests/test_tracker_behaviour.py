@@ -1,0 +1,190 @@
+"""StreamingTracker behaviour beyond parity: bad input, bounded memory, batching, resizing."""
+
+import numpy as np
+import pytest
+import torch
+
+import sam2_model
+from sam2_model import FrameError, PromptError, TrackingError, UnknownObjectError
+
+from parity_sessions import STREAM_FILES, build_session_model, load_session
+
+SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_session(SESSION_PATH)
+
+
+@pytest.fixture(scope="module")
+def model(session):
+    return build_session_model(session)
+
+
+def _frames(session):
+    return [f.numpy() for f in session["frames"]]
+
+
+def _tracker(model, **options):
+    return sam2_model.StreamingTracker(model, fill_hole_area=0, **options)
+
+
+def _start(model, frames, **options):
+    tracker = _tracker(model, **options)
+    tracker.track(frames[0])
+    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
+    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+    return tracker
+
+
+def test_track_without_objects_returns_empty_result(model, session):
+    tracker = _tracker(model)
+    result = tracker.track(_frames(session)[0])
+    assert result.frame_index == 0 and result.obj_ids == []
+    assert result.masks.shape == (0, 256, 256) and result.object_score_logits.shape == (0,)
+
+
+def test_result_fields_are_consistent(model, session):
+    frames = _frames(session)
+    tracker = _start(model, frames)
+    result = tracker.track(frames[1])
+    assert result.obj_ids == [1, 2] and result.frame_index == 1
+    assert result.low_res_logits.shape == (2, 1, 64, 64)
+    assert result.masks.shape == (2, 256, 256) and result.masks.dtype == torch.bool
+    assert torch.equal(result.masks, result.mask_logits > 0)
+    assert torch.equal(result.visible, result.object_score_logits > 0)
+    assert result.iou_scores.shape == (2,)
+
+
+def test_prompt_before_any_frame(model):
+    with pytest.raises(TrackingError, match="no frame yet"):
+        _tracker(model).add_prompt(1, points=[[1, 1]], labels=[1])
+
+
+BAD_PROMPTS = [
+    (dict(points=[[300.0, 10.0]], labels=[1]), PromptError, "outside"),
+    (dict(points=[[-1.0, 10.0]], labels=[1]), PromptError, "outside"),
+    (dict(points=[[float("nan"), 10.0]], labels=[1]), PromptError, "NaN"),
+    (dict(points=[[10.0, 10.0], [20.0, 20.0]], labels=[1]), PromptError, "2 points but 1 labels"),
+    (dict(points=[[10.0, 10.0]], labels=[7]), PromptError, "labels must be"),
+    (dict(), PromptError, "empty prompt"),
+    (dict(points=[], labels=[]), PromptError, "empty"),
+    (dict(box=[10, 10, 5, 20]), PromptError, "x1 < x0"),
+    (dict(box=[10, 10, 500, 20]), PromptError, "outside"),
+    (dict(mask=np.ones((100, 100), dtype=bool)), PromptError, "frame's size"),
+    (dict(mask=np.ones((256, 256, 3), dtype=bool)), PromptError, "2-D"),
+    (dict(mask=np.ones((256, 256), dtype=bool), points=[[1.0, 1.0]], labels=[1]), PromptError, "cannot be combined"),
+    (dict(box=[1, 1, 20, 20], clear_old_points=False), PromptError, "box must come first"),
+]
+
+
+@pytest.mark.parametrize("prompt,error,message", BAD_PROMPTS, ids=[m for _, _, m in BAD_PROMPTS])
+def test_bad_prompts_raise_and_change_nothing(model, session, prompt, error, message):
+    frames = _frames(session)
+    reference = _start(model, frames)
+    tracker = _start(model, frames)
+    before = tracker.memory_bytes()
+    for obj_id in (1, 99):  # a correction of a tracked object and a new object
+        with pytest.raises(error, match=message):
+            tracker.add_prompt(obj_id, **prompt)
+    assert tracker.obj_ids == [1, 2] and tracker.memory_bytes() == before
+    ours, theirs = tracker.track(frames[1]), reference.track(frames[1])
+    assert torch.equal(ours.low_res_logits, theirs.low_res_logits)
+
+
+def test_unknown_object_and_bad_ids(model, session):
+    tracker = _start(model, _frames(session))
+    with pytest.raises(UnknownObjectError, match="unknown object id 42"):
+        tracker.remove_object(42)
+    with pytest.raises(PromptError, match="obj_id must be an int"):
+        tracker.add_prompt("one", points=[[1, 1]], labels=[1])
+    assert tracker.obj_ids == [1, 2]
+
+
+def test_too_many_objects(model, session):
+    tracker = _tracker(model, max_objects=2)
+    tracker.track(_frames(session)[0])
+    tracker.add_prompt(1, points=[[10, 10]], labels=[1])
+    tracker.add_prompt(2, points=[[100, 100]], labels=[1])
+    with pytest.raises(TrackingError, match="maximum of 2"):
+        tracker.add_prompt(3, points=[[200, 200]], labels=[1])
+    tracker.add_prompt(2, points=[[120, 100]], labels=[1])  # corrections are still fine
+    assert tracker.obj_ids == [1, 2]
+
+
+@pytest.mark.parametrize("frame,message", [
+    (np.zeros((64, 64, 3), dtype=np.float32), "uint8"),
+    (np.zeros((64, 64), dtype=np.uint8), "HxWx3"),
+    (np.zeros((64, 64, 4), dtype=np.uint8), "HxWx3"),
+    ([[1, 2, 3]], "numpy array or torch tensor"),
+])
+def test_bad_frames(model, session, frame, message):
+    tracker = _start(model, _frames(session))
+    with pytest.raises(FrameError, match=message):
+        tracker.track(frame)
+    assert tracker.frame_index == 0 and tracker.obj_ids == [1, 2]
+    assert tracker.track(_frames(session)[1]).frame_index == 1
+
+
+def test_frame_of_new_size_mid_stream(model, session):
+    frames = _frames(session)
+    tracker = _start(model, frames)
+    tracker.track(frames[1])
+    big = np.ascontiguousarray(np.repeat(np.repeat(frames[2], 2, axis=0), 3, axis=1))  # 512 x 768
+    result = tracker.track(big)
+    assert result.masks.shape == (2, 512, 768)
+    tracker.add_prompt(1, points=[[700.0, 500.0]], labels=[0], clear_old_points=False)
+    assert tracker.track(frames[3]).masks.shape == (2, 256, 256)
+
+
+def test_torch_frames_are_accepted(model, session):
+    frames = _frames(session)
+    a = _start(model, frames).track(frames[1])
+    b = _start(model, frames).track(torch.from_numpy(frames[1]))
+    assert torch.equal(a.low_res_logits, b.low_res_logits)
+
+
+def test_batched_objects_equal_objects_tracked_alone(model, session):
+    """All objects in one pass give what each object gives when tracked on its own."""
+    frames = _frames(session)
+    # Corrections as conditioning frames: object 2 ends up with more memories than object 1.
+    both = _start(model, frames, corrections_as_cond=True)
+    alone = {1: _tracker(model, corrections_as_cond=True), 2: _tracker(model, corrections_as_cond=True)}
+    for tracker in alone.values():
+        tracker.track(frames[0])
+    alone[1].add_prompt(1, points=[[76.8, 89.6]], labels=[1])
+    alone[2].add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+    for t in range(1, 6):
+        together = both.track(frames[t])
+        for row, obj_id in enumerate((1, 2)):
+            single = alone[obj_id].track(frames[t])
+            assert (together.low_res_logits[row] - single.low_res_logits[0]).abs().max() < 1e-3
+        if t == 2:
+            both.add_prompt(2, points=[[150.0, 160.0]], labels=[1], clear_old_points=False)
+            alone[2].add_prompt(2, points=[[150.0, 160.0]], labels=[1], clear_old_points=False)
+
+
+def test_remove_and_reset(model, session):
+    frames = _frames(session)
+    tracker = _start(model, frames)
+    tracker.remove_object(1)
+    assert tracker.track(frames[1]).obj_ids == [2]
+    tracker.add_prompt(5, points=[[30.0, 30.0]], labels=[1])
+    assert tracker.track(frames[2]).obj_ids == [2, 5]
+    tracker.reset()
+    assert tracker.obj_ids == [] and tracker.frame_index == -1
+    with pytest.raises(TrackingError):
+        tracker.add_prompt(1, points=[[1, 1]], labels=[1])
+
+
+def test_memory_is_bounded(model, session):
+    frames = _frames(session)
+    tracker = _start(model, frames)
+    tracker.add_prompt(3, points=[[179.2, 104.96], [51.2, 204.8]], labels=[1, 0])
+    sizes = []
+    for t in range(1, 61):
+        tracker.track(frames[t % len(frames)])
+        sizes.append(tracker.memory_bytes())
+    # Memory windows fill within 16 frames; from then on the stored size never changes.
+    assert len(set(sizes[20:])) == 1, sizes

@@ -1,0 +1,21 @@
+"""The StreamingTracker reproduces the official video predictor on the reference sessions."""
+
+import pytest
+
+from parity_sessions import LOGIT_TOLERANCE, SCORE_TOLERANCE, STREAM_FILES, load_session, replay
+
+
+def test_reference_sessions_exist():
+    assert len(STREAM_FILES) == 3, f"expected the three parity sessions, found {STREAM_FILES}"
+
+
+@pytest.mark.parametrize("path", STREAM_FILES, ids=lambda p: p.stem)
+def test_stream_session_matches_official(path):
+    comparisons = replay(load_session(path))
+    assert comparisons, "session has no events"
+    for c in comparisons:
+        where = f"event {c.event_index} ({c.event['type']} frame {c.event.get('frame')})"
+        assert c.same_ids, f"{where}: object ids differ"
+        assert c.same_presence, f"{where}: present/absent decision differs"
+        assert c.max_logit_diff <= LOGIT_TOLERANCE, f"{where}: logits differ by {c.max_logit_diff}"
+        assert c.max_score_diff <= SCORE_TOLERANCE, f"{where}: object scores differ by {c.max_score_diff}"
