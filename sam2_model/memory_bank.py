@@ -1,13 +1,14 @@
 """Per-object tracking state with a fixed bound: exactly what SAM 2 attends to next, no more.
 
-For the next frame, SAM 2 attends to (per object):
+For the next frame (or a correction on the current one), SAM 2 attends to (per object):
 
 * the spatial memories of its conditioning frames (prompted frames) with their object pointers,
 * the spatial memories of the ``num_maskmem - 1`` most recent frames,
 * the object pointers of the ``max_obj_ptrs_in_encoder - 1`` most recent frames.
 
 ``ObjectMemory`` keeps exactly those: a recent frame's spatial features are dropped once it is
-older than the spatial window, its pointer once it is older than the pointer window, and
+older than the spatial window, its pointer once it is older than the pointer window (counted
+from the current frame, which prompts can still correct), and
 conditioning frames are capped (the first prompt is always kept, then the most recent ones).
 """
 
@@ -82,9 +83,13 @@ class ObjectMemory:
             del self.conditioning[frames[1]]
 
     def forget_old(self, current_frame: int, spatial_window: int, pointer_window: int) -> None:
-        """Drop what frames ``current_frame + 1`` and later can no longer attend to."""
+        """Drop what neither a prompt on ``current_frame`` nor the next frame can attend to.
+
+        A correction on the current frame attends to frames ``current - window`` .. ``current - 1``,
+        the next frame to ``current - window + 1`` .. ``current``: so ``window + 1`` entries stay.
+        """
         for frame_index in list(self.recent):
-            age = current_frame + 1 - frame_index
+            age = current_frame - frame_index
             if age > pointer_window:
                 del self.recent[frame_index]
             elif age > spatial_window:

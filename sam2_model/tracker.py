@@ -137,6 +137,12 @@ class StreamingTracker:
         self._frame = None
         self._next_index = 0
 
+    def current_result(self) -> TrackingResult:
+        """Every object's output on the most recent frame (e.g. after a removal)."""
+        if self._frame is None:
+            raise TrackingError("no frame yet: call track(frame) first")
+        return self._result()
+
     def remove_object(self, obj_id: int) -> None:
         if obj_id not in self._objects:
             raise UnknownObjectError(f"unknown object id {obj_id}; tracked ids are {self.obj_ids}")

@@ -47,7 +47,7 @@ def apply_event(tracker: sam2_model.StreamingTracker, frames: torch.Tensor, even
         return tracker.track(frames[event["frame"]].numpy())
     if kind == "remove":
         tracker.remove_object(event["obj_id"])
-        return None
+        return tracker.current_result()
     frame = event["frame"]
     while tracker.frame_index < frame:  # the frame the prompt is on arrives first
         tracker.track(frames[tracker.frame_index + 1].numpy())
@@ -71,8 +71,6 @@ class Comparison:
 
 def compare(result, expected: Dict[str, Any], event_index: int, event: Dict[str, Any]) -> Comparison:
     ids = list(expected["obj_ids"])
-    if result is None:
-        return Comparison(event_index, event, 0.0, 0.0, ids == [], True)
     same_ids = list(result.obj_ids) == ids
     exp_scores = expected["object_score_logits"].reshape(-1)
     exp_logits = expected["low_res_logits"]
