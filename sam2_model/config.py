@@ -283,7 +283,7 @@ _TRUNKS = {
                   window_pos_embed_bkg_spatial_size=[7, 7]),
     "base_plus": dict(embed_dim=112, num_heads=2),
     "large": dict(embed_dim=144, num_heads=2, stages=[2, 6, 36, 4], global_att_blocks=[23, 33, 43],
-                  window_spec=[8, 4, 16, 8]),
+                  window_pos_embed_bkg_spatial_size=[7, 7], window_spec=[8, 4, 16, 8]),
 }
 
 # Shared by every released model (official YAMLs plus the video predictor's post-processing,
