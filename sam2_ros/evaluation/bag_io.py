@@ -1,0 +1,432 @@
+"""Read and write evaluation bags (ROS 2, MCAP or sqlite3) with ``rosbags``: no ROS install needed.
+
+An evaluation bag has an image topic (sensor_msgs/Image or sensor_msgs/CompressedImage)
+and a ground-truth topic of label images (pixel = object id; mono8/mono16 Image, or
+a PNG CompressedImage), paired by header stamp. Images without ground truth are
+tracked but not scored; ground truth whose stamp matches no image is an error.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import shutil
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import EvaluationInputError
+from .sequence import DAVIS_VOID_LABEL, Frame, Sequence
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+SUPPORTED_TYPES = (IMAGE, COMPRESSED_IMAGE)
+DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
+DEFAULT_GT_TOPIC = "/camera/gt_labels"
+
+# encoding -> (channels, dtype, channel order to RGB) for raw camera images.
+_COLOR_ENCODINGS: dict[str, tuple[int, str, tuple[int, ...] | None]] = {
+    "rgb8": (3, "u1", (0, 1, 2)),
+    "bgr8": (3, "u1", (2, 1, 0)),
+    "8UC3": (3, "u1", (2, 1, 0)),  # cv_bridge's convention: 8UC3 is BGR
+    "rgba8": (4, "u1", (0, 1, 2)),
+    "bgra8": (4, "u1", (2, 1, 0)),
+    "8UC4": (4, "u1", (2, 1, 0)),
+    "mono8": (1, "u1", None),
+    "8UC1": (1, "u1", None),
+    "rgb16": (3, "u2", (0, 1, 2)),
+    "bgr16": (3, "u2", (2, 1, 0)),
+    "mono16": (1, "u2", None),
+    "16UC1": (1, "u2", None),
+}
+_LABEL_ENCODINGS = {"mono8": "u1", "8UC1": "u1", "mono16": "u2", "16UC1": "u2"}
+
+
+@lru_cache(maxsize=1)
+def typestore():
+    """ROS 2 message types for reading bags without embedded definitions and for writing.
+
+    sensor_msgs/Image and CompressedImage are identical from Humble to Jazzy, so bags
+    written with these definitions play on either.
+    """
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def format_stamp(stamp_ns: int) -> str:
+    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d} s"
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _raw_pixels(msg: Any, channels: int, dtype: str, where: str) -> np.ndarray:
+    """Rows of a raw Image as a (height, width, channels) array, honouring step and endianness."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = width * channels * itemsize
+    data = np.asarray(msg.data, dtype=np.uint8)
+    if step < row_bytes or data.size < step * height:
+        raise EvaluationInputError(
+            f"{where}: {msg.encoding} image {width}x{height} with step {step} needs "
+            f"{max(step, row_bytes) * height} bytes, message has {data.size}"
+        )
+    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    order = ">" if msg.is_bigendian else "<"
+    pixels = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order) if itemsize > 1 else dtype)
+    return pixels.reshape(height, width, channels)
+
+
+def _decode_png_or_jpeg(data: Any, where: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(np.asarray(data, dtype=np.uint8).tobytes()))
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EvaluationInputError(f"{where}: cannot decode the compressed image: {exc}") from None
+
+
+def decode_image(msg: Any, msgtype: str, where: str) -> np.ndarray:
+    """An Image or CompressedImage message as HxWx3 uint8 RGB."""
+    if msgtype == COMPRESSED_IMAGE:
+        # compressed_image_transport writes standard JPEG/PNG whatever the source encoding,
+        # so the decoder's RGB is the image's RGB.
+        return np.array(_decode_png_or_jpeg(msg.data, where).convert("RGB"), dtype=np.uint8)
+    spec = _COLOR_ENCODINGS.get(msg.encoding)
+    if spec is None:
+        raise EvaluationInputError(
+            f"{where}: image encoding {msg.encoding!r} is not supported "
+            f"(supported: {', '.join(_COLOR_ENCODINGS)}, or sensor_msgs/CompressedImage jpeg/png)"
+        )
+    channels, dtype, order = spec
+    pixels = _raw_pixels(msg, channels, dtype, where)
+    if dtype == "u2":
+        pixels = (pixels >> 8).astype(np.uint8)  # keep the high byte, as cv_bridge does for 16 -> 8 bit
+    if order is None:
+        return np.repeat(pixels, 3, axis=2).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, :, list(order)]).astype(np.uint8)
+
+
+def decode_labels(msg: Any, msgtype: str, where: str) -> np.ndarray:
+    """A ground-truth label image message as an HxW uint8/uint16 array (pixel = object id)."""
+    if msgtype == COMPRESSED_IMAGE:
+        fmt = str(msg.format).lower()
+        if "jpeg" in fmt or "jpg" in fmt:
+            raise EvaluationInputError(
+                f"{where}: ground truth is JPEG ({msg.format!r}); JPEG changes pixel values, "
+                "so label images must be raw Images or PNG"
+            )
+        img = _decode_png_or_jpeg(msg.data, where)
+        if img.mode in ("P", "L", "1"):
+            return np.array(img, dtype=np.uint8)
+        if img.mode.startswith("I"):
+            return np.array(img).astype(np.uint16)
+        raise EvaluationInputError(
+            f"{where}: ground truth PNG is {img.mode}; it must be a single-channel label image (pixel = object id)"
+        )
+    dtype = _LABEL_ENCODINGS.get(msg.encoding)
+    if dtype is None:
+        raise EvaluationInputError(
+            f"{where}: ground-truth encoding {msg.encoding!r} is not a label image "
+            f"(supported: {', '.join(_LABEL_ENCODINGS)})"
+        )
+    labels = _raw_pixels(msg, 1, dtype, where)[:, :, 0]
+    return labels.astype(np.uint8 if dtype == "u1" else np.uint16)
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _header(stamp_ns: int, frame_id: str) -> Any:
+    ts = typestore()
+    Time = ts.types["builtin_interfaces/msg/Time"]
+    Header = ts.types["std_msgs/msg/Header"]
+    return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+
+
+def _png_bytes(img: Image.Image) -> np.ndarray:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def encode_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, compressed: bool) -> tuple[Any, str]:
+    """(message, msgtype) for an RGB frame: rgb8 Image, or JPEG CompressedImage (quality 95)."""
+    ts = typestore()
+    header = _header(stamp_ns, frame_id)
+    if compressed:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
+        msg = ts.types[COMPRESSED_IMAGE](
+            header=header, format="rgb8; jpeg compressed bgr8", data=np.frombuffer(buf.getvalue(), dtype=np.uint8)
+        )
+        return msg, COMPRESSED_IMAGE
+    h, w = rgb.shape[:2]
+    msg = ts.types[IMAGE](
+        header=header, height=h, width=w, encoding="rgb8", is_bigendian=0, step=3 * w,
+        data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1),
+    )
+    return msg, IMAGE
+
+
+def encode_labels(labels: np.ndarray, stamp_ns: int, frame_id: str, compressed: bool) -> tuple[Any, str]:
+    """(message, msgtype) for a label image: mono8 (mono16 when an id exceeds 255), or PNG."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 65535):
+        raise EvaluationInputError("label ids must lie in 0..65535")
+    wide = labels.size > 0 and labels.max() > 255
+    pixels = labels.astype(np.uint16 if wide else np.uint8)
+    ts = typestore()
+    header = _header(stamp_ns, frame_id)
+    if compressed:
+        encoding = "mono16" if wide else "mono8"
+        msg = ts.types[COMPRESSED_IMAGE](
+            header=header, format=f"{encoding}; png compressed {encoding}", data=_png_bytes(Image.fromarray(pixels))
+        )
+        return msg, COMPRESSED_IMAGE
+    h, w = labels.shape
+    msg = ts.types[IMAGE](
+        header=header, height=h, width=w, encoding="mono16" if wide else "mono8", is_bigendian=0,
+        step=w * pixels.itemsize, data=np.ascontiguousarray(pixels).view(np.uint8).reshape(-1),
+    )
+    return msg, IMAGE
+
+
+# ---------------------------------------------------------------- reading
+
+
+@contextmanager
+def _open_bag(path: Path):
+    from rosbags.highlevel import AnyReader
+
+    try:
+        reader = AnyReader([path], default_typestore=typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
+        raise EvaluationInputError(f"cannot read bag {path}: {exc}") from None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _topic_connections(reader: Any, topic: str, role: str, path: Path) -> list:
+    connections = [c for c in reader.connections if c.topic == topic]
+    if not connections:
+        available = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
+        raise EvaluationInputError(
+            f"bag {path} has no {role} topic {topic!r}; topics in the bag: {', '.join(available) or 'none'}"
+        )
+    bad = sorted({c.msgtype for c in connections if c.msgtype not in SUPPORTED_TYPES})
+    if bad:
+        raise EvaluationInputError(
+            f"{role} topic {topic!r} in {path} has type {', '.join(bad)}; expected {' or '.join(SUPPORTED_TYPES)}"
+        )
+    return connections
+
+
+def _deserialize(reader: Any, rawdata: bytes, msgtype: str, where: str) -> Any:
+    try:
+        return reader.deserialize(rawdata, msgtype)
+    except Exception as exc:
+        raise EvaluationInputError(f"{where}: cannot deserialize {msgtype}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _StoredLabels:
+    """A ground-truth message kept from the first pass until its image is read.
+
+    Raw label images are kept zlib-compressed (labels compress very well), so long
+    bags with matching ground truth do not need the label images in memory decoded.
+    """
+
+    msgtype: str
+    payload: bytes
+    compressed: bool
+
+
+def read_bag(
+    path: Path,
+    image_topic: str = DEFAULT_IMAGE_TOPIC,
+    gt_topic: str = DEFAULT_GT_TOPIC,
+    name: str | None = None,
+    void_label: int | None = DAVIS_VOID_LABEL,
+) -> Sequence:
+    """Open an evaluation bag as a Sequence, validating topics and stamps before any frame is used.
+
+    Frames are in the bag's order of the image topic. Errors name the bag, topic and stamp.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EvaluationInputError(f"bag not found: {path}")
+    with _open_bag(path) as reader:
+        image_conns = _topic_connections(reader, image_topic, "image", path)
+        gt_conns = _topic_connections(reader, gt_topic, "ground-truth", path)
+        labels_by_stamp: dict[int, _StoredLabels] = {}
+        for conn, _, raw in reader.messages(connections=gt_conns):
+            msg = _deserialize(reader, raw, conn.msgtype, f"{gt_topic} in {path}")
+            stamp = stamp_to_ns(msg.header.stamp)
+            if stamp in labels_by_stamp:
+                raise EvaluationInputError(
+                    f"ground-truth topic {gt_topic!r} has two messages stamped {format_stamp(stamp)}"
+                )
+            raw_image = conn.msgtype == IMAGE
+            payload = zlib.compress(bytes(raw), 1) if raw_image else bytes(raw)
+            labels_by_stamp[stamp] = _StoredLabels(conn.msgtype, payload, raw_image)
+        if not labels_by_stamp:
+            raise EvaluationInputError(f"ground-truth topic {gt_topic!r} in {path} has no messages")
+        image_stamps = [
+            stamp_to_ns(_deserialize(reader, raw, conn.msgtype, f"{image_topic} in {path}").header.stamp)
+            for conn, _, raw in reader.messages(connections=image_conns)
+        ]
+    if not image_stamps:
+        raise EvaluationInputError(f"image topic {image_topic!r} in {path} has no messages")
+    _check_stamps(image_stamps, labels_by_stamp, image_topic, gt_topic)
+    annotated = tuple(i for i, s in enumerate(image_stamps) if s in labels_by_stamp)
+
+    def load() -> Iterator[Frame]:
+        with _open_bag(path) as reader:
+            conns = [c for c in reader.connections if c.topic == image_topic]
+            for index, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
+                where = f"{image_topic} message {index} in {path}"
+                msg = _deserialize(reader, raw, conn.msgtype, where)
+                stamp = stamp_to_ns(msg.header.stamp)
+                image = decode_image(msg, conn.msgtype, f"{where} (stamp {format_stamp(stamp)})")
+                labels = None
+                stored = labels_by_stamp.get(stamp)
+                if stored is not None:
+                    gt_where = f"{gt_topic} at {format_stamp(stamp)} in {path}"
+                    gt_raw = zlib.decompress(stored.payload) if stored.compressed else stored.payload
+                    gt_msg = _deserialize(reader, gt_raw, stored.msgtype, gt_where)
+                    labels = decode_labels(gt_msg, stored.msgtype, gt_where)
+                    if labels.shape != image.shape[:2]:
+                        raise EvaluationInputError(
+                            f"{gt_where}: label image is {labels.shape[1]}x{labels.shape[0]} "
+                            f"but the image is {image.shape[1]}x{image.shape[0]}"
+                        )
+                yield Frame(index=index, image=image, stamp_ns=stamp, gt_labels=labels)
+
+    return Sequence(
+        name=name or path.stem or path.name,
+        num_frames=len(image_stamps),
+        annotated=annotated,
+        load=load,
+        source=f"{path} ({image_topic}, {gt_topic})",
+        void_label=void_label,
+    )
+
+
+def _check_stamps(image_stamps: list[int], labels_by_stamp: dict, image_topic: str, gt_topic: str) -> None:
+    image_set = set(image_stamps)
+    unmatched = sorted(s for s in labels_by_stamp if s not in image_set)
+    if unmatched:
+        ordered = sorted(image_set)
+        first = unmatched[0]
+        i = bisect.bisect_left(ordered, first)
+        nearest = min((ordered[j] for j in (i - 1, i) if 0 <= j < len(ordered)), key=lambda s: abs(s - first))
+        raise EvaluationInputError(
+            f"{len(unmatched)} of {len(labels_by_stamp)} ground-truth messages on {gt_topic!r} have a header "
+            f"stamp that matches no image on {image_topic!r} (first: {format_stamp(first)}; the nearest image "
+            f"is {(nearest - first) / 1e6:+.3f} ms away). Ground truth must carry its image's exact stamp."
+        )
+    seen: set[int] = set()
+    for stamp in image_stamps:
+        if stamp in seen and stamp in labels_by_stamp:
+            raise EvaluationInputError(
+                f"two images on {image_topic!r} are stamped {format_stamp(stamp)}; "
+                "their ground truth cannot be matched to one of them"
+            )
+        seen.add(stamp)
+
+
+def list_topics(path: Path) -> dict[str, str]:
+    """topic -> message type of a bag."""
+    with _open_bag(Path(path)) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class BagWriteSummary:
+    path: Path
+    num_images: int
+    num_labels: int
+    storage: str
+
+
+STORAGES = ("mcap", "sqlite3")
+
+
+def write_bag(
+    path: Path,
+    frames: Iterable[Frame],
+    image_topic: str = DEFAULT_IMAGE_TOPIC,
+    gt_topic: str = DEFAULT_GT_TOPIC,
+    compressed: bool = False,
+    storage: str = "mcap",
+    frame_id: str = "camera",
+    progress: Callable[[int], object] | None = None,
+) -> BagWriteSummary:
+    """Write frames as an evaluation bag (a new rosbag2 directory at path).
+
+    Each frame's image and labels share its stamp, used both as header stamp and as
+    the bag's receive time. On any error the partly written bag is removed.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    if storage not in STORAGES:
+        raise EvaluationInputError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if image_topic == gt_topic:
+        raise EvaluationInputError(f"the image and ground-truth topics must differ (both {image_topic!r})")
+    path = Path(path)
+    if path.exists():
+        raise EvaluationInputError(f"{path} exists already; choose a new bag path (rosbag2 bags are directories)")
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    # Version 8 (Jazzy's) is the oldest rosbags writes; MCAP files carry their own message
+    # definitions, so any ROS 2 distribution and Foxglove can read them.
+    writer = Writer(path, version=8, storage_plugin=plugin)
+    num_images = num_labels = 0
+    try:
+        writer.open()
+        connections: dict[tuple[str, str], Any] = {}
+
+        def write(topic: str, msg: Any, msgtype: str, stamp_ns: int) -> None:
+            key = (topic, msgtype)
+            if key not in connections:
+                connections[key] = writer.add_connection(topic, msgtype, typestore=typestore())
+            writer.write(connections[key], stamp_ns, typestore().serialize_cdr(msg, msgtype))
+
+        for frame in frames:
+            write(image_topic, *encode_image(frame.image, frame.stamp_ns, frame_id, compressed), frame.stamp_ns)
+            num_images += 1
+            if frame.gt_labels is not None:
+                write(gt_topic, *encode_labels(frame.gt_labels, frame.stamp_ns, frame_id, compressed), frame.stamp_ns)
+                num_labels += 1
+            if progress is not None:
+                progress(1)
+        if num_images == 0:
+            raise EvaluationInputError("no frames to write")
+        writer.close()
+    except BaseException:
+        try:
+            if writer.storage is not None:
+                writer.close()
+        except Exception:
+            pass
+        shutil.rmtree(path, ignore_errors=True)  # nothing partial left behind
+        raise
+    return BagWriteSummary(path=path, num_images=num_images, num_labels=num_labels, storage=storage)

@@ -1,0 +1,120 @@
+"""``sam2-make-bag``: build an evaluation bag from a DAVIS-format folder or a video with masks.
+
+    sam2-make-bag --davis DAVIS --sequence bear --out bear_bag
+    sam2-make-bag --video run.mp4 --masks run_masks/ --out run_bag --compressed
+
+The bag (MCAP by default) has the images on --image-topic and label images
+(pixel = object id) on --gt-topic, both stamped alike, ready for ``sam2-eval --bag``
+or for ``ros2 bag play``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES, write_bag
+from .davis import DAVIS_FPS, read_sequence
+from .errors import EvaluationInputError
+from .sequence import Frame
+from .video import video_frames
+
+PROG = "sam2-make-bag"
+EXAMPLES = """examples:
+  sam2-make-bag --davis DAVIS --sequence bear --out bear_bag
+  sam2-make-bag --video run.mp4 --masks run_masks/ --out run_bag --compressed
+
+exit status: 0 done, 2 bad input (no bag left behind), 130 interrupted"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Build an evaluation bag (images + ground-truth label images, paired by stamp) "
+        "from a DAVIS-format folder or a video with per-frame masks.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--davis", type=Path, metavar="DIR", help="DAVIS-format folder (JPEGImages/, Annotations/)")
+    source.add_argument("--video", type=Path, metavar="FILE", help="video file (anything FFmpeg reads)")
+    parser.add_argument("--sequence", metavar="NAME", help="sequence of the DAVIS folder (required with --davis)")
+    parser.add_argument(
+        "--masks", type=Path, metavar="DIR", help="label PNGs named by frame number (required with --video)"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="BAG", help="bag to create (must not exist)")
+    parser.add_argument(
+        "--fps", type=float, help=f"frame rate for the stamps (DAVIS: {DAVIS_FPS:g}; video: its own rate)"
+    )
+    parser.add_argument(
+        "--image-topic", default=DEFAULT_IMAGE_TOPIC, metavar="TOPIC", help="camera images (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--gt-topic", default=DEFAULT_GT_TOPIC, metavar="TOPIC", help="label images (default: %(default)s)"
+    )
+    parser.add_argument("--frame-id", default="camera", help="header frame_id (default: %(default)s)")
+    parser.add_argument(
+        "--compressed",
+        action="store_true",
+        help="write sensor_msgs/CompressedImage: JPEG images, PNG labels (default: raw rgb8 / mono8 Images)",
+    )
+    parser.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _frames(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Iterable[Frame], int | None]:
+    """The frames to write and their count when known (for the progress bar)."""
+    if args.davis is not None:
+        if not args.sequence:
+            parser.error("--davis needs --sequence NAME")
+        if args.masks is not None:
+            parser.error("--masks goes with --video, not --davis")
+        sequence = read_sequence(args.davis, args.sequence, fps=args.fps or DAVIS_FPS)
+        return sequence, len(sequence)
+    if args.masks is None:
+        parser.error("--video needs --masks DIR")
+    if args.sequence:
+        parser.error("--sequence goes with --davis, not --video")
+    return video_frames(args.video, args.masks, fps=args.fps), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.fps is not None and args.fps <= 0:
+        parser.error("--fps must be positive")
+    try:
+        from tqdm import tqdm
+
+        if args.out.exists():
+            raise EvaluationInputError(f"{args.out} exists already; choose a new bag path")
+        frames, total = _frames(args, parser)
+        with tqdm(total=total, unit="frame", desc="writing", disable=args.no_progress, file=sys.stderr) as bar:
+            summary = write_bag(
+                args.out,
+                frames,
+                image_topic=args.image_topic,
+                gt_topic=args.gt_topic,
+                compressed=args.compressed,
+                storage=args.storage,
+                frame_id=args.frame_id,
+                progress=bar.update,
+            )
+    except EvaluationInputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no bag written", file=sys.stderr)
+        return 130
+    print(
+        f"wrote {summary.path} ({summary.storage}): {summary.num_images} images on {args.image_topic}, "
+        f"{summary.num_labels} label images on {args.gt_topic}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Builds the in-process runner for a SAM 2 model (``sam2_model``), deterministically.
+
+Kept apart from runner.py so that everything else in this package (readers,
+metrics, reports, tests with stub trackers) works without torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EvaluationInputError
+from .runner import InProcessRunner
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    config: str  # released name ("sam2.1_hiera_tiny") or path of an official-format YAML
+    checkpoint: Path | None  # official checkpoint ({"model": state_dict}); None = random weights
+    device: str = "cpu"
+    dtype: str = "float32"
+    fill_hole_area: int = 8
+
+
+def _make_deterministic() -> Any:
+    # cuBLAS needs its workspace setting before CUDA starts to give reproducible results.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    # warn_only: an op without a deterministic kernel warns instead of stopping the run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch
+
+
+def build_runner(spec: ModelSpec) -> InProcessRunner:
+    """An InProcessRunner that gives each sequence a fresh StreamingTracker on one shared model."""
+    if spec.dtype not in DTYPES:
+        raise EvaluationInputError(f"dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
+    torch = _make_deterministic()
+    try:
+        import sam2_model
+    except ImportError as exc:
+        raise EvaluationInputError(f"cannot import the SAM 2 model package sam2_model: {exc}") from None
+    if spec.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EvaluationInputError(f"device {spec.device!r} asked for, but CUDA is not available here")
+    try:
+        model = sam2_model.build_model(
+            spec.config,
+            checkpoint=None if spec.checkpoint is None else str(spec.checkpoint),
+            device=spec.device,
+            dtype=getattr(torch, spec.dtype),
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        # sam2_model's ConfigError / CheckpointError (ValueErrors) name unknown configs and
+        # checkpoints that do not fit; RuntimeError covers devices torch cannot use.
+        where = f" with checkpoint {spec.checkpoint}" if spec.checkpoint else ""
+        raise EvaluationInputError(f"cannot build model {spec.config!r}{where} on {spec.device}: {exc}") from None
+
+    def make_tracker():
+        return sam2_model.StreamingTracker(model, fill_hole_area=spec.fill_hole_area)
+
+    return InProcessRunner(
+        make_tracker,
+        description=f"in-process sam2_model.StreamingTracker on {spec.device} ({spec.dtype})",
+    )

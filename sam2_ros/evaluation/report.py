@@ -1,0 +1,263 @@
+"""Writes an evaluation's results: results.json, report.md and PNG plots.
+
+Plots use matplotlib's object-oriented API on the Agg canvas, so importing this
+module never changes the process-wide backend and needs no display.
+results.json is written last: its presence marks a complete evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import SeriesStats, seg2bmap
+from .scoring import ObjectResult, SequenceResult, Summary, WorstFrame
+
+RESULTS_SCHEMA_VERSION = 1
+TRUTH_COLOR = np.array([0, 200, 0], dtype=np.float32)
+PRED_COLOR = np.array([230, 0, 230], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How the evaluation was run; echoed into results.json and the report."""
+
+    source: str  # the bag or DAVIS folder
+    prompt: str
+    runner: str  # the runner's description
+    bound_th: float
+    max_frames: int | None = None
+    image_topic: str | None = None  # bag input only
+    gt_topic: str | None = None
+    model: str | None = None  # the in-process SAM 2 model; None for other runners
+    checkpoint: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    results_json: Path
+    report_md: Path
+    plots: list[Path]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "sequence"
+
+
+def _stats_dict(stats: SeriesStats | None) -> dict[str, Any] | None:
+    return None if stats is None else asdict(stats)
+
+
+def _object_dict(obj: ObjectResult) -> dict[str, Any]:
+    return {
+        "obj_id": obj.obj_id,
+        "prompt_frame": obj.prompt_frame,
+        "JF_mean": obj.jf_mean,
+        "J": _stats_dict(obj.j_stats),
+        "F": _stats_dict(obj.f_stats),
+        "frames": obj.frames,
+        "J_per_frame": obj.j,
+        "F_per_frame": obj.f,
+    }
+
+
+def _sequence_dict(seq: SequenceResult) -> dict[str, Any]:
+    return {
+        "name": seq.name,
+        "source": seq.source,
+        "num_frames": seq.num_frames,
+        "num_annotated_frames": seq.num_annotated,
+        "JF_mean": seq.jf_mean,
+        "J_mean": seq.j_mean,
+        "F_mean": seq.f_mean,
+        "timing_ms": asdict(seq.timing),
+        "objects": [_object_dict(o) for o in seq.objects],
+        "worst_frames": [
+            {"frame": w.frame_index, "obj_id": w.obj_id, "J": w.j, "F": w.f, "JF": w.jf} for w in seq.worst
+        ],
+    }
+
+
+def results_dict(run: RunInfo, summary: Summary, sequences: list[SequenceResult]) -> dict[str, Any]:
+    """The content of results.json."""
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "run": asdict(run),
+        "summary": asdict(summary),
+        "sequences": [_sequence_dict(s) for s in sequences],
+    }
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_per_frame(path: Path, seq: SequenceResult) -> None:
+    """Per-frame J (top) and F (bottom) of every object; triangles mark prompt frames."""
+    fig = _figure(9, 5.5)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, label, pick in ((axes[0], "J (region IoU)", "j"), (axes[1], "F (boundary)", "f")):
+        for obj in seq.objects:
+            line = ax.plot(obj.frames, getattr(obj, pick), marker=".", linewidth=1.2, label=f"object {obj.obj_id}")[0]
+            ax.plot([obj.prompt_frame], [1.02], marker="v", color=line.get_color(), linestyle="none")
+        ax.set_ylim(-0.02, 1.06)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[1].set_xlabel("frame")
+    axes[1].set_xlim(-0.5, max(seq.num_frames - 0.5, 0.5))
+    axes[0].set_title(f"{seq.name}: per-frame scores (J&F {seq.jf_mean:.3f}; ▼ = prompt frame)")
+    axes[0].legend(loc="lower left", fontsize="small", ncol=min(4, max(1, len(seq.objects))))
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The image with the mask tinted and outlined in color."""
+    out = image.astype(np.float32)
+    out[mask] = 0.5 * out[mask] + 0.5 * color
+    out[seg2bmap(mask)] = color
+    return out.astype(np.uint8)
+
+
+def contact_sheet(path: Path, seq: SequenceResult, per_row: int = 2) -> None:
+    """The worst (object, frame) pairs: truth (green) beside prediction (magenta)."""
+    worst: list[WorstFrame] = seq.worst
+    rows = max(1, -(-len(worst) // per_row))
+    fig = _figure(4.2 * per_row, 2.3 * rows + 0.4)
+    axes = np.atleast_2d(fig.subplots(rows, 2 * per_row, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, item in enumerate(worst):
+        ax_truth, ax_pred = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
+        ax_truth.imshow(overlay(item.image, item.gt_mask, TRUTH_COLOR))
+        ax_truth.set_title(f"frame {item.frame_index}, object {item.obj_id}: truth", fontsize=8)
+        ax_pred.imshow(overlay(item.image, item.pred_mask, PRED_COLOR))
+        ax_pred.set_title(f"prediction J {item.j:.3f} F {item.f:.3f}", fontsize=8)
+    if not worst:
+        axes[0, 0].text(0, 0.5, "no scored frames", fontsize=10)
+    fig.suptitle(f"{seq.name}: worst frames by J&F (green = truth, magenta = prediction)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_report(run: RunInfo, summary: Summary, sequences: list[SequenceResult], plot_dir: str) -> str:
+    lines = [
+        "# SAM 2 tracking evaluation",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| source | `{run.source}` |",
+    ]
+    if run.image_topic:
+        lines.append(f"| topics | image `{run.image_topic}`, ground truth `{run.gt_topic}` |")
+    if run.model is not None:
+        lines += [
+            f"| model | `{run.model}` |",
+            f"| checkpoint | `{run.checkpoint or 'none (random weights)'}` |",
+            f"| device | {run.device} ({run.dtype}) |",
+        ]
+    lines += [
+        f"| runner | {run.runner} |",
+        f"| prompt | {run.prompt}, from each object's first ground-truth frame |",
+        f"| boundary tolerance | bound_th = {run.bound_th} |",
+    ]
+    if run.max_frames is not None:
+        lines.append(f"| frames | first {run.max_frames} of each sequence |")
+    lines += [
+        "",
+        "## Summary",
+        "",
+        "| J&F | J mean | J recall | J decay | F mean | F recall | F decay | objects | ms/frame |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| **{summary.jf_mean:.3f}** | {summary.j_mean:.3f} | {summary.j_recall:.3f} | {summary.j_decay:.3f} "
+        f"| {summary.f_mean:.3f} | {summary.f_recall:.3f} | {summary.f_decay:.3f} | {summary.num_objects} "
+        f"| {summary.track_ms_mean:.1f} |",
+        "",
+    ]
+    for seq in sequences:
+        t = seq.timing
+        name = _safe_name(seq.name)
+        lines += [
+            f"## Sequence `{seq.name}`",
+            "",
+            f"{seq.num_frames} frames, {seq.num_annotated} with ground truth. J&F **{_fmt(seq.jf_mean)}** "
+            f"(J {_fmt(seq.j_mean)}, F {_fmt(seq.f_mean)}).",
+            "",
+            f"Tracking: {t.track_ms_mean:.1f} ms/frame mean ({t.fps:.1f} FPS), median {t.track_ms_median:.1f}, "
+            f"p95 {t.track_ms_p95:.1f}, max {t.track_ms_max:.1f} ms; "
+            f"prompts took {t.prompt_ms_total:.1f} ms in all.",
+            "",
+            "| object | prompt frame | scored frames | J&F | J mean | J recall | J decay "
+            "| F mean | F recall | F decay |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for obj in seq.objects:
+            j, f = obj.j_stats, obj.f_stats
+            lines.append(
+                f"| {obj.obj_id} | {obj.prompt_frame} | {len(obj.frames)} | {_fmt(obj.jf_mean)} "
+                f"| {_fmt(j and j.mean)} | {_fmt(j and j.recall)} | {_fmt(j and j.decay)} "
+                f"| {_fmt(f and f.mean)} | {_fmt(f and f.recall)} | {_fmt(f and f.decay)} |"
+            )
+        lines += [
+            "",
+            f"![per-frame scores of {seq.name}]({plot_dir}/{name}_per_frame.png)",
+            "",
+            f"![worst frames of {seq.name}]({plot_dir}/{name}_worst_frames.png)",
+            "",
+        ]
+    lines += [
+        "## How the numbers are computed",
+        "",
+        "DAVIS definitions: J is the mask IoU (1 when truth and prediction are both empty); F is the "
+        "F-measure of boundary precision and recall, one-pixel boundaries matched within "
+        f"ceil({run.bound_th} x image diagonal) pixels. Recall is the fraction of frames above 0.5; decay "
+        "is the first quarter's mean minus the last quarter's. Each object is scored on the annotated frames "
+        "after the one it was prompted on, leaving out the sequence's last annotated frame (as the DAVIS and "
+        "SA-V evaluators leave out the first and last frames). Means are over objects; J&F = (J + F) / 2. "
+        "ms/frame is the wall time of tracking one frame until its masks are on the host (prompting excluded).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, run: RunInfo, summary: Summary, sequences: list[SequenceResult]) -> ReportFiles:
+    """Write plots, report.md and results.json into out_dir (created if needed)."""
+    out_dir = Path(out_dir)
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for seq in sequences:
+        name = _safe_name(seq.name)
+        plots.append(plot_dir / f"{name}_per_frame.png")
+        plot_per_frame(plots[-1], seq)
+        plots.append(plot_dir / f"{name}_worst_frames.png")
+        contact_sheet(plots[-1], seq)
+    report_md = out_dir / "report.md"
+    report_md.write_text(markdown_report(run, summary, sequences, "plots"), encoding="utf-8")
+    results_json = out_dir / "results.json"
+    tmp = results_json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results_dict(run, summary, sequences), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(results_json)
+    return ReportFiles(results_json=results_json, report_md=report_md, plots=plots)

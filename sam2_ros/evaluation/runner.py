@@ -1,0 +1,118 @@
+"""Runners turn a sequence of frames into per-frame predicted masks.
+
+``Runner`` is the extension point between "where frames come from and where the
+tracker runs" and scoring. ``InProcessRunner`` drives a ``sam2_model.StreamingTracker``
+in this process. A live runner (play the bag into the running ROS node, prompt it
+through its service, collect its mask topic) implements the same ``run`` method and
+everything downstream (scoring, reports, the CLI) works unchanged.
+
+Prompt policy, shared by every runner: an object is prompted on the first frame whose
+ground truth contains it, right after that frame has been tracked, with the prompt
+built by ``prompts.prompts_for_new_objects``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .prompts import PromptKind, prompts_for_new_objects
+from .sequence import Frame, Sequence
+
+
+@runtime_checkable
+class TrackerLike(Protocol):
+    """The part of ``sam2_model.StreamingTracker`` the in-process runner uses."""
+
+    def track(self, frame: np.ndarray) -> Any: ...
+
+    def add_prompt(
+        self,
+        obj_id: int,
+        points: Any = None,
+        labels: Any = None,
+        box: Any = None,
+        mask: Any = None,
+        clear_old_points: bool = True,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """What a runner produced for one frame."""
+
+    frame: Frame
+    masks: dict[int, np.ndarray]  # obj_id -> HxW bool, every object tracked on this frame
+    prompted: tuple[int, ...]  # objects whose first prompt was given on this frame
+    track_ms: float  # tracking this frame until its masks were on the host
+    prompt_ms: float  # the prompts given on this frame (0 when none)
+
+
+class Runner(Protocol):
+    """Produces one FramePrediction per frame of a sequence, in order."""
+
+    description: str  # how the tracker ran, for the report ("in-process sam2_model on cpu", ...)
+
+    def run(self, sequence: Sequence, prompt_kind: PromptKind) -> Iterator[FramePrediction]: ...
+
+
+def masks_from_result(result: Any, size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """obj_id -> HxW bool numpy mask from a tracker result (``obj_ids`` + ``masks`` [N, H, W])."""
+    obj_ids = [int(i) for i in result.obj_ids]
+    masks = result.masks
+    if hasattr(masks, "detach"):  # a torch tensor, maybe on an accelerator
+        masks = masks.detach().to("cpu").numpy()
+    masks = np.asarray(masks).astype(bool, copy=False)
+    if masks.shape != (len(obj_ids), *size):
+        raise RuntimeError(
+            f"tracker returned masks of shape {masks.shape} for objects {obj_ids} "
+            f"on a {size[1]}x{size[0]} frame; expected {(len(obj_ids), *size)}"
+        )
+    return {obj_id: masks[i] for i, obj_id in enumerate(obj_ids)}
+
+
+class InProcessRunner:
+    """Runs a fresh tracker from ``tracker_factory`` over each sequence in this process."""
+
+    def __init__(
+        self,
+        tracker_factory: Callable[[], TrackerLike],
+        description: str = "in-process tracker",
+        synchronize: Callable[[], None] | None = None,
+    ) -> None:
+        self._tracker_factory = tracker_factory
+        self.description = description
+        # Converting masks to numpy already waits for the device; synchronize is for trackers
+        # whose results stay lazy (kept optional so stubs need no torch).
+        self._synchronize = synchronize or (lambda: None)
+
+    def run(self, sequence: Sequence, prompt_kind: PromptKind) -> Iterator[FramePrediction]:
+        tracker = self._tracker_factory()
+        prompted: set[int] = set()
+        for frame in sequence:
+            start = time.perf_counter()
+            result = tracker.track(frame.image)
+            self._synchronize()
+            masks = masks_from_result(result, frame.size)
+            tracked = time.perf_counter()
+            new_prompts = []
+            if frame.gt_labels is not None:
+                new_prompts = prompts_for_new_objects(frame.gt_labels, prompted, prompt_kind, sequence.void_label)
+            for prompt in new_prompts:
+                result = tracker.add_prompt(prompt.obj_id, **prompt.tracker_kwargs())
+                prompted.add(prompt.obj_id)
+            if new_prompts:
+                self._synchronize()
+                masks = masks_from_result(result, frame.size)
+            done = time.perf_counter()
+            yield FramePrediction(
+                frame=frame,
+                masks=masks,
+                prompted=tuple(p.obj_id for p in new_prompts),
+                track_ms=(tracked - start) * 1e3,
+                prompt_ms=(done - tracked) * 1e3,
+            )

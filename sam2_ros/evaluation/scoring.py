@@ -1,0 +1,297 @@
+"""Scores a runner's predictions against the ground truth, frame by frame as they stream.
+
+Which frames count, per object (the DAVIS / SA-V rule generalised to objects that
+enter late and to sparse annotation): frames that carry ground truth, after the
+frame the object was prompted on, and not the sequence's last annotated frame. For
+an object present in the first frame of a fully annotated sequence this is exactly
+DAVIS's "all frames but the first and the last".
+
+Averages follow DAVIS: an object's J (F) is the mean over its frames; a sequence's
+and the whole run's J (F) are means over objects; J&F is the mean of J and F.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .errors import EvaluationInputError
+from .metrics import DEFAULT_BOUND_TH, SeriesStats, boundary_f, jf_mean, region_similarity, series_stats
+from .prompts import PromptKind
+from .runner import FramePrediction, Runner
+from .sequence import Sequence
+
+THUMBNAIL_MAX_SIDE = 320
+
+
+@dataclass
+class ObjectResult:
+    """One object's per-frame scores and their DAVIS statistics."""
+
+    obj_id: int
+    prompt_frame: int
+    frames: list[int] = field(default_factory=list)  # scored frame indices
+    j: list[float] = field(default_factory=list)
+    f: list[float] = field(default_factory=list)
+    j_stats: SeriesStats | None = None  # None when no frame could be scored
+    f_stats: SeriesStats | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.j_stats is not None
+
+    @property
+    def jf_mean(self) -> float | None:
+        if not self.scored:
+            return None
+        return jf_mean(self.j_stats.mean, self.f_stats.mean)
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Wall time per frame, in milliseconds (tracking; prompts counted apart)."""
+
+    num_frames: int
+    track_ms_mean: float
+    track_ms_median: float
+    track_ms_p95: float
+    track_ms_max: float
+    prompt_ms_total: float
+
+    @property
+    def fps(self) -> float:
+        return 1e3 / self.track_ms_mean if self.track_ms_mean > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class WorstFrame:
+    """A low-scoring (object, frame) pair, with small images for the contact sheet."""
+
+    frame_index: int
+    obj_id: int
+    j: float
+    f: float
+    image: np.ndarray  # thumbnail, hxwx3 uint8
+    gt_mask: np.ndarray  # thumbnail, hxw bool
+    pred_mask: np.ndarray  # thumbnail, hxw bool
+
+    @property
+    def jf(self) -> float:
+        return jf_mean(self.j, self.f)
+
+
+def _mean_over(objects: list[ObjectResult], pick: Callable[[ObjectResult], float]) -> float | None:
+    values = [pick(o) for o in objects if o.scored]
+    return float(np.mean(values)) if values else None
+
+
+@dataclass
+class SequenceResult:
+    name: str
+    source: str
+    num_frames: int
+    num_annotated: int
+    objects: list[ObjectResult]
+    timing: TimingStats
+    worst: list[WorstFrame]  # lowest J&F first
+
+    @property
+    def j_mean(self) -> float | None:
+        return _mean_over(self.objects, lambda o: o.j_stats.mean)
+
+    @property
+    def f_mean(self) -> float | None:
+        return _mean_over(self.objects, lambda o: o.f_stats.mean)
+
+    @property
+    def jf_mean(self) -> float | None:
+        j, f = self.j_mean, self.f_mean
+        return None if j is None else jf_mean(j, f)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Run-wide DAVIS numbers: means over all scored objects of all sequences."""
+
+    num_sequences: int
+    num_objects: int
+    jf_mean: float
+    j_mean: float
+    j_recall: float
+    j_decay: float
+    f_mean: float
+    f_recall: float
+    f_decay: float
+    track_ms_mean: float  # over every frame of every sequence
+
+
+def summarize(results: list[SequenceResult]) -> Summary:
+    objects = [o for r in results for o in r.objects if o.scored]
+    if not objects:
+        raise EvaluationInputError("no object could be scored in any sequence")
+    frames = sum(r.timing.num_frames for r in results)
+    total_ms = sum(r.timing.track_ms_mean * r.timing.num_frames for r in results)
+
+    def mean(pick: Callable[[ObjectResult], float]) -> float:
+        return float(np.mean([pick(o) for o in objects]))
+
+    j_mean, f_mean = mean(lambda o: o.j_stats.mean), mean(lambda o: o.f_stats.mean)
+    return Summary(
+        num_sequences=len(results),
+        num_objects=len(objects),
+        jf_mean=jf_mean(j_mean, f_mean),
+        j_mean=j_mean,
+        j_recall=mean(lambda o: o.j_stats.recall),
+        j_decay=mean(lambda o: o.j_stats.decay),
+        f_mean=f_mean,
+        f_recall=mean(lambda o: o.f_stats.recall),
+        f_decay=mean(lambda o: o.f_stats.decay),
+        track_ms_mean=total_ms / frames,
+    )
+
+
+def _thumbnail(image: np.ndarray, gt: np.ndarray, pred: np.ndarray):
+    h, w = gt.shape
+    scale = min(1.0, THUMBNAIL_MAX_SIDE / max(h, w))
+    if scale == 1.0:
+        return image.copy(), gt.copy(), pred.copy()
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def shrink_mask(mask: np.ndarray) -> np.ndarray:
+        return np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
+
+    return np.array(Image.fromarray(image).resize(size, Image.BILINEAR)), shrink_mask(gt), shrink_mask(pred)
+
+
+class _WorstFrames:
+    """The k lowest-scoring (object, frame) pairs, spread over objects.
+
+    One lost object would otherwise fill the whole contact sheet with near-identical
+    frames, so each object gets an equal share of the k places first and the places
+    left over go to the lowest scores overall. Ties go to the earlier frame, lower id.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        # Per object, the k worst seen so far as a max-heap (negated keys).
+        self._heaps: dict[int, list[tuple[float, int, WorstFrame]]] = {}
+
+    def offer(self, frame_index: int, obj_id: int, j: float, f: float, image, gt, pred) -> None:
+        if self.k <= 0:
+            return
+        heap = self._heaps.setdefault(obj_id, [])
+        key = (jf_mean(j, f), frame_index)
+        if len(heap) == self.k and key >= (-heap[0][0], -heap[0][1]):
+            return  # not worse than anything kept: skip the thumbnail work
+        entry = (-key[0], -key[1], WorstFrame(frame_index, obj_id, j, f, *_thumbnail(image, gt, pred)))
+        if len(heap) < self.k:
+            heapq.heappush(heap, entry)
+        else:
+            heapq.heapreplace(heap, entry)
+
+    def sorted(self) -> list[WorstFrame]:
+        """The chosen frames, lowest J&F first."""
+        if not self._heaps:
+            return []
+
+        def order(w: WorstFrame) -> tuple[float, int, int]:
+            return (w.jf, w.frame_index, w.obj_id)
+
+        per_object = {obj: sorted((e[2] for e in heap), key=order) for obj, heap in self._heaps.items()}
+        share = max(1, self.k // len(per_object))
+        chosen = [w for items in per_object.values() for w in items[:share]]
+        rest = [w for items in per_object.values() for w in items[share:]]
+        chosen = sorted(chosen, key=order)[: self.k]
+        chosen += sorted(rest, key=order)[: self.k - len(chosen)]
+        return sorted(chosen, key=order)
+
+
+def score_predictions(
+    sequence: Sequence,
+    predictions: Iterable[FramePrediction],
+    bound_th: float = DEFAULT_BOUND_TH,
+    worst_k: int = 8,
+    progress: Callable[[int], object] | None = None,
+) -> SequenceResult:
+    """Score a stream of predictions for one sequence (consumes it frame by frame)."""
+    if not sequence.annotated:
+        raise EvaluationInputError(f"{sequence.name}: no frame has ground truth")
+    last_annotated = max(sequence.annotated)
+    objects: dict[int, ObjectResult] = {}
+    worst = _WorstFrames(worst_k)
+    track_ms: list[float] = []
+    prompt_ms = 0.0
+    for pred in predictions:
+        frame = pred.frame
+        track_ms.append(pred.track_ms)
+        prompt_ms += pred.prompt_ms
+        for obj_id in pred.prompted:
+            objects[obj_id] = ObjectResult(obj_id=obj_id, prompt_frame=frame.index)
+        if frame.gt_labels is not None and frame.index != last_annotated:
+            void = None if sequence.void_label is None else frame.gt_labels == sequence.void_label
+            for obj_id, obj in objects.items():
+                if obj.prompt_frame >= frame.index:
+                    continue
+                gt = frame.gt_labels == obj_id
+                # An object the tracker dropped is scored as an empty prediction.
+                mask = pred.masks.get(obj_id)
+                mask = np.zeros_like(gt) if mask is None else mask
+                j = region_similarity(mask, gt, void)
+                f = boundary_f(mask, gt, bound_th, void)
+                obj.frames.append(frame.index)
+                obj.j.append(j)
+                obj.f.append(f)
+                worst.offer(frame.index, obj_id, j, f, frame.image, gt, mask)
+        if progress is not None:
+            progress(1)
+    if len(track_ms) != sequence.num_frames:
+        raise EvaluationInputError(
+            f"{sequence.name}: the runner produced {len(track_ms)} of {sequence.num_frames} frames"
+        )
+    if not objects:
+        raise EvaluationInputError(f"{sequence.name}: the ground truth contains no object (only background)")
+    for obj in objects.values():
+        if obj.j:
+            obj.j_stats = series_stats(obj.j)
+            obj.f_stats = series_stats(obj.f)
+    if not any(o.scored for o in objects.values()):
+        raise EvaluationInputError(
+            f"{sequence.name}: nothing to score; every object first appears on the last annotated frames "
+            "(an object is scored on annotated frames after its first one, the sequence's last annotated "
+            "frame excluded)"
+        )
+    ms = np.asarray(track_ms)
+    return SequenceResult(
+        name=sequence.name,
+        source=sequence.source,
+        num_frames=sequence.num_frames,
+        num_annotated=len(sequence.annotated),
+        objects=[objects[k] for k in sorted(objects)],
+        timing=TimingStats(
+            num_frames=int(ms.size),
+            track_ms_mean=float(ms.mean()),
+            track_ms_median=float(np.median(ms)),
+            track_ms_p95=float(np.percentile(ms, 95)),
+            track_ms_max=float(ms.max()),
+            prompt_ms_total=float(prompt_ms),
+        ),
+        worst=worst.sorted(),
+    )
+
+
+def evaluate_sequence(
+    runner: Runner,
+    sequence: Sequence,
+    prompt_kind: PromptKind,
+    bound_th: float = DEFAULT_BOUND_TH,
+    worst_k: int = 8,
+    progress: Callable[[int], object] | None = None,
+) -> SequenceResult:
+    """Run the runner over the sequence and score it."""
+    return score_predictions(
+        sequence, runner.run(sequence, PromptKind(prompt_kind)), bound_th=bound_th, worst_k=worst_k, progress=progress
+    )

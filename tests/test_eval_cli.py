@@ -1,0 +1,333 @@
+"""sam2-eval end to end: synthetic data -> sam2-make-bag -> sam2-eval with stub and real trackers."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sam2_ros.evaluation import davis
+from sam2_ros.evaluation.bag_io import read_bag
+from sam2_ros.evaluation.cli import main as eval_main
+from sam2_ros.evaluation.make_bag import main as make_bag_main
+from sam2_ros.evaluation.metrics import boundary_f, region_similarity
+from sam2_ros.evaluation.prompts import interior_point
+from sam2_ros.evaluation.runner import InProcessRunner
+from sam2_ros.evaluation.synthetic import synthetic_sequence
+
+REPO = Path(__file__).resolve().parents[1]
+# The parity test models live in shared/ beside the repository (as for tests/parity_sessions.py).
+PARITY = Path(os.environ.get("SAM2_PARITY_DIR", REPO.parent / "shared" / "parity"))
+
+# The synthetic sequence: 12 frames, frame 8 unannotated, objects 1 and 2 from frame 0, object 3
+# from frame 3, object 2 hidden on frames 5 and 6. Scored frames (after the prompt frame, before
+# the last annotated frame 11, annotated only):
+OBJ12_FRAMES = [1, 2, 3, 4, 5, 6, 7, 9, 10]
+OBJ3_FRAMES = [4, 5, 6, 7, 9, 10]
+
+
+class PerfectTracker:
+    """A StreamingTracker stand-in that returns the ground truth; it also checks every prompt."""
+
+    def __init__(self, labels_per_frame):
+        self.labels = labels_per_frame
+        self.t = -1
+        self.obj_ids = []
+        self.prompts = []  # (frame, obj_id, kind)
+
+    def truth(self, obj_id):
+        labels = self.labels[self.t]
+        return np.zeros(self.size, dtype=bool) if labels is None else labels == obj_id
+
+    def predict(self, obj_id):
+        return self.truth(obj_id)
+
+    def result(self):
+        masks = np.stack([self.predict(i) for i in self.obj_ids]) if self.obj_ids else np.zeros((0, *self.size), bool)
+        return SimpleNamespace(frame_index=self.t, obj_ids=list(self.obj_ids), masks=torch.from_numpy(masks))
+
+    def track(self, frame):
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+        self.size = frame.shape[:2]
+        self.t += 1
+        return self.result()
+
+    def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None, clear_old_points=True):
+        truth = self.truth(obj_id)
+        assert truth.any(), f"object {obj_id} prompted on frame {self.t} where it is absent"
+        given = [name for name, v in (("click", points), ("box", box), ("mask", mask)) if v is not None]
+        assert len(given) == 1
+        if mask is not None:
+            np.testing.assert_array_equal(mask, truth)
+        if box is not None:
+            ys, xs = np.nonzero(truth)
+            np.testing.assert_array_equal(box, [xs.min(), ys.min(), xs.max(), ys.max()])
+        if points is not None:
+            (x, y), = points
+            assert truth[int(y), int(x)] and list(labels) == [1]
+        self.prompts.append((self.t, obj_id, given[0]))
+        if obj_id not in self.obj_ids:
+            self.obj_ids.append(obj_id)
+        return self.result()
+
+
+class FlawedTracker(PerfectTracker):
+    """Object 1 shifted 2 px right, object 2 never found, object 3 exact."""
+
+    def predict(self, obj_id):
+        truth = self.truth(obj_id)
+        if obj_id == 1:
+            shifted = np.zeros_like(truth)
+            shifted[:, 2:] = truth[:, :-2]
+            return shifted
+        if obj_id == 2:
+            return np.zeros_like(truth)
+        return truth
+
+
+class StubRunner:
+    """A Runner giving each sequence a fresh stub tracker that knows that sequence's ground truth."""
+
+    description = "stub tracker"
+
+    def __init__(self, tracker_class):
+        self.tracker_class = tracker_class
+        self.trackers = []
+
+    def run(self, sequence, prompt_kind):
+        def make():
+            self.trackers.append(self.tracker_class([f.gt_labels for f in sequence]))
+            return self.trackers[-1]
+
+        return InProcessRunner(make, description=self.description).run(sequence, prompt_kind)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return synthetic_sequence()
+
+
+@pytest.fixture()
+def bag(tmp_path, synthetic):
+    """The synthetic sequence as an MCAP bag made by sam2-make-bag from a DAVIS folder."""
+    davis.write_sequence(tmp_path / "davis", "shapes", synthetic, image_format="png")
+    code = make_bag_main(
+        ["--davis", str(tmp_path / "davis"), "--sequence", "shapes", "--out", str(tmp_path / "bag"), "--no-progress"]
+    )
+    assert code == 0
+    return tmp_path / "bag"
+
+
+def load_results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.parametrize("prompt", ["mask", "box", "click"])
+def test_perfect_tracker_scores_exactly_one(tmp_path, bag, prompt):
+    runner = StubRunner(PerfectTracker)
+    out = tmp_path / "out"
+    code = eval_main(["--bag", str(bag), "--prompt", prompt, "--out", str(out), "--no-progress"], runner=runner)
+    assert code == 0
+    results = load_results(out)
+    summary = results["summary"]
+    assert (summary["jf_mean"], summary["j_mean"], summary["f_mean"]) == (1.0, 1.0, 1.0)
+    assert (summary["j_recall"], summary["j_decay"]) == (1.0, 0.0)
+    assert summary["num_objects"] == 3 and summary["num_sequences"] == 1
+    (seq,) = results["sequences"]
+    assert seq["num_frames"] == 12 and seq["num_annotated_frames"] == 11
+    objects = {o["obj_id"]: o for o in seq["objects"]}
+    assert [objects[i]["prompt_frame"] for i in (1, 2, 3)] == [0, 0, 3]
+    assert objects[1]["frames"] == objects[2]["frames"] == OBJ12_FRAMES
+    assert objects[3]["frames"] == OBJ3_FRAMES
+    for obj in objects.values():
+        assert set(obj["J_per_frame"]) == {1.0} and set(obj["F_per_frame"]) == {1.0}
+    assert runner.trackers[0].prompts == [(0, 1, prompt), (0, 2, prompt), (3, 3, prompt)]
+    assert seq["timing_ms"]["num_frames"] == 12 and seq["timing_ms"]["track_ms_mean"] > 0
+    assert results["run"]["prompt"] == prompt and results["run"]["runner"] == "stub tracker"
+    assert results["run"]["model"] is None  # the model options do not apply to an outside runner
+
+    report = (out / "report.md").read_text()
+    assert "| **1.000** |" in report and "## Sequence `bag`" in report
+    for name in ("bag_per_frame.png", "bag_worst_frames.png"):
+        assert f"plots/{name}" in report
+        with Image.open(out / "plots" / name) as png:
+            assert png.format == "PNG" and png.size[0] > 300 and png.size[1] > 200
+
+
+def test_scores_equal_metrics_computed_directly(tmp_path, bag, synthetic):
+    out = tmp_path / "out"
+    assert eval_main(["--bag", str(bag), "--out", str(out), "--no-progress"], runner=StubRunner(FlawedTracker)) == 0
+    (seq,) = load_results(out)["sequences"]
+    objects = {o["obj_id"]: o for o in seq["objects"]}
+    frames = list(synthetic)
+
+    # Object 1 is predicted 2 px to the right: compute its scores here from the masks.
+    expected_j, expected_f = [], []
+    for t in OBJ12_FRAMES:
+        truth = frames[t].gt_labels == 1
+        shifted = np.zeros_like(truth)
+        shifted[:, 2:] = truth[:, :-2]
+        expected_j.append(region_similarity(shifted, truth))
+        expected_f.append(boundary_f(shifted, truth))
+    assert objects[1]["J_per_frame"] == expected_j
+    assert objects[1]["F_per_frame"] == expected_f
+    assert objects[1]["J"]["mean"] == pytest.approx(np.mean(expected_j), abs=1e-12)
+
+    # Object 2 is never predicted: 0 where it is visible, 1 on the occluded frames 5 and 6
+    # (both masks empty). Mean 2/9, recall 2/9; DAVIS quarters of 9 frames are [0:3] and [6:9]
+    # at the ends, both all zero, so no decay.
+    hand = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert objects[2]["J_per_frame"] == hand and objects[2]["F_per_frame"] == hand
+    assert objects[2]["J"] == {"mean": pytest.approx(2 / 9), "recall": pytest.approx(2 / 9), "decay": 0.0,
+                               "num_frames": 9}
+    assert set(objects[3]["J_per_frame"]) == {1.0}
+
+    # Sequence and run numbers are means over objects.
+    j_means = [objects[i]["J"]["mean"] for i in (1, 2, 3)]
+    f_means = [objects[i]["F"]["mean"] for i in (1, 2, 3)]
+    assert seq["J_mean"] == pytest.approx(np.mean(j_means))
+    assert seq["JF_mean"] == pytest.approx((np.mean(j_means) + np.mean(f_means)) / 2)
+    # The contact sheet (8 places) gives each object 8 // 3 = 2 places and the 2 left over to the
+    # lowest scores left, object 2's next zero frames.
+    worst = [(w["obj_id"], w["frame"]) for w in seq["worst_frames"]]
+    obj1_worst = sorted(zip([(j + f) / 2 for j, f in zip(expected_j, expected_f, strict=True)], OBJ12_FRAMES,
+                            strict=True))[:2]
+    assert worst[:4] == [(2, 1), (2, 2), (2, 3), (2, 4)]
+    assert sorted(worst[4:]) == sorted([(1, t) for _, t in obj1_worst] + [(3, 4), (3, 5)])
+
+
+def test_davis_folder_with_two_sequences(tmp_path, synthetic):
+    davis.write_sequence(tmp_path / "davis", "a", synthetic, image_format="png")
+    short = synthetic_sequence(num_frames=8, late_object_from=100, unannotated=(), name="b")
+    davis.write_sequence(tmp_path / "davis", "b", short, image_format="png")
+    out = tmp_path / "out"
+    code = eval_main(["--davis", str(tmp_path / "davis"), "--out", str(out), "--no-progress"],
+                     runner=StubRunner(FlawedTracker))
+    assert code == 0
+    results = load_results(out)
+    assert [s["name"] for s in results["sequences"]] == ["a", "b"]
+    per_object = [o["J"]["mean"] for s in results["sequences"] for o in s["objects"]]
+    assert len(per_object) == 5
+    # DAVIS averages over objects, not over sequences.
+    assert results["summary"]["j_mean"] == pytest.approx(np.mean(per_object))
+    assert (out / "plots" / "a_per_frame.png").is_file() and (out / "plots" / "b_worst_frames.png").is_file()
+
+
+def test_max_frames(tmp_path, bag):
+    out = tmp_path / "out"
+    code = eval_main(["--bag", str(bag), "--max-frames", "6", "--out", str(out), "--no-progress"],
+                     runner=StubRunner(PerfectTracker))
+    assert code == 0
+    (seq,) = load_results(out)["sequences"]
+    assert seq["num_frames"] == 6
+    # Frame 5 is now the last annotated frame and is left out.
+    assert {o["obj_id"]: o["frames"] for o in seq["objects"]} == {1: [1, 2, 3, 4], 2: [1, 2, 3, 4], 3: [4]}
+
+
+def run_module(*args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    return subprocess.run(
+        [sys.executable, "-m", "sam2_ros.evaluation", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_missing_topic_exits_2_without_output(tmp_path, bag):
+    out = tmp_path / "out"
+    proc = run_module("--bag", str(bag), "--gt-topic", "/labels", "--out", str(out))
+    assert proc.returncode == 2
+    assert "sam2-eval: error: bag" in proc.stderr and "'/labels'" in proc.stderr
+    assert "/camera/gt_labels (sensor_msgs/msg/Image)" in proc.stderr  # what the bag does have
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_unreadable_frame_mid_run_writes_nothing(tmp_path, synthetic, capsys):
+    davis.write_sequence(tmp_path / "davis", "shapes", synthetic, image_format="png")
+    (tmp_path / "davis" / "JPEGImages" / "shapes" / "00006.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "out"
+    code = eval_main(["--davis", str(tmp_path / "davis"), "--out", str(out), "--no-progress"],
+                     runner=StubRunner(PerfectTracker))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "sam2-eval: error: cannot read image" in err and "00006.png" in err
+    assert not (out / "results.json").exists() and not (out / "report.md").exists()
+
+
+def test_bad_arguments(tmp_path, bag, capsys):
+    assert eval_main(["--bag", str(bag), "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        eval_main(["--bag", str(bag), "--davis", str(tmp_path)])
+    assert exc.value.code == 2  # argparse: the two sources exclude each other
+
+
+# ---------------------------------------------------------------- the real tracker
+
+
+@pytest.mark.parametrize("prompt", ["click", "mask"])
+def test_real_tracker_numbers_equal_direct_metrics(tmp_path, prompt):
+    """sam2-eval's numbers for the real tracker (a parity test model) are the metrics of its masks."""
+    import sam2_model
+
+    parity = torch.load(PARITY / "sam2.1_micro_stream.pt", weights_only=True)
+    config = tmp_path / "micro.yaml"
+    config.write_text(parity["resolved_config_yaml"])
+    checkpoint = tmp_path / "micro.pt"
+    torch.save({"model": parity["state_dict"]}, checkpoint)
+
+    # 8 frames: objects 1 and 2 from frame 0, object 3 from frame 2, object 2 hidden on 4 and 5,
+    # frame 6 unannotated, frame 7 the last annotated. Scored: 1-5 for objects 1 and 2, 3-5 for 3.
+    seq = synthetic_sequence(num_frames=8, height=96, width=128, occluded=(4, 5), late_object_from=2,
+                             unannotated=(6,))
+    scored = {1: [1, 2, 3, 4, 5], 2: [1, 2, 3, 4, 5], 3: [3, 4, 5]}
+    davis.write_sequence(tmp_path / "davis", "shapes", seq, image_format="png")
+    assert make_bag_main(["--davis", str(tmp_path / "davis"), "--sequence", "shapes",
+                          "--out", str(tmp_path / "bag"), "--no-progress"]) == 0
+    out = tmp_path / "out"
+    code = eval_main(["--bag", str(tmp_path / "bag"), "--model", str(config), "--checkpoint", str(checkpoint),
+                      "--fill-hole-area", "0", "--prompt", prompt, "--out", str(out), "--no-progress"])
+    assert code == 0
+    (result,) = load_results(out)["sequences"]
+
+    # The same session driven by hand, with prompts on the frames listed above.
+    model = sam2_model.build_model(str(config), {"model": parity["state_dict"]})
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0)
+    outputs = {}
+    for frame in read_bag(tmp_path / "bag"):
+        res = tracker.track(frame.image)
+        for obj_id in {0: [1, 2], 2: [3]}.get(frame.index, []):
+            truth = frame.gt_labels == obj_id
+            if prompt == "click":
+                point = np.array([interior_point(truth)], np.float32)
+                res = tracker.add_prompt(obj_id, points=point, labels=np.array([1], np.int32))
+            else:
+                res = tracker.add_prompt(obj_id, mask=truth)
+        outputs[frame.index] = (frame.gt_labels, dict(zip(res.obj_ids, res.masks.cpu().numpy(), strict=True)))
+    assert [o["obj_id"] for o in result["objects"]] == [1, 2, 3]
+    for obj in result["objects"]:
+        obj_id = obj["obj_id"]
+        assert obj["frames"] == scored[obj_id]
+        pairs = [(outputs[t][1][obj_id], outputs[t][0] == obj_id) for t in scored[obj_id]]
+        assert obj["J_per_frame"] == [region_similarity(pred, truth) for pred, truth in pairs]
+        assert obj["F_per_frame"] == [boundary_f(pred, truth) for pred, truth in pairs]
+
+
+def test_checkpoint_that_does_not_fit_exits_2(tmp_path, bag, capsys):
+    parity = torch.load(PARITY / "sam2.1_micro_stream.pt", weights_only=True)
+    config = tmp_path / "micro.yaml"
+    config.write_text(parity["resolved_config_yaml"])
+    # SAM 2 (July 2024) weights lack the SAM 2.1 keys of this config.
+    checkpoint = tmp_path / "sam2_micro.pt"
+    torch.save({"model": torch.load(PARITY / "sam2_micro_stream.pt", weights_only=True)["state_dict"]}, checkpoint)
+    out = tmp_path / "out"
+    code = eval_main(["--bag", str(bag), "--model", str(config), "--checkpoint", str(checkpoint), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "sam2-eval: error: cannot build model" in err and "sam2_micro.pt" in err
+    assert not out.exists()
