@@ -1,0 +1,51 @@
+"""The tracker's state stays flat however long the stream runs (stored tensors and RSS)."""
+
+import gc
+import os
+
+import numpy as np
+import psutil
+import pytest
+
+import sam2_model
+
+from parity_sessions import STREAM_FILES, build_session_model, load_session
+
+
+def _run(num_frames: int, checkpoints):
+    session = load_session([p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0])
+    frames = [f.numpy() for f in session["frames"]]
+    tracker = sam2_model.StreamingTracker(build_session_model(session), fill_hole_area=8)
+    tracker.track(frames[0])
+    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
+    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+    tracker.add_prompt(3, points=[[179.2, 104.96], [51.2, 204.8]], labels=[1, 0])
+    process = psutil.Process(os.getpid())
+    stored, rss = {}, {}
+    for t in range(1, num_frames + 1):
+        # Every frame is new data (a shifted picture), as on a camera.
+        frame = np.roll(frames[t % len(frames)], shift=t % 7, axis=1)
+        tracker.track(frame)
+        if t in checkpoints:
+            gc.collect()
+            stored[t] = tracker.memory_bytes()
+            rss[t] = process.memory_info().rss
+    return stored, rss
+
+
+def _assert_flat(stored, rss, first, last):
+    assert stored[first] == stored[last], stored
+    # RSS may wobble with the allocator, but must not grow with the stream: allow 32 MiB.
+    assert rss[last] - rss[first] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
+
+
+def test_memory_flat_over_300_frames():
+    stored, rss = _run(300, {100, 200, 300})
+    _assert_flat(stored, rss, 100, 300)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_memory_flat_over_5000_frames():
+    stored, rss = _run(5000, {100, 1000, 2500, 5000})
+    _assert_flat(stored, rss, 100, 5000)
