@@ -39,6 +39,8 @@ setup(
     extras_require={
         # Evaluation tools (sam2-eval, sam2-make-bag) and media reading.
         "eval": ["pillow", "matplotlib", "tqdm", "rosbags", "av", "psutil"],
+        # The ROS node (rclpy comes from the ROS installation) decodes JPEG/PNG itself.
+        "node": ["pillow"],
         "test": ["pytest", "pytest-timeout"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},

@@ -1,0 +1,97 @@
+"""Launch the SAM 2 tracker node on a camera topic.
+
+    ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw \\
+        model:=sam2.1_hiera_tiny checkpoint:=$HOME/checkpoints/sam2.1_hiera_tiny.pt device:=cuda
+
+Parameters come from ``params_file`` (default: the installed config/tracker.yaml); ``model``,
+``checkpoint``, ``device`` and ``compressed`` override it when given (non-empty).
+
+Clicks: the node listens on ``~/click`` remapped to ``click_topic``. The default is where
+rqt_image_view publishes clicks on the node's own overlay (``<overlay topic>_mouse_left``), so
+``ros2 run rqt_image_view rqt_image_view /tracker_node/overlay`` with "publish click location"
+ticked tracks whatever you click.
+"""
+
+import os
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+NODE_NAME = "tracker_node"
+# Launch argument -> parameter it overrides (when non-empty), and how to read the text.
+OVERRIDES = {
+    "model": str,
+    "checkpoint": str,
+    "device": str,
+    "compressed": lambda text: text.strip().lower() in ("true", "1", "yes"),
+}
+
+
+def _parameters_from_file(params_file, namespace):
+    """The params file, plus (for a namespaced node) its ``tracker_node:`` section as a dict.
+
+    A params-file key ``tracker_node`` means ``/tracker_node`` to ROS, so a node in a namespace
+    would silently ignore it; values given as a dict apply whatever the namespace.
+    """
+    parameters = [params_file]
+    if namespace.strip("/"):
+        with open(params_file) as handle:
+            sections = yaml.safe_load(handle) or {}
+        own = (sections.get(NODE_NAME) or {}).get("ros__parameters")
+        if own:
+            parameters.append(own)
+    return parameters
+
+
+def _tracker_node(context, *args, **kwargs):
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    overrides = {name: parse(arg(name)) for name, parse in OVERRIDES.items() if arg(name).strip() != ""}
+    parameters = _parameters_from_file(arg("params_file"), arg("namespace")) + ([overrides] if overrides else [])
+    # "image" is the base topic; with compressed:=true the node subscribes to <image>/compressed,
+    # as image_transport does, so one remapping serves both.
+    remappings = [("image", arg("image_topic"))]
+    if arg("click_topic").strip():
+        remappings.append(("~/click", arg("click_topic")))
+    return [
+        Node(
+            package="sam2_ros",
+            executable="tracker_node",
+            name=NODE_NAME,
+            namespace=arg("namespace"),
+            output="screen",
+            emulate_tty=True,
+            parameters=parameters,
+            remappings=remappings,
+        )
+    ]
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory("sam2_ros"), "config", "tracker.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("image_topic", default_value="/camera/color/image_raw",
+                              description="camera image topic (sensor_msgs/Image; with compressed:=true the "
+                                          "node subscribes to <image_topic>/compressed)"),
+        DeclareLaunchArgument("model", default_value="",
+                              description="released model name (sam2.1_hiera_tiny, ...) or YAML config path; "
+                                          "empty: from params_file"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="official checkpoint .pt path; empty: from params_file"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N; empty: from params_file"),
+        DeclareLaunchArgument("compressed", default_value="",
+                              description="true: subscribe to <image_topic>/compressed; empty: from params_file"),
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="YAML parameter file for the node"),
+        DeclareLaunchArgument("click_topic", default_value="~/overlay_mouse_left",
+                              description="geometry_msgs/PointStamped clicks that start a new object "
+                                          "(rqt_image_view's <image topic>_mouse_left); empty: ~/click"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        OpaqueFunction(function=_tracker_node),
+    ])

@@ -1,0 +1,527 @@
+"""``tracker_node``: SAM 2 on a live camera topic, as a ROS 2 lifecycle node.
+
+Lifecycle:
+    configure   read and check parameters, load the model on the device, create publishers,
+                services and the diagnostics timer
+    activate    subscribe to the camera, clicks and prompts; start the inference worker
+    deactivate  unsubscribe and stop the worker (tracked objects are kept)
+    cleanup     drop the tracker and the model, free GPU memory
+With ``autostart`` (default) the node configures and activates itself.
+
+Threads: subscription and service callbacks run on a MultiThreadedExecutor and never run the
+model on a frame. Images go through a one-place ``LatestFrameSlot`` to a worker thread that
+tracks the newest frame; one lock serialises every tracker call (worker and prompt services).
+
+Run: ``ros2 run sam2_ros tracker_node --ros-args -r image:=/camera/color/image_raw -p checkpoint:=...``
+or ``python -m sam2_ros.tracker_node --ros-args ...``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+import sam2_model
+from sam2_ros.msg import Prompt, TrackedObjects
+from sam2_ros.srv import AddObject, RemoveObject
+
+from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
+from .frame_slot import LatestFrameSlot, PendingFrame
+from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from .node_parameters import TrackerParameters, declare_parameters, read_parameters, resolve_autocast, resolve_device
+from .prompt_conversion import (MAX_OBJECT_ID, PromptConversionError, PromptRequest, check_object_id,
+                                prompt_from_click, prompt_from_msg)
+from .result_conversion import (FrameState, ObjectState, label_image_msg, object_state, overlay_msg, summarize,
+                                tracked_object_msg, tracked_objects_msg)
+
+NODE_NAME = "tracker_node"
+WARN_THROTTLE_S = 2.0
+# A detector may send a burst of prompts (one per detection): keep them all, unlike frames.
+PROMPT_QUEUE_DEPTH = 50
+# How long the worker waits for a frame before checking whether it should stop.
+WORKER_POLL_S = 0.1
+
+# Everything a prompt can get wrong, answered as success=false / a throttled warning.
+PROMPT_ERRORS = (PromptConversionError, sam2_model.PromptError, sam2_model.TrackingError)
+
+
+def _logged_transition(callback):
+    """rclpy turns an exception in a transition callback into ERROR without a word: log it."""
+    @functools.wraps(callback)
+    def wrapper(self, state):
+        try:
+            return callback(self, state)
+        except Exception as error:  # noqa: BLE001 - reported, then the lifecycle's error path
+            self.get_logger().error(f"{callback.__name__} failed: {error!r}\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.ERROR
+    return wrapper
+
+
+class NotActiveError(RuntimeError):
+    """A request that needs the active node (prompts before activation, after deactivation)."""
+
+
+@dataclass
+class LoadedTracker:
+    """What configure builds and cleanup frees."""
+
+    model: sam2_model.SAM2Model
+    tracker: sam2_model.StreamingTracker
+    device: str
+
+
+@dataclass
+class LastFrame:
+    """The most recent tracked frame: prompts apply to it and answers carry its header."""
+
+    header: Header
+    height: int
+    width: int
+
+
+class TrackerNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self)
+        self.params: Optional[TrackerParameters] = None
+        self._loaded: Optional[LoadedTracker] = None
+        self._tracker_lock = threading.Lock()     # every StreamingTracker call, _last_frame, _last_id
+        self._last_frame: Optional[LastFrame] = None
+        self._last_id = 0                          # the last id this node assigned
+        self._active = False
+        self._slot: LatestFrameSlot = LatestFrameSlot()
+        self._stats = TrackerStatistics()
+        self._worker: Optional[threading.Thread] = None
+        self._stop_worker = threading.Event()
+        self._input_topic = ""
+        # Images and prompts in separate groups: a prompt waiting for the tracker lock must not
+        # hold up image reception (which would count as latency), nor the other way round.
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._prompt_group = ReentrantCallbackGroup()
+        self._diagnostics_group = MutuallyExclusiveCallbackGroup()
+        self._outputs = {}
+        self._prompt_services = []
+        self._inputs = []
+        self._diagnostics_pub = None
+        self._diagnostics_timer = None
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+    # ----------------------------------------------------------------------------- lifecycle
+    @_logged_transition
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            params = read_parameters(self)
+            loaded = self._load_tracker(params)
+        except Exception as error:  # noqa: BLE001 - ConfigError, CheckpointError, ParameterError, CUDA errors...
+            self.get_logger().error(f"configure failed: {error}. Fix the parameters and configure again "
+                                    f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure).")
+            self._free_model()
+            return TransitionCallbackReturn.FAILURE
+        self.params, self._loaded = params, loaded
+        self._last_id, self._last_frame = 0, None
+        self._stats = TrackerStatistics()
+        self._create_outputs(params)
+        self.get_logger().info(f"configured: model {params.model} on {loaded.device} ({params.dtype}); "
+                               f"input {self._input_topic}")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        params = self.params
+        image_qos = QoSProfile(
+            depth=params.qos_depth, history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE,
+            reliability=(ReliabilityPolicy.BEST_EFFORT if params.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE))
+        self._inputs = [
+            self._subscribe_images(CompressedImage if params.compressed else Image, image_qos),
+            self.create_subscription(PointStamped, "~/click", self._on_click, PROMPT_QUEUE_DEPTH,
+                                     callback_group=self._prompt_group),
+            self.create_subscription(Prompt, "~/prompt", self._on_prompt, PROMPT_QUEUE_DEPTH,
+                                     callback_group=self._prompt_group),
+        ]
+        self._slot = LatestFrameSlot()
+        self._stop_worker.clear()
+        self._worker = threading.Thread(target=self._worker_loop, name="sam2_tracker_worker", daemon=True)
+        self._worker.start()
+        self._active = True
+        self.get_logger().info(f"active: tracking images from {self._input_topic}")
+        return super().on_activate(state)  # activates the lifecycle publishers
+
+    @_logged_transition
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self.get_logger().info("inactive: processing stopped (tracked objects are kept)")
+        return super().on_deactivate(state)
+
+    @_logged_transition
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._destroy_outputs()
+        self._free_model()
+        self.get_logger().info("cleaned up: model freed")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_outputs()
+        self._free_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_logged_transition
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_outputs()
+        self._free_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def autostart(self) -> bool:
+        """Configure and activate if the ``autostart`` parameter asks for it; True when active."""
+        value = self.get_parameter("autostart").value
+        if value is not True:
+            if value is not False:
+                self.get_logger().error(f"autostart must be true or false, got {value!r}; not starting")
+            return False
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def _on_parameters_set(self, parameters) -> None:
+        # Everything is read at configure; say so rather than let a change look ignored.
+        if self._loaded is not None:
+            names = ", ".join(p.name for p in parameters)
+            self.get_logger().warning(f"parameter(s) {names} take effect when the node is configured again "
+                                      "(deactivate, cleanup, configure, activate)")
+
+    # ----------------------------------------------------------------------------- set-up
+    def _load_tracker(self, params: TrackerParameters) -> LoadedTracker:
+        import torch
+
+        device = resolve_device(params.device)
+        if not params.checkpoint:
+            self.get_logger().warning("no checkpoint given: the model has RANDOM weights (only useful for tests)")
+        model_ref = os.path.expanduser(params.model)
+        model = sam2_model.build_model(model_ref, os.path.expanduser(params.checkpoint) or None, device=device,
+                                       dtype=getattr(torch, params.dtype))
+        tracker = sam2_model.StreamingTracker(
+            model, fill_hole_area=params.fill_hole_area, corrections_as_cond=params.corrections_as_cond,
+            max_cond_frames=params.max_cond_frames, max_objects=params.max_objects,
+            non_overlap_masks=params.non_overlap_masks, autocast_dtype=resolve_autocast(params.autocast, device))
+        return LoadedTracker(model, tracker, device)
+
+    def _free_model(self) -> None:
+        with self._tracker_lock:
+            loaded, self._loaded = self._loaded, None
+            self._last_frame = None
+        if loaded is None:
+            return
+        on_cuda = loaded.device.startswith("cuda")
+        del loaded
+        gc.collect()
+        if on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _input_topic_name(self, compressed: bool) -> str:
+        """The image topic after remapping. Compressed input follows image_transport's naming:
+        ``<image topic>/compressed``, so ``-r image:=/cam/image_raw`` also moves it; remapping
+        ``image/compressed`` itself wins."""
+        base = self.resolve_topic_name("image")
+        if not compressed:
+            return base
+        remapped = self.resolve_topic_name("image/compressed")
+        return remapped if remapped != self.resolve_topic_name("image/compressed", only_expand=True) \
+            else base.rstrip("/") + "/compressed"
+
+    def _create_outputs(self, params: TrackerParameters) -> None:
+        self._input_topic = self._input_topic_name(params.compressed)
+        out_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        self._outputs = {
+            "objects": self.create_lifecycle_publisher(TrackedObjects, "~/objects", out_qos),
+            "label_image": self.create_lifecycle_publisher(Image, "~/label_image", out_qos),
+        }
+        if params.overlay:
+            self._outputs["overlay"] = self.create_lifecycle_publisher(Image, "~/overlay", out_qos)
+        group = self._prompt_group
+        self._prompt_services = [
+            self.create_service(AddObject, "~/add_object", self._on_add_object, callback_group=group),
+            self.create_service(RemoveObject, "~/remove_object", self._on_remove_object, callback_group=group),
+            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
+        ]
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics,
+                                                    callback_group=self._diagnostics_group)
+
+    def _destroy_outputs(self) -> None:
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        for service in self._prompt_services:
+            self.destroy_service(service)
+        self._prompt_services = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
+
+    def _subscribe_images(self, image_type, qos: QoSProfile):
+        """The camera subscription, counting frames DDS lost before they reached us (e.g. large
+        raw images over best effort with Fast DDS's default shared-memory segment)."""
+        events = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
+        try:
+            return self.create_subscription(image_type, self._input_topic, self._on_image, qos,
+                                            callback_group=self._image_group, event_callbacks=events)
+        except UnsupportedEventTypeError:  # an RMW without the event: no loss counting
+            return self.create_subscription(image_type, self._input_topic, self._on_image, qos,
+                                            callback_group=self._image_group)
+
+    def _on_frames_lost(self, info) -> None:
+        self._stats.on_lost(int(info.total_count_change))
+        self.get_logger().warning(
+            f"{info.total_count} image(s) on {self._input_topic} lost in transport before reaching the node. "
+            "Large raw images over best-effort DDS: set qos_reliability:=reliable, use compressed:=true, or "
+            "enlarge Fast DDS's shared-memory segment (docs/node.md)", throttle_duration_sec=10.0)
+
+    def _stop_processing(self) -> None:
+        self._active = False
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        self._stop_worker.set()
+        self._slot.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join()
+        self._worker = None
+
+    # ----------------------------------------------------------------------------- images
+    def _on_image(self, msg) -> None:
+        # Only hand the message over: decoding and inference happen on the worker thread, so
+        # a frame that gets replaced before the worker is free costs nothing.
+        replaced = self._slot.put(msg, time.monotonic())
+        self._stats.on_received(replaced)
+
+    def _worker_loop(self) -> None:
+        while not self._stop_worker.is_set():
+            pending = self._slot.take(timeout=WORKER_POLL_S)
+            if pending is None:
+                continue
+            try:
+                self._process(pending)
+            except Exception as error:  # noqa: BLE001 - the worker must survive anything one frame does
+                self.get_logger().error(f"frame dropped, unexpected error: {error!r}",
+                                        throttle_duration_sec=WARN_THROTTLE_S)
+                self._stats.on_rejected_frame()
+
+    def _process(self, pending: PendingFrame) -> None:
+        msg = pending.item
+        try:
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        except ImageConversionError as error:
+            self._stats.on_rejected_frame()
+            self.get_logger().warning(f"image on {self._input_topic} rejected: {error}",
+                                      throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        with self._tracker_lock:
+            if self._loaded is None or not self._active:
+                return
+            try:
+                result = self._loaded.tracker.track(rgb)
+            except sam2_model.FrameError as error:
+                self._stats.on_rejected_frame()
+                self.get_logger().warning(f"image rejected by the tracker: {error}",
+                                          throttle_duration_sec=WARN_THROTTLE_S)
+                return
+            self._last_frame = LastFrame(msg.header, rgb.shape[0], rgb.shape[1])
+        # The result holds its own tensors: converting it needs no lock, so prompts get the
+        # tracker while this frame's messages are built.
+        frame = summarize(result)
+        self._publish(frame, rgb, msg.header, pending.received_at)
+
+    def _publish(self, frame: FrameState, rgb, header: Header, received_at: float) -> None:
+        outputs = self._outputs
+        objects = tracked_objects_msg(frame, header, 0.0)
+        label = label_image_msg(frame, header)
+        latency_ms = (time.monotonic() - received_at) * 1000.0
+        objects.latency_ms = latency_ms
+        outputs["objects"].publish(objects)
+        outputs["label_image"].publish(label)
+        overlay = outputs.get("overlay")
+        # Drawing costs a few ms per frame at camera resolution: only for someone watching.
+        if overlay is not None and overlay.get_subscription_count() > 0:
+            overlay.publish(overlay_msg(rgb, frame, header))
+        self._stats.on_processed(latency_ms)
+
+    # ----------------------------------------------------------------------------- prompts
+    def _apply_prompt(self, request: PromptRequest) -> Tuple[int, ObjectState, LastFrame]:
+        """Apply a prompt to the most recent frame; returns (id, ObjectState, that frame)."""
+        if not self._active:
+            raise NotActiveError(f"{self.get_name()} is not active: activate it before sending prompts")
+        with self._tracker_lock:
+            if self._loaded is None:
+                raise NotActiveError(f"{self.get_name()} has no model loaded")
+            tracker = self._loaded.tracker
+            if self._last_frame is None:
+                raise sam2_model.TrackingError(
+                    f"no image yet: prompts apply to the most recent frame, and none has arrived on "
+                    f"{self._input_topic}")
+            object_id = request.object_id
+            if object_id == 0:
+                object_id = self._next_free_id(tracker.obj_ids)
+            elif object_id not in tracker.obj_ids:
+                raise sam2_model.UnknownObjectError(
+                    f"unknown object id {object_id}: tracked ids are {tracker.obj_ids}; "
+                    "use object_id 0 for a new object")
+            result = tracker.add_prompt(object_id, **request.tracker_kwargs())
+            if request.object_id == 0:
+                self._last_id = object_id
+            frame = self._last_frame
+        return object_id, object_state(result, object_id), frame
+
+    def _next_free_id(self, in_use) -> int:
+        """Ids increase (a removed object's id is not handed out again soon), wrapping at the
+        mono16 label limit to the first free one."""
+        used = set(in_use)
+        candidate = max([self._last_id, *used]) + 1
+        if candidate <= MAX_OBJECT_ID:
+            return candidate
+        return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in used)
+
+    def _on_add_object(self, request: AddObject.Request, response: AddObject.Response) -> AddObject.Response:
+        try:
+            prompt = prompt_from_msg(request.prompt)
+            object_id, state, frame = self._apply_prompt(prompt)
+        except (*PROMPT_ERRORS, NotActiveError) as error:
+            self._stats.on_rejected_prompt()
+            response.success, response.message = False, str(error)
+            return response
+        response.success = True
+        response.object_id = object_id
+        response.object = tracked_object_msg(state, frame.header)
+        action = "added" if request.prompt.object_id == 0 else "corrected"
+        response.message = f"{action} object {object_id} with {prompt.describe()}"
+        return response
+
+    def _on_prompt(self, msg: Prompt) -> None:
+        try:
+            self._apply_prompt(prompt_from_msg(msg))
+        except (*PROMPT_ERRORS, NotActiveError) as error:
+            self._stats.on_rejected_prompt()
+            self.get_logger().warning(f"prompt on ~/prompt ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _on_click(self, msg: PointStamped) -> None:
+        frame = self._last_frame
+        try:
+            object_id, _, _ = self._apply_prompt(
+                prompt_from_click(msg, (frame.height, frame.width) if frame else None))
+        except (*PROMPT_ERRORS, NotActiveError) as error:
+            self._stats.on_rejected_prompt()
+            self.get_logger().warning(f"click ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self.get_logger().info(f"click at ({msg.point.x:.0f}, {msg.point.y:.0f}): tracking object {object_id}")
+
+    def _on_remove_object(self, request: RemoveObject.Request,
+                          response: RemoveObject.Response) -> RemoveObject.Response:
+        try:
+            object_id = check_object_id(request.object_id, allow_new=False)
+            with self._tracker_lock:
+                if self._loaded is None:
+                    raise NotActiveError(f"{self.get_name()} has no model loaded")
+                self._loaded.tracker.remove_object(object_id)
+                remaining = self._loaded.tracker.obj_ids
+        except (PromptConversionError, sam2_model.TrackingError, NotActiveError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.message = True, f"removed object {object_id}; tracking {remaining}"
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._tracker_lock:
+            if self._loaded is None:
+                response.success, response.message = False, f"{self.get_name()} has no model loaded"
+                return response
+            count = len(self._loaded.tracker.obj_ids)
+            self._loaded.tracker.reset()
+            self._last_id, self._last_frame = 0, None
+        response.success, response.message = True, f"reset: forgot {count} object(s); ids start at 1 again"
+        return response
+
+    # ----------------------------------------------------------------------------- diagnostics
+    def _snapshot(self) -> Snapshot:
+        stats = self._stats
+        with self._tracker_lock:
+            loaded = self._loaded
+            num_objects = len(loaded.tracker.obj_ids) if loaded else 0
+            tracker_bytes = loaded.tracker.memory_bytes() if loaded else 0
+            device = loaded.device if loaded else "none"
+        cuda_bytes = None
+        if device.startswith("cuda"):
+            import torch
+
+            cuda_bytes = int(torch.cuda.memory_allocated(torch.device(device)))
+        percentiles = stats.processed.percentiles((50, 99))
+        last_input = stats.received.last_time()
+        return Snapshot(
+            state="active" if self._active else ("inactive" if loaded else "unconfigured"),
+            device=device, input_topic=self._input_topic,
+            input_hz=stats.received.rate(), processed_hz=stats.processed.rate(),
+            dropped_in_window=stats.dropped.count(), received_total=stats.received_total,
+            processed_total=stats.processed_total, dropped_total=stats.dropped_total,
+            lost_in_window=stats.lost.count(), lost_total=stats.lost_total,
+            rejected_frames_total=stats.rejected_frames_total, rejected_prompts_total=stats.rejected_prompts_total,
+            latency_p50_ms=percentiles[0] if percentiles else None,
+            latency_p99_ms=percentiles[1] if percentiles else None,
+            num_objects=num_objects, tracker_memory_bytes=tracker_bytes, process_rss_bytes=process_rss_bytes(),
+            cuda_allocated_bytes=cuda_bytes,
+            seconds_since_input=None if last_input is None else time.monotonic() - last_input)
+
+    def _publish_diagnostics(self) -> None:
+        publisher = self._diagnostics_pub
+        if publisher is None:
+            return
+        array = diagnostic_array(self._snapshot(), f"{self.get_name()}: SAM 2 tracker",
+                                 self.get_clock().now().to_msg(), self._stats.window_s)
+        publisher.publish(array)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = TrackerNode()
+    # Threads: image reception, prompts/services, diagnostics and lifecycle requests each get one,
+    # so none waits behind another; the model itself runs on the node's worker thread.
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        node.autostart()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_processing()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""sensor_msgs <-> numpy conversion (no ROS graph): encodings, row padding, compression, labels."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from sam2_ros.image_conversion import (ImageConversionError, SUPPORTED_ENCODINGS, compressed_to_rgb, decode_raw,
+                                       image_to_labels, image_to_mask, image_to_rgb, labels_to_image,
+                                       mask_to_image, rgb_to_image)
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
+
+
+def _raw(pixels: np.ndarray, encoding: str, padding: int = 0) -> Image:
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = pixels.reshape(height, width * channels)
+    rows = np.concatenate([rows, np.full((height, padding), 77, np.uint8)], axis=1)
+    return Image(header=Header(frame_id="cam"), height=height, width=width, encoding=encoding, is_bigendian=0,
+                 step=width * channels + padding, data=rows.tobytes())
+
+
+@pytest.mark.parametrize("padding", [0, 3])
+def test_colour_encodings_give_the_same_rgb(padding):
+    alpha = np.full(RGB.shape[:2] + (1,), 9, np.uint8)
+    cases = {
+        "rgb8": RGB,
+        "bgr8": RGB[:, :, ::-1],
+        "rgba8": np.concatenate([RGB, alpha], axis=2),
+        "bgra8": np.concatenate([RGB[:, :, ::-1], alpha], axis=2),
+    }
+    for encoding, pixels in cases.items():
+        out = image_to_rgb(_raw(np.ascontiguousarray(pixels), encoding, padding))
+        assert out.dtype == np.uint8 and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, RGB, err_msg=encoding)
+
+
+def test_mono8_becomes_grey_rgb():
+    grey = RGB[:, :, 0].copy()
+    out = image_to_rgb(_raw(grey, "mono8", padding=2))
+    assert out.shape == (7, 5, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[:, :, channel], grey)
+
+
+def test_supported_encodings_are_the_documented_ones():
+    assert set(SUPPORTED_ENCODINGS) == {"rgb8", "bgr8", "rgba8", "bgra8", "mono8"}
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "16UC1", "mono16", "bayer_rggb8", ""])
+def test_other_encodings_are_rejected_with_the_supported_list(encoding):
+    with pytest.raises(ImageConversionError, match="not supported.*rgb8"):
+        image_to_rgb(_raw(RGB, encoding))
+
+
+def test_short_data_and_bad_step_are_named():
+    msg = _raw(RGB, "rgb8")
+    msg.data = msg.data[:-10]
+    with pytest.raises(ImageConversionError, match="needs 105 bytes of data, got 95"):
+        image_to_rgb(msg)
+    msg = _raw(RGB, "rgb8")
+    msg.step = 4
+    with pytest.raises(ImageConversionError, match="step 4, less than the 15 bytes"):
+        image_to_rgb(msg)
+    with pytest.raises(ImageConversionError, match="empty"):
+        decode_raw("rgb8", 0, 5, 15, b"")
+
+
+def test_last_row_padding_may_be_missing():
+    rows = np.concatenate([RGB.reshape(7, 15), np.zeros((7, 1), np.uint8)], axis=1).tobytes()[:-1]
+    np.testing.assert_array_equal(decode_raw("rgb8", 7, 5, 16, rows), RGB)
+
+
+@pytest.mark.parametrize("fmt, pil_format", [("jpeg", "JPEG"), ("png", "PNG"), ("rgb8; jpeg compressed bgr8", "JPEG")])
+def test_compressed_images_decode_to_rgb(fmt, pil_format):
+    picture = np.zeros((32, 48, 3), np.uint8)
+    picture[:, :24] = (200, 30, 10)   # red left half: a swapped channel order would show
+    picture[:, 24:] = (10, 30, 200)
+    buffer = io.BytesIO()
+    PILImage.fromarray(picture).save(buffer, format=pil_format, quality=95)
+    out = compressed_to_rgb(CompressedImage(format=fmt, data=buffer.getvalue()))
+    assert out.shape == (32, 48, 3)
+    if pil_format == "PNG":
+        np.testing.assert_array_equal(out, picture)
+    else:  # lossy: compare away from the colour edge, where chroma subsampling rings
+        for columns in (slice(0, 16), slice(32, 48)):
+            assert np.abs(out[:, columns].astype(int) - picture[:, columns]).max() <= 8
+
+
+def test_compressed_grey_png_becomes_rgb():
+    buffer = io.BytesIO()
+    PILImage.fromarray(RGB[:, :, 1].copy()).save(buffer, format="PNG")
+    out = compressed_to_rgb(CompressedImage(format="png", data=buffer.getvalue()))
+    np.testing.assert_array_equal(out[:, :, 2], RGB[:, :, 1])
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"", "no data"),
+    (b"\xff\xd8\xff garbage that is not a jpeg", "could not be decoded"),
+    (bytes(range(256)) * 4, "could not be decoded"),
+])
+def test_garbage_compressed_data_is_rejected(data, match):
+    with pytest.raises(ImageConversionError, match=match):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=data))
+
+
+def test_sixteen_bit_png_and_other_formats_are_rejected():
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.full((4, 4), 1000, np.uint16)).save(buffer, format="PNG")
+    with pytest.raises(ImageConversionError, match="8-bit"):
+        compressed_to_rgb(CompressedImage(format="png", data=buffer.getvalue()))
+    buffer = io.BytesIO()
+    PILImage.fromarray(RGB).save(buffer, format="BMP")
+    with pytest.raises(ImageConversionError, match="BMP, not JPEG or PNG"):
+        compressed_to_rgb(CompressedImage(format="bmp", data=buffer.getvalue()))
+
+
+def test_mask_round_trip_and_header():
+    mask = RGB[:, :, 0] > 128
+    header = Header(frame_id="cam")
+    header.stamp.sec = 12
+    msg = mask_to_image(mask, header)
+    assert (msg.encoding, msg.width, msg.height, msg.step) == ("mono8", 5, 7, 5)
+    assert msg.header.stamp.sec == 12 and msg.header.frame_id == "cam"
+    assert set(np.frombuffer(msg.data, np.uint8).tolist()) <= {0, 255}
+    np.testing.assert_array_equal(image_to_mask(msg), mask)
+
+
+def test_mask_prompt_must_be_mono8():
+    with pytest.raises(ImageConversionError, match="mono8"):
+        image_to_mask(_raw(RGB, "rgb8"))
+
+
+def test_label_image_is_mono8_when_ids_fit_a_byte_else_mono16():
+    labels = np.zeros((4, 6), np.int32)
+    labels[1:3, 2:5] = 7
+    small = labels_to_image(labels, Header())
+    assert (small.encoding, small.step) == ("mono8", 6)
+    np.testing.assert_array_equal(image_to_labels(small), labels)
+
+    labels[0, 0] = 300
+    wide = labels_to_image(labels, Header())
+    assert (wide.encoding, wide.step, wide.is_bigendian) == ("mono16", 12, 0)
+    np.testing.assert_array_equal(image_to_labels(wide), labels)
+    # A caller may force mono16 for a session whose big ids are off screen.
+    assert labels_to_image(np.zeros((2, 2), np.int32), Header(), max_id=256).encoding == "mono16"
+    with pytest.raises(ImageConversionError, match="65535"):
+        labels_to_image(labels, Header(), max_id=70000)
+
+
+def test_rgb_to_image_round_trips_in_both_orders():
+    for encoding in ("rgb8", "bgr8"):
+        msg = rgb_to_image(RGB, Header(), encoding)
+        np.testing.assert_array_equal(image_to_rgb(msg), RGB)

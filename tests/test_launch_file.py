@@ -1,0 +1,130 @@
+"""launch/tracker.launch.py and config/tracker.yaml, checked without ROS launch (not installable here).
+
+The launch file is parsed with ``ast`` for its declared arguments, then executed against small
+stand-ins for ``launch`` / ``launch_ros`` to check the node it would start; the YAML must hold
+exactly the node's parameters, with valid values.
+"""
+
+import ast
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sam2_ros.node_parameters import TrackerParameters, parameters_from_values
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
+CONFIG_FILE = REPO / "config" / "tracker.yaml"
+EXPECTED_ARGUMENTS = {"image_topic", "model", "checkpoint", "device", "compressed", "params_file", "click_topic",
+                      "namespace"}
+
+
+def _declared_arguments():
+    """name -> (default, description) of every DeclareLaunchArgument(...) in the launch file."""
+    found = {}
+    for node in ast.walk(ast.parse(LAUNCH_FILE.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DeclareLaunchArgument":
+            name = ast.literal_eval(node.args[0])
+            keywords = {k.arg: k.value for k in node.keywords}
+            default = keywords.get("default_value")
+            description = keywords.get("description")
+            found[name] = (ast.literal_eval(default) if isinstance(default, ast.Constant) else default,
+                           ast.literal_eval(description) if description is not None else None)
+    return found
+
+
+def test_launch_file_declares_the_documented_arguments():
+    arguments = _declared_arguments()
+    assert set(arguments) == EXPECTED_ARGUMENTS
+    for name, (_, description) in arguments.items():
+        assert description, f"launch argument {name} has no description"
+    assert arguments["image_topic"][0] == "/camera/color/image_raw"
+    assert arguments["click_topic"][0] == "~/overlay_mouse_left"
+    for name in ("model", "checkpoint", "device", "compressed"):
+        assert arguments[name][0] == "", f"{name} must default to the params file's value"
+
+
+# ------------------------------------------------------------------------- stand-ins for launch
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context.launch_configurations[self.name]
+
+
+@pytest.fixture
+def launch_module(monkeypatch):
+    """Import the launch file with fake launch, launch_ros and ament_index_python modules."""
+    fakes = {
+        "launch": {"LaunchDescription": _Recorded},
+        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorded},
+        "ament_index_python": {},
+        "ament_index_python.packages": {"get_package_share_directory": lambda package: f"/opt/share/{package}"},
+    }
+    for name, attributes in fakes.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    namespace = {"__name__": "tracker_launch", "__file__": str(LAUNCH_FILE)}
+    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
+    return namespace
+
+
+def _start(launch_module, **given):
+    description = launch_module["generate_launch_description"]()
+    actions = description.args[0]
+    defaults = {a.args[0]: a.kwargs["default_value"] for a in actions if a.args}
+    assert defaults["params_file"] == "/opt/share/sam2_ros/config/tracker.yaml"
+    opaque = [a for a in actions if "function" in a.kwargs]
+    assert len(opaque) == 1
+    context = types.SimpleNamespace(launch_configurations={**defaults, **given})
+    (node,) = opaque[0].kwargs["function"](context)
+    return node.kwargs
+
+
+def test_launch_file_starts_the_node_with_remappings_and_overrides(launch_module):
+    node = _start(launch_module)
+    assert (node["package"], node["executable"], node["name"]) == ("sam2_ros", "tracker_node", "tracker_node")
+    assert node["parameters"] == ["/opt/share/sam2_ros/config/tracker.yaml"]  # nothing overridden
+    assert node["remappings"] == [("image", "/camera/color/image_raw"), ("~/click", "~/overlay_mouse_left")]
+
+    node = _start(launch_module, image_topic="/robot/camera/image", model="sam2.1_hiera_small",
+                  checkpoint="/ckpt/small.pt", device="cuda", compressed="true", click_topic="",
+                  params_file=str(CONFIG_FILE))
+    assert node["parameters"] == [str(CONFIG_FILE), {"model": "sam2.1_hiera_small", "checkpoint": "/ckpt/small.pt",
+                                                     "device": "cuda", "compressed": True}]
+    assert node["remappings"] == [("image", "/robot/camera/image")]
+
+
+def test_launch_file_applies_the_params_file_to_a_namespaced_node(launch_module, tmp_path):
+    # A `tracker_node:` key means /tracker_node to ROS: in a namespace its values are passed as a dict.
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("tracker_node:\n  ros__parameters:\n    max_objects: 7\n    overlay: false\n")
+    node = _start(launch_module, params_file=str(params_file), namespace="robot", device="cpu")
+    assert node["namespace"] == "robot"
+    assert node["parameters"] == [str(params_file), {"max_objects": 7, "overlay": False}, {"device": "cpu"}]
+    # Every override is a real node parameter.
+    overridable = set(launch_module["OVERRIDES"])
+    assert overridable <= {f.name for f in TrackerParameters.__dataclass_fields__.values()}
+
+
+def test_config_file_holds_exactly_the_node_parameters_with_valid_values():
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    assert list(config) == ["tracker_node"]
+    values = config["tracker_node"]["ros__parameters"]
+    assert set(values) == set(TrackerParameters.__dataclass_fields__)
+    params = parameters_from_values(values)
+    # The file documents the defaults: a node without it behaves the same.
+    assert params == TrackerParameters()
