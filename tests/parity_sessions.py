@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import lzma
 import math
 import os
 import tempfile
@@ -15,11 +17,16 @@ import sam2_model
 
 PARITY_DIR = Path(os.environ.get("SAM2_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
 STREAM_FILES = sorted(PARITY_DIR.glob("*_stream.pt"))
+# More sessions made with the official predictor (tools/oracle), shipped with the tests.
+EXTRA_SESSION_FILES = sorted((Path(__file__).resolve().parent / "data").glob("*.pt.xz"))
 LOGIT_TOLERANCE = 1e-2
 SCORE_TOLERANCE = 1e-2
 
 
 def load_session(path: Path) -> Dict[str, Any]:
+    if path.suffix == ".xz":
+        with lzma.open(path, "rb") as handle:
+            return torch.load(io.BytesIO(handle.read()), weights_only=True)
     return torch.load(path, weights_only=True)
 
 

@@ -2,14 +2,15 @@
 
 import pytest
 
-from parity_sessions import LOGIT_TOLERANCE, SCORE_TOLERANCE, STREAM_FILES, load_session, replay
+from parity_sessions import EXTRA_SESSION_FILES, LOGIT_TOLERANCE, SCORE_TOLERANCE, STREAM_FILES, load_session, replay
 
 
 def test_reference_sessions_exist():
     assert len(STREAM_FILES) == 3, f"expected the three parity sessions, found {STREAM_FILES}"
+    assert len(EXTRA_SESSION_FILES) == 2, f"expected the two extra sessions in tests/data, found {EXTRA_SESSION_FILES}"
 
 
-@pytest.mark.parametrize("path", STREAM_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", STREAM_FILES + EXTRA_SESSION_FILES, ids=lambda p: p.name.split(".pt")[0])
 def test_stream_session_matches_official(path):
     comparisons = replay(load_session(path))
     assert comparisons, "session has no events"
