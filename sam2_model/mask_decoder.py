@@ -26,6 +26,11 @@ class DecoderOutput:
     object_score_logits: torch.Tensor  # [B, 1]
 
 
+def _full_precision(reference: torch.Tensor):
+    """Disable autocast on ``reference``'s device (a no-op context when autocast is off)."""
+    return torch.autocast(device_type=reference.device.type, enabled=False)
+
+
 class MaskDecoder(nn.Module):
     def __init__(self, transformer_dim: int, transformer: TwoWayTransformer, num_multimask_outputs: int = 3,
                  iou_head_depth: int = 3, iou_head_hidden_dim: int = 256, use_high_res_features: bool = False,
@@ -107,16 +112,20 @@ class MaskDecoder(nn.Module):
         else:
             upscaled = self.output_upscaling(src)
 
-        hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, index]) for index, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.reshape(b, c, h * w)).reshape(b, -1, h, w)
-        iou_pred = self.iou_prediction_head(iou_token_out)
-        if self.pred_obj_scores:
-            object_scores = self.pred_obj_score_head(hidden[:, 0])
-        else:
-            # Without an object-score head the object is always taken as present.
-            object_scores = 10.0 * iou_pred.new_ones(iou_pred.shape[0], 1)
+        # The heads are tiny next to the transformer, but their outputs are thresholded at 0 (mask
+        # pixels, object presence): under reduced-precision autocast they run in float32.
+        with _full_precision(upscaled):
+            hyper_in = torch.stack(
+                [mlp(mask_tokens_out[:, index].float()) for index, mlp in enumerate(self.output_hypernetworks_mlps)],
+                dim=1)
+            b, c, h, w = upscaled.shape
+            masks = (hyper_in @ upscaled.float().reshape(b, c, h * w)).reshape(b, -1, h, w)
+            iou_pred = self.iou_prediction_head(iou_token_out.float())
+            if self.pred_obj_scores:
+                object_scores = self.pred_obj_score_head(hidden[:, 0].float())
+            else:
+                # Without an object-score head the object is always taken as present.
+                object_scores = 10.0 * iou_pred.new_ones(iou_pred.shape[0], 1)
         return masks, iou_pred, mask_tokens_out, object_scores
 
     def _stability(self, mask_logits: torch.Tensor) -> torch.Tensor:
