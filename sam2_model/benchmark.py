@@ -102,7 +102,22 @@ def benchmark_image(args: argparse.Namespace, device: torch.device, dtype: torch
     click = object_clicks(1, size)[0]
     decoder = Timing("decoder (one click)", _time(lambda _: predictor.predict([click], [1]), args.iterations * 5,
                                                   args.warmup, device))
-    return [encoder, decoder]
+    timings = [encoder, decoder]
+    if not args.no_official:
+        try:
+            from .official_reference import OfficialImage
+        except ImportError as error:
+            print(f"(official sam2 package not importable: {error}; skipping the comparison)")
+            return timings
+        official = OfficialImage(args.model, model.state_dict(), device)
+        timings.append(Timing("official image encoder (set_image)",
+                              _time(lambda _: official.set_image(frame), args.iterations, args.warmup, device)))
+        timings.append(Timing("official decoder (one click)",
+                              _time(lambda _: official.predict([click], [1]), args.iterations * 5, args.warmup,
+                                    device)))
+        print(f"image encoder speed-up (official p50 / ours p50): "
+              f"{timings[2].percentile(50) / encoder.percentile(50):.2f}x")
+    return timings
 
 
 def benchmark_tracker(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, num_objects: int

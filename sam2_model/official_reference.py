@@ -73,3 +73,24 @@ class OfficialStream:
                                                                  max_frame_num_to_track=0):
                 return masks
         raise RuntimeError(f"the official predictor produced no output for frame {frame_index}")
+
+
+class OfficialImage:
+    """The official ``SAM2ImagePredictor`` with given weights."""
+
+    def __init__(self, model_name: str, state_dict: Dict[str, torch.Tensor], device: torch.device):
+        from sam2.build_sam import build_sam2
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        if model_name not in _CONFIG_FILES:
+            raise ImportError(f"no official config for {model_name!r}; the comparison needs a released name")
+        model = build_sam2(_CONFIG_FILES[model_name], ckpt_path=None, device=str(device))
+        model.load_state_dict(state_dict, strict=True)
+        self.predictor = SAM2ImagePredictor(model.eval())
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.predictor.set_image(image)
+
+    def predict(self, points: List[List[float]], labels: List[int]):
+        return self.predictor.predict(point_coords=np.asarray(points, dtype=np.float32),
+                                      point_labels=np.asarray(labels, dtype=np.int32))
