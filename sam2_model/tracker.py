@@ -16,7 +16,7 @@ memories live at the model's resolution, so tracking continues and outputs come 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 

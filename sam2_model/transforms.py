@@ -28,7 +28,8 @@ def as_rgb_tensor(frame: FrameLike) -> torch.Tensor:
     if isinstance(frame, np.ndarray):
         if frame.dtype != np.uint8:
             raise FrameError(f"frame must be uint8 RGB, got dtype {frame.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(frame))
+        # Read-only arrays (e.g. from PIL or ROS message buffers) are copied: torch wants to own writable memory.
+        tensor = torch.from_numpy(np.ascontiguousarray(frame) if frame.flags.writeable else frame.copy())
     elif isinstance(frame, torch.Tensor):
         if frame.dtype != torch.uint8:
             raise FrameError(f"frame must be uint8 RGB, got dtype {frame.dtype}")

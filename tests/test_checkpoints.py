@@ -1,7 +1,6 @@
 """Every released model's official checkpoint layout loads strictly; bad files get clear errors."""
 
 import json
-import math
 
 import pytest
 import torch

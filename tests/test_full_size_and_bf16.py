@@ -1,7 +1,6 @@
 """Full-size model on a real photo (slow), and bfloat16 autocast against float32."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-import sam2_model
 from sam2_model import ImagePredictor, PromptError
 
 from parity_sessions import STREAM_FILES, build_session_model, load_session
