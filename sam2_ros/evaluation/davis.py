@@ -86,6 +86,17 @@ def read_label_png(path: Path) -> np.ndarray:
     )
 
 
+def read_annotation_for(path: Path, image: np.ndarray, image_name: str) -> np.ndarray:
+    """The label PNG at ``path``, which must have the size of ``image`` (``image_name`` in errors)."""
+    labels = read_label_png(path)
+    if labels.shape != image.shape[:2]:
+        raise EvaluationInputError(
+            f"annotation {path} is {labels.shape[1]}x{labels.shape[0]} "
+            f"but {image_name} is {image.shape[1]}x{image.shape[0]}"
+        )
+    return labels
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as HxWx3 uint8 RGB."""
     try:
@@ -149,12 +160,7 @@ def read_sequence(
             image = read_rgb(image_path)
             labels = None
             if index in annotations:
-                labels = read_label_png(annotations[index])
-                if labels.shape != image.shape[:2]:
-                    raise EvaluationInputError(
-                        f"annotation {annotations[index]} is {labels.shape[1]}x{labels.shape[0]} "
-                        f"but image {image_path} is {image.shape[1]}x{image.shape[0]}"
-                    )
+                labels = read_annotation_for(annotations[index], image, f"image {image_path}")
             yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / fps), gt_labels=labels)
 
     return Sequence(

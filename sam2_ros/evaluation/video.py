@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .davis import read_label_png
+from .davis import read_annotation_for
 from .errors import EvaluationInputError
 from .sequence import Frame
 
@@ -66,12 +66,7 @@ def video_frames(video: Path, masks_dir: Path, fps: float | None = None) -> Iter
                 image = decoded.to_ndarray(format="rgb24")
                 labels = None
                 if index in masks:
-                    labels = read_label_png(masks[index])
-                    if labels.shape != image.shape[:2]:
-                        raise EvaluationInputError(
-                            f"mask {masks[index]} is {labels.shape[1]}x{labels.shape[0]} but frame {index} "
-                            f"of {video} is {image.shape[1]}x{image.shape[0]}"
-                        )
+                    labels = read_annotation_for(masks[index], image, f"frame {index} of {video}")
                 yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / rate), gt_labels=labels)
         except av.error.FFmpegError as exc:
             raise EvaluationInputError(f"cannot decode frame {index + 1} of {video}: {exc}") from None
