@@ -115,6 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument(
         "--worst", type=int, default=8, metavar="K", help="frames on the contact sheet (default: %(default)s)"
     )
+    live = parser.add_argument_group("live (evaluate the running tracker node over ROS; model options ignored)")
+    live.add_argument(
+        "--live", action="store_true", help="play the input into the running tracker node and score what it publishes"
+    )
+    live.add_argument(
+        "--node", default="/tracker_node", metavar="NAME", help="the tracker node's full name (default: %(default)s)"
+    )
+    live.add_argument(
+        "--rate",
+        choices=["recorded", "max"],
+        default="recorded",
+        help="publish at the recorded rate, or each frame once the previous one's result arrived "
+        "(default: %(default)s)",
+    )
+    live.add_argument(
+        "--live-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for a frame's result before counting it dropped (default: %(default)s)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--out", type=Path, default=Path("sam2_eval"), metavar="DIR", help="output folder (default: %(default)s)"
@@ -162,7 +183,11 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     sequences = open_sequences(args)
     if args.out.exists() and not args.out.is_dir():
         raise EvaluationInputError(f"--out {args.out} exists and is not a folder")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
+    if runner is None and args.live:
+        from .live import LiveNodeRunner
+
+        runner = LiveNodeRunner(args.node, args.rate, args.live_timeout)
+    if runner is None and args.checkpoint is not None and not args.checkpoint.is_file():
         raise EvaluationInputError(f"checkpoint not found: {args.checkpoint}")
     # With a runner from outside (tests, a live runner) the model options do not apply.
     model_spec = None
@@ -187,12 +212,20 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         device=None if model_spec is None else model_spec.device,
         dtype=None if model_spec is None else model_spec.dtype,
     )
-    files = write_report(args.out, info, summary, results)
+    live = runner.live_summary() if args.live and hasattr(runner, "live_summary") else None
+    files = write_report(args.out, info, summary, results, live=live)
     print(
         f"J&F {summary.jf_mean:.3f} (J {summary.j_mean:.3f}, F {summary.f_mean:.3f}) over "
         f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
         f"{summary.track_ms_mean:.1f} ms/frame"
     )
+    if live is not None:
+        p50, p99 = live["latency_ms_p50"], live["latency_ms_p99"]
+        print(
+            f"live: {live['frames_published']} frames published, {live['frames_received']} received, "
+            f"{live['frames_dropped']} dropped; latency p50 "
+            + ("n/a" if p50 is None else f"{p50:.1f} ms, p99 {p99:.1f} ms")
+        )
     print(f"report: {files.report_md}  results: {files.results_json}")
     return 0
 
@@ -205,6 +238,8 @@ def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
         parser.error("--max-frames must be at least 1")
     if args.bound_th <= 0:
         parser.error("--bound-th must be positive")
+    if args.live_timeout <= 0:
+        parser.error("--live-timeout must be positive")
     try:
         return run(args, runner)
     except EvaluationInputError as exc:

@@ -85,14 +85,19 @@ def _sequence_dict(seq: SequenceResult) -> dict[str, Any]:
     }
 
 
-def results_dict(run: RunInfo, summary: Summary, sequences: list[SequenceResult]) -> dict[str, Any]:
-    """The content of results.json."""
-    return {
+def results_dict(
+    run: RunInfo, summary: Summary, sequences: list[SequenceResult], live: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The content of results.json (with a ``live`` section for evaluations against the node)."""
+    out = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "run": asdict(run),
         "summary": asdict(summary),
         "sequences": [_sequence_dict(s) for s in sequences],
     }
+    if live is not None:
+        out["live"] = live
+    return out
 
 
 # ---------------------------------------------------------------- plots
@@ -162,7 +167,29 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_report(run: RunInfo, summary: Summary, sequences: list[SequenceResult], plot_dir: str) -> str:
+def _live_lines(live: dict[str, Any]) -> list[str]:
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f} ms"
+
+    return [
+        "## Live run against the node",
+        "",
+        f"Node `{live['node']}`, images on `{live['image_topic']}`, rate {live['rate']}. "
+        f"{live['frames_published']} frames published, {live['frames_received']} results received, "
+        f"{live['frames_dropped']} dropped (no result within {live['timeout_s']} s; scored as empty masks). "
+        f"End-to-end latency (publish to receive): p50 {ms(live['latency_ms_p50'])}, "
+        f"p99 {ms(live['latency_ms_p99'])}.",
+        "",
+    ]
+
+
+def markdown_report(
+    run: RunInfo,
+    summary: Summary,
+    sequences: list[SequenceResult],
+    plot_dir: str,
+    live: dict[str, Any] | None = None,
+) -> str:
     lines = [
         "# SAM 2 tracking evaluation",
         "",
@@ -196,6 +223,8 @@ def markdown_report(run: RunInfo, summary: Summary, sequences: list[SequenceResu
         f"| {summary.track_ms_mean:.1f} |",
         "",
     ]
+    if live is not None:
+        lines += _live_lines(live)
     for seq in sequences:
         t = seq.timing
         name = _safe_name(seq.name)
@@ -242,8 +271,16 @@ def markdown_report(run: RunInfo, summary: Summary, sequences: list[SequenceResu
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, run: RunInfo, summary: Summary, sequences: list[SequenceResult]) -> ReportFiles:
-    """Write plots, report.md and results.json into out_dir (created if needed)."""
+def write_report(
+    out_dir: Path,
+    run: RunInfo,
+    summary: Summary,
+    sequences: list[SequenceResult],
+    live: dict[str, Any] | None = None,
+) -> ReportFiles:
+    """Write plots, report.md and results.json into out_dir (created if needed).
+
+    live: the live runner's counts and latencies (``sam2-eval --live``), reported when given."""
     out_dir = Path(out_dir)
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -255,9 +292,9 @@ def write_report(out_dir: Path, run: RunInfo, summary: Summary, sequences: list[
         plots.append(plot_dir / f"{name}_worst_frames.png")
         contact_sheet(plots[-1], seq)
     report_md = out_dir / "report.md"
-    report_md.write_text(markdown_report(run, summary, sequences, "plots"), encoding="utf-8")
+    report_md.write_text(markdown_report(run, summary, sequences, "plots", live), encoding="utf-8")
     results_json = out_dir / "results.json"
     tmp = results_json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results_dict(run, summary, sequences), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(results_dict(run, summary, sequences, live), indent=2) + "\n", encoding="utf-8")
     tmp.replace(results_json)
     return ReportFiles(results_json=results_json, report_md=report_md, plots=plots)
