@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
@@ -347,8 +347,3 @@ def resolve_config(config: "str | os.PathLike | ModelConfig | Mapping[str, Any]"
         return load_config_yaml(text)
     return released_config(text)  # raises with the list of known names
 
-
-def describe(config: ModelConfig) -> List[str]:
-    """Short human-readable summary lines (for logs and benchmarks)."""
-    return [f"image_size={config.image_size}", f"trunk={config.trunk}", f"hidden_dim={config.hidden_dim}",
-            f"memory_dim={config.memory_dim}", f"num_maskmem={config.num_maskmem}"]

@@ -7,7 +7,6 @@ here the model only computes, on batches of objects, and the tracker owns all st
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -54,8 +53,6 @@ class MaskPrediction:
     iou_scores: torch.Tensor           # [B] predicted IoU of the chosen mask
     obj_ptr: torch.Tensor              # [B, C] object pointer
     object_score_logits: torch.Tensor  # [B, 1]
-    all_low_res_masks: torch.Tensor    # [B, M, S/4, S/4] every candidate (M = 3 or 1)
-    all_iou_scores: torch.Tensor       # [B, M]
 
 
 @dataclass
@@ -233,7 +230,7 @@ class SAM2Model(nn.Module):
         high_res_masks = F.interpolate(low_res, size=(self.image_size, self.image_size), mode="bilinear",
                                        align_corners=False)
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), object_scores)
-        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores, all_masks, all_iou)
+        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores)
 
     def _gate_pointer(self, obj_ptr: torch.Tensor, object_score_logits: torch.Tensor) -> torch.Tensor:
         """Blend absent objects' pointers towards the learned "no object" pointer."""
@@ -270,8 +267,7 @@ class SAM2Model(nn.Module):
             if self.config.fixed_no_obj_ptr:
                 obj_ptr = present * obj_ptr
             obj_ptr = obj_ptr + (1 - present) * self.no_obj_ptr
-        ones = torch.ones(batch, device=mask.device)
-        return MaskPrediction(low_res, high_res_masks, ones, obj_ptr, object_scores, low_res, ones[:, None])
+        return MaskPrediction(low_res, high_res_masks, torch.ones(batch, device=mask.device), obj_ptr, object_scores)
 
     # ------------------------------------------------------------------ memory
     def features_without_memory(self, image_embed: torch.Tensor) -> torch.Tensor:
@@ -346,6 +342,3 @@ class SAM2Model(nn.Module):
     def extra_repr(self) -> str:
         return f"image_size={self.image_size}, hidden_dim={self.hidden_dim}, mem_dim={self.mem_dim}"
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.state_dict().values())
