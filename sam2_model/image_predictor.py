@@ -37,7 +37,7 @@ class ImagePredictor:
         pixels, self._image_hw = preprocess(image, model.image_size, model.device, next(model.parameters()).dtype)
         features = model.encode_image(pixels)
         # The image has no memory: SAM 2 adds the "no memory" embedding, as on a first prompt.
-        self._features = FrameFeatures(model.features_without_memory(features.image_embed), features.image_pos,
+        self._features = FrameFeatures(model.features_without_memory(features.image_embed, features.image_pos), features.image_pos,
                                        features.high_res)
 
     @property

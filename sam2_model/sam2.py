@@ -270,22 +270,21 @@ class SAM2Model(nn.Module):
         return MaskPrediction(low_res, high_res_masks, torch.ones(batch, device=mask.device), obj_ptr, object_scores)
 
     # ------------------------------------------------------------------ memory
-    def features_without_memory(self, image_embed: torch.Tensor) -> torch.Tensor:
+    def features_without_memory(self, image_embed: torch.Tensor, image_pos: torch.Tensor) -> torch.Tensor:
         """Features of a frame where the object has no memory yet (its first prompt)."""
         if self.config.directly_add_no_mem_embed:
             return image_embed + self.no_mem_embed.reshape(1, -1, 1, 1).to(image_embed.dtype)
-        batch, channels, height, width = image_embed.shape
+        batch = image_embed.shape[0]
         memory = self.no_mem_embed.expand(batch, 1, -1)
         positions = self.no_mem_pos_enc.expand(batch, 1, -1)
-        return self.attend_to_memory(image_embed, None, MemoryBatch(memory, positions, None, 0))
+        return self.attend_to_memory(image_embed, image_pos, MemoryBatch(memory, positions, None, 0))
 
-    def attend_to_memory(self, image_embed: torch.Tensor, image_pos: Optional[torch.Tensor],
+    def attend_to_memory(self, image_embed: torch.Tensor, image_pos: torch.Tensor,
                          memory: MemoryBatch) -> torch.Tensor:
         """Memory attention for B objects: ``[B, C, h, w]`` in, conditioned ``[B, C, h, w]`` out."""
         batch, channels, height, width = image_embed.shape
         current = image_embed.flatten(2).transpose(1, 2)
-        current_pos = (torch.zeros_like(current) if image_pos is None
-                       else image_pos.flatten(2).transpose(1, 2).to(current.dtype))
+        current_pos = image_pos.flatten(2).transpose(1, 2).to(current.dtype)
         out = self.memory_attention(current, current_pos, memory.tokens.to(current.dtype),
                                     memory.positions.to(current.dtype), memory.num_pointer_tokens, memory.valid)
         return out.transpose(1, 2).reshape(batch, channels, height, width)
