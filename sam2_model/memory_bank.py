@@ -57,7 +57,6 @@ class PointPrompt:
 @dataclass
 class ObjectMemory:
     obj_id: int
-    first_prompt_frame: int
     conditioning: "OrderedDict[int, FrameMemory]" = field(default_factory=OrderedDict)
     recent: "OrderedDict[int, FrameMemory]" = field(default_factory=OrderedDict)
     output: Optional[FrameOutput] = None

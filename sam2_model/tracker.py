@@ -190,8 +190,10 @@ class StreamingTracker:
 
         state = self._objects.get(obj_id)
         if state is None:
-            state = ObjectMemory(obj_id=obj_id, first_prompt_frame=frame.index)
-        is_initial = state.first_prompt_frame == frame.index and not state.has_memory()
+            state = ObjectMemory(obj_id=obj_id)
+        # An object without memory was first prompted on this frame: its prompted memory is
+        # committed when the next frame arrives. Such a frame is its initial conditioning frame.
+        is_initial = not state.has_memory()
         with self._autocast():
             if mask_tensor is not None:
                 prediction = self._predict_from_mask(state, frame, mask_tensor, is_initial)
@@ -252,7 +254,7 @@ class StreamingTracker:
     def _conditioned_features(self, state: ObjectMemory, frame: _CurrentFrame, is_initial: bool) -> torch.Tensor:
         embed = frame.features.image_embed
         if is_initial:
-            return self.model.features_without_memory(embed)
+            return self.model.features_without_memory(embed, frame.features.image_pos)
         memory = self._memory_batch([state], frame.index)
         return self.model.attend_to_memory(embed, frame.features.image_pos, memory)
 
