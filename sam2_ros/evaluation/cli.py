@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, read_bag
 from .davis import list_sequences, read_sequence
-from .errors import EvaluationInputError
+from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
@@ -240,14 +240,7 @@ def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
         parser.error("--bound-th must be positive")
     if args.live_timeout <= 0:
         parser.error("--live-timeout must be positive")
-    try:
-        return run(args, runner)
-    except EvaluationInputError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no results written", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: run(args, runner), "no results written")
 
 
 if __name__ == "__main__":

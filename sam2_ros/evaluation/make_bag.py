@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, STORAGES, write_bag
 from .davis import DAVIS_FPS, read_sequence
-from .errors import EvaluationInputError
+from .errors import EvaluationInputError, run_command
 from .sequence import Frame
 from .video import video_frames
 
@@ -86,29 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fps is not None and args.fps <= 0:
         parser.error("--fps must be positive")
-    try:
-        from tqdm import tqdm
+    return run_command(PROG, lambda: _write(args, parser), "no bag written")
 
-        if args.out.exists():
-            raise EvaluationInputError(f"{args.out} exists already; choose a new bag path")
-        frames, total = _frames(args, parser)
-        with tqdm(total=total, unit="frame", desc="writing", disable=args.no_progress, file=sys.stderr) as bar:
-            summary = write_bag(
-                args.out,
-                frames,
-                image_topic=args.image_topic,
-                gt_topic=args.gt_topic,
-                compressed=args.compressed,
-                storage=args.storage,
-                frame_id=args.frame_id,
-                progress=bar.update,
-            )
-    except EvaluationInputError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no bag written", file=sys.stderr)
-        return 130
+
+def _write(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    if args.out.exists():
+        raise EvaluationInputError(f"{args.out} exists already; choose a new bag path")
+    frames, total = _frames(args, parser)
+    with tqdm(total=total, unit="frame", desc="writing", disable=args.no_progress, file=sys.stderr) as bar:
+        summary = write_bag(
+            args.out,
+            frames,
+            image_topic=args.image_topic,
+            gt_topic=args.gt_topic,
+            compressed=args.compressed,
+            storage=args.storage,
+            frame_id=args.frame_id,
+            progress=bar.update,
+        )
     print(
         f"wrote {summary.path} ({summary.storage}): {summary.num_images} images on {args.image_topic}, "
         f"{summary.num_labels} label images on {args.gt_topic}"
