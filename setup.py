@@ -19,6 +19,7 @@ CONSOLE_SCRIPTS = [
     "tracker_node = sam2_ros.tracker_node:main",
     "sam2-eval = sam2_ros.evaluation.cli:main",
     "sam2-make-bag = sam2_ros.evaluation.make_bag:main",
+    "sam2-train = sam2_model.train.cli:main",
 ]
 
 setup(
@@ -30,7 +31,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sam2_model", "sam2_model.*", "sam2_ros", "sam2_ros.*"]),
-    package_data={"sam2_model": ["*.yaml", "*.json", "**/*.yaml", "**/*.json"]},
+    package_data={"sam2_model": ["*.yaml", "*.json", "**/*.yaml", "**/*.json", "weights/*.pt"]},
     install_requires=[
         "torch>=2.1",
         "numpy",

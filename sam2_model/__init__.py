@@ -5,19 +5,45 @@ Public API::
     model = build_model("sam2.1_hiera_tiny", "sam2.1_hiera_tiny.pt", device="cuda")
     predictor = ImagePredictor(model)            # single images
     tracker = StreamingTracker(model)            # live video, frame by frame
+
+Names load on first use, so that torch-free parts (``sam2_model.davis_format``, the
+procedural generator) can be imported by tools that never touch the model.
 """
 
-from .build import build_model
-from .checkpoint import CheckpointError, save_checkpoint
-from .config import RELEASED_MODELS, ConfigError, ModelConfig
-from .image_predictor import ImagePrediction, ImagePredictor
-from .prompts import PromptError
-from .sam2 import SAM2Model
-from .tracker import StreamingTracker, TrackingError, TrackingResult, UnknownObjectError
-from .transforms import FrameError
+from __future__ import annotations
 
-__all__ = [
-    "build_model", "save_checkpoint", "CheckpointError", "ConfigError", "ModelConfig", "RELEASED_MODELS",
-    "ImagePredictor", "ImagePrediction", "PromptError", "SAM2Model", "StreamingTracker", "TrackingError",
-    "TrackingResult", "UnknownObjectError", "FrameError",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "build_model": "build", "save_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
+    "ConfigError": "config", "ModelConfig": "config", "RELEASED_MODELS": "config", "DEFAULT_MODEL": "config",
+    "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "prompts",
+    "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "tracker", "TrackingResult": "tracker",
+    "UnknownObjectError": "tracker", "FrameError": "transforms",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .build import build_model
+    from .checkpoint import CheckpointError, save_checkpoint
+    from .config import DEFAULT_MODEL, RELEASED_MODELS, ConfigError, ModelConfig
+    from .image_predictor import ImagePrediction, ImagePredictor
+    from .prompts import PromptError
+    from .sam2 import SAM2Model
+    from .tracker import StreamingTracker, TrackingError, TrackingResult, UnknownObjectError
+    from .transforms import FrameError
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sam2_model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_EXPORTS))

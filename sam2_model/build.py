@@ -8,7 +8,7 @@ from typing import Any, Mapping, Union
 import torch
 
 from .checkpoint import load_state_dict_strict, read_checkpoint
-from .config import ModelConfig, resolve_config
+from .config import DEFAULT_CHECKPOINT_PATH, DEFAULT_MODEL, ModelConfig, resolve_config
 from .sam2 import SAM2Model
 
 ConfigLike = Union[str, "os.PathLike[str]", ModelConfig, Mapping[str, Any]]
@@ -20,11 +20,15 @@ def build_model(config: ConfigLike, checkpoint: CheckpointLike = None, device: U
     """Build a SAM 2 / 2.1 model in eval mode.
 
     ``config``: one of the eight released names (``sam2_hiera_tiny`` ... ``sam2.1_hiera_large``),
-    the path of an official-format YAML config, or a ``ModelConfig``. ``checkpoint``: the path
-    of an official checkpoint or a ``{"model": state_dict}`` dict; keys must match exactly.
-    Without a checkpoint the weights are random (useful only for tests and benchmarks).
+    ``"default"`` (the small model trained here and shipped with the package), the path of an
+    official-format YAML config, or a ``ModelConfig``. ``checkpoint``: the path of an official
+    checkpoint or a ``{"model": state_dict}`` dict; keys must match exactly. Without a
+    checkpoint the weights are random (useful only for tests and benchmarks), except for
+    ``"default"``, which then loads its bundled weights.
     """
     model_config = resolve_config(config)
+    if checkpoint is None and isinstance(config, str) and config == DEFAULT_MODEL:
+        checkpoint = DEFAULT_CHECKPOINT_PATH
     state_dict = read_checkpoint(checkpoint) if checkpoint is not None else None
     model = SAM2Model(model_config)
     if state_dict is not None:

@@ -30,10 +30,11 @@ def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> Dict[str
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
             raise CheckpointError(
-                f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file?): {error}"
-            ) from error
+                f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file?): "
+                f"{_first_line(error)}") from error
         except Exception as error:  # unpickling of a foreign object, etc.
-            raise CheckpointError(f"{path} could not be loaded as a SAM 2 checkpoint: {error}") from error
+            raise CheckpointError(f"{path} could not be loaded as a SAM 2 checkpoint: {_first_line(error)}"
+                                  ) from error
     if not isinstance(payload, Mapping) or "model" not in payload:
         keys = list(payload)[:5] if isinstance(payload, Mapping) else type(payload).__name__
         raise CheckpointError(
@@ -42,6 +43,12 @@ def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> Dict[str
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{where}: 'model' is not a state dict of tensors")
     return dict(state_dict)
+
+
+def _first_line(error: BaseException) -> str:
+    # torch's unpickling errors run over many lines of advice; tools print errors on one line.
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _likely_cause(missing: Iterable[str], unexpected: Iterable[str]) -> str:

@@ -316,7 +316,8 @@ def released_config(name: str) -> ModelConfig:
     """The configuration of one of the eight released checkpoints, by its official name."""
     if name not in RELEASED_MODELS:
         raise ConfigError(f"unknown model {name!r}; released models are {', '.join(RELEASED_MODELS)} "
-                          "(or give the path of an official-format YAML config)")
+                          f"(or {DEFAULT_MODEL!r}, the bundled small model, or the path of an official-format "
+                          "YAML config)")
     version, size = name.split("_hiera_")
     trunk = copy.deepcopy(_TRUNKS[size])
     embed_dim = trunk["embed_dim"]
@@ -332,13 +333,22 @@ def released_config(name: str) -> ModelConfig:
     return config
 
 
+# The small model trained with sam2_model.train and shipped in the package (see weights/).
+DEFAULT_MODEL = "default"
+_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+DEFAULT_CONFIG_PATH = os.path.join(_WEIGHTS_DIR, "default.yaml")
+DEFAULT_CHECKPOINT_PATH = os.path.join(_WEIGHTS_DIR, "default.pt")
+
+
 def resolve_config(config: "str | os.PathLike | ModelConfig | Mapping[str, Any]") -> ModelConfig:
-    """Accept a released name, a YAML path, a ``model:`` mapping or a ``ModelConfig``."""
+    """Accept a released name, ``"default"``, a YAML path, a ``model:`` mapping or a ``ModelConfig``."""
     if isinstance(config, ModelConfig):
         return config
     if isinstance(config, Mapping):
         return config_from_yaml_document(config) if "model" in config else config_from_dict(config)
     text = os.fspath(config)
+    if text == DEFAULT_MODEL:
+        return load_config_yaml(DEFAULT_CONFIG_PATH)
     if text in RELEASED_MODELS:
         return released_config(text)
     if text.endswith((".yaml", ".yml")) or os.path.sep in text or os.path.exists(text):

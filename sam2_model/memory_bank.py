@@ -16,9 +16,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import torch
+
+from .sam2 import MemoryBatch
+
+if TYPE_CHECKING:
+    from .sam2 import SAM2Model
 
 
 @dataclass
@@ -151,3 +156,75 @@ def select_memories(state: ObjectMemory, frame_index: int, num_maskmem: int, max
         if memory is not None:
             pointers.append((memory.obj_ptr, frames_back))
     return MemorySelection(spatial, pointers)
+
+
+def pointer_window(model: "SAM2Model") -> int:
+    """How many frames back object pointers reach (0 when the model uses none)."""
+    config = model.config
+    return config.max_obj_ptrs_in_encoder - 1 if config.use_obj_ptrs_in_encoder else 0
+
+
+def gather_memories(model: "SAM2Model", states: List[ObjectMemory], frame_index: int,
+                    memory_pos: Optional[torch.Tensor]) -> MemoryBatch:
+    """Each object's memories for ``frame_index`` as one padded batch of tokens.
+
+    Shared by the streaming tracker and training, so that a model is trained on exactly the
+    memories it will attend to when tracking. ``memory_pos`` ``[h*w, mem_dim]`` is the memory
+    encoder's (constant) position encoding, None before the first memory was encoded.
+    """
+    config = model.config
+    device = model.device
+    window = pointer_window(model)
+    selections = [select_memories(s, frame_index, config.num_maskmem, window + 1, config.max_cond_frames_in_attn,
+                                  config.only_obj_ptrs_in_the_past_for_eval, config.use_signed_tpos_enc_to_obj_ptrs)
+                  for s in states]
+    if not config.use_obj_ptrs_in_encoder:
+        for selection in selections:
+            selection.pointers.clear()
+    batch = len(states)
+    mem_dim = model.mem_dim
+    grid = model.embedding_size ** 2
+    max_frames = max(len(s.spatial) for s in selections)
+    max_pointers = max(len(s.pointers) for s in selections)
+    per_pointer = model.tokens_per_pointer
+    spatial_len = max_frames * grid
+    total = spatial_len + max_pointers * per_pointer
+    dtype = torch.float32
+    if memory_pos is None:
+        memory_pos = torch.zeros(grid, mem_dim, device=device)
+    # Rows are assembled with torch.cat (not in-place writes) so that training can
+    # backpropagate through the memories.
+    rows_tokens, rows_positions, rows_valid = [], [], []
+    empty = torch.zeros(0, mem_dim, device=device, dtype=dtype)
+    for selection in selections:
+        tokens: List[torch.Tensor] = [empty]
+        positions: List[torch.Tensor] = [empty]
+        for features, temporal_index in selection.spatial:
+            tokens.append(features.to(dtype).flatten(1).transpose(0, 1))
+            positions.append(memory_pos + model.memory_temporal_encoding(temporal_index).to(dtype))
+        used_spatial = len(selection.spatial) * grid
+        if used_spatial < spatial_len:
+            pad = torch.zeros(spatial_len - used_spatial, mem_dim, device=device, dtype=dtype)
+            tokens.append(pad)
+            positions.append(pad)
+        used_pointers = len(selection.pointers) * per_pointer
+        if selection.pointers:
+            pointers = torch.stack([p for p, _ in selection.pointers]).to(dtype)          # [P, C]
+            distances = torch.tensor([d for _, d in selection.pointers], device=device)
+            pointer_pos = model.pointer_temporal_encoding(distances, window).to(dtype)
+            tokens.append(model.split_pointer(pointers))
+            positions.append(pointer_pos.repeat_interleave(per_pointer, dim=0))
+        if used_pointers < max_pointers * per_pointer:
+            pad = torch.zeros(max_pointers * per_pointer - used_pointers, mem_dim, device=device, dtype=dtype)
+            tokens.append(pad)
+            positions.append(pad)
+        valid = torch.zeros(total, dtype=torch.bool, device=device)
+        valid[:used_spatial] = True
+        valid[spatial_len:spatial_len + used_pointers] = True
+        rows_tokens.append(torch.cat(tokens))
+        rows_positions.append(torch.cat(positions))
+        rows_valid.append(valid)
+    valid = torch.stack(rows_valid)
+    all_valid = bool(valid.all())
+    return MemoryBatch(torch.stack(rows_tokens), torch.stack(rows_positions), None if all_valid else valid,
+                       max_pointers * per_pointer)

@@ -53,6 +53,10 @@ class MaskPrediction:
     iou_scores: torch.Tensor           # [B] predicted IoU of the chosen mask
     obj_ptr: torch.Tensor              # [B, C] object pointer
     object_score_logits: torch.Tensor  # [B, 1]
+    # Every candidate the decoder made, before the choice and before absent objects are blanked
+    # (what training supervises; None where no decoder mask was made).
+    candidate_logits: Optional[torch.Tensor] = None  # [B, M, S/4, S/4]
+    candidate_ious: Optional[torch.Tensor] = None    # [B, M]
 
 
 @dataclass
@@ -213,6 +217,7 @@ class SAM2Model(nn.Module):
                                         high_res)
         object_scores = decoded.object_score_logits
         all_masks = decoded.mask_logits
+        candidates = all_masks.float()
         if self.config.pred_obj_scores:
             all_masks = torch.where((object_scores > 0)[:, :, None, None], all_masks, NO_OBJECT_LOGIT)
         all_masks = all_masks.float()
@@ -230,7 +235,7 @@ class SAM2Model(nn.Module):
         high_res_masks = F.interpolate(low_res, size=(self.image_size, self.image_size), mode="bilinear",
                                        align_corners=False)
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), object_scores)
-        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores)
+        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores, candidates, all_iou)
 
     def _gate_pointer(self, obj_ptr: torch.Tensor, object_score_logits: torch.Tensor) -> torch.Tensor:
         """Blend absent objects' pointers towards the learned "no object" pointer."""

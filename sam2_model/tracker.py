@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .holes import fill_holes
-from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, select_memories
+from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
@@ -115,7 +115,7 @@ class StreamingTracker:
                                       non_overlap_masks, autocast_dtype)
         config = model.config
         self._spatial_window = config.num_maskmem - 1
-        self._pointer_window = config.max_obj_ptrs_in_encoder - 1 if config.use_obj_ptrs_in_encoder else 0
+        self._pointer_window = pointer_window(model)
         self._objects: Dict[int, ObjectMemory] = {}
         self._frame: Optional[_CurrentFrame] = None
         self._next_index = 0
@@ -325,47 +325,7 @@ class StreamingTracker:
             state.forget_old(index, self._spatial_window, self._pointer_window)
 
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
-        """Gather each object's memories into one padded batch of tokens."""
-        model = self.model
-        config = model.config
-        device = model.device
-        selections = [select_memories(s, frame_index, config.num_maskmem, self._pointer_window + 1,
-                                      config.max_cond_frames_in_attn, config.only_obj_ptrs_in_the_past_for_eval,
-                                      config.use_signed_tpos_enc_to_obj_ptrs) for s in states]
-        if not config.use_obj_ptrs_in_encoder:
-            for selection in selections:
-                selection.pointers.clear()
-        batch = len(states)
-        mem_dim = model.mem_dim
-        height = width = model.embedding_size
-        grid = height * width
-        max_frames = max(len(s.spatial) for s in selections)
-        max_pointers = max(len(s.pointers) for s in selections)
-        per_pointer = model.tokens_per_pointer
-        spatial_len = max_frames * grid
-        total = spatial_len + max_pointers * per_pointer
-        dtype = torch.float32
-        tokens = torch.zeros(batch, total, mem_dim, device=device, dtype=dtype)
-        positions = torch.zeros(batch, total, mem_dim, device=device, dtype=dtype)
-        valid = torch.zeros(batch, total, dtype=torch.bool, device=device)
-        memory_pos = self._memory_pos if self._memory_pos is not None else torch.zeros(grid, mem_dim, device=device)
-        for row, selection in enumerate(selections):
-            for slot, (features, temporal_index) in enumerate(selection.spatial):
-                span = slice(slot * grid, (slot + 1) * grid)
-                tokens[row, span] = features.to(dtype).flatten(1).transpose(0, 1)
-                positions[row, span] = memory_pos + model.memory_temporal_encoding(temporal_index).to(dtype)
-                valid[row, span] = True
-            if selection.pointers:
-                pointers = torch.stack([p for p, _ in selection.pointers]).to(dtype)          # [P, C]
-                distances = torch.tensor([d for _, d in selection.pointers], device=device)
-                pointer_pos = model.pointer_temporal_encoding(distances, self._pointer_window).to(dtype)
-                count = len(selection.pointers) * per_pointer
-                span = slice(spatial_len, spatial_len + count)
-                tokens[row, span] = model.split_pointer(pointers)
-                positions[row, span] = pointer_pos.repeat_interleave(per_pointer, dim=0)
-                valid[row, span] = True
-        all_valid = bool(valid.all())
-        return MemoryBatch(tokens, positions, None if all_valid else valid, max_pointers * per_pointer)
+        return gather_memories(self.model, states, frame_index, self._memory_pos)
 
     def _remember_memory_positions(self, positions: torch.Tensor) -> None:
         if self._memory_pos is None:

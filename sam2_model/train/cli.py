@@ -1,0 +1,111 @@
+"""``sam2-train`` / ``python -m sam2_model.train``: train or fine-tune a SAM 2 model.
+
+Examples::
+
+    # fine-tune an official checkpoint on a DAVIS-format folder
+    sam2-train --config sam2.1_hiera_tiny --checkpoint sam2.1_hiera_tiny.pt --davis my_videos/ --out runs/ft
+    # train the bundled default architecture from scratch on the procedural generator
+    sam2-train --config sam2_model/weights/default.yaml --procedural --steps 6000 --out runs/default
+
+Bad input (unknown config, unreadable checkpoint or folder) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from ..build import build_model
+from ..checkpoint import CheckpointError
+from ..config import DEFAULT_CONFIG_PATH, DEFAULT_MODEL, ConfigError
+from .clips import DavisClips, ProceduralClips
+from .procedural import ProceduralConfig
+from .trainer import LAST_CHECKPOINT, TrainConfig, Trainer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam2-train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--config", required=True,
+                       help="released name (sam2.1_hiera_tiny, ...), 'default', or an official-format YAML")
+    model.add_argument("--checkpoint", help="official checkpoint to start from (default: fresh weights; "
+                                            "for --config default, the bundled weights)")
+    model.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    data = parser.add_argument_group("data (one of)")
+    which = data.add_mutually_exclusive_group(required=True)
+    which.add_argument("--procedural", action="store_true", help="endless generated videos")
+    which.add_argument("--davis", type=Path, metavar="DIR", help="DAVIS-format folder (JPEGImages/, Annotations/)")
+    data.add_argument("--frame-size", type=int, default=128, help="generated video side in pixels")
+    run = parser.add_argument_group("training")
+    defaults = TrainConfig()
+    run.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, model.pt)")
+    run.add_argument("--steps", type=int, default=defaults.steps)
+    run.add_argument("--clip-length", type=int, default=defaults.clip_length)
+    run.add_argument("--max-objects", type=int, default=defaults.max_objects)
+    run.add_argument("--lr", type=float, default=defaults.lr)
+    run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
+    run.add_argument("--seed", type=int, default=defaults.seed)
+    run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    run.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST_CHECKPOINT}")
+    run.add_argument("--threads", type=int, help="torch CPU threads")
+    run.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+class TrainInputError(ValueError):
+    pass
+
+
+def _config_yaml_text(config: str) -> Optional[str]:
+    path = DEFAULT_CONFIG_PATH if config == DEFAULT_MODEL else config
+    return Path(path).read_text(encoding="utf-8") if os.path.isfile(path) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = build_model(args.config, args.checkpoint, device=args.device)
+    except (ConfigError, CheckpointError, OSError) as error:
+        raise TrainInputError(str(error)) from None
+    train_config = TrainConfig(steps=args.steps, clip_length=args.clip_length, max_objects=args.max_objects,
+                               lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+                               checkpoint_every=args.checkpoint_every)
+    try:
+        train_config.validate()
+        if args.davis is not None:
+            source = DavisClips(args.davis, args.clip_length)
+        else:
+            size = args.frame_size
+            source = ProceduralClips(args.clip_length, ProceduralConfig(height=size, width=size,
+                                                                        num_frames=max(24, args.clip_length)))
+    except ValueError as error:
+        raise TrainInputError(str(error)) from None
+    trainer = Trainer(model, source, train_config, args.out, config_yaml=_config_yaml_text(args.config))
+    last = args.out / LAST_CHECKPOINT
+    if args.resume:
+        if not last.exists():
+            raise TrainInputError(f"--resume: {last} does not exist")
+        trainer.resume(last)
+        print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
+    weights = trainer.run(progress=not args.no_progress)
+    print(f"trained {trainer.step} steps; weights: {weights}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except TrainInputError as error:
+        print(f"sam2-train: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sam2-train: interrupted; resume with --resume (last checkpoint in {args.out})", file=sys.stderr)
+        return 130

@@ -1,0 +1,107 @@
+"""Training clips: short runs of frames with per-object ground truth, at the model's input size.
+
+Two sources share one interface (``sample(rng) -> TrainingClip``): the procedural generator,
+which makes a fresh video for every clip (endless data, never the same twice), and
+DAVIS-format folders, read with the same reader as the evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..transforms import preprocess
+from .procedural import ProceduralConfig, generate_video
+
+
+@dataclass
+class TrainingClip:
+    frames: np.ndarray   # uint8 [T, H, W, 3] RGB
+    labels: np.ndarray   # uint8 [T, H, W] object ids (0 background; other ids are objects)
+    name: str = ""
+
+
+@dataclass
+class ModelClip:
+    """A clip ready for ``ClipRollout``: images normalised, masks of the chosen objects."""
+
+    images: torch.Tensor   # [T, 3, S, S]
+    truth: torch.Tensor    # [B, T, S, S] bool
+    obj_ids: List[int]
+
+
+class ClipSource(Protocol):
+    def sample(self, rng: np.random.Generator) -> TrainingClip: ...
+
+
+class ProceduralClips:
+    """Clips cut from freshly generated videos (seeds drawn from ``rng``)."""
+
+    def __init__(self, clip_length: int, config: Optional[ProceduralConfig] = None):
+        self.clip_length = clip_length
+        self.config = config or ProceduralConfig(num_frames=max(clip_length, 24))
+        if self.config.num_frames < clip_length:
+            raise ValueError(f"generated videos ({self.config.num_frames} frames) are shorter than a clip "
+                             f"({clip_length} frames)")
+
+    def sample(self, rng: np.random.Generator) -> TrainingClip:
+        seed = int(rng.integers(0, 2**31 - 1))
+        video = generate_video(seed, self.config)
+        start = int(rng.integers(0, self.config.num_frames - self.clip_length + 1))
+        stop = start + self.clip_length
+        return TrainingClip(video.frames[start:stop], video.labels[start:stop], f"procedural_{seed}@{start}")
+
+
+class DavisClips:
+    """Clips from a DAVIS-format folder (JPEGImages/ + Annotations/); every frame of a clip must be annotated."""
+
+    def __init__(self, root: "str | Path", clip_length: int):
+        from ..davis_format import list_davis_sequences, read_davis_frames
+
+        self.root = Path(root)
+        self.clip_length = clip_length
+        self._sequences = []
+        for name in list_davis_sequences(self.root):
+            files = read_davis_frames(self.root, name)
+            if len(files.image_paths) >= clip_length and len(files.annotations) >= clip_length:
+                self._sequences.append(files)
+        if not self._sequences:
+            raise ValueError(f"{self.root} has no sequence with at least {clip_length} annotated frames")
+
+    def sample(self, rng: np.random.Generator) -> TrainingClip:
+        from ..davis_format import load_labels, load_rgb
+
+        files = self._sequences[int(rng.integers(0, len(self._sequences)))]
+        # Windows of consecutive annotated frames only (sparse annotations are skipped).
+        annotated = sorted(files.annotations)
+        starts = [i for i in annotated if all(i + k in files.annotations for k in range(self.clip_length))]
+        if not starts:
+            starts = annotated[: max(1, len(annotated) - self.clip_length + 1)]
+        start = starts[int(rng.integers(0, len(starts)))]
+        indices = [i for i in annotated if i >= start][: self.clip_length]
+        frames = [load_rgb(files.image_paths[i]) for i in indices]
+        labels = [load_labels(files.annotations[i], frames[k].shape[:2]) for k, i in enumerate(indices)]
+        return TrainingClip(np.stack(frames), np.stack(labels), f"{files.name}@{start}")
+
+
+def to_model_clip(clip: TrainingClip, image_size: int, device: torch.device, rng: np.random.Generator,
+                  max_objects: int, min_pixels: int = 16, void_label: int = 255) -> Optional[ModelClip]:
+    """Resize a clip to the model's input and pick up to ``max_objects`` objects visible on its
+    first frame (None when none is). Object masks are resized with nearest neighbour."""
+    images = torch.cat([preprocess(frame, image_size, device)[0] for frame in clip.frames])
+    labels = torch.from_numpy(np.ascontiguousarray(clip.labels)).to(device)
+    resized = F.interpolate(labels[:, None].float(), size=(image_size, image_size), mode="nearest")[:, 0].long()
+    first = resized[0]
+    candidates = [int(i) for i in torch.unique(first).tolist()
+                  if i not in (0, void_label) and int((first == i).sum()) >= min_pixels]
+    if not candidates:
+        return None
+    rng.shuffle(candidates)
+    chosen = sorted(candidates[:max_objects])
+    truth = torch.stack([resized == obj_id for obj_id in chosen])
+    return ModelClip(images, truth, chosen)

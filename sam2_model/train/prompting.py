@@ -1,0 +1,89 @@
+"""Simulated user prompts for training: first-frame click, box or mask, and correction clicks.
+
+Everything here works at the model's input resolution, on ``[B, S, S]`` bool ground truth,
+and returns points in model pixels (x, y), the convention of ``SAM2Model.predict_masks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..prompt_encoder import LABEL_BACKGROUND, LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_FOREGROUND
+
+PROMPT_KINDS = ("click", "box", "mask")
+
+
+@dataclass
+class PointPrompts:
+    coords: torch.Tensor   # [B, N, 2] float, model pixels
+    labels: torch.Tensor   # [B, N] int32
+
+    def extend(self, coords: torch.Tensor, labels: torch.Tensor) -> "PointPrompts":
+        return PointPrompts(torch.cat((self.coords, coords), dim=1), torch.cat((self.labels, labels), dim=1))
+
+    @property
+    def num_points(self) -> int:
+        return int(self.labels.shape[1])
+
+
+def _random_pixel(region: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly random (x, y) pixel of each ``[B, H, W]`` region (the centre if empty)."""
+    batch, height, width = region.shape
+    weights = region.flatten(1).float()
+    empty = weights.sum(dim=1) == 0
+    weights[empty] = 1.0
+    index = torch.multinomial(weights.cpu(), 1, generator=generator).reshape(-1).to(region.device)
+    xy = torch.stack((index % width, index // width), dim=1).float() + 0.5
+    return xy
+
+
+def sample_click(truth: torch.Tensor, generator: torch.Generator) -> PointPrompts:
+    """One positive click at a random pixel of each object."""
+    xy = _random_pixel(truth, generator)
+    labels = torch.full((truth.shape[0], 1), LABEL_FOREGROUND, dtype=torch.int32, device=truth.device)
+    return PointPrompts(xy[:, None], labels)
+
+
+def sample_box(truth: torch.Tensor, generator: torch.Generator, jitter: float = 0.1) -> PointPrompts:
+    """Each object's bounding box, corners jittered by up to ``jitter`` of its side (as a user would draw it)."""
+    boxes = []
+    for mask in truth:
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        if len(xs) == 0:
+            x0, y0, x1, y1 = 0.0, 0.0, float(mask.shape[1]), float(mask.shape[0])
+        else:
+            x0, x1 = float(xs.min()), float(xs.max()) + 1
+            y0, y1 = float(ys.min()), float(ys.max()) + 1
+        noise = (torch.rand(4, generator=generator) * 2 - 1) * jitter
+        w, h = x1 - x0, y1 - y0
+        box = torch.tensor([x0 + noise[0] * w, y0 + noise[1] * h, x1 + noise[2] * w, y1 + noise[3] * h])
+        box[0::2] = box[0::2].clamp(0, mask.shape[1])
+        box[1::2] = box[1::2].clamp(0, mask.shape[0])
+        boxes.append(box.reshape(2, 2))
+    coords = torch.stack(boxes).to(truth.device)
+    labels = torch.tensor([LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT], dtype=torch.int32, device=truth.device)
+    return PointPrompts(coords, labels.expand(truth.shape[0], 2).contiguous())
+
+
+def sample_correction(predicted: torch.Tensor, truth: torch.Tensor, generator: torch.Generator
+                      ) -> Optional[PointPrompts]:
+    """One click per object on its prediction's error: positive on a missed pixel, negative on a
+    false one, the kind chosen in proportion to the two error areas (None if nothing is wrong)."""
+    missed = truth & ~predicted
+    spurious = predicted & ~truth
+    missed_area = missed.flatten(1).sum(1).float()
+    spurious_area = spurious.flatten(1).sum(1).float()
+    if float((missed_area + spurious_area).sum()) == 0:
+        return None
+    pick_missed = torch.rand(truth.shape[0], generator=generator).to(truth.device) * (
+        missed_area + spurious_area).clamp(min=1) < missed_area
+    region = torch.where(pick_missed[:, None, None], missed, spurious)
+    # Objects without any error get a positive click inside the object (harmless for the decoder).
+    region = torch.where((missed_area + spurious_area == 0)[:, None, None], truth, region)
+    xy = _random_pixel(region, generator)
+    positive = pick_missed | (missed_area + spurious_area == 0)
+    labels = torch.where(positive, LABEL_FOREGROUND, LABEL_BACKGROUND).to(torch.int32)[:, None]
+    return PointPrompts(xy[:, None], labels)

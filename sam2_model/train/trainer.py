@@ -1,0 +1,224 @@
+"""The training loop: clips -> ``ClipRollout`` -> AdamW, with resumable official-format checkpoints.
+
+A checkpoint is ``{"model": state_dict, "train_state": {...}}``: the ``model`` entry uses the
+official key names, so ``build_model`` and the official code load it as they load a released
+checkpoint (both ignore the extra entry); ``train_state`` holds what resuming needs.
+Every step draws its data from ``(seed, step)``, so a resumed run sees the clips an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from ..checkpoint import read_checkpoint
+from ..sam2 import SAM2Model
+from .clips import ClipSource, to_model_clip
+from .losses import LossWeights
+from .rollout import ClipRollout, RolloutPlan
+
+LAST_CHECKPOINT = "checkpoint_last.pt"
+FINAL_WEIGHTS = "model.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    clip_length: int = 8
+    max_objects: int = 3
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    # First-frame prompt kinds, sampled with these probabilities (official training mixes them too).
+    click_probability: float = 0.4
+    box_probability: float = 0.3      # the rest: mask prompts
+    max_initial_corrections: int = 2
+    tracked_correction_probability: float = 0.25
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.clip_length < 2 or self.max_objects < 1:
+            raise ValueError("steps >= 1, clip_length >= 2 and max_objects >= 1 are required")
+        if not 0 <= self.click_probability + self.box_probability <= 1:
+            raise ValueError("click_probability + box_probability must lie in [0, 1]")
+
+
+@dataclass
+class StepReport:
+    step: int
+    losses: Dict[str, float]
+    lr: float
+    seconds: float
+    num_objects: int
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def sample_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
+    draw = rng.random()
+    kind = "click" if draw < config.click_probability else \
+        "box" if draw < config.click_probability + config.box_probability else "mask"
+    corrections = int(rng.integers(0, config.max_initial_corrections + 1)) if kind != "mask" else 0
+    corrected = ()
+    if rng.random() < config.tracked_correction_probability:
+        corrected = (int(rng.integers(1, config.clip_length)),)
+    return RolloutPlan(kind, corrections, corrected)
+
+
+class Trainer:
+    def __init__(self, model: SAM2Model, source: ClipSource, config: TrainConfig, out_dir: "str | Path",
+                 weights: LossWeights = LossWeights(), config_yaml: Optional[str] = None):
+        config.validate()
+        self.model = model
+        self.source = source
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.weights = weights
+        self.config_yaml = config_yaml
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "pos" not in n]
+        no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "pos" not in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        self.step = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: Optional[Path] = None) -> Path:
+        path = path or self.out_dir / LAST_CHECKPOINT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"model": self.model.state_dict(),
+                   "train_state": {"step": self.step, "optimizer": self.optimizer.state_dict(),
+                                   "train_config": dataclasses.asdict(self.config)}}
+        temporary = path.with_suffix(".tmp")
+        torch.save(payload, temporary)
+        os.replace(temporary, path)  # never leave a half-written checkpoint behind
+        return path
+
+    def resume(self, path: "str | Path") -> None:
+        """Continue from a checkpoint written by ``save`` (weights, optimizer, step)."""
+        payload = torch.load(os.fspath(path), map_location=self.model.device, weights_only=True)
+        state = payload.get("train_state") if isinstance(payload, dict) else None
+        if state is None:
+            raise ValueError(f"{path} has no train_state: it is a plain model checkpoint; "
+                             "pass it as --checkpoint to start from its weights instead")
+        self.model.load_state_dict(read_checkpoint(payload), strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+
+    def export(self) -> Path:
+        """The final weights alone, as an official checkpoint (and the config beside it)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / FINAL_WEIGHTS
+        torch.save({"model": self.model.state_dict()}, path)
+        if self.config_yaml is not None:
+            (self.out_dir / "model.yaml").write_text(self.config_yaml)
+        return path
+
+    # ------------------------------------------------------------------ training
+    def _autocast(self):
+        if self.model.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self) -> StepReport:
+        """One optimiser step on one clip (drawn from ``(seed, step)``)."""
+        config = self.config
+        model = self.model.train()
+        started = time.perf_counter()
+        rng = np.random.default_rng([config.seed, self.step])
+        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        clip = None
+        for _ in range(20):  # a clip whose first frame shows no object is skipped
+            clip = to_model_clip(self.source.sample(rng), model.image_size, model.device, rng, config.max_objects)
+            if clip is not None:
+                break
+        if clip is None:
+            raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
+        plan = sample_plan(config, rng)
+        lr = learning_rate(config, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            result = ClipRollout(model, generator, self.weights).run(clip.images, clip.truth, plan)
+        # Normalise per object and per supervised decoder pass, so the scale does not depend on
+        # how many objects or corrections a clip had.
+        loss = result.losses.total / max(1, result.num_supervised * len(clip.obj_ids))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        scale = 1.0 / max(1, result.num_supervised * len(clip.obj_ids))
+        losses = {k: v * scale for k, v in result.losses.as_floats().items()}
+        return StepReport(self.step, losses, lr, time.perf_counter() - started, len(clip.obj_ids))
+
+    def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
+        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = _progress_bar(self.config.steps, self.step, enabled=progress)
+        smoothed = None
+        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as log:
+            while self.step < self.config.steps:
+                report = self.train_step()
+                total = report.losses["total"]
+                smoothed = total if smoothed is None else 0.95 * smoothed + 0.05 * total
+                bar.update(1, f"loss {smoothed:.4f} lr {report.lr:.2e} {report.seconds:.2f}s/step")
+                if report.step % self.config.log_every == 0 or report.step == self.config.steps:
+                    log.write(json.dumps(dataclasses.asdict(report)) + "\n")
+                    log.flush()
+                if report.step % self.config.checkpoint_every == 0:
+                    self.save()
+                if on_step is not None:
+                    on_step(report)
+        bar.close()
+        self.save()
+        return self.export()
+
+
+class _progress_bar:
+    """tqdm when it is installed, else a line every few percent."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self._bar = None
+        self._enabled = enabled
+        self._total, self._done, self._last_print = total, initial, 0.0
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, count: int, text: str) -> None:
+        self._done += count
+        if self._bar is not None:
+            self._bar.update(count)
+            self._bar.set_postfix_str(text, refresh=False)
+        elif self._enabled and time.monotonic() - self._last_print > 10:
+            self._last_print = time.monotonic()
+            print(f"step {self._done}/{self._total}: {text}", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

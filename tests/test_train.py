@@ -1,0 +1,171 @@
+"""Training: a short CPU run learns, checkpoints reload strictly and resume, training's memory
+equals the tracker's, fine-tuning a parity model on a DAVIS-format folder runs end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sam2_model
+from sam2_model.config import DEFAULT_CONFIG_PATH
+from sam2_model.train.clips import TrainingClip, to_model_clip
+from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
+from sam2_model.train.rollout import ClipRollout, RolloutPlan
+from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer
+from parity_sessions import STREAM_FILES, load_session
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fresh_default_model(seed: int = 0) -> sam2_model.SAM2Model:
+    """The bundled architecture with fresh (untrained) weights."""
+    torch.manual_seed(seed)
+    return sam2_model.build_model(DEFAULT_CONFIG_PATH)
+
+
+def short_video(length: int, seed: int, **config):
+    """A generated video with at least one target on its first frame."""
+    for attempt in range(50):
+        video = generate_video(seed + attempt, ProceduralConfig(num_frames=length, **config))
+        if video.visible(1, min_pixels=30)[0]:
+            return video
+    raise AssertionError("no generated video with a visible target")
+
+
+def fixed_clip(length: int = 4, seed: int = 3):
+    video = short_video(length, seed, max_targets=2)
+    return to_model_clip(TrainingClip(video.frames, video.labels), 128, torch.device("cpu"),
+                         np.random.default_rng(0), max_objects=2)
+
+
+class FixedSource:
+    def __init__(self, clip: TrainingClip):
+        self.clip = clip
+
+    def sample(self, rng):
+        return self.clip
+
+
+def test_short_cpu_training_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = fresh_default_model().train()
+    clip = fixed_clip()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    plan = RolloutPlan("click", initial_corrections=1)
+    losses = []
+    for _ in range(12):
+        result = ClipRollout(model, torch.Generator().manual_seed(0)).run(clip.images, clip.truth, plan)
+        loss = result.losses.total / result.num_supervised
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_rollout_memory_equals_the_streaming_trackers():
+    """Training attends to exactly the memories the tracker keeps: same logits frame by frame."""
+    model = fresh_default_model(seed=1).eval()
+    video = generate_with_events(11, ProceduralConfig(num_frames=10, max_targets=2))
+    clip = to_model_clip(TrainingClip(video.frames, video.labels), 128, torch.device("cpu"),
+                         np.random.default_rng(0), max_objects=2)
+    with torch.no_grad():
+        rollout = ClipRollout(model, torch.Generator().manual_seed(0)).run(
+            clip.images, clip.truth, RolloutPlan("mask", initial_corrections=0))
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0)
+    for index, frame in enumerate(video.frames):
+        result = tracker.track(frame)
+        if index == 0:
+            for row, obj_id in enumerate(clip.obj_ids):
+                result = tracker.add_prompt(obj_id, mask=clip.truth[row, 0].numpy())
+        torch.testing.assert_close(result.low_res_logits[:, 0], rollout.low_res_logits[:, index],
+                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(result.object_score_logits, rollout.object_score_logits[:, index],
+                                   atol=1e-4, rtol=0)
+
+
+def test_checkpoints_are_official_format_reload_strictly_and_resume(tmp_path):
+    model = fresh_default_model()
+    video = short_video(3, 5)
+    clip = TrainingClip(video.frames, video.labels)
+    config = TrainConfig(steps=2, clip_length=3, max_objects=1, warmup_steps=1, checkpoint_every=1)
+    trainer = Trainer(model, FixedSource(clip), config, tmp_path)
+    weights = trainer.run(progress=False)
+    # Both files load strictly into the architecture, as official checkpoints do.
+    for path in (weights, tmp_path / LAST_CHECKPOINT):
+        assert set(torch.load(path, weights_only=True)) <= {"model", "train_state"}
+        reloaded = sam2_model.build_model(DEFAULT_CONFIG_PATH, str(path))
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(reloaded.state_dict()[name], tensor), name
+    # Resuming restores the step and the optimiser state, and continues the schedule.
+    resumed = Trainer(fresh_default_model(seed=7), FixedSource(clip), TrainConfig(**{**config.__dict__, "steps": 3}),
+                      tmp_path)
+    resumed.resume(tmp_path / LAST_CHECKPOINT)
+    assert resumed.step == 2
+    assert resumed.optimizer.state_dict()["state"].keys() == trainer.optimizer.state_dict()["state"].keys()
+    resumed.run(progress=False)
+    assert resumed.step == 3
+    # A plain model checkpoint cannot be resumed from: say so.
+    with pytest.raises(ValueError, match="no train_state"):
+        resumed.resume(weights)
+
+
+def test_procedural_training_through_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "sam2_model.train", "--config", DEFAULT_CONFIG_PATH, "--procedural",
+               "--steps", "2", "--clip-length", "3", "--max-objects", "1", "--warmup", "1", "--out", str(out),
+               "--no-progress", "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
+    resumed = subprocess.run(command[:command.index("--steps") + 1] + ["3"] + command[command.index("--steps") + 2:]
+                             + ["--resume"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at step 2" in resumed.stderr
+    assert torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]["step"] == 3
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--config", "sam2_hiera_huge", "--procedural"], "unknown model"),
+    (["--config", DEFAULT_CONFIG_PATH, "--checkpoint", "GARBAGE", "--procedural"], "GARBAGE"),
+    (["--config", DEFAULT_CONFIG_PATH, "--davis", "/nonexistent/davis"], "/nonexistent/davis"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, arguments, message):
+    if "GARBAGE" in arguments:
+        garbage = tmp_path / "garbage.pt"
+        garbage.write_bytes(b"not a checkpoint at all")
+        arguments = [str(garbage) if a == "GARBAGE" else a for a in arguments]
+        message = str(garbage)
+    done = subprocess.run([sys.executable, "-m", "sam2_model.train", *arguments, "--out", str(tmp_path / "o"),
+                           "--steps", "1", "--no-progress"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sam2-train: error:") and message in lines[0], done.stderr
+
+
+@pytest.mark.skipif(not STREAM_FILES, reason="../shared/parity is missing")
+def test_fine_tuning_a_parity_model_on_a_davis_folder_end_to_end(tmp_path):
+    session = load_session(STREAM_FILES[0])
+    config_path = tmp_path / "parity.yaml"
+    config_path.write_text(session["resolved_config_yaml"])
+    start = tmp_path / "parity.pt"
+    torch.save({"model": session["state_dict"]}, start)
+    davis = tmp_path / "davis"
+    write_davis(davis, {f"clip{i}": short_video(5, 40 + 10 * i, height=96, width=128, max_targets=2)
+                        for i in range(2)})
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "sam2_model.train", "--config", str(config_path), "--checkpoint",
+                           str(start), "--davis", str(davis), "--steps", "2", "--clip-length", "3", "--max-objects",
+                           "2", "--warmup", "1", "--lr", "1e-4", "--out", str(out), "--no-progress", "--threads", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    tuned = sam2_model.build_model(str(config_path), str(out / "model.pt"))  # strict: official keys
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, session["state_dict"][k].float())]
+    assert changed, "fine-tuning did not change any weight"
