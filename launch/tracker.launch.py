@@ -1,7 +1,10 @@
 """Launch the SAM 2 tracker node on a camera topic.
 
+    # on a robot: an official SAM 2.1 checkpoint
     ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw \\
         model:=sam2.1_hiera_tiny checkpoint:=$HOME/checkpoints/sam2.1_hiera_tiny.pt device:=cuda
+    # trying it out: the small model bundled with the package (model "default", the params file's default)
+    ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw
 
 Parameters come from ``params_file`` (default: the installed config/tracker.yaml); ``model``,
 ``checkpoint``, ``device`` and ``compressed`` override it when given (non-empty).
@@ -79,10 +82,11 @@ def generate_launch_description():
                               description="camera image topic (sensor_msgs/Image; with compressed:=true the "
                                           "node subscribes to <image_topic>/compressed)"),
         DeclareLaunchArgument("model", default_value="",
-                              description="released model name (sam2.1_hiera_tiny, ...) or YAML config path; "
-                                          "empty: from params_file"),
+                              description="default (the bundled small model), a released model name "
+                                          "(sam2.1_hiera_tiny, ...) or a YAML config path; empty: from params_file"),
         DeclareLaunchArgument("checkpoint", default_value="",
-                              description="official checkpoint .pt path; empty: from params_file"),
+                              description="official checkpoint .pt path (for model default: none needed); "
+                                          "empty: from params_file"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N; empty: from params_file"),
         DeclareLaunchArgument("compressed", default_value="",

@@ -28,7 +28,7 @@ class ParameterError(ValueError):
 class TrackerParameters:
     """Everything the node reads from ROS parameters (see config/tracker.yaml and docs/node.md)."""
 
-    model: str = "sam2.1_hiera_tiny"
+    model: str = "default"
     checkpoint: str = ""
     device: str = "auto"
     dtype: str = "float32"
@@ -49,7 +49,8 @@ class TrackerParameters:
         """Every invalid value, as sentences naming the parameter; empty when all is well."""
         found = []
         if not self.model.strip():
-            found.append("model is empty: give a released model name (e.g. sam2.1_hiera_tiny) or a YAML config path")
+            found.append("model is empty: give 'default' (the bundled small model), a released model name "
+                         "(e.g. sam2.1_hiera_tiny, with its checkpoint) or a YAML config path")
         elif _looks_like_path(self.model) and not os.path.isfile(os.path.expanduser(self.model)):
             found.append(f"model {self.model!r}: no such config file")
         if self.checkpoint and not os.path.isfile(os.path.expanduser(self.checkpoint)):
@@ -76,9 +77,11 @@ class TrackerParameters:
 
 
 _DESCRIPTIONS: Dict[str, str] = {
-    "model": "SAM 2 model: a released name (sam2.1_hiera_tiny/small/base_plus/large, sam2_hiera_*) or an "
-             "official-format YAML config path",
-    "checkpoint": "official checkpoint (.pt) path; empty = random weights (tests only)",
+    "model": "SAM 2 model: default (the small model bundled with the package, trained on generated videos), "
+             "a released name (sam2.1_hiera_tiny/small/base_plus/large, sam2_hiera_*; give its official "
+             "checkpoint) or an official-format YAML config path",
+    "checkpoint": "official-format checkpoint (.pt) path; empty = the bundled weights for model default, "
+                  "random weights (tests only) for any other model",
     "device": "auto (cuda if available, else cpu), cuda, cuda:N or cpu",
     "dtype": "model weight dtype: float32, bfloat16 or float16",
     "autocast": "compute dtype inside the tracker: auto (bfloat16 on cuda, none on cpu), none, bfloat16, float16",

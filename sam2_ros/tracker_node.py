@@ -12,7 +12,8 @@ Threads: subscription and service callbacks run on a MultiThreadedExecutor and n
 model on a frame. Images go through a one-place ``LatestFrameSlot`` to a worker thread that
 tracks the newest frame; one lock serialises every tracker call (worker and prompt services).
 
-Run: ``ros2 run sam2_ros tracker_node --ros-args -r image:=/camera/color/image_raw -p checkpoint:=...``
+Run: ``ros2 run sam2_ros tracker_node --ros-args -r image:=/camera/color/image_raw`` (the bundled
+``default`` model; for a robot give an official one: ``-p model:=sam2.1_hiera_tiny -p checkpoint:=...``)
 or ``python -m sam2_ros.tracker_node --ros-args ...``.
 """
 
@@ -41,13 +42,15 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 import sam2_model
+from sam2_model.config import DEFAULT_CHECKPOINT_PATH, DEFAULT_MODEL
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.srv import AddObject, RemoveObject
 
 from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
 from .frame_slot import LatestFrameSlot, PendingFrame
 from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
-from .node_parameters import TrackerParameters, declare_parameters, read_parameters, resolve_autocast, resolve_device
+from .node_parameters import (ParameterError, TrackerParameters, declare_parameters, read_parameters, resolve_autocast,
+                              resolve_device)
 from .prompt_conversion import (MAX_OBJECT_ID, PromptConversionError, PromptRequest, check_object_id,
                                 prompt_from_click, prompt_from_msg)
 from .result_conversion import (FrameState, ObjectState, label_image_msg, object_state, overlay_msg, summarize,
@@ -87,6 +90,7 @@ class LoadedTracker:
     model: sam2_model.SAM2Model
     tracker: sam2_model.StreamingTracker
     device: str
+    checkpoint: Optional[str] = None  # the weights loaded; None = random
 
 
 @dataclass
@@ -140,8 +144,9 @@ class TrackerNode(LifecycleNode):
         self._last_id, self._last_frame = 0, None
         self._stats = TrackerStatistics()
         self._create_outputs(params)
-        self.get_logger().info(f"configured: model {params.model} on {loaded.device} ({params.dtype}); "
-                               f"input {self._input_topic}")
+        weights = loaded.checkpoint or "RANDOM"
+        self.get_logger().info(f"configured: model {params.model} with weights {weights} on {loaded.device} "
+                               f"({params.dtype}); input {self._input_topic}")
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition
@@ -216,16 +221,22 @@ class TrackerNode(LifecycleNode):
         import torch
 
         device = resolve_device(params.device)
-        if not params.checkpoint:
+        checkpoint = os.path.expanduser(params.checkpoint) or None
+        if checkpoint is None and params.model == DEFAULT_MODEL:
+            checkpoint = DEFAULT_CHECKPOINT_PATH
+            if not os.path.isfile(checkpoint):
+                raise ParameterError(f"model {DEFAULT_MODEL!r}: its bundled weights {checkpoint} are missing "
+                                     "(reinstall the package, or choose an official model: model:=sam2.1_hiera_tiny "
+                                     "checkpoint:=...)")
+        if checkpoint is None:
             self.get_logger().warning("no checkpoint given: the model has RANDOM weights (only useful for tests)")
         model_ref = os.path.expanduser(params.model)
-        model = sam2_model.build_model(model_ref, os.path.expanduser(params.checkpoint) or None, device=device,
-                                       dtype=getattr(torch, params.dtype))
+        model = sam2_model.build_model(model_ref, checkpoint, device=device, dtype=getattr(torch, params.dtype))
         tracker = sam2_model.StreamingTracker(
             model, fill_hole_area=params.fill_hole_area, corrections_as_cond=params.corrections_as_cond,
             max_cond_frames=params.max_cond_frames, max_objects=params.max_objects,
             non_overlap_masks=params.non_overlap_masks, autocast_dtype=resolve_autocast(params.autocast, device))
-        return LoadedTracker(model, tracker, device)
+        return LoadedTracker(model, tracker, device, checkpoint)
 
     def _free_model(self) -> None:
         with self._tracker_lock:

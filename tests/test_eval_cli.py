@@ -14,6 +14,7 @@ from PIL import Image
 
 from sam2_ros.evaluation import davis
 from sam2_ros.evaluation.bag_io import read_bag
+from sam2_ros.evaluation.cli import build_parser
 from sam2_ros.evaluation.cli import main as eval_main
 from sam2_ros.evaluation.make_bag import main as make_bag_main
 from sam2_ros.evaluation.metrics import boundary_f, region_similarity
@@ -228,6 +229,168 @@ def test_max_frames(tmp_path, bag):
     assert seq["num_frames"] == 6
     # Frame 5 is now the last annotated frame and is left out.
     assert {o["obj_id"]: o["frames"] for o in seq["objects"]} == {1: [1, 2, 3, 4], 2: [1, 2, 3, 4], 3: [4]}
+
+
+# ---------------------------------------------------------------- visibility
+
+
+class NeverBlankTracker(PerfectTracker):
+    """Exact while an object is in view; while it is hidden, keeps drawing its last seen mask."""
+
+    def predict(self, obj_id):
+        for t in range(self.t, -1, -1):
+            labels = self.labels[t]
+            if labels is not None and (labels == obj_id).any():
+                return labels == obj_id
+        return np.zeros(self.size, dtype=bool)
+
+
+class SlowToBlankTracker(PerfectTracker):
+    """Notices a hiding one frame late: the first hidden frame keeps the last mask, later ones are empty."""
+
+    def predict(self, obj_id):
+        truth = self.truth(obj_id)
+        if truth.any() or self.t == 0:
+            return truth
+        before = self.labels[self.t - 1]
+        return before == obj_id if before is not None else truth
+
+
+class LosesAfterReturnTracker(PerfectTracker):
+    """Exact, blanks a hidden object, but never finds it again once it has been hidden."""
+
+    def predict(self, obj_id):
+        truth = self.truth(obj_id)
+        seen = False
+        for labels in self.labels[: self.t]:
+            if labels is None:
+                continue
+            if (labels == obj_id).any():
+                seen = True
+            elif seen:  # hidden on an earlier frame after it had appeared
+                return np.zeros_like(truth)
+        return truth
+
+
+def visibility_of(entry):
+    keys = ("hidden_frames", "hidden_correct", "absent_accuracy", "return_frames", "return_found", "redetection_rate")
+    return tuple(entry[k] for k in keys)
+
+
+# Object 2 of the synthetic sequence is hidden on the scored frames 5 and 6 and back on 7, 9 and 10;
+# objects 1 and 3 are never hidden.
+NEVER_HIDDEN = (0, 0, None, 0, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("tracker", "obj2", "console"),
+    [
+        (PerfectTracker, (2, 2, 1.0, 3, 3, 1.0),
+         "; hidden frames reported absent 2/2 (100%), returns found 3/3 (100%)"),
+        (NeverBlankTracker, (2, 0, 0.0, 3, 3, 1.0),
+         "; hidden frames reported absent 0/2 (0%), returns found 3/3 (100%)"),
+        (LosesAfterReturnTracker, (2, 2, 1.0, 3, 0, 0.0),
+         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
+        (FlawedTracker, (2, 2, 1.0, 3, 0, 0.0), "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
+    ],
+)
+def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, console):
+    out = tmp_path / "out"
+    assert eval_main(["--bag", str(bag), "--out", str(out), "--no-progress"], runner=StubRunner(tracker)) == 0
+    results = load_results(out)
+    assert results["schema_version"] == 1  # the visibility keys are additions
+    (seq,) = results["sequences"]
+    objects = {o["obj_id"]: o for o in seq["objects"]}
+    assert visibility_of(objects[1]) == visibility_of(objects[3]) == NEVER_HIDDEN
+    assert visibility_of(objects[2]) == obj2
+    assert visibility_of(seq) == visibility_of(results["summary"]) == obj2  # only object 2 counts
+    assert capsys.readouterr().out.splitlines()[0].endswith(" ms/frame" + console)
+
+    report = (out / "report.md").read_text()
+    hidden, correct, absent, returns, found, redetection = obj2
+    row = f"{hidden} | {correct} | {absent:.3f} | {returns} | {found} | {redetection:.3f} |"
+    summary_at, sequence_at = report.index("## Summary"), report.index("## Sequence `bag`")
+    assert report.index("| hidden frames | reported absent | absent accuracy |") < sequence_at
+    assert report.index("| " + row, summary_at) < sequence_at  # the run's row
+    assert report.index("| object | hidden frames | reported absent |") > sequence_at
+    for line in ("| 1 | 0 | 0 | n/a | 0 | 0 | n/a |", "| 2 | " + row, "| 3 | 0 | 0 | n/a | 0 | 0 | n/a |",
+                 "| all | " + row):
+        assert line in report.splitlines()[report.splitlines().index("## Sequence `bag`"):], line
+
+
+def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, capsys):
+    """Two sequences, a tracker that notices a hiding one frame late: the run adds up the counts."""
+    davis.write_sequence(tmp_path / "davis", "a", synthetic, image_format="png")
+    # Frames 0-7 all annotated: objects 1 and 2 scored on 1-6; object 2 hidden on 2, 3, 4, back on 5, 6.
+    b = synthetic_sequence(num_frames=8, occluded=(2, 3, 4), late_object_from=100, unannotated=(), name="b")
+    davis.write_sequence(tmp_path / "davis", "b", b, image_format="png")
+    out = tmp_path / "out"
+    code = eval_main(["--davis", str(tmp_path / "davis"), "--out", str(out), "--no-progress"],
+                     runner=StubRunner(SlowToBlankTracker))
+    assert code == 0
+    results = load_results(out)
+    seq_a, seq_b = results["sequences"]
+    # a: hidden on 5 (late: wrong) and 6 (right); b: hidden on 2 (wrong), 3 and 4 (right). Every return found.
+    assert visibility_of(seq_a) == (2, 1, 0.5, 3, 3, 1.0)
+    assert visibility_of(seq_b) == (3, 2, pytest.approx(2 / 3), 2, 2, 1.0)
+    # 3/5, not the mean of the sequences' rates (7/12).
+    assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0)
+    assert "; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%)" in capsys.readouterr().out
+    assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 |" in (out / "report.md").read_text()
+
+
+def test_visibility_without_hidden_objects(tmp_path, capsys):
+    seq = synthetic_sequence(num_frames=8, occluded=(), unannotated=(), name="clear")
+    davis.write_sequence(tmp_path / "davis", "clear", seq, image_format="png")
+    out = tmp_path / "out"
+    code = eval_main(["--davis", str(tmp_path / "davis"), "--out", str(out), "--no-progress"],
+                     runner=StubRunner(PerfectTracker))
+    assert code == 0
+    results = load_results(out)
+    (result,) = results["sequences"]
+    assert [visibility_of(o) for o in result["objects"]] == [NEVER_HIDDEN] * 3
+    assert visibility_of(result) == visibility_of(results["summary"]) == NEVER_HIDDEN
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.endswith(" ms/frame") and "hidden" not in line
+    report = (out / "report.md").read_text()
+    assert "No object is hidden on a scored frame" in report and "| object | hidden frames |" not in report
+
+
+# ---------------------------------------------------------------- the default model
+
+
+def test_default_model_is_the_bundled_one(tmp_path, bag, monkeypatch):
+    """Without --model, sam2-eval builds sam2_model's "default" with no checkpoint (its bundled weights)."""
+    from sam2_ros.evaluation import model as eval_model
+
+    args = build_parser().parse_args(["--bag", str(bag)])
+    assert (args.model, args.checkpoint) == ("default", None)
+    specs = []
+
+    def fake_build_runner(spec):
+        specs.append(spec)
+        return StubRunner(PerfectTracker)
+
+    monkeypatch.setattr(eval_model, "build_runner", fake_build_runner)
+    out = tmp_path / "out"
+    assert eval_main(["--bag", str(bag), "--out", str(out), "--no-progress"]) == 0
+    assert [(s.config, s.checkpoint) for s in specs] == [("default", None)]
+    run = load_results(out)["run"]
+    assert (run["model"], run["checkpoint"]) == ("default", None)
+    assert "| model | `default` |" in (out / "report.md").read_text()
+    assert "| checkpoint | bundled weights |" in (out / "report.md").read_text()
+
+
+def test_build_runner_passes_no_checkpoint_through(monkeypatch):
+    """build_model gets checkpoint=None for the default model, so that it loads the bundled weights."""
+    import sam2_model
+
+    from sam2_ros.evaluation.model import ModelSpec, build_runner
+
+    calls = []
+    monkeypatch.setattr(sam2_model, "build_model", lambda config, **kwargs: calls.append((config, kwargs)))
+    build_runner(ModelSpec("default", None))
+    assert calls == [("default", {"checkpoint": None, "device": "cpu", "dtype": torch.float32})]
 
 
 def run_module(*args):

@@ -1,11 +1,14 @@
 """The tracker node in a real ROS 2 graph: outputs, prompts by service / topic / click, encodings."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
+from sam2_model.config import DEFAULT_CHECKPOINT_PATH
+from sam2_model.train.procedural import ProceduralConfig, generate_with_events
 from sam2_ros.image_conversion import image_to_mask, image_to_rgb
 
 from node_harness import (check_frame_consistency, model_files, prompt_msg,  # noqa: F401 - fixture
@@ -15,6 +18,7 @@ pytestmark = pytest.mark.ros
 
 POINT = [76.8, 89.6]                    # on the first object of the parity session
 BOX = [128.0, 133.12, 212.48, 199.68]   # the second one
+DEFAULT_WEIGHTS = Path(DEFAULT_CHECKPOINT_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +175,36 @@ def test_every_large_best_effort_frame_is_received_or_counted_lost(client):
 
     client.wait_until(accounted, 10, f"every frame to be received or counted as lost: {start} -> "
                       f"{client.latest_diagnostics()}")
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
+                    reason=f"the bundled weights {DEFAULT_WEIGHTS} are missing (sam2-train writes them; "
+                           "see docs/benchmarks.md)")
+def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_path):
+    """No model, no checkpoint, no device: the node loads the bundled "default" model and its
+    weights (no random-weights warning) and tracks a generated video's target."""
+    video = generate_with_events(3, ProceduralConfig(num_frames=24))
+    size = video.frames.shape[1]
+    node = start_node(tmp_path, {})
+    try:
+        client = node.client
+        log = node.process.log()
+        assert "RANDOM" not in log
+        assert f"configured: model default with weights {DEFAULT_WEIGHTS}" in log
+        first = client.track(video.frames[0], 0)
+        truth = video.labels[0] == 1
+        response = client.add_object(prompt_msg(mask=truth))
+        assert response.success and response.object_id == 1, response.message
+        assert _iou(image_to_mask(response.object.mask), truth) > 0.8
+        assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
+        for index in (1, 2):
+            stamp = client.publish_frame(video.frames[index], index)
+            out = client.outputs(stamp)
+            check_frame_consistency(out, stamp, size, size)
+            assert out.ids() == [1] and out.objects.frame_index == index
+    finally:
+        node.close()
+
+
+def _iou(a, b):
+    return np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum())

@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--procedural", action="store_true", help="endless generated videos")
     which.add_argument("--davis", type=Path, metavar="DIR", help="DAVIS-format folder (JPEGImages/, Annotations/)")
     data.add_argument("--frame-size", type=int, default=128, help="generated video side in pixels")
+    generated = ProceduralConfig()
+    data.add_argument("--min-targets", type=int, default=generated.min_targets,
+                      help="labelled objects per generated video, at least (default: %(default)s)")
+    data.add_argument("--max-targets", type=int, default=generated.max_targets,
+                      help="labelled objects per generated video, at most (default: %(default)s)")
     run = parser.add_argument_group("training")
     defaults = TrainConfig()
     run.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, model.pt)")
@@ -83,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
             source = DavisClips(args.davis, args.clip_length)
         else:
             size = args.frame_size
-            source = ProceduralClips(args.clip_length, ProceduralConfig(height=size, width=size,
-                                                                        num_frames=max(24, args.clip_length)))
+            source = ProceduralClips(args.clip_length, ProceduralConfig(
+                height=size, width=size, num_frames=max(24, args.clip_length), min_targets=args.min_targets,
+                max_targets=args.max_targets))
     except ValueError as error:
         raise TrainInputError(str(error)) from None
     trainer = Trainer(model, source, train_config, args.out, config_yaml=_config_yaml_text(args.config))

@@ -1,11 +1,13 @@
 """``sam2-eval``: measure SAM 2 tracking accuracy and speed on a bag or a DAVIS-format folder.
 
+    sam2-eval --bag recording_bag --out eval_out   # the bundled default model
     sam2-eval --bag recording_bag --model sam2.1_hiera_tiny \\
         --checkpoint sam2.1_hiera_tiny.pt --out eval_out
     sam2-eval --davis DAVIS --sequence bear --prompt click --out eval_out
 
 Every object is prompted on its first ground-truth frame (mask, box or one click),
-tracked over every frame, and scored with the DAVIS J, F and J&F. Writes
+tracked over every frame, and scored with the DAVIS J, F and J&F, and with how
+well the tracker reports hidden objects absent and finds them again. Writes
 results.json, report.md and plots/ into --out. Bad input is reported with exit
 status 2 before anything is written.
 """
@@ -24,15 +26,18 @@ from .model import DTYPES
 from .prompts import PromptKind
 from .report import RunInfo, write_report
 from .runner import Runner
-from .scoring import SequenceResult, evaluate_sequence, summarize
+from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
 
 PROG = "sam2-eval"
+DEFAULT_MODEL = "default"  # sam2_model's bundled small model (sam2_model.build_model loads its weights)
 DESCRIPTION = """\
-Measure SAM 2 tracking accuracy (DAVIS J, F, J&F) and speed on a ROS 2 bag or a
+Measure SAM 2 tracking accuracy (DAVIS J, F, J&F; whether hidden objects are
+reported absent and found again when they return) and speed on a ROS 2 bag or a
 DAVIS-format folder. Each object is prompted on its first ground-truth frame.
 Writes results.json, report.md and plots/ into --out."""
 EXAMPLES = """examples:
+  sam2-eval --bag run_bag --out eval    # the bundled default model
   sam2-eval --bag run_bag --model sam2.1_hiera_tiny --checkpoint sam2.1_hiera_tiny.pt --device cuda --out eval
   sam2-eval --davis DAVIS --sequence bear --prompt click --out eval_bear
 
@@ -79,12 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model",
-        default="sam2.1_hiera_tiny",
+        default=DEFAULT_MODEL,
         metavar="CONFIG",
-        help="released config name or official YAML path (default: %(default)s)",
+        help="released name, 'default' (bundled small model, default), or official YAML",
     )
     model.add_argument(
-        "--checkpoint", type=Path, metavar="PT", help="official checkpoint (omit for random weights)"
+        "--checkpoint",
+        type=Path,
+        metavar="PT",
+        help="official checkpoint (omit: bundled weights for 'default', random weights otherwise)",
     )
     model.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     model.add_argument(
@@ -178,6 +186,20 @@ def evaluate(
     return results
 
 
+def _count_and_percent(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
+
+
+def visibility_line(summary: Summary) -> str:
+    """The console summary's visibility part; empty when no object is hidden on a scored frame."""
+    if not summary.hidden_frames:
+        return ""
+    return (
+        f"; hidden frames reported absent {_count_and_percent(summary.hidden_correct, summary.hidden_frames)}, "
+        f"returns found {_count_and_percent(summary.return_found, summary.return_frames)}"
+    )
+
+
 def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """The whole evaluation; runner defaults to the in-process SAM 2 tracker built from args."""
     sequences = open_sequences(args)
@@ -217,7 +239,7 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     print(
         f"J&F {summary.jf_mean:.3f} (J {summary.j_mean:.3f}, F {summary.f_mean:.3f}) over "
         f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
-        f"{summary.track_ms_mean:.1f} ms/frame"
+        f"{summary.track_ms_mean:.1f} ms/frame" + visibility_line(summary)
     )
     if live is not None:
         p50, p99 = live["latency_ms_p50"], live["latency_ms_p99"]

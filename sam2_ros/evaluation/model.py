@@ -20,7 +20,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 @dataclass(frozen=True)
 class ModelSpec:
     config: str  # released name ("sam2.1_hiera_tiny") or path of an official-format YAML
-    checkpoint: Path | None  # official checkpoint ({"model": state_dict}); None = random weights
+    checkpoint: Path | None  # official checkpoint ({"model": state_dict}); None = bundled weights for "default", else random
     device: str = "cpu"
     dtype: str = "float32"
     fill_hole_area: int = 8

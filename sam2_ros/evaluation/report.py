@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .metrics import SeriesStats, seg2bmap
-from .scoring import ObjectResult, SequenceResult, Summary, WorstFrame
+from .scoring import ObjectResult, SequenceResult, Summary, VisibilityCounts, WorstFrame
 
+# Bumped only for changes that break readers; new keys (e.g. the visibility scores) keep it.
 RESULTS_SCHEMA_VERSION = 1
 TRUTH_COLOR = np.array([0, 200, 0], dtype=np.float32)
 PRED_COLOR = np.array([230, 0, 230], dtype=np.float32)
@@ -55,6 +56,17 @@ def _stats_dict(stats: SeriesStats | None) -> dict[str, Any] | None:
     return None if stats is None else asdict(stats)
 
 
+def _visibility_dict(v: VisibilityCounts) -> dict[str, Any]:
+    return {
+        "hidden_frames": v.hidden_frames,
+        "hidden_correct": v.hidden_correct,
+        "absent_accuracy": v.absent_accuracy,
+        "return_frames": v.return_frames,
+        "return_found": v.return_found,
+        "redetection_rate": v.redetection_rate,
+    }
+
+
 def _object_dict(obj: ObjectResult) -> dict[str, Any]:
     return {
         "obj_id": obj.obj_id,
@@ -62,6 +74,7 @@ def _object_dict(obj: ObjectResult) -> dict[str, Any]:
         "JF_mean": obj.jf_mean,
         "J": _stats_dict(obj.j_stats),
         "F": _stats_dict(obj.f_stats),
+        **_visibility_dict(obj.visibility),
         "frames": obj.frames,
         "J_per_frame": obj.j,
         "F_per_frame": obj.f,
@@ -77,6 +90,7 @@ def _sequence_dict(seq: SequenceResult) -> dict[str, Any]:
         "JF_mean": seq.jf_mean,
         "J_mean": seq.j_mean,
         "F_mean": seq.f_mean,
+        **_visibility_dict(seq.visibility),
         "timing_ms": asdict(seq.timing),
         "objects": [_object_dict(o) for o in seq.objects],
         "worst_frames": [
@@ -167,6 +181,46 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+VISIBILITY_HEADER = (
+    "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate |"
+)
+
+
+def _visibility_cells(v: VisibilityCounts) -> str:
+    return (
+        f"{v.hidden_frames} | {v.hidden_correct} | {_fmt(v.absent_accuracy)} "
+        f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} |"
+    )
+
+
+def _summary_visibility_lines(summary: Summary) -> list[str]:
+    if not summary.hidden_frames:
+        return ["No object is hidden on a scored frame, so absent accuracy and redetection rate do not apply.", ""]
+    return [
+        "Visibility (all objects; the tracker reports an object not visible with an empty mask):",
+        "",
+        "| " + VISIBILITY_HEADER,
+        "|---|---|---|---|---|---|",
+        "| " + _visibility_cells(summary.visibility),
+        "",
+    ]
+
+
+def _sequence_visibility_lines(seq: SequenceResult) -> list[str]:
+    if not seq.visibility.hidden_frames:
+        return []
+    lines = ["| object | " + VISIBILITY_HEADER, "|---|---|---|---|---|---|---|"]
+    lines += [f"| {obj.obj_id} | " + _visibility_cells(obj.visibility) for obj in seq.objects]
+    lines += ["| all | " + _visibility_cells(seq.visibility), ""]
+    return lines
+
+
+def _checkpoint_cell(run: RunInfo) -> str:
+    if run.checkpoint:
+        return f"`{run.checkpoint}`"
+    return "bundled weights" if run.model == "default" else "none (random weights)"
+
+
 def _live_lines(live: dict[str, Any]) -> list[str]:
     def ms(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.1f} ms"
@@ -202,7 +256,7 @@ def markdown_report(
     if run.model is not None:
         lines += [
             f"| model | `{run.model}` |",
-            f"| checkpoint | `{run.checkpoint or 'none (random weights)'}` |",
+            f"| checkpoint | {_checkpoint_cell(run)} |",
             f"| device | {run.device} ({run.dtype}) |",
         ]
     lines += [
@@ -223,6 +277,7 @@ def markdown_report(
         f"| {summary.track_ms_mean:.1f} |",
         "",
     ]
+    lines += _summary_visibility_lines(summary)
     if live is not None:
         lines += _live_lines(live)
     for seq in sequences:
@@ -249,8 +304,9 @@ def markdown_report(
                 f"| {_fmt(j and j.mean)} | {_fmt(j and j.recall)} | {_fmt(j and j.decay)} "
                 f"| {_fmt(f and f.mean)} | {_fmt(f and f.recall)} | {_fmt(f and f.decay)} |"
             )
+        lines.append("")
+        lines += _sequence_visibility_lines(seq)
         lines += [
-            "",
             f"![per-frame scores of {seq.name}]({plot_dir}/{name}_per_frame.png)",
             "",
             f"![worst frames of {seq.name}]({plot_dir}/{name}_worst_frames.png)",
@@ -266,6 +322,12 @@ def markdown_report(
         "after the one it was prompted on, leaving out the sequence's last annotated frame (as the DAVIS and "
         "SA-V evaluators leave out the first and last frames). Means are over objects; J&F = (J + F) / 2. "
         "ms/frame is the wall time of tracking one frame until its masks are on the host (prompting excluded).",
+        "",
+        "Visibility, on the same frames: an object is *hidden* on a frame where its true mask is empty, and "
+        "*reported absent* where the predicted mask is empty (an object the tracker did not output counts as "
+        "empty). Absent accuracy = hidden frames reported absent / hidden frames. A *return* frame is one where "
+        "the object is in the truth again after an earlier hidden frame; redetection rate = return frames with "
+        "a non-empty prediction / return frames. Sequence and run figures add up the counts over objects.",
         "",
     ]
     return "\n".join(lines)

@@ -8,6 +8,14 @@ DAVIS's "all frames but the first and the last".
 
 Averages follow DAVIS: an object's J (F) is the mean over its frames; a sequence's
 and the whole run's J (F) are means over objects; J&F is the mean of J and F.
+
+Visibility, on the same scored frames: an empty predicted mask means the tracker reported
+the object not visible (the tracker blanks absent objects, the node publishes empty masks
+for them, and an object missing from a frame's prediction counts as empty). A *hidden*
+frame has an empty ground-truth mask; a *return* frame has a non-empty one after some
+earlier scored frame of that object was hidden. Absent accuracy is the fraction of hidden
+frames predicted empty; redetection rate the fraction of return frames predicted non-empty.
+Sequences and the run add up the counts over objects and take the rates of the sums.
 """
 
 from __future__ import annotations
@@ -28,6 +36,48 @@ from .sequence import Sequence
 THUMBNAIL_MAX_SIDE = 320
 
 
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class VisibilityCounts:
+    """Whether the tracker said "not visible" exactly when the object was hidden.
+
+    hidden_frames: scored frames with an empty ground-truth mask; hidden_correct: of those,
+    frames with an empty prediction. return_frames: scored frames with a non-empty ground
+    truth after an earlier hidden scored frame; return_found: of those, frames with a
+    non-empty prediction.
+    """
+
+    hidden_frames: int = 0
+    hidden_correct: int = 0
+    return_frames: int = 0
+    return_found: int = 0
+
+    @property
+    def absent_accuracy(self) -> float | None:
+        """hidden_correct / hidden_frames; None when the object is never hidden."""
+        return _rate(self.hidden_correct, self.hidden_frames)
+
+    @property
+    def redetection_rate(self) -> float | None:
+        """return_found / return_frames; None when the object never comes back."""
+        return _rate(self.return_found, self.return_frames)
+
+    def __add__(self, other: VisibilityCounts) -> VisibilityCounts:
+        return VisibilityCounts(
+            self.hidden_frames + other.hidden_frames,
+            self.hidden_correct + other.hidden_correct,
+            self.return_frames + other.return_frames,
+            self.return_found + other.return_found,
+        )
+
+    @classmethod
+    def total(cls, counts: Iterable[VisibilityCounts]) -> VisibilityCounts:
+        return sum(counts, cls())
+
+
 @dataclass
 class ObjectResult:
     """One object's per-frame scores and their DAVIS statistics."""
@@ -39,6 +89,14 @@ class ObjectResult:
     f: list[float] = field(default_factory=list)
     j_stats: SeriesStats | None = None  # None when no frame could be scored
     f_stats: SeriesStats | None = None
+    visibility: VisibilityCounts = field(default_factory=VisibilityCounts)
+
+    def count_visibility(self, gt_empty: bool, pred_empty: bool) -> None:
+        """Add one scored frame to the visibility counts (frames in order)."""
+        if gt_empty:
+            self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
+        elif self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
+            self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty))
 
     @property
     def scored(self) -> bool:
@@ -112,6 +170,11 @@ class SequenceResult:
         j, f = self.j_mean, self.f_mean
         return None if j is None else jf_mean(j, f)
 
+    @property
+    def visibility(self) -> VisibilityCounts:
+        """The objects' visibility counts added up."""
+        return VisibilityCounts.total(o.visibility for o in self.objects)
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -127,6 +190,17 @@ class Summary:
     f_recall: float
     f_decay: float
     track_ms_mean: float  # over every frame of every sequence
+    # Visibility: counts summed over every object of every sequence, rates of the sums.
+    hidden_frames: int = 0
+    hidden_correct: int = 0
+    absent_accuracy: float | None = None
+    return_frames: int = 0
+    return_found: int = 0
+    redetection_rate: float | None = None
+
+    @property
+    def visibility(self) -> VisibilityCounts:
+        return VisibilityCounts(self.hidden_frames, self.hidden_correct, self.return_frames, self.return_found)
 
 
 def summarize(results: list[SequenceResult]) -> Summary:
@@ -140,6 +214,7 @@ def summarize(results: list[SequenceResult]) -> Summary:
         return float(np.mean([pick(o) for o in objects]))
 
     j_mean, f_mean = mean(lambda o: o.j_stats.mean), mean(lambda o: o.f_stats.mean)
+    visibility = VisibilityCounts.total(r.visibility for r in results)
     return Summary(
         num_sequences=len(results),
         num_objects=len(objects),
@@ -151,6 +226,12 @@ def summarize(results: list[SequenceResult]) -> Summary:
         f_recall=mean(lambda o: o.f_stats.recall),
         f_decay=mean(lambda o: o.f_stats.decay),
         track_ms_mean=total_ms / frames,
+        hidden_frames=visibility.hidden_frames,
+        hidden_correct=visibility.hidden_correct,
+        absent_accuracy=visibility.absent_accuracy,
+        return_frames=visibility.return_frames,
+        return_found=visibility.return_found,
+        redetection_rate=visibility.redetection_rate,
     )
 
 
@@ -245,6 +326,7 @@ def score_predictions(
                 obj.frames.append(frame.index)
                 obj.j.append(j)
                 obj.f.append(f)
+                obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any())
                 worst.offer(frame.index, obj_id, j, f, frame.image, gt, mask)
         if progress is not None:
             progress(1)

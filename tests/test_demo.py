@@ -1,0 +1,79 @@
+"""``python -m sam2_model.demo``: the GIF, the printed summary, the prompts it derives, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_model import demo
+from sam2_model.config import DEFAULT_CHECKPOINT_PATH
+from sam2_model.train.procedural import ProceduralConfig, generate_with_events
+
+DEFAULT_WEIGHTS = Path(DEFAULT_CHECKPOINT_PATH)
+needs_weights = pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(),
+    reason=f"the bundled weights {DEFAULT_WEIGHTS} are missing (sam2-train writes them; see docs/benchmarks.md)")
+
+
+@needs_weights
+@pytest.mark.parametrize("prompt", ["mask", "click"])
+def test_demo_writes_a_gif_with_every_frame_and_one_summary_line_per_target(tmp_path, capsys, prompt):
+    out = tmp_path / "demo.gif"
+    assert demo.main(["--out", str(out), "--frames", "24", "--size", "96", "--seed", "5", "--prompt", prompt,
+                      "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    targets = generate_with_events(5, ProceduralConfig(height=96, width=96, num_frames=24)).num_targets
+    with Image.open(out) as gif:
+        assert gif.n_frames == 24
+        assert gif.size[0] == 2 * 96 * 3 + demo.PANEL_GAP_PX  # ground truth | tracker, 3x
+    lines = [line for line in printed.splitlines() if line.startswith("object ")]
+    assert [line.split(":")[0] for line in lines] == [f"object {i}" for i in range(1, targets + 1)]
+    for line in lines:
+        iou = float(line.split("mean IoU ")[1].split(";")[0])
+        assert 0.0 <= iou <= 1.0
+        assert "hidden in the ground truth:" in line and "tracker reported not visible:" in line
+    assert "weights bundled" in printed and str(out) in printed
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "sam3_hiera_huge"], "sam3_hiera_huge"),
+    (["--checkpoint", "/nonexistent/weights.pt"], "no such file"),
+    (["--out", "/nonexistent/dir/demo.gif"], "does not exist"),
+    (["--frames", "3"], "--frames >= 8"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, fragment):
+    argv = ["--out", str(tmp_path / "demo.gif")] + args if "--out" not in args else args
+    assert demo.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sam2_model.demo: error:") and fragment in err
+    assert not (tmp_path / "demo.gif").exists()
+
+
+def test_unreadable_checkpoint_is_one_line_and_exit_code_2(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert demo.main(["--out", str(tmp_path / "demo.gif"), "--checkpoint", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "broken.pt" in err
+
+
+def test_click_is_the_most_interior_pixel_and_box_the_bounds():
+    mask = np.zeros((20, 30), bool)
+    mask[2:17, 3:10] = True      # a 15 x 7 bar: its middle column, middle row
+    mask[8:11, 10:28] = True     # a thin arm, never the most interior part
+    x, y = demo.interior_point(mask)
+    assert mask[int(y), int(x)] and x == 6 and 8 <= y <= 10
+    assert demo.bounding_box(mask) == [3.0, 2.0, 28.0, 17.0]
+    # Touching the border: the image edge counts as background, so the click stays inside.
+    edge = np.zeros((10, 10), bool)
+    edge[:, :4] = True
+    assert demo.interior_point(edge)[0] in (1.0, 2.0)
+
+
+def test_summary_helpers():
+    assert demo.frame_spans(np.array([0, 1, 1, 0, 1, 0, 0, 1], bool)) == "1-2, 4, 7"
+    assert demo.frame_spans(np.zeros(4, bool)) == "none"
+    assert demo.mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+    a = np.array([[1, 1], [0, 0]], bool)
+    assert demo.mask_iou(a, np.array([[1, 0], [0, 0]], bool)) == 0.5
