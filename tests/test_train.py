@@ -169,3 +169,18 @@ def test_fine_tuning_a_parity_model_on_a_davis_folder_end_to_end(tmp_path):
     tuned = sam2_model.build_model(str(config_path), str(out / "model.pt"))  # strict: official keys
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, session["state_dict"][k].float())]
     assert changed, "fine-tuning did not change any weight"
+
+
+def test_frozen_modules_stay_fixed_and_clips_accumulate(tmp_path):
+    model = fresh_default_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    video = short_video(3, 5, min_targets=2, max_targets=2)
+    config = TrainConfig(steps=1, clip_length=3, max_objects=2, warmup_steps=1, freeze=("image_encoder",),
+                         clips_per_step=2)
+    report = Trainer(model, FixedSource(TrainingClip(video.frames, video.labels)), config, tmp_path).train_step()
+    assert report.num_objects == 4  # two clips of two objects in one step
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("image_encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("memory_attention."))
+    with pytest.raises(ValueError, match="nothing to train"):
+        Trainer(fresh_default_model(), FixedSource(None), TrainConfig(freeze=("",)), tmp_path)

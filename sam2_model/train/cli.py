@@ -24,6 +24,7 @@ from ..build import build_model
 from ..checkpoint import CheckpointError
 from ..config import DEFAULT_CONFIG_PATH, DEFAULT_MODEL, ConfigError
 from .clips import DavisClips, ProceduralClips
+from .losses import LossWeights
 from .procedural import ProceduralConfig
 from .trainer import LAST_CHECKPOINT, TrainConfig, Trainer
 
@@ -54,9 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clip-length", type=int, default=defaults.clip_length)
     run.add_argument("--max-objects", type=int, default=defaults.max_objects)
     run.add_argument("--lr", type=float, default=defaults.lr)
+    official = LossWeights()
+    run.add_argument("--focal-weight", type=float, default=official.mask_focal,
+                     help="weight of the focal mask loss (official: %(default)s)")
+    run.add_argument("--dice-weight", type=float, default=official.dice,
+                     help="weight of the dice loss (official: %(default)s); small models trained from scratch "
+                          "collapse to empty masks under the official 20:1 ratio, see docs/benchmarks.md")
+    run.add_argument("--clips-per-step", type=int, default=defaults.clips_per_step,
+                     help="clips whose gradients make one optimiser step (default: %(default)s)")
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    run.add_argument("--freeze", nargs="+", default=[], metavar="MODULE",
+                     help="keep these modules fixed (name prefixes, e.g. image_encoder sam_mask_decoder)")
     run.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST_CHECKPOINT}")
     run.add_argument("--threads", type=int, help="torch CPU threads")
     run.add_argument("--no-progress", action="store_true")
@@ -81,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise TrainInputError(str(error)) from None
     train_config = TrainConfig(steps=args.steps, clip_length=args.clip_length, max_objects=args.max_objects,
                                lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
-                               checkpoint_every=args.checkpoint_every)
+                               checkpoint_every=args.checkpoint_every, freeze=tuple(args.freeze),
+                               clips_per_step=args.clips_per_step)
     try:
         train_config.validate()
         if args.davis is not None:
@@ -93,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
                 max_targets=args.max_targets))
     except ValueError as error:
         raise TrainInputError(str(error)) from None
-    trainer = Trainer(model, source, train_config, args.out, config_yaml=_config_yaml_text(args.config))
+    weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight)
+    trainer = Trainer(model, source, train_config, args.out, weights=weights,
+                      config_yaml=_config_yaml_text(args.config))
     last = args.out / LAST_CHECKPOINT
     if args.resume:
         if not last.exists():

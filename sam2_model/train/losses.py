@@ -1,9 +1,13 @@
 """SAM 2's training losses: focal + dice on masks, L1 on predicted IoU, BCE on object scores.
 
 Weights are those of the official SAM 2.1 training recipe (mask 20, dice 1, IoU 1, object
-score 1). With several candidate masks only the best one (lowest focal + dice) is trained on
-the mask, as in SAM: the others stay free to cover other plausible readings of a click;
-every candidate's IoU prediction is supervised.
+score 1). After an ambiguous prompt (one click) only the best of the candidate masks (lowest
+focal + dice) is trained on the mask, as in SAM: the others stay free to cover other plausible
+readings of the click. On tracked frames there is nothing ambiguous (memory defines the
+object), so every candidate is trained on it: with the best-of-three rule there, a small
+model learns to propose three salient objects instead of learning to read its memory (we saw
+this on the generator: identical masks for every object after 1,250 steps). Every
+candidate's IoU prediction is supervised.
 """
 
 from __future__ import annotations
@@ -69,12 +73,13 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def prediction_losses(candidate_logits: torch.Tensor, candidate_ious: torch.Tensor,
                       object_score_logits: torch.Tensor, target: torch.Tensor,
-                      weights: LossWeights = LossWeights()) -> LossTerms:
+                      weights: LossWeights = LossWeights(), ambiguous: bool = True) -> LossTerms:
     """Losses of one decoder pass for B objects.
 
     ``candidate_logits`` ``[B, M, h, w]`` (upsampled here to the target's size), ``candidate_ious``
     ``[B, M]``, ``object_score_logits`` ``[B, 1]``, ``target`` ``[B, H, W]`` float 0/1. Mask and
-    IoU terms count only for objects present in the target, as upstream.
+    IoU terms count only for objects present in the target, as upstream. ``ambiguous``: train
+    only the best candidate's mask (else all candidates, averaged).
     """
     size = tuple(target.shape[-2:])
     logits = candidate_logits.float()
@@ -91,8 +96,12 @@ def prediction_losses(candidate_logits: torch.Tensor, candidate_ious: torch.Tens
         actual_iou = mask_iou(logits, expanded)
     iou = (candidate_ious.float() - actual_iou).abs().mean(dim=1)
     score = F.binary_cross_entropy_with_logits(object_score_logits.float().reshape(-1), present, reduction="none")
-    focal_sum = (focal[rows, best] * present).sum()
-    dice_sum = (dice[rows, best] * present).sum()
+    if ambiguous:
+        focal_per_object, dice_per_object = focal[rows, best], dice[rows, best]
+    else:
+        focal_per_object, dice_per_object = focal.mean(dim=1), dice.mean(dim=1)
+    focal_sum = (focal_per_object * present).sum()
+    dice_sum = (dice_per_object * present).sum()
     iou_sum = (iou * present).sum()
     score_sum = score.sum()
     total = (weights.mask_focal * focal_sum + weights.dice * dice_sum + weights.iou * iou_sum

@@ -82,11 +82,13 @@ class ClipRollout:
                 predictions, prompted = self._track(frame, target, states, memory_pos,
                                                     correct=index in plan.corrected_frames)
             frame_loss = None
-            for prediction in predictions:
+            for pass_index, prediction in enumerate(predictions):
                 if prediction.candidate_logits is None:
                     continue  # a mask prompt used as the output: nothing to supervise
+                # Only a first-frame single click is ambiguous; tracked frames and corrections are not.
+                ambiguous = index == 0 and pass_index == 0 and plan.prompt_kind == "click"
                 terms = prediction_losses(prediction.candidate_logits, prediction.candidate_ious,
-                                          prediction.object_score_logits, target, self.weights)
+                                          prediction.object_score_logits, target, self.weights, ambiguous)
                 frame_loss = terms if frame_loss is None else add_terms(frame_loss, terms)
                 supervised += 1
             if frame_loss is not None:

@@ -48,6 +48,11 @@ class TrainConfig:
     max_initial_corrections: int = 2
     tracked_correction_probability: float = 0.25
     seed: int = 0
+    # Modules (name prefixes, e.g. "image_encoder") kept fixed: fine-tuning only the memory
+    # path of a model whose image features are already good is much cheaper.
+    freeze: tuple = ()
+    # Clips per optimiser step (gradients summed): less noisy steps for the same learning rate.
+    clips_per_step: int = 1
     checkpoint_every: int = 200
     log_every: int = 10
 
@@ -96,8 +101,13 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.weights = weights
         self.config_yaml = config_yaml
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "pos" not in n]
-        no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "pos" not in n)]
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(not name.startswith(tuple(config.freeze)))
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(f"--freeze {' '.join(config.freeze)} leaves nothing to train")
+        decay = [p for n, p in trainable if p.ndim > 1 and "pos" not in n]
+        no_decay = [p for n, p in trainable if not (p.ndim > 1 and "pos" not in n)]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
         self.step = 0
@@ -140,38 +150,44 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _next_clip(self, rng: np.random.Generator):
+        model = self.model
+        for _ in range(20):  # a clip whose first frame shows no object is skipped
+            clip = to_model_clip(self.source.sample(rng), model.image_size, model.device, rng, self.config.max_objects)
+            if clip is not None:
+                return clip
+        raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
+
     def train_step(self) -> StepReport:
-        """One optimiser step on one clip (drawn from ``(seed, step)``)."""
+        """One optimiser step on ``clips_per_step`` clips (drawn from ``(seed, step)``)."""
         config = self.config
         model = self.model.train()
         started = time.perf_counter()
         rng = np.random.default_rng([config.seed, self.step])
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        clip = None
-        for _ in range(20):  # a clip whose first frame shows no object is skipped
-            clip = to_model_clip(self.source.sample(rng), model.image_size, model.device, rng, config.max_objects)
-            if clip is not None:
-                break
-        if clip is None:
-            raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
-        plan = sample_plan(config, rng)
         lr = learning_rate(config, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            result = ClipRollout(model, generator, self.weights).run(clip.images, clip.truth, plan)
-        # Normalise per object and per supervised decoder pass, so the scale does not depend on
-        # how many objects or corrections a clip had.
-        loss = result.losses.total / max(1, result.num_supervised * len(clip.obj_ids))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        totals: Dict[str, float] = {}
+        objects = 0
+        for _ in range(config.clips_per_step):
+            clip = self._next_clip(rng)
+            plan = sample_plan(config, rng)
+            with self._autocast():
+                result = ClipRollout(model, generator, self.weights).run(clip.images, clip.truth, plan)
+            # Normalise per object and per supervised decoder pass, so the scale does not depend on
+            # how many objects or corrections a clip had.
+            scale = 1.0 / max(1, result.num_supervised * len(clip.obj_ids)) / config.clips_per_step
+            (result.losses.total * scale).backward()
+            for name, value in result.losses.as_floats().items():
+                totals[name] = totals.get(name, 0.0) + value * scale
+            objects += len(clip.obj_ids)
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
         self.optimizer.step()
         self.step += 1
-        scale = 1.0 / max(1, result.num_supervised * len(clip.obj_ids))
-        losses = {k: v * scale for k, v in result.losses.as_floats().items()}
-        return StepReport(self.step, losses, lr, time.perf_counter() - started, len(clip.obj_ids))
+        return StepReport(self.step, totals, lr, time.perf_counter() - started, objects)
 
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
