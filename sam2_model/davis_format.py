@@ -15,6 +15,7 @@ meant to be shown to the user as it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,26 @@ def write_label_png(path: str | Path, labels: np.ndarray) -> None:
     else:
         img = Image.fromarray(labels.astype(np.uint16))
     img.save(path)
+
+
+def write_davis_sequence(root: str | Path, name: str,
+                         frames: "Iterable[tuple[int, np.ndarray, np.ndarray | None]]",
+                         image_format: str = "jpg") -> int:
+    """Write ``(index, rgb, labels or None)`` frames as JPEGImages/<name>/%05d.<image_format> and
+    Annotations/<name>/%05d.png. Only frames with labels get an annotation PNG (sparse
+    annotation). Returns the number of frames; "png" keeps the images lossless."""
+    if image_format not in ("jpg", "png"):
+        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
+    image_dir = Path(root) / "JPEGImages" / name
+    annotation_dir = Path(root) / "Annotations" / name
+    image_dir.mkdir(parents=True, exist_ok=True)
+    annotation_dir.mkdir(parents=True, exist_ok=True)
+    options = {"quality": 95} if image_format == "jpg" else {}
+    count = 0
+    for index, image, labels in frames:
+        stem = f"{index:05d}"
+        Image.fromarray(image).save(image_dir / f"{stem}.{image_format}", **options)
+        if labels is not None:
+            write_label_png(annotation_dir / f"{stem}.png", labels)
+        count += 1
+    return count

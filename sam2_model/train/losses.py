@@ -113,7 +113,3 @@ def add_terms(a: LossTerms, b: LossTerms) -> LossTerms:
     return LossTerms(a.focal + b.focal, a.dice + b.dice, a.iou + b.iou, a.object_score + b.object_score,
                      a.total + b.total)
 
-
-def scale_terms(terms: LossTerms, factor: float) -> LossTerms:
-    return LossTerms(terms.focal * factor, terms.dice * factor, terms.iou * factor, terms.object_score * factor,
-                     terms.total * factor)

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from sam2_model.davis_format import write_label_png
+from sam2_model.davis_format import write_davis_sequence
 
 # A target counts as "visible" on a prompt or re-appearance frame with at least this many pixels:
 # fewer gives a useless prompt and an almost unmeasurable re-detection.
@@ -659,17 +658,9 @@ def write_davis(root, videos: dict[str, ProceduralVideo], image_format: str = "p
     """Write videos as a DAVIS-format folder: root/JPEGImages/<name>/00000.<image_format> and
     root/Annotations/<name>/00000.png (palette PNG, pixel value = object id), every frame
     annotated. "png" keeps the images lossless; "jpg" is smaller."""
-    if image_format not in ("png", "jpg"):
-        raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
-    options = {"quality": 95} if image_format == "jpg" else {}
     for name, video in videos.items():
-        image_dir = Path(root) / "JPEGImages" / name
-        annotation_dir = Path(root) / "Annotations" / name
-        image_dir.mkdir(parents=True, exist_ok=True)
-        annotation_dir.mkdir(parents=True, exist_ok=True)
-        for index, (frame, labels) in enumerate(zip(video.frames, video.labels)):
-            Image.fromarray(frame).save(image_dir / f"{index:05d}.{image_format}", **options)
-            write_label_png(annotation_dir / f"{index:05d}.png", labels)
+        frames = ((index, frame, labels) for index, (frame, labels) in enumerate(zip(video.frames, video.labels)))
+        write_davis_sequence(root, name, frames, image_format)
 
 
 def _describe(name: str, video: ProceduralVideo) -> str:

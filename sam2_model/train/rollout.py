@@ -9,7 +9,7 @@ on exactly what it attends to when tracking. Gradients flow through the memories
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
@@ -38,7 +38,6 @@ class RolloutResult:
     num_supervised: int                         # decoder passes the losses sum over
     low_res_logits: torch.Tensor                # [B, T, S/4, S/4] final logits per frame (detached)
     object_score_logits: torch.Tensor           # [B, T] (detached)
-    frame_losses: List[float] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +71,7 @@ class ClipRollout:
         memory_pos: Optional[torch.Tensor] = None
         losses: Optional[LossTerms] = None
         supervised = 0
-        final_logits, final_scores, frame_losses = [], [], []
+        final_logits, final_scores = [], []
         for index in range(length):
             frame = _Frame(index, _frame_features(all_frames, index, batch))
             target = truth[:, index]
@@ -93,7 +92,6 @@ class ClipRollout:
                 supervised += 1
             if frame_loss is not None:
                 losses = frame_loss if losses is None else add_terms(losses, frame_loss)
-                frame_losses.append(float(frame_loss.total.detach()))
             last = predictions[-1]
             memory_pos = self._remember(frame, states, last, prompted, memory_pos,
                                         as_conditioning=index == 0 or (prompted and plan.corrections_as_cond))
@@ -102,8 +100,7 @@ class ClipRollout:
         if losses is None:
             zero = sum(p.sum() for p in model.parameters()) * 0.0
             losses = LossTerms(zero, zero, zero, zero, zero)
-        return RolloutResult(losses, supervised, torch.stack(final_logits, dim=1), torch.stack(final_scores, dim=1),
-                             frame_losses)
+        return RolloutResult(losses, supervised, torch.stack(final_logits, dim=1), torch.stack(final_scores, dim=1))
 
     # ------------------------------------------------------------------ steps
     def _prompt_first_frame(self, frame: _Frame, target: torch.Tensor, plan: RolloutPlan

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from sam2_model import davis_format
 from sam2_model.davis_format import IMAGE_SUFFIXES, davis_palette, write_label_png
@@ -110,18 +109,5 @@ def write_sequence(root: Path, name: str, frames: Iterable[Frame], image_format:
     Only frames with ground truth get an annotation PNG. Returns the number of frames.
     image_format "png" keeps the images lossless.
     """
-    if image_format not in ("jpg", "png"):
-        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
-    image_dir = Path(root) / "JPEGImages" / name
-    annotation_dir = Path(root) / "Annotations" / name
-    image_dir.mkdir(parents=True, exist_ok=True)
-    annotation_dir.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for frame in frames:
-        stem = f"{frame.index:05d}"
-        options = {"quality": 95} if image_format == "jpg" else {}
-        Image.fromarray(frame.image).save(image_dir / f"{stem}.{image_format}", **options)
-        if frame.gt_labels is not None:
-            write_label_png(annotation_dir / f"{stem}.png", frame.gt_labels)
-        count += 1
-    return count
+    return davis_format.write_davis_sequence(root, name, ((f.index, f.image, f.gt_labels) for f in frames),
+                                             image_format)
