@@ -30,6 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .mask_geometry import squared_distance_to_background
+
 PROMPTS = ("mask", "click", "box")
 # Object colours (RGB), by id: 1 -> the first.
 COLOURS = np.array([(255, 64, 64), (64, 160, 255), (255, 200, 0), (60, 220, 90), (220, 80, 255),
@@ -60,19 +62,13 @@ def _erode(mask: np.ndarray, square: bool) -> np.ndarray:
 
 
 def interior_point(mask: np.ndarray) -> Tuple[float, float]:
-    """The mask's most interior pixel (``x, y``): erode until nothing is left; of the last pixels
-    standing, the one nearest their centroid. Alternating 4- and 8-neighbour steps approximate a
-    Euclidean distance transform (an octagonal one)."""
+    """The mask's most interior pixel (``x, y``): farthest from the boundary (exact Euclidean
+    distance, as sam2-eval's click); of several equally far, the one nearest their centroid."""
     mask = np.asarray(mask, bool)
     if not mask.any():
         raise ValueError("an empty mask has no interior point")
-    core, step = mask, 0
-    while True:
-        eroded = _erode(core, square=step % 2 == 1)
-        if not eroded.any():
-            break
-        core, step = eroded, step + 1
-    ys, xs = np.nonzero(core)
+    distance2 = squared_distance_to_background(mask)
+    ys, xs = np.nonzero(distance2 == distance2.max())
     nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
     return float(xs[nearest]), float(ys[nearest])
 
@@ -154,11 +150,7 @@ def _paint(frame: np.ndarray, masks: Dict[int, np.ndarray], scale: int) -> np.nd
 
 
 def _centre(mask: np.ndarray) -> Optional[Tuple[float, float]]:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    x, y = interior_point(mask) if len(xs) < 4000 else (float(xs.mean()), float(ys.mean()))
-    return x, y
+    return interior_point(mask) if mask.any() else None
 
 
 def render_frame(frame: np.ndarray, truth: Dict[int, np.ndarray], tracked: Dict[int, np.ndarray],
