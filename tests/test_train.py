@@ -90,6 +90,26 @@ def test_rollout_memory_equals_the_streaming_trackers():
                                    atol=1e-4, rtol=0)
 
 
+def test_clips_batched_in_one_rollout_equal_each_clip_alone():
+    """Several clips in one batch give each object exactly what its own clip alone gives."""
+    model = fresh_default_model(seed=2).eval()
+    first, second = fixed_clip(length=3, seed=3), fixed_clip(length=3, seed=40)
+    plan = RolloutPlan("mask", initial_corrections=0)
+    rollout = ClipRollout(model, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        alone = [rollout.run(clip.images, clip.truth, plan) for clip in (first, second)]
+        clip_of_object = torch.tensor([0] * len(first.obj_ids) + [1] * len(second.obj_ids))
+        together = rollout.run(torch.stack([first.images, second.images]),
+                               torch.cat([first.truth, second.truth]), plan, clip_of_object)
+    torch.testing.assert_close(together.low_res_logits,
+                               torch.cat([result.low_res_logits for result in alone]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(together.object_score_logits,
+                               torch.cat([result.object_score_logits for result in alone]), atol=1e-4, rtol=0)
+    assert together.num_supervised == alone[0].num_supervised
+    # The two clips really differ (so the comparison above would catch mixed-up frames).
+    assert not torch.allclose(alone[0].object_score_logits[:1, 1:], alone[1].object_score_logits[:1, 1:])
+
+
 def test_checkpoints_are_official_format_reload_strictly_and_resume(tmp_path):
     model = fresh_default_model()
     video = short_video(3, 5)

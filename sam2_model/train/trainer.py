@@ -51,7 +51,8 @@ class TrainConfig:
     # Modules (name prefixes, e.g. "image_encoder") kept fixed: fine-tuning only the memory
     # path of a model whose image features are already good is much cheaper.
     freeze: tuple = ()
-    # Clips per optimiser step (gradients summed): less noisy steps for the same learning rate.
+    # Clips per optimiser step, run as one batch (one prompt plan for all): less noisy steps, and
+    # on small models far more objects per second than one clip at a time.
     clips_per_step: int = 1
     checkpoint_every: int = 200
     log_every: int = 10
@@ -169,20 +170,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        totals: Dict[str, float] = {}
-        objects = 0
-        for _ in range(config.clips_per_step):
-            clip = self._next_clip(rng)
-            plan = sample_plan(config, rng)
-            with self._autocast():
-                result = ClipRollout(model, generator, self.weights).run(clip.images, clip.truth, plan)
-            # Normalise per object and per supervised decoder pass, so the scale does not depend on
-            # how many objects or corrections a clip had.
-            scale = 1.0 / max(1, result.num_supervised * len(clip.obj_ids)) / config.clips_per_step
-            (result.losses.total * scale).backward()
-            for name, value in result.losses.as_floats().items():
-                totals[name] = totals.get(name, 0.0) + value * scale
-            objects += len(clip.obj_ids)
+        clips = [self._next_clip(rng) for _ in range(config.clips_per_step)]
+        plan = sample_plan(config, rng)
+        images = torch.stack([clip.images for clip in clips])
+        truth = torch.cat([clip.truth for clip in clips])
+        clip_of_object = torch.cat([torch.full((len(clip.obj_ids),), k, dtype=torch.long)
+                                    for k, clip in enumerate(clips)])
+        with self._autocast():
+            result = ClipRollout(model, generator, self.weights).run(images, truth, plan, clip_of_object)
+        # Normalise per object and per supervised decoder pass, so the scale does not depend on
+        # how many objects, clips or corrections a step had.
+        scale = 1.0 / max(1, result.num_supervised * len(truth))
+        (result.losses.total * scale).backward()
+        totals = {name: value * scale for name, value in result.losses.as_floats().items()}
+        objects = len(truth)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
         self.optimizer.step()
