@@ -110,6 +110,28 @@ def test_clips_batched_in_one_rollout_equal_each_clip_alone():
     assert not torch.allclose(alone[0].object_score_logits[:1, 1:], alone[1].object_score_logits[:1, 1:])
 
 
+def test_feature_scale_cap_brings_the_image_features_back_to_the_limit(tmp_path):
+    model = fresh_default_model()
+    clip = fixed_clip(length=2)
+    with torch.no_grad():
+        before = float(model.encode_image(clip.images).image_embed.pow(2).mean().sqrt())
+    limit = before / 4
+    config = TrainConfig(steps=1, clip_length=2, max_objects=2, warmup_steps=1, lr=1e-6, max_feature_rms=limit)
+    video = short_video(2, 3, max_targets=2)
+    Trainer(model, FixedSource(TrainingClip(video.frames, video.labels)), config, tmp_path).train_step()
+    with torch.no_grad():
+        after = float(model.encode_image(clip.images).image_embed.pow(2).mean().sqrt())
+    assert after == pytest.approx(limit, rel=0.02)
+    # Frozen encoder: the cap leaves the features as they are.
+    frozen = fresh_default_model()
+    config = TrainConfig(steps=1, clip_length=2, max_objects=2, warmup_steps=1, max_feature_rms=limit,
+                         freeze=("image_encoder",))
+    Trainer(frozen, FixedSource(TrainingClip(video.frames, video.labels)), config, tmp_path).train_step()
+    with torch.no_grad():
+        unchanged = float(frozen.encode_image(clip.images).image_embed.pow(2).mean().sqrt())
+    assert unchanged == pytest.approx(before, rel=1e-5)
+
+
 def test_checkpoints_are_official_format_reload_strictly_and_resume(tmp_path):
     model = fresh_default_model()
     video = short_video(3, 5)

@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weight of the dice loss (official: %(default)s); small models trained from scratch "
                           "collapse to empty masks under the official 20:1 ratio, see docs/benchmarks.md")
     run.add_argument("--clips-per-step", type=int, default=defaults.clips_per_step,
-                     help="clips whose gradients make one optimiser step (default: %(default)s)")
+                     help="clips per optimiser step, run as one batch: on small models far more objects per "
+                          "second than one clip at a time (default: %(default)s)")
+    run.add_argument("--max-feature-rms", type=float, default=defaults.max_feature_rms, metavar="RMS",
+                     help="keep the image features' root mean square at most this (0: no cap; 1 is a good "
+                          "value when training an image encoder from scratch, see docs/benchmarks.md)")
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     train_config = TrainConfig(steps=args.steps, clip_length=args.clip_length, max_objects=args.max_objects,
                                lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, freeze=tuple(args.freeze),
-                               clips_per_step=args.clips_per_step)
+                               clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms)
     try:
         train_config.validate()
         if args.davis is not None:

@@ -38,6 +38,7 @@ class RolloutResult:
     num_supervised: int                         # decoder passes the losses sum over
     low_res_logits: torch.Tensor                # [B, T, S/4, S/4] final logits per frame (detached)
     object_score_logits: torch.Tensor           # [B, T] (detached)
+    feature_rms: float                          # root mean square of the stride-16 image features
 
 
 @dataclass
@@ -117,7 +118,9 @@ class ClipRollout:
         if losses is None:
             zero = sum(p.sum() for p in model.parameters()) * 0.0
             losses = LossTerms(zero, zero, zero, zero, zero)
-        return RolloutResult(losses, supervised, torch.stack(final_logits, dim=1), torch.stack(final_scores, dim=1))
+        feature_rms = float(all_frames.image_embed.detach().float().pow(2).mean().sqrt())
+        return RolloutResult(losses, supervised, torch.stack(final_logits, dim=1), torch.stack(final_scores, dim=1),
+                             feature_rms)
 
     # ------------------------------------------------------------------ steps
     def _prompt_first_frame(self, frame: _Frame, target: torch.Tensor, plan: RolloutPlan

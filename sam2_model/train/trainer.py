@@ -31,6 +31,7 @@ from .rollout import ClipRollout, RolloutPlan
 LAST_CHECKPOINT = "checkpoint_last.pt"
 FINAL_WEIGHTS = "model.pt"
 LOG_FILE = "log.jsonl"
+NECK_PREFIX = "image_encoder.neck."
 
 
 @dataclass
@@ -54,6 +55,11 @@ class TrainConfig:
     # Clips per optimiser step, run as one batch (one prompt plan for all): less noisy steps, and
     # on small models far more objects per second than one clip at a time.
     clips_per_step: int = 1
+    # Cap on the root mean square of the stride-16 image features (0: none). Unchecked, training
+    # from scratch grows them far past the sine position encodings (RMS 0.7) and the prompt and
+    # mask embeddings added to them, until the decoder can no longer locate a click and memory
+    # encoding drowns the mask: a model that answers "the salient objects" whatever the prompt.
+    max_feature_rms: float = 0.0
     checkpoint_every: int = 200
     log_every: int = 10
 
@@ -187,8 +193,22 @@ class Trainer:
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
         self.optimizer.step()
+        self._cap_feature_scale(result.feature_rms)
         self.step += 1
         return StepReport(self.step, totals, lr, time.perf_counter() - started, objects)
+
+    def _cap_feature_scale(self, feature_rms: float) -> None:
+        """A max-norm constraint on the image features: the neck's outputs are linear in its
+        weights and biases together, so scaling all of them scales the features exactly."""
+        limit = self.config.max_feature_rms
+        if limit <= 0 or feature_rms <= limit:
+            return
+        neck = [p for n, p in self.model.named_parameters() if n.startswith(NECK_PREFIX)]
+        if not any(p.requires_grad for p in neck):
+            return  # a frozen encoder keeps the scale it has
+        with torch.no_grad():
+            for parameter in neck:
+                parameter.mul_(limit / feature_rms)
 
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
