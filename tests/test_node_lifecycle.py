@@ -34,7 +34,12 @@ BAD_PARAMETERS = [
 def _has_service(client, suffix):
     """Whether the tracker node offers the service (the graph's plain service list would also
     show our own clients of it)."""
-    services = client.node.get_service_names_and_types_by_node(client.target.name, client.target.namespace)
+    # The lifecycle services can answer before this process's graph cache lists the node itself;
+    # asking for a node's services before then raises, so wait for discovery first.
+    target = (client.target.name, client.target.namespace)
+    client.wait_until(lambda: target in client.node.get_node_names_and_namespaces(), 10,
+                      "the tracker node to appear in the ROS graph")
+    services = client.node.get_service_names_and_types_by_node(*target)
     return any(name == f"{client.target.fqn}/{suffix}" for name, _ in services)
 
 

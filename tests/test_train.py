@@ -162,10 +162,13 @@ def test_procedural_training_through_the_command_line(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "sam2_model.train", "--config", DEFAULT_CONFIG_PATH, "--procedural",
                "--steps", "2", "--clip-length", "3", "--max-objects", "1", "--warmup", "1", "--out", str(out),
-               "--no-progress", "--threads", "1"]
+               "--no-progress", "--threads", "1", "--video-frames", "5", "--clips-per-step", "2",
+               "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
+    saved = torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]["train_config"]
+    assert (saved["clips_per_step"], saved["max_feature_rms"], saved["box_probability"]) == (2, 1.0, 1.0)
     resumed = subprocess.run(command[:command.index("--steps") + 1] + ["3"] + command[command.index("--steps") + 2:]
                              + ["--resume"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr

@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-feature-rms", type=float, default=defaults.max_feature_rms, metavar="RMS",
                      help="keep the image features' root mean square at most this (0: no cap; 1 is a good "
                           "value when training an image encoder from scratch, see docs/benchmarks.md)")
+    run.add_argument("--video-frames", type=int, default=24, metavar="N",
+                     help="--procedural: frames per generated video, each clip cut from one (default: "
+                          "%(default)s; clip length + 2 makes generation several times cheaper)")
+    run.add_argument("--click-probability", type=float, default=defaults.click_probability,
+                     help="first-frame prompt is a click with this probability (default: %(default)s)")
+    run.add_argument("--box-probability", type=float, default=defaults.box_probability,
+                     help="... a box with this one; otherwise the true mask (default: %(default)s)")
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
@@ -97,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     train_config = TrainConfig(steps=args.steps, clip_length=args.clip_length, max_objects=args.max_objects,
                                lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, freeze=tuple(args.freeze),
-                               clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms)
+                               clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms,
+                               click_probability=args.click_probability, box_probability=args.box_probability)
     try:
         train_config.validate()
         if args.davis is not None:
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             size = args.frame_size
             source = ProceduralClips(args.clip_length, ProceduralConfig(
-                height=size, width=size, num_frames=max(24, args.clip_length), min_targets=args.min_targets,
+                height=size, width=size, num_frames=max(args.video_frames, args.clip_length), min_targets=args.min_targets,
                 max_targets=args.max_targets))
     except ValueError as error:
         raise TrainInputError(str(error)) from None
