@@ -338,6 +338,16 @@ class SAM2Model(nn.Module):
                 features.dtype).expand_as(features)
         return features, positions
 
+    def encode_prompted_memory(self, image_embed: torch.Tensor, low_res_mask_logits: torch.Tensor,
+                               object_score_logits: torch.Tensor):
+        """``encode_memory`` for masks that came from prompts: as the official video predictor
+        does on prompted frames, the low-resolution logits are upsampled to the model size and
+        binarised (not the decoder's own high-resolution masks)."""
+        high_res = F.interpolate(low_res_mask_logits.to(image_embed.dtype), size=(self.image_size,) * 2,
+                                 mode="bilinear", align_corners=False)
+        binarize = torch.ones(len(high_res), dtype=torch.bool, device=high_res.device)
+        return self.encode_memory(image_embed, high_res, object_score_logits, binarize)
+
     @property
     def max_pointer_distance(self) -> int:
         """Object pointers come from at most this many frames back (15 for released models)."""

@@ -21,7 +21,6 @@ from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
@@ -285,12 +284,9 @@ class StreamingTracker:
             return
         model = self.model
         low_res = torch.stack([s.output.low_res_logits for s in pending])
-        high_res = F.interpolate(low_res.to(frame.features.image_embed.dtype), size=(model.image_size,) * 2,
-                                 mode="bilinear", align_corners=False)
         scores = torch.stack([s.output.object_score_logit for s in pending])
         embed = frame.features.expand(len(pending)).image_embed
-        binarize = torch.ones(len(pending), dtype=torch.bool, device=model.device)
-        features, positions = model.encode_memory(embed, high_res, scores, binarize)
+        features, positions = model.encode_prompted_memory(embed, low_res, scores)
         self._remember_memory_positions(positions)
         for row, state in enumerate(pending):
             output = state.output

@@ -186,16 +186,14 @@ class ClipRollout:
                   memory_pos: Optional[torch.Tensor], as_conditioning: bool) -> torch.Tensor:
         """Encode and store every object's memory of this frame, as the tracker does."""
         model = self.model
-        batch = len(states)
+        embed = frame.features.image_embed
         if prompted:
-            # Prompted frames: memory from the low-res logits, upsampled and binarised.
-            high_res = F.interpolate(prediction.low_res_masks, size=(model.image_size,) * 2, mode="bilinear",
-                                     align_corners=False)
+            features, positions = model.encode_prompted_memory(embed, prediction.low_res_masks,
+                                                               prediction.object_score_logits)
         else:
-            high_res = prediction.high_res_masks
-        binarize = torch.full((batch,), prompted, dtype=torch.bool, device=model.device)
-        features, positions = model.encode_memory(frame.features.image_embed, high_res,
-                                                  prediction.object_score_logits, binarize)
+            not_binarised = torch.zeros(len(states), dtype=torch.bool, device=model.device)
+            features, positions = model.encode_memory(embed, prediction.high_res_masks,
+                                                      prediction.object_score_logits, not_binarised)
         if memory_pos is None:
             memory_pos = positions[0].float().flatten(1).transpose(0, 1)
         for row, state in enumerate(states):
