@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .mask_geometry import squared_distance_to_background
+from .mask_geometry import box_from_mask, interior_point
 
 PROMPTS = ("mask", "click", "box")
 # Object colours (RGB), by id: 1 -> the first.
@@ -61,30 +61,13 @@ def _erode(mask: np.ndarray, square: bool) -> np.ndarray:
     return out
 
 
-def interior_point(mask: np.ndarray) -> Tuple[float, float]:
-    """The mask's most interior pixel (``x, y``): farthest from the boundary (exact Euclidean
-    distance, as sam2-eval's click); of several equally far, the one nearest their centroid."""
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        raise ValueError("an empty mask has no interior point")
-    distance2 = squared_distance_to_background(mask)
-    ys, xs = np.nonzero(distance2 == distance2.max())
-    nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
-    return float(xs[nearest]), float(ys[nearest])
-
-
-def bounding_box(mask: np.ndarray) -> List[float]:
-    """``[x0, y0, x1, y1]`` of the mask in pixel coordinates (x1, y1: the far edge of the last pixel)."""
-    ys, xs = np.nonzero(mask)
-    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-
-
 def prompt_object(tracker, obj_id: int, truth: np.ndarray, kind: str):
-    """Prompt ``obj_id`` on the tracker's current frame from its true mask."""
+    """Prompt ``obj_id`` on the tracker's current frame from its true mask, as sam2-eval does (its
+    box, inclusive pixel indices; or one click at its most interior pixel)."""
     if kind == "mask":
         return tracker.add_prompt(obj_id, mask=truth)
     if kind == "box":
-        return tracker.add_prompt(obj_id, box=bounding_box(truth))
+        return tracker.add_prompt(obj_id, box=box_from_mask(truth))
     return tracker.add_prompt(obj_id, points=[interior_point(truth)], labels=[1])
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 from sam2_model import demo
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.train.procedural import ProceduralConfig, generate_with_events
+from sam2_ros.evaluation import prompts as eval_prompts
 
 DEFAULT_WEIGHTS = Path(DEFAULT_CHECKPOINT_PATH)
 needs_weights = pytest.mark.skipif(
@@ -63,8 +64,10 @@ def test_click_is_the_most_interior_pixel_and_box_the_bounds():
     mask[2:17, 3:10] = True      # a 15 x 7 bar: its middle column, middle row
     mask[8:11, 10:28] = True     # a thin arm, never the most interior part
     x, y = demo.interior_point(mask)
-    assert mask[int(y), int(x)] and x == 6 and 8 <= y <= 10
-    assert demo.bounding_box(mask) == [3.0, 2.0, 28.0, 17.0]
+    assert mask[int(y), int(x)] and x == 6  # the bar's middle column, not the arm
+    # The demo prompts exactly as sam2-eval does.
+    assert (x, y) == eval_prompts.interior_point(mask)
+    assert demo.box_from_mask(mask) == eval_prompts.box_from_mask(mask) == (3, 2, 27, 16)  # inclusive
     # Touching the border: the image edge counts as background, so the click stays inside.
     edge = np.zeros((10, 10), bool)
     edge[:, :4] = True
