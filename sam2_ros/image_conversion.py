@@ -10,42 +10,17 @@ that they can be tested without messages; the message-level ones wrap them.
 from __future__ import annotations
 
 import array
-import io
-from typing import Dict, Tuple
 
 import numpy as np
-from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-
-class ImageConversionError(ValueError):
-    """An image the node cannot use; the message says what is wrong with it."""
-
-
-# Raw encodings we read: encoding -> (channels, indices of R, G, B among the channels).
-# 8-bit data has no byte order, so is_bigendian is irrelevant for all of them.
-_RAW_ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-}
-SUPPORTED_ENCODINGS = tuple(_RAW_ENCODINGS)
-
-# Compressed formats Pillow decodes for us (compressed_image_transport writes these two).
-_COMPRESSED_FORMATS = ("JPEG", "PNG")
-# Pillow modes that are 8 bits per channel and convert to RGB without losing meaning;
-# 16-bit or float PNGs (depth images, label images) are not camera pictures.
-_EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+from .image_codec import (COLOUR_ENCODINGS, ImageConversionError, decode_compressed, decode_raw,  # noqa: F401
+                          decode_raw_labels, pixel_rows)
 
 
-def _as_uint8_buffer(data) -> np.ndarray:
-    """Message byte arrays (array.array('B'), bytes, lists) as a flat uint8 view, no copy when possible."""
-    if isinstance(data, (bytes, bytearray, memoryview, array.array, np.ndarray)):
-        return np.frombuffer(data, dtype=np.uint8)
-    return np.asarray(data, dtype=np.uint8).reshape(-1)
+# Decoding is shared with sam2-eval (image_codec, ROS-free); this module wraps it for rclpy messages.
+SUPPORTED_ENCODINGS = COLOUR_ENCODINGS
 
 
 def _to_byte_array(pixels: np.ndarray) -> array.array:
@@ -59,70 +34,9 @@ def _to_byte_array(pixels: np.ndarray) -> array.array:
     return out
 
 
-def _pixel_rows(encoding: str, height: int, width: int, step: int, data, bytes_per_pixel: int) -> np.ndarray:
-    """The ``height x (width * bytes_per_pixel)`` bytes of an image, row padding (``step``) removed."""
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f"{encoding} image is empty ({width}x{height})")
-    row_bytes = width * bytes_per_pixel
-    if step < row_bytes:
-        raise ImageConversionError(
-            f"{encoding} image {width}x{height} has step {step}, less than the {row_bytes} bytes of a row")
-    buffer = _as_uint8_buffer(data)
-    needed = step * (height - 1) + row_bytes  # the last row's padding may be missing
-    if buffer.size < needed:
-        raise ImageConversionError(
-            f"{encoding} image {width}x{height} (step {step}) needs {needed} bytes of data, got {buffer.size}")
-    if buffer.size < step * height:
-        buffer = np.concatenate([buffer, np.zeros(step * height - buffer.size, np.uint8)])
-    return buffer[: step * height].reshape(height, step)[:, :row_bytes]
-
-
-def decode_raw(encoding: str, height: int, width: int, step: int, data) -> np.ndarray:
-    """Raw image bytes -> ``H x W x 3`` uint8 RGB (a new contiguous array)."""
-    spec = _RAW_ENCODINGS.get(encoding)
-    if spec is None:
-        raise ImageConversionError(
-            f"image encoding {encoding!r} is not supported; use one of {', '.join(SUPPORTED_ENCODINGS)} "
-            "or a compressed (jpeg/png) image")
-    channels, rgb_order = spec
-    rows = _pixel_rows(encoding, height, width, step, data, channels)
-    pixels = rows.reshape(height, width, channels)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, list(rgb_order)])
-
-
-def decode_compressed(data, format_hint: str = "") -> np.ndarray:
-    """JPEG or PNG bytes -> ``H x W x 3`` uint8 RGB.
-
-    The format string of a CompressedImage (``"jpeg"``, ``"rgb8; jpeg compressed bgr8"``, ...)
-    only names the source encoding; the bytes are standard JPEG/PNG with RGB channel order
-    whatever it says, so the data itself decides.
-    """
-    buffer = _as_uint8_buffer(data)
-    if buffer.size == 0:
-        raise ImageConversionError("compressed image has no data")
-    try:
-        with PILImage.open(io.BytesIO(buffer.tobytes())) as image:
-            if image.format not in _COMPRESSED_FORMATS:
-                raise ImageConversionError(
-                    f"compressed image is {image.format}, not JPEG or PNG (format field {format_hint!r})")
-            if image.mode not in _EIGHT_BIT_MODES:
-                raise ImageConversionError(
-                    f"compressed {image.format} image has pixel mode {image.mode}; only 8-bit colour or grey "
-                    "images can be tracked")
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except ImageConversionError:
-        raise
-    except Exception as error:  # Pillow raises many types for corrupt data (OSError, SyntaxError, ...)
-        raise ImageConversionError(
-            f"compressed image data (format field {format_hint!r}, {buffer.size} bytes) could not be decoded "
-            f"as JPEG or PNG: {error}") from None
-
-
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> ``H x W x 3`` uint8 RGB."""
-    return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data)
+    """sensor_msgs/Image (8- or 16-bit colour or grey, see ``SUPPORTED_ENCODINGS``) -> ``H x W x 3`` uint8 RGB."""
+    return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, bool(msg.is_bigendian))
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -134,7 +48,7 @@ def image_to_mask(msg: Image) -> np.ndarray:
     """A mono8 mask image -> ``H x W`` bool (nonzero = object)."""
     if msg.encoding not in ("mono8", "8UC1"):
         raise ImageConversionError(f"mask encoding must be mono8 (nonzero = object), got {msg.encoding!r}")
-    rows = _pixel_rows(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, 1)
+    rows = pixel_rows(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, 1)
     return rows != 0
 
 
@@ -188,10 +102,5 @@ def labels_to_image(labels: np.ndarray, header: Header, max_id: int | None = Non
 
 def image_to_labels(msg: Image) -> np.ndarray:
     """A mono8/mono16 label image -> ``H x W`` int32 ids (for tests and consumers)."""
-    if msg.encoding in ("mono8", "8UC1"):
-        return _pixel_rows(msg.encoding, msg.height, msg.width, msg.step, msg.data, 1).astype(np.int32)
-    if msg.encoding in ("mono16", "16UC1"):
-        rows = np.ascontiguousarray(_pixel_rows(msg.encoding, msg.height, msg.width, msg.step, msg.data, 2))
-        dtype = ">u2" if msg.is_bigendian else "<u2"
-        return rows.view(dtype).reshape(msg.height, msg.width).astype(np.int32)
-    raise ImageConversionError(f"label image encoding must be mono8 or mono16, got {msg.encoding!r}")
+    return decode_raw_labels(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
+                             bool(msg.is_bigendian)).astype(np.int32)

@@ -245,7 +245,7 @@ def test_unreadable_image_fails_when_read(tmp_path):
     labels = image_and_labels(5000)[1]
     write_raw_bag(tmp_path / "bag", [("/camera/image_raw", COMPRESSED_IMAGE, 5000, broken), labels])
     sequence = read_bag(tmp_path / "bag")  # stamps and topics are fine
-    with pytest.raises(EvaluationInputError, match=r"/camera/image_raw message 0 .*cannot decode"):
+    with pytest.raises(EvaluationInputError, match=r"/camera/image_raw message 0 .*could not be decoded"):
         frames_of(sequence)
 
 

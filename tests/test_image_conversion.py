@@ -41,6 +41,35 @@ def test_colour_encodings_give_the_same_rgb(padding):
         np.testing.assert_array_equal(out, RGB, err_msg=encoding)
 
 
+@pytest.mark.parametrize("bigendian", [0, 1])
+def test_sixteen_bit_and_opencv_encodings_keep_the_high_byte(bigendian):
+    """16-bit colour keeps the high byte (as cv_bridge does); 8UC3 is BGR, as cv_bridge writes it."""
+    wide = RGB.astype(np.uint16) * 256 + 17  # low byte noise that must not show
+    order = ">u2" if bigendian else "<u2"
+    for encoding, pixels in {"rgb16": wide, "bgr16": wide[:, :, ::-1]}.items():
+        data = np.ascontiguousarray(pixels).astype(order).tobytes()
+        msg = Image(height=7, width=5, encoding=encoding, is_bigendian=bigendian, step=5 * 6, data=data)
+        np.testing.assert_array_equal(image_to_rgb(msg), RGB, err_msg=encoding)
+    np.testing.assert_array_equal(image_to_rgb(_raw(np.ascontiguousarray(RGB[:, :, ::-1]), "8UC3")), RGB)
+
+
+def test_node_and_evaluation_decode_every_encoding_alike():
+    """sam2-eval reads bags with the node's decoder: same pixels, and the same refusals."""
+    from sam2_ros.evaluation.bag_io import IMAGE, decode_image
+    from sam2_ros.evaluation.errors import EvaluationInputError
+
+    # encoding -> (channels, bytes per channel)
+    layouts = {"rgb8": (3, 1), "bgr8": (3, 1), "8UC3": (3, 1), "rgba8": (4, 1), "bgra8": (4, 1), "8UC4": (4, 1),
+               "mono8": (1, 1), "8UC1": (1, 1), "rgb16": (3, 2), "bgr16": (3, 2), "mono16": (1, 2), "16UC1": (1, 2)}
+    assert set(layouts) == set(SUPPORTED_ENCODINGS)
+    for encoding, (channels, sample) in layouts.items():
+        data = RNG.integers(0, 256, size=7 * 5 * channels * sample, dtype=np.uint8).tobytes()
+        msg = Image(height=7, width=5, encoding=encoding, is_bigendian=0, step=5 * channels * sample, data=data)
+        np.testing.assert_array_equal(decode_image(msg, IMAGE, "bag"), image_to_rgb(msg), err_msg=encoding)
+    with pytest.raises(EvaluationInputError, match="bag: image encoding 'yuv422' is not supported"):
+        decode_image(Image(height=1, width=2, encoding="yuv422", step=4, data=bytes(4)), IMAGE, "bag")
+
+
 def test_mono8_becomes_grey_rgb():
     grey = RGB[:, :, 0].copy()
     out = image_to_rgb(_raw(grey, "mono8", padding=2))
@@ -50,10 +79,11 @@ def test_mono8_becomes_grey_rgb():
 
 
 def test_supported_encodings_are_the_documented_ones():
-    assert set(SUPPORTED_ENCODINGS) == {"rgb8", "bgr8", "rgba8", "bgra8", "mono8"}
+    assert set(SUPPORTED_ENCODINGS) == {"rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "8UC3", "8UC4",
+                                        "rgb16", "bgr16", "mono16", "16UC1"}
 
 
-@pytest.mark.parametrize("encoding", ["yuv422", "16UC1", "mono16", "bayer_rggb8", ""])
+@pytest.mark.parametrize("encoding", ["yuv422", "32FC1", "bayer_rggb8", ""])
 def test_other_encodings_are_rejected_with_the_supported_list(encoding):
     with pytest.raises(ImageConversionError, match="not supported.*rgb8"):
         image_to_rgb(_raw(RGB, encoding))

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from .. import image_codec
+from ..image_codec import ImageConversionError
 from .errors import EvaluationInputError
 from .sequence import DAVIS_VOID_LABEL, Frame, Sequence
 
@@ -30,24 +32,6 @@ COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 SUPPORTED_TYPES = (IMAGE, COMPRESSED_IMAGE)
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/gt_labels"
-
-# encoding -> (channels, dtype, channel order to RGB) for raw camera images.
-_COLOR_ENCODINGS: dict[str, tuple[int, str, tuple[int, ...] | None]] = {
-    "rgb8": (3, "u1", (0, 1, 2)),
-    "bgr8": (3, "u1", (2, 1, 0)),
-    "8UC3": (3, "u1", (2, 1, 0)),  # cv_bridge's convention: 8UC3 is BGR
-    "rgba8": (4, "u1", (0, 1, 2)),
-    "bgra8": (4, "u1", (2, 1, 0)),
-    "8UC4": (4, "u1", (2, 1, 0)),
-    "mono8": (1, "u1", None),
-    "8UC1": (1, "u1", None),
-    "rgb16": (3, "u2", (0, 1, 2)),
-    "bgr16": (3, "u2", (2, 1, 0)),
-    "mono16": (1, "u2", None),
-    "16UC1": (1, "u2", None),
-}
-_LABEL_ENCODINGS = {"mono8": "u1", "8UC1": "u1", "mono16": "u2", "16UC1": "u2"}
-
 
 @lru_cache(maxsize=1)
 def typestore():
@@ -72,78 +56,31 @@ def format_stamp(stamp_ns: int) -> str:
 # ---------------------------------------------------------------- decoding
 
 
-def _raw_pixels(msg: Any, channels: int, dtype: str, where: str) -> np.ndarray:
-    """Rows of a raw Image as a (height, width, channels) array, honouring step and endianness."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    itemsize = np.dtype(dtype).itemsize
-    row_bytes = width * channels * itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if step < row_bytes or data.size < step * height:
-        raise EvaluationInputError(
-            f"{where}: {msg.encoding} image {width}x{height} with step {step} needs "
-            f"{max(step, row_bytes) * height} bytes, message has {data.size}"
-        )
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    order = ">" if msg.is_bigendian else "<"
-    pixels = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order) if itemsize > 1 else dtype)
-    return pixels.reshape(height, width, channels)
-
-
-def _decode_png_or_jpeg(data: Any, where: str) -> Image.Image:
+@contextmanager
+def _decoding(where: str) -> Iterator[None]:
+    """The shared decoder's errors, as evaluation input errors that say which message."""
     try:
-        img = Image.open(io.BytesIO(np.asarray(data, dtype=np.uint8).tobytes()))
-        img.load()
-        return img
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EvaluationInputError(f"{where}: cannot decode the compressed image: {exc}") from None
+        yield
+    except ImageConversionError as error:
+        raise EvaluationInputError(f"{where}: {error}") from None
 
 
 def decode_image(msg: Any, msgtype: str, where: str) -> np.ndarray:
-    """An Image or CompressedImage message as HxWx3 uint8 RGB."""
-    if msgtype == COMPRESSED_IMAGE:
-        # compressed_image_transport writes standard JPEG/PNG whatever the source encoding,
-        # so the decoder's RGB is the image's RGB.
-        return np.array(_decode_png_or_jpeg(msg.data, where).convert("RGB"), dtype=np.uint8)
-    spec = _COLOR_ENCODINGS.get(msg.encoding)
-    if spec is None:
-        raise EvaluationInputError(
-            f"{where}: image encoding {msg.encoding!r} is not supported "
-            f"(supported: {', '.join(_COLOR_ENCODINGS)}, or sensor_msgs/CompressedImage jpeg/png)"
-        )
-    channels, dtype, order = spec
-    pixels = _raw_pixels(msg, channels, dtype, where)
-    if dtype == "u2":
-        pixels = (pixels >> 8).astype(np.uint8)  # keep the high byte, as cv_bridge does for 16 -> 8 bit
-    if order is None:
-        return np.repeat(pixels, 3, axis=2).astype(np.uint8)
-    return np.ascontiguousarray(pixels[:, :, list(order)]).astype(np.uint8)
+    """An Image or CompressedImage message as HxWx3 uint8 RGB (the node's decoder)."""
+    with _decoding(where):
+        if msgtype == COMPRESSED_IMAGE:
+            return image_codec.decode_compressed(msg.data, str(msg.format))
+        return image_codec.decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
+                                      bool(msg.is_bigendian))
 
 
 def decode_labels(msg: Any, msgtype: str, where: str) -> np.ndarray:
     """A ground-truth label image message as an HxW uint8/uint16 array (pixel = object id)."""
-    if msgtype == COMPRESSED_IMAGE:
-        fmt = str(msg.format).lower()
-        if "jpeg" in fmt or "jpg" in fmt:
-            raise EvaluationInputError(
-                f"{where}: ground truth is JPEG ({msg.format!r}); JPEG changes pixel values, "
-                "so label images must be raw Images or PNG"
-            )
-        img = _decode_png_or_jpeg(msg.data, where)
-        if img.mode in ("P", "L", "1"):
-            return np.array(img, dtype=np.uint8)
-        if img.mode.startswith("I"):
-            return np.array(img).astype(np.uint16)
-        raise EvaluationInputError(
-            f"{where}: ground truth PNG is {img.mode}; it must be a single-channel label image (pixel = object id)"
-        )
-    dtype = _LABEL_ENCODINGS.get(msg.encoding)
-    if dtype is None:
-        raise EvaluationInputError(
-            f"{where}: ground-truth encoding {msg.encoding!r} is not a label image "
-            f"(supported: {', '.join(_LABEL_ENCODINGS)})"
-        )
-    labels = _raw_pixels(msg, 1, dtype, where)[:, :, 0]
-    return labels.astype(np.uint8 if dtype == "u1" else np.uint16)
+    with _decoding(where):
+        if msgtype == COMPRESSED_IMAGE:
+            return image_codec.decode_compressed_labels(msg.data, str(msg.format))
+        return image_codec.decode_raw_labels(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
+                                             msg.data, bool(msg.is_bigendian))
 
 
 # ---------------------------------------------------------------- encoding
