@@ -3,8 +3,8 @@
 Inputs become ``H x W x 3`` uint8 RGB arrays, the tracker's frame format. Outputs are
 mono8 masks (255 = object) and label images (one object id per pixel, mono8 or mono16).
 
-The numpy-level functions (``decode_raw``, ``decode_compressed``, ...) take plain values so
-that they can be tested without messages; the message-level ones wrap them.
+Decoding itself (``decode_raw``, ``decode_compressed``, ...) lives in the ROS-free
+``image_codec``, shared with sam2-eval; this module wraps it and the encoders for rclpy messages.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             size = args.frame_size
             source = ProceduralClips(args.clip_length, ProceduralConfig(
-                height=size, width=size, num_frames=max(args.video_frames, args.clip_length), min_targets=args.min_targets,
-                max_targets=args.max_targets))
+                height=size, width=size, num_frames=max(args.video_frames, args.clip_length),
+                min_targets=args.min_targets, max_targets=args.max_targets))
     except ValueError as error:
         raise TrainInputError(str(error)) from None
     weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight)

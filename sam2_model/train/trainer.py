@@ -113,6 +113,11 @@ class Trainer:
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(f"--freeze {' '.join(config.freeze)} leaves nothing to train")
+        # The feature cap scales the whole FPN neck (exact only if all of it is scaled); a neck
+        # that is entirely frozen keeps the scale it has.
+        neck = [p for n, p in model.named_parameters() if n.startswith(NECK_PREFIX)]
+        capped = config.max_feature_rms > 0 and any(p.requires_grad for p in neck)
+        self._capped_neck = neck if capped else []
         decay = [p for n, p in trainable if p.ndim > 1 and "pos" not in n]
         no_decay = [p for n, p in trainable if not (p.ndim > 1 and "pos" not in n)]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -201,13 +206,10 @@ class Trainer:
         """A max-norm constraint on the image features: the neck's outputs are linear in its
         weights and biases together, so scaling all of them scales the features exactly."""
         limit = self.config.max_feature_rms
-        if limit <= 0 or feature_rms <= limit:
+        if not self._capped_neck or feature_rms <= limit:
             return
-        neck = [p for n, p in self.model.named_parameters() if n.startswith(NECK_PREFIX)]
-        if not any(p.requires_grad for p in neck):
-            return  # a frozen encoder keeps the scale it has
         with torch.no_grad():
-            for parameter in neck:
+            for parameter in self._capped_neck:
                 parameter.mul_(limit / feature_rms)
 
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
