@@ -13,10 +13,10 @@ import torch
 
 import sam2_model
 from sam2_model.config import DEFAULT_CONFIG_PATH
-from sam2_model.train.clips import TrainingClip, to_model_clip
+from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
 from sam2_model.train.rollout import ClipRollout, RolloutPlan
-from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer
+from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer, sample_plan
 from parity_sessions import STREAM_FILES, load_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,13 +162,15 @@ def test_procedural_training_through_the_command_line(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "sam2_model.train", "--config", DEFAULT_CONFIG_PATH, "--procedural",
                "--steps", "2", "--clip-length", "3", "--max-objects", "1", "--warmup", "1", "--out", str(out),
-               "--no-progress", "--threads", "1", "--video-frames", "5", "--clips-per-step", "2",
-               "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1"]
+               "--no-progress", "--threads", "1", "--video-frames", "12", "--events", "--clips-per-step", "2",
+               "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1",
+               "--image-step-probability", "0.5", "--images-per-step", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
     saved = torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]["train_config"]
     assert (saved["clips_per_step"], saved["max_feature_rms"], saved["box_probability"]) == (2, 1.0, 1.0)
+    assert (saved["image_step_probability"], saved["images_per_step"]) == (0.5, 2)
     resumed = subprocess.run(command[:command.index("--steps") + 1] + ["3"] + command[command.index("--steps") + 2:]
                              + ["--resume"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr
@@ -181,6 +183,8 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--checkpoint", "GARBAGE", "--procedural"], "GARBAGE"),
     (["--config", DEFAULT_CONFIG_PATH, "--davis", "/nonexistent/davis"], "/nonexistent/davis"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume"], "does not exist"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--video-frames", "8"], "at least 12 frames"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, arguments, message):
     if "GARBAGE" in arguments:
@@ -229,3 +233,47 @@ def test_frozen_modules_stay_fixed_and_clips_accumulate(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("memory_attention."))
     with pytest.raises(ValueError, match="nothing to train"):
         Trainer(fresh_default_model(), FixedSource(None), TrainConfig(freeze=("",)), tmp_path)
+
+
+def test_image_steps_train_segmentation_on_single_frames_and_leave_memory_alone(tmp_path):
+    model = fresh_default_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    video = short_video(4, 5, min_targets=2, max_targets=2)
+    image = TrainingClip(video.frames[:1], video.labels[:1])
+    config = TrainConfig(steps=2, clip_length=4, max_objects=2, warmup_steps=1, image_step_probability=1.0,
+                         images_per_step=3, tracked_correction_probability=1.0)
+    trainer = Trainer(model, FixedSource(None), config, tmp_path, image_source=FixedSource(image))
+    report = trainer.train_step()
+    # Three frames of two objects, prompted by a click or a box: the clip source is never read.
+    assert report.image_step and report.num_objects == 6 and np.isfinite(report.losses["total"])
+    after = model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"image_encoder", "sam_mask_decoder", "sam_prompt_encoder"} <= changed
+    # An image has no memory: memory attention and the memory encoder get no update.
+    assert not changed & {"memory_attention", "memory_encoder"}, changed
+    with pytest.raises(ValueError, match="image_source"):
+        Trainer(fresh_default_model(), FixedSource(None), config, tmp_path)
+
+
+def test_steps_mix_images_and_clips_in_the_asked_proportion(tmp_path):
+    video = short_video(3, 5, max_targets=1)
+    clip = TrainingClip(video.frames, video.labels)
+    config = TrainConfig(steps=12, clip_length=3, max_objects=1, warmup_steps=1, image_step_probability=0.5,
+                         images_per_step=2)
+    trainer = Trainer(fresh_default_model(), FixedSource(clip), config, tmp_path,
+                      image_source=FixedSource(TrainingClip(video.frames[:1], video.labels[:1])))
+    kinds = [trainer.train_step().image_step for _ in range(12)]
+    assert 2 <= sum(kinds) <= 10, kinds  # both kinds occur (binomial(12, 0.5) outside [2, 10]: 0.6 %)
+    # A clip of one frame is an image; a plan for it has no tracked frame to correct.
+    single = TrainConfig(steps=1, clip_length=1, tracked_correction_probability=1.0)
+    assert all(sample_plan(single, np.random.default_rng(seed)).corrected_frames == () for seed in range(5))
+
+
+def test_event_clips_hold_a_target_that_hides_and_comes_back():
+    source = ProceduralClips(12, ProceduralConfig(num_frames=12), with_events=True)
+    for draw in range(2):
+        clip = source.sample(np.random.default_rng(draw))
+        counts = np.stack([(clip.labels == obj_id).sum((1, 2)) for obj_id in range(1, int(clip.labels.max()) + 1)])
+        hidden_then_back = [any(row[t:t + 3].sum() == 0 and row[t + 3:].max() > 0 and row[:t].max() > 0
+                                for t in range(1, len(row) - 3)) for row in counts]
+        assert any(hidden_then_back), counts

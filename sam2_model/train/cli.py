@@ -23,7 +23,7 @@ import torch
 from ..build import build_model
 from ..checkpoint import CheckpointError
 from ..config import DEFAULT_CONFIG_PATH, DEFAULT_MODEL, ConfigError
-from .clips import DavisClips, ProceduralClips
+from .clips import ClipSource, DavisClips, ProceduralClips
 from .losses import LossWeights
 from .procedural import ProceduralConfig
 from .trainer import LAST_CHECKPOINT, TrainConfig, Trainer
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = data.add_mutually_exclusive_group(required=True)
     which.add_argument("--procedural", action="store_true", help="endless generated videos")
     which.add_argument("--davis", type=Path, metavar="DIR", help="DAVIS-format folder (JPEGImages/, Annotations/)")
+    data.add_argument("--events", action="store_true",
+                      help="--procedural: only videos in which a target hides for 3+ frames and comes back")
     data.add_argument("--frame-size", type=int, default=128, help="generated video side in pixels")
     generated = ProceduralConfig()
     data.add_argument("--min-targets", type=int, default=generated.min_targets,
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="first-frame prompt is a click with this probability (default: %(default)s)")
     run.add_argument("--box-probability", type=float, default=defaults.box_probability,
                      help="... a box with this one; otherwise the true mask (default: %(default)s)")
+    run.add_argument("--image-step-probability", type=float, default=defaults.image_step_probability, metavar="P",
+                     help="share of steps trained on single frames (click or box prompts) instead of clips: "
+                          "cheap steps that improve segmentation (default: %(default)s)")
+    run.add_argument("--images-per-step", type=int, default=defaults.images_per_step,
+                     help="frames per image step, run as one batch (default: %(default)s)")
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
@@ -94,6 +101,17 @@ def _config_yaml_text(config: str) -> Optional[str]:
     return Path(path).read_text(encoding="utf-8") if os.path.isfile(path) else None
 
 
+def _clip_source(args: argparse.Namespace, clip_length: int) -> ClipSource:
+    if args.davis is not None:
+        return DavisClips(args.davis, clip_length)
+    size = args.frame_size
+    # A single frame needs a one-frame video (generation costs per frame).
+    frames = max(args.video_frames, clip_length) if clip_length > 1 else 1
+    generated = ProceduralConfig(height=size, width=size, num_frames=frames, min_targets=args.min_targets,
+                                 max_targets=args.max_targets)
+    return ProceduralClips(clip_length, generated, with_events=args.events and clip_length > 1)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,21 +123,19 @@ def run(args: argparse.Namespace) -> int:
                                lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, freeze=tuple(args.freeze),
                                clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms,
-                               click_probability=args.click_probability, box_probability=args.box_probability)
+                               click_probability=args.click_probability, box_probability=args.box_probability,
+                               image_step_probability=args.image_step_probability,
+                               images_per_step=args.images_per_step)
     try:
         train_config.validate()
-        if args.davis is not None:
-            source = DavisClips(args.davis, args.clip_length)
-        else:
-            size = args.frame_size
-            source = ProceduralClips(args.clip_length, ProceduralConfig(
-                height=size, width=size, num_frames=max(args.video_frames, args.clip_length),
-                min_targets=args.min_targets, max_targets=args.max_targets))
+        source = _clip_source(args, args.clip_length)
+        # Image steps read single frames from the same data.
+        image_source = _clip_source(args, 1) if train_config.image_step_probability > 0 else None
     except ValueError as error:
         raise TrainInputError(str(error)) from None
     weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight)
     trainer = Trainer(model, source, train_config, args.out, weights=weights,
-                      config_yaml=_config_yaml_text(args.config))
+                      config_yaml=_config_yaml_text(args.config), image_source=image_source)
     last = args.out / LAST_CHECKPOINT
     if args.resume:
         if not last.exists():

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..transforms import preprocess
-from .procedural import ProceduralConfig, generate_video
+from .procedural import MIN_EVENT_VIDEO_FRAMES, ProceduralConfig, generate_video, generate_with_events
 
 
 @dataclass
@@ -40,18 +40,25 @@ class ClipSource(Protocol):
 
 
 class ProceduralClips:
-    """Clips cut from freshly generated videos (seeds drawn from ``rng``)."""
+    """Clips cut from freshly generated videos (seeds drawn from ``rng``). ``with_events``: only
+    videos in which a target hides for a few frames and comes back (as in the evaluation
+    sequences), so that clips teach reporting a hidden object and finding it again."""
 
-    def __init__(self, clip_length: int, config: Optional[ProceduralConfig] = None):
+    def __init__(self, clip_length: int, config: Optional[ProceduralConfig] = None, with_events: bool = False):
         self.clip_length = clip_length
+        self.with_events = with_events
         self.config = config or ProceduralConfig(num_frames=max(clip_length, 24))
+        if with_events and self.config.num_frames < MIN_EVENT_VIDEO_FRAMES:
+            # Shorter videos rarely hold a whole hide-and-return: generation would give up.
+            raise ValueError(f"videos with events need at least {MIN_EVENT_VIDEO_FRAMES} frames, "
+                             f"not {self.config.num_frames}")
         if self.config.num_frames < clip_length:
             raise ValueError(f"generated videos ({self.config.num_frames} frames) are shorter than a clip "
                              f"({clip_length} frames)")
 
     def sample(self, rng: np.random.Generator) -> TrainingClip:
         seed = int(rng.integers(0, 2**31 - 1))
-        video = generate_video(seed, self.config)
+        video = generate_with_events(seed, self.config) if self.with_events else generate_video(seed, self.config)
         start = int(rng.integers(0, self.config.num_frames - self.clip_length + 1))
         stop = start + self.clip_length
         return TrainingClip(video.frames[start:stop], video.labels[start:stop], f"procedural_{seed}@{start}")

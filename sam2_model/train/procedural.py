@@ -605,6 +605,11 @@ def _zero_runs(counts: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
+# generate_with_events finds a video with a hide-and-return in a few tries from this length on
+# (12 frames: about 8 tries; 8 frames: often none in 200).
+MIN_EVENT_VIDEO_FRAMES = 12
+
+
 def _has_event(video: ProceduralVideo, min_hidden_frames: int) -> bool:
     """Every target clearly visible on frame 0, and one of them gone for ``min_hidden_frames``
     frames in a row and clearly visible again later."""
