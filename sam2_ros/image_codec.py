@@ -144,16 +144,19 @@ def decode_compressed(data, format_hint: str = "") -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
+def _lossy_labels(found: str, format_hint: str) -> ImageConversionError:
+    return ImageConversionError(f"label image is {found} (format field {format_hint!r}); lossy compression "
+                                "changes pixel values, so label images must be raw Images or PNG")
+
+
 def decode_compressed_labels(data, format_hint: str = "") -> np.ndarray:
-    """A PNG label image -> ``H x W`` uint8 or uint16 object ids (JPEG would change the ids)."""
+    """A PNG label image -> ``H x W`` uint8 or uint16 object ids (JPEG would change the ids).
+    A format field naming JPEG is refused before decoding; otherwise the data decides."""
     if "jpeg" in format_hint.lower() or "jpg" in format_hint.lower():
-        raise ImageConversionError(
-            f"label image is JPEG ({format_hint!r}); JPEG changes pixel values, so label images must be raw "
-            "Images or PNG")
+        raise _lossy_labels("JPEG", format_hint)
     image = _open_compressed(data, format_hint)
     if image.format != "PNG":
-        raise ImageConversionError(f"label image is {image.format}; JPEG changes pixel values, so label "
-                                   "images must be raw Images or PNG")
+        raise _lossy_labels(image.format, format_hint)
     if image.mode in ("P", "L", "1"):
         return np.array(image, dtype=np.uint8)
     if image.mode.startswith("I"):

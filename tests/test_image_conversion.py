@@ -188,3 +188,19 @@ def test_rgb_to_image_round_trips_in_both_orders():
     for encoding in ("rgb8", "bgr8"):
         msg = rgb_to_image(RGB, Header(), encoding)
         np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+
+
+@pytest.mark.parametrize("fmt, pil_format, refused", [("png", "PNG", None), ("", "PNG", None),
+                                                       ("jpeg", "JPEG", "JPEG"), ("", "JPEG", "JPEG"),
+                                                       ("png", "JPEG", "JPEG"), ("jpeg", "PNG", "JPEG")])
+def test_compressed_labels_must_be_png_whatever_the_format_field_says(fmt, pil_format, refused):
+    from sam2_ros.image_codec import decode_compressed_labels
+    labels = np.zeros((6, 9), np.uint8)
+    labels[1:4, 2:5], labels[4:, 6:] = 1, 7
+    buffer = io.BytesIO()
+    PILImage.fromarray(labels if pil_format == "PNG" else np.stack([labels] * 3, -1)).save(buffer, format=pil_format)
+    if refused is None:
+        np.testing.assert_array_equal(decode_compressed_labels(buffer.getvalue(), fmt), labels)
+    else:  # named by the format field, or found in the data when the field says nothing or lies
+        with pytest.raises(ImageConversionError, match=f"label image is {refused} .*lossy compression"):
+            decode_compressed_labels(buffer.getvalue(), fmt)
