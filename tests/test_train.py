@@ -3,6 +3,7 @@ equals the tracker's, fine-tuning a parity model on a DAVIS-format folder runs e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import sam2_model
 from sam2_model.config import DEFAULT_CONFIG_PATH
@@ -17,6 +19,7 @@ from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
 from sam2_model.train.rollout import ClipRollout, RolloutPlan
 from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer, sample_plan
+from sam2_model.train.validation import procedural_validation_set, validate
 from parity_sessions import STREAM_FILES, load_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,13 +167,19 @@ def test_procedural_training_through_the_command_line(tmp_path):
                "--steps", "2", "--clip-length", "3", "--max-objects", "1", "--warmup", "1", "--out", str(out),
                "--no-progress", "--threads", "1", "--video-frames", "12", "--events", "--clips-per-step", "2",
                "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1",
-               "--image-step-probability", "0.5", "--images-per-step", "2"]
+               "--image-step-probability", "0.5", "--images-per-step", "2", "--validate-every", "2",
+               "--validation-clips", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
     saved = torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]["train_config"]
     assert (saved["clips_per_step"], saved["max_feature_rms"], saved["box_probability"]) == (2, 1.0, 1.0)
     assert (saved["image_step_probability"], saved["images_per_step"]) == (0.5, 2)
+    entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    held_out = [entry for entry in entries if "validation_j_per_frame" in entry]
+    assert [entry["step"] for entry in held_out] == [2]
+    assert {kind: len(j) for kind, j in held_out[0]["validation_j_per_frame"].items()} == {"box": 3, "mask": 3}
+    assert "step 2: held-out J (box prompt: frame 0" in done.stderr
     resumed = subprocess.run(command[:command.index("--steps") + 1] + ["3"] + command[command.index("--steps") + 2:]
                              + ["--resume"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr
@@ -185,6 +194,10 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume"], "does not exist"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--video-frames", "8"], "at least 12 frames"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-davis", "/nonexistent/val"],
+     "/nonexistent/val"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-clips", "0"],
+     "--validation-clips must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, arguments, message):
     if "GARBAGE" in arguments:
@@ -277,3 +290,26 @@ def test_event_clips_hold_a_target_that_hides_and_comes_back():
         hidden_then_back = [any(row[t:t + 3].sum() == 0 and row[t + 3:].max() > 0 and row[:t].max() > 0
                                 for t in range(1, len(row) - 3)) for row in counts]
         assert any(hidden_then_back), counts
+
+
+def test_held_out_validation_scores_every_frame_and_leaves_the_model_as_it_was():
+    model = sam2_model.build_model("default").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    validation = procedural_validation_set(model, clip_length=4, count=3)
+    assert validation.images.shape[:2] == (3, 4) and len(validation.truth) == len(validation.clip_of_object)
+    scores = validate(model, validation)
+    assert set(scores) == {"box", "mask"} and all(len(j) == 4 for j in scores.values())
+    assert all(0.0 <= value <= 1.0 for j in scores.values() for value in j)
+    # Frame 0 of a mask prompt is the true mask itself as +/-10 logits at a quarter of the size
+    # (SAM 2's mask-as-output): it scores exactly what that round trip keeps of the truth.
+    truth = validation.truth.float()
+    logits = F.interpolate(truth * 20 - 10, scale_factor=0.25, mode="bilinear", align_corners=False, antialias=True)
+    back = F.interpolate(logits, size=truth.shape[-2:], mode="bilinear", align_corners=False) > 0
+    kept = ((back[:, 0] & validation.truth[:, 0]).sum((1, 2)) / (back[:, 0] | validation.truth[:, 0]).sum((1, 2)))
+    assert scores["mask"][0] == pytest.approx(float(kept.mean()), abs=1e-3)
+    # A trained model's box prompt finds the object (an untrained one scores about 0.03).
+    assert scores["box"][0] > 0.5, scores
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert validate(model, validation) == scores  # fixed clips, fixed prompts: the same numbers
+    # Images only: a box prompt on one frame (a mask prompt would only score its own resizing).
+    assert set(validate(model, procedural_validation_set(model, clip_length=1, count=2))) == {"box"}

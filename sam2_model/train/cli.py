@@ -27,6 +27,7 @@ from .clips import ClipSource, DavisClips, ProceduralClips
 from .losses import LossWeights
 from .procedural import ProceduralConfig
 from .trainer import LAST_CHECKPOINT, TrainConfig, Trainer
+from .validation import ValidationSet, davis_validation_set, procedural_validation_set
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "cheap steps that improve segmentation (default: %(default)s)")
     run.add_argument("--images-per-step", type=int, default=defaults.images_per_step,
                      help="frames per image step, run as one batch (default: %(default)s)")
+    run.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N",
+                     help="every N steps, per-frame J on held-out clips (box and mask prompts) into log.jsonl "
+                          "(default: %(default)s = never)")
+    run.add_argument("--validation-davis", type=Path, metavar="DIR",
+                     help="held-out DAVIS-format folder for --validate-every (needed with --davis; with "
+                          "--procedural the default is generated videos with events at fixed seeds)")
+    run.add_argument("--validation-clips", type=int, default=12, metavar="K",
+                     help="held-out clips of --clip-length frames (default: %(default)s)")
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
@@ -112,6 +121,18 @@ def _clip_source(args: argparse.Namespace, clip_length: int) -> ClipSource:
     return ProceduralClips(clip_length, generated, with_events=args.events and clip_length > 1)
 
 
+def _validation_set(args: argparse.Namespace, model) -> ValidationSet:
+    if args.validation_clips < 1:
+        raise ValueError("--validation-clips must be >= 1")
+    if args.validation_davis is not None:
+        return davis_validation_set(model, args.validation_davis, args.clip_length, args.validation_clips)
+    if args.davis is not None:
+        raise ValueError("--validate-every with --davis needs --validation-davis DIR (a held-out folder)")
+    generated = ProceduralConfig(height=args.frame_size, width=args.frame_size, min_targets=max(1, args.min_targets),
+                                 max_targets=args.max_targets)
+    return procedural_validation_set(model, args.clip_length, args.validation_clips, generated)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,17 +146,18 @@ def run(args: argparse.Namespace) -> int:
                                clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms,
                                click_probability=args.click_probability, box_probability=args.box_probability,
                                image_step_probability=args.image_step_probability,
-                               images_per_step=args.images_per_step)
+                               images_per_step=args.images_per_step, validate_every=args.validate_every)
     try:
         train_config.validate()
         source = _clip_source(args, args.clip_length)
         # Image steps read single frames from the same data.
         image_source = _clip_source(args, 1) if train_config.image_step_probability > 0 else None
+        validation = _validation_set(args, model) if train_config.validate_every > 0 else None
     except ValueError as error:
         raise TrainInputError(str(error)) from None
     weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight)
     trainer = Trainer(model, source, train_config, args.out, weights=weights,
-                      config_yaml=_config_yaml_text(args.config), image_source=image_source)
+                      config_yaml=_config_yaml_text(args.config), image_source=image_source, validation=validation)
     last = args.out / LAST_CHECKPOINT
     if args.resume:
         if not last.exists():

@@ -14,10 +14,11 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from ..sam2 import SAM2Model
 from .clips import ClipSource, to_model_clip
 from .losses import LossWeights
 from .rollout import ClipRollout, RolloutPlan
+from .validation import ValidationSet, validate
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
 FINAL_WEIGHTS = "model.pt"
@@ -65,6 +67,8 @@ class TrainConfig:
     # improves far faster per second, while the clip steps keep training memory.
     image_step_probability: float = 0.0
     images_per_step: int = 32
+    # Held-out per-frame J every this many steps (0: never), written to log.jsonl.
+    validate_every: int = 0
     checkpoint_every: int = 200
     log_every: int = 10
 
@@ -77,6 +81,8 @@ class TrainConfig:
             raise ValueError("click_probability + box_probability must lie in [0, 1]")
         if not 0 <= self.image_step_probability <= 1 or self.images_per_step < 1:
             raise ValueError("image_step_probability must lie in [0, 1] and images_per_step be >= 1")
+        if self.validate_every < 0:
+            raise ValueError("validate_every must be >= 0 (0: no validation)")
 
 
 @dataclass
@@ -119,11 +125,15 @@ def sample_image_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutP
 class Trainer:
     def __init__(self, model: SAM2Model, source: ClipSource, config: TrainConfig, out_dir: "str | Path",
                  weights: LossWeights = LossWeights(), config_yaml: Optional[str] = None,
-                 image_source: Optional[ClipSource] = None):
-        """``image_source`` gives the single frames of image steps (clips of one frame)."""
+                 image_source: Optional[ClipSource] = None, validation: Optional[ValidationSet] = None):
+        """``image_source`` gives the single frames of image steps (clips of one frame);
+        ``validation`` the held-out clips scored every ``config.validate_every`` steps."""
         config.validate()
         if config.image_step_probability > 0 and image_source is None:
             raise ValueError("image_step_probability > 0 needs an image_source")
+        if config.validate_every > 0 and validation is None:
+            raise ValueError("validate_every > 0 needs a validation set")
+        self.validation = validation
         self.model = model
         self.source = source
         self.image_source = image_source
@@ -241,6 +251,16 @@ class Trainer:
             for parameter in self._capped_neck:
                 parameter.mul_(limit / feature_rms)
 
+    def _log_validation(self, log) -> Dict[str, List[float]]:
+        """Held-out J into the log, and one line on stderr (infrequent, so even with no progress bar)."""
+        scores = validate(self.model, self.validation)
+        log.write(json.dumps({"step": self.step, "validation_j_per_frame": scores}) + "\n")
+        log.flush()
+        summary = ", ".join(f"{kind} prompt: frame 0 {j[0]:.3f}, last {j[-1]:.3f}, mean {sum(j) / len(j):.3f}"
+                            for kind, j in scores.items())
+        print(f"step {self.step}: held-out J ({summary})", file=sys.stderr, flush=True)
+        return scores
+
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +277,8 @@ class Trainer:
                     log.flush()
                 if report.step % self.config.checkpoint_every == 0:
                     self.save()
+                if self.config.validate_every > 0 and report.step % self.config.validate_every == 0:
+                    self._log_validation(log)
                 if on_step is not None:
                     on_step(report)
         bar.close()
