@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import sam2_model
 from sam2_model.config import DEFAULT_CONFIG_PATH
+from sam2_model.sam2 import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
 from sam2_model.train.rollout import ClipRollout, RolloutPlan
@@ -300,10 +301,10 @@ def test_held_out_validation_scores_every_frame_and_leaves_the_model_as_it_was()
     scores = validate(model, validation)
     assert set(scores) == {"box", "mask"} and all(len(j) == 4 for j in scores.values())
     assert all(0.0 <= value <= 1.0 for j in scores.values() for value in j)
-    # Frame 0 of a mask prompt is the true mask itself as +/-10 logits at a quarter of the size
+    # Frame 0 of a mask prompt is the true mask itself as logits at a quarter of the size
     # (SAM 2's mask-as-output): it scores exactly what that round trip keeps of the truth.
     truth = validation.truth.float()
-    logits = F.interpolate(truth * 20 - 10, scale_factor=0.25, mode="bilinear", align_corners=False, antialias=True)
+    logits = F.interpolate(truth * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS, scale_factor=0.25, mode="bilinear", align_corners=False, antialias=True)
     back = F.interpolate(logits, size=truth.shape[-2:], mode="bilinear", align_corners=False) > 0
     kept = ((back[:, 0] & validation.truth[:, 0]).sum((1, 2)) / (back[:, 0] | validation.truth[:, 0]).sum((1, 2)))
     assert scores["mask"][0] == pytest.approx(float(kept.mean()), abs=1e-3)

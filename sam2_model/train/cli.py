@@ -113,12 +113,15 @@ def _config_yaml_text(config: str) -> Optional[str]:
 def _clip_source(args: argparse.Namespace, clip_length: int) -> ClipSource:
     if args.davis is not None:
         return DavisClips(args.davis, clip_length)
-    size = args.frame_size
     # A single frame needs a one-frame video (generation costs per frame).
     frames = max(args.video_frames, clip_length) if clip_length > 1 else 1
-    generated = ProceduralConfig(height=size, width=size, num_frames=frames, min_targets=args.min_targets,
-                                 max_targets=args.max_targets)
-    return ProceduralClips(clip_length, generated, with_events=args.events and clip_length > 1)
+    return ProceduralClips(clip_length, _generated_videos(args, frames, args.min_targets),
+                           with_events=args.events and clip_length > 1)
+
+
+def _generated_videos(args: argparse.Namespace, frames: int, min_targets: int) -> ProceduralConfig:
+    return ProceduralConfig(height=args.frame_size, width=args.frame_size, num_frames=frames,
+                            min_targets=min_targets, max_targets=args.max_targets)
 
 
 def _validation_set(args: argparse.Namespace, model) -> ValidationSet:
@@ -128,8 +131,8 @@ def _validation_set(args: argparse.Namespace, model) -> ValidationSet:
         return davis_validation_set(model, args.validation_davis, args.clip_length, args.validation_clips)
     if args.davis is not None:
         raise ValueError("--validate-every with --davis needs --validation-davis DIR (a held-out folder)")
-    generated = ProceduralConfig(height=args.frame_size, width=args.frame_size, min_targets=max(1, args.min_targets),
-                                 max_targets=args.max_targets)
+    # Validation videos hold an event, so at least one target (their length is set by the set).
+    generated = _generated_videos(args, args.clip_length, max(1, args.min_targets))
     return procedural_validation_set(model, args.clip_length, args.validation_clips, generated)
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..sam2 import SAM2Model
 from .clips import DavisClips, ModelClip, TrainingClip, to_model_clip
+from .losses import mask_iou
 from .procedural import MIN_EVENT_VIDEO_FRAMES, ProceduralConfig, generate_with_events
 from .rollout import ClipRollout, RolloutPlan
 
@@ -78,11 +79,8 @@ def frame_j(model: SAM2Model, validation: ValidationSet, prompt_kind: str) -> Li
     finally:
         model.train(was_training)
     size = validation.truth.shape[-2:]
-    predicted = F.interpolate(result.low_res_logits.float(), size=size, mode="bilinear", align_corners=False) > 0
-    truth = validation.truth
-    intersection = (predicted & truth).sum((2, 3)).float()
-    union = (predicted | truth).sum((2, 3)).float()
-    j = torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
+    logits = F.interpolate(result.low_res_logits.float(), size=size, mode="bilinear", align_corners=False)
+    j = mask_iou(logits, validation.truth)  # [B, T]
     return [round(float(value), 4) for value in j.mean(0)]
 
 
