@@ -195,6 +195,7 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume"], "does not exist"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--video-frames", "8"], "at least 12 frames"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--min-targets", "0"], "at least one target"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-davis", "/nonexistent/val"],
      "/nonexistent/val"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-clips", "0"],

@@ -48,6 +48,9 @@ class ProceduralClips:
         self.clip_length = clip_length
         self.with_events = with_events
         self.config = config or ProceduralConfig(num_frames=max(clip_length, 24))
+        if with_events and self.config.min_targets < 1:
+            # Refused here, not at the first sample in the middle of a run.
+            raise ValueError("videos with events need at least one target (min_targets >= 1)")
         if with_events and self.config.num_frames < MIN_EVENT_VIDEO_FRAMES:
             # Shorter videos rarely hold a whole hide-and-return: generation would give up.
             raise ValueError(f"videos with events need at least {MIN_EVENT_VIDEO_FRAMES} frames, "
