@@ -196,8 +196,8 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--video-frames", "8"], "at least 12 frames"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--min-targets", "0"], "at least one target"),
-    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-davis", "/nonexistent/val"],
-     "/nonexistent/val"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1",
+      "--validation-davis", "/nonexistent/val"], "/nonexistent/val"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-clips", "0"],
      "--validation-clips must be >= 1"),
 ])
@@ -305,9 +305,11 @@ def test_held_out_validation_scores_every_frame_and_leaves_the_model_as_it_was()
     # Frame 0 of a mask prompt is the true mask itself as logits at a quarter of the size
     # (SAM 2's mask-as-output): it scores exactly what that round trip keeps of the truth.
     truth = validation.truth.float()
-    logits = F.interpolate(truth * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS, scale_factor=0.25, mode="bilinear", align_corners=False, antialias=True)
+    logits = F.interpolate(truth * MASK_AS_OUTPUT_SCALE + MASK_AS_OUTPUT_BIAS, scale_factor=0.25, mode="bilinear",
+                           align_corners=False, antialias=True)
     back = F.interpolate(logits, size=truth.shape[-2:], mode="bilinear", align_corners=False) > 0
-    kept = ((back[:, 0] & validation.truth[:, 0]).sum((1, 2)) / (back[:, 0] | validation.truth[:, 0]).sum((1, 2)))
+    first = validation.truth[:, 0]
+    kept = (back[:, 0] & first).sum((1, 2)) / (back[:, 0] | first).sum((1, 2))
     assert scores["mask"][0] == pytest.approx(float(kept.mean()), abs=1e-3)
     # A trained model's box prompt finds the object (an untrained one scores about 0.03).
     assert scores["box"][0] > 0.5, scores
