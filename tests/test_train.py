@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import sam2_model
-from sam2_model.config import DEFAULT_CONFIG_PATH
+from sam2_model.config import DEFAULT_CONFIG_PATH, load_config_yaml
 from sam2_model.sam2 import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
@@ -24,6 +24,7 @@ from sam2_model.train.validation import procedural_validation_set, validate
 from parity_sessions import STREAM_FILES, load_session
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE_SIZE = load_config_yaml(DEFAULT_CONFIG_PATH).image_size
 
 
 def fresh_default_model(seed: int = 0) -> sam2_model.SAM2Model:
@@ -43,7 +44,7 @@ def short_video(length: int, seed: int, **config):
 
 def fixed_clip(length: int = 4, seed: int = 3):
     video = short_video(length, seed, max_targets=2)
-    return to_model_clip(TrainingClip(video.frames, video.labels), 128, torch.device("cpu"),
+    return to_model_clip(TrainingClip(video.frames, video.labels), DEFAULT_IMAGE_SIZE, torch.device("cpu"),
                          np.random.default_rng(0), max_objects=2)
 
 
@@ -76,8 +77,10 @@ def test_short_cpu_training_lowers_the_loss_on_a_fixed_batch():
 def test_rollout_memory_equals_the_streaming_trackers():
     """Training attends to exactly the memories the tracker keeps: same logits frame by frame."""
     model = fresh_default_model(seed=1).eval()
-    video = generate_with_events(11, ProceduralConfig(num_frames=10, max_targets=2))
-    clip = to_model_clip(TrainingClip(video.frames, video.labels), 128, torch.device("cpu"),
+    # frames at the model's input size: the clip's true masks then serve as the tracker's prompts as they are
+    video = generate_with_events(11, ProceduralConfig(num_frames=10, max_targets=2, height=DEFAULT_IMAGE_SIZE,
+                                                      width=DEFAULT_IMAGE_SIZE))
+    clip = to_model_clip(TrainingClip(video.frames, video.labels), DEFAULT_IMAGE_SIZE, torch.device("cpu"),
                          np.random.default_rng(0), max_objects=2)
     with torch.no_grad():
         rollout = ClipRollout(model, torch.Generator().manual_seed(0)).run(
