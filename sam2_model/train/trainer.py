@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -251,7 +251,7 @@ class Trainer:
             for parameter in self._capped_neck:
                 parameter.mul_(limit / feature_rms)
 
-    def _log_validation(self, log) -> Dict[str, List[float]]:
+    def _log_validation(self, log) -> None:
         """Held-out J into the log, and one line on stderr (infrequent, so even with no progress bar)."""
         scores = validate(self.model, self.validation)
         log.write(json.dumps({"step": self.step, "validation_j_per_frame": scores}) + "\n")
@@ -259,7 +259,6 @@ class Trainer:
         summary = ", ".join(f"{kind} prompt: frame 0 {j[0]:.3f}, last {j[-1]:.3f}, mean {sum(j) / len(j):.3f}"
                             for kind, j in scores.items())
         print(f"step {self.step}: held-out J ({summary})", file=sys.stderr, flush=True)
-        return scores
 
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
