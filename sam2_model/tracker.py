@@ -178,14 +178,15 @@ class StreamingTracker:
             raise PromptError("a mask prompt cannot be combined with points or a box; send them separately")
         if box is not None and not clear_old_points:
             raise PromptError("a box must come first: use clear_old_points=True with a box")
-        if obj_id not in self._objects and len(self._objects) >= self.options.max_objects:
-            raise TrackingError(f"cannot add object {obj_id}: already tracking the maximum of "
-                                f"{self.options.max_objects} objects")
-        # Validate everything before touching state, so a bad prompt changes nothing.
+        # Validate everything before touching state, so a bad prompt changes nothing; the prompt
+        # first, so that its own fault is named even when the tracker is also full.
         mask_tensor = validate_mask(mask, frame.frame_hw) if mask is not None else None
         new_coords = new_labels = None
         if mask is None:
             new_coords, new_labels = self._prompt_points(points, labels, box, frame.frame_hw)
+        if obj_id not in self._objects and len(self._objects) >= self.options.max_objects:
+            raise TrackingError(f"cannot add object {obj_id}: already tracking the maximum of "
+                                f"{self.options.max_objects} objects")
 
         state = self._objects.get(obj_id)
         if state is None:

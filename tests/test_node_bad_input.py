@@ -89,6 +89,9 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
     assert not before.success and "no image yet" in before.message
     client.click(10, 10)
     client.prompt_pub.publish(prompt_msg(box=BOX))
+    # Topics do not keep order with the image topic: wait until both are refused, or a late one
+    # would land on the first frame and add an object.
+    client.wait_diagnostic("rejected prompts (total)", 3)
 
     out = client.track(frames[0], 0)
     reference.tracker.track(frames[0])

@@ -109,6 +109,9 @@ def test_too_many_objects(model, session):
     tracker.add_prompt(2, points=[[100, 100]], labels=[1])
     with pytest.raises(TrackingError, match="maximum of 2"):
         tracker.add_prompt(3, points=[[200, 200]], labels=[1])
+    # A full tracker still names what is wrong with a bad prompt, not only that it is full.
+    with pytest.raises(PromptError, match="outside"):
+        tracker.add_prompt(3, points=[[-5, 200]], labels=[1])
     tracker.add_prompt(2, points=[[120, 100]], labels=[1])  # corrections are still fine
     assert tracker.obj_ids == [1, 2]
 
