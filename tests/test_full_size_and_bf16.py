@@ -8,7 +8,8 @@ import torch
 
 import sam2_model
 
-from parity_sessions import PARITY_DIR, STREAM_FILES, apply_event, build_session_model, load_session
+from parity_sessions import PARITY_DIR
+from sam2_model.train.procedural import generate_with_events
 
 MEDIA_DIR = PARITY_DIR.parent / "media"
 
@@ -38,28 +39,33 @@ def test_full_size_tiny_from_official_layout_runs_one_image(tmp_path):
     assert np.isfinite(prediction.low_res_logits).all() and np.isfinite(prediction.iou_scores).all()
 
 
-@pytest.mark.parametrize("path", [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"], ids=lambda p: p.stem)
-def test_bfloat16_autocast_masks_agree_with_float32(path):
-    """bf16 autocast (CPU autocast here; the same code path runs on CUDA) keeps masks close to
-    float32 on frames where both precisions see the object.
+def test_bfloat16_autocast_masks_agree_with_float32():
+    """bf16 autocast (CPU autocast here; the same code path runs on CUDA) keeps the masks and the
+    visibility decisions of float32.
 
-    The random micro model's object scores hover near 0 late in the session, so bf16 rounding
-    compounded through 20 frames of memory moves single frames by a few percent: the mean must
-    stay >= 0.98 and no frame below 0.95. (The issue's IoU >= 0.98 bar is for a GPU run.)"""
-    session = load_session(path)
-    model = build_session_model(session)
-    options = dict(fill_hole_area=session["predictor_options"]["fill_hole_area"],
-                   corrections_as_cond=session["predictor_options"]["add_all_frames_to_correct_as_cond"])
-    full = sam2_model.StreamingTracker(model, **options)
-    half = sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16, **options)
-    ious = []
-    for event in session["events"]:
-        a = apply_event(full, session["frames"], event)
-        b = apply_event(half, session["frames"], event)
-        assert a.obj_ids == b.obj_ids
-        for row in range(len(a.obj_ids)):
-            if a.visible[row] and b.visible[row] and a.masks[row].any():
-                ious.append(_iou(a.masks[row], b.masks[row]))
-    assert ious, "no frame with a visible object"
-    assert sum(ious) / len(ious) >= 0.98, ious
-    assert min(ious) >= 0.95, sorted(ious)[:5]
+    With the bundled trained model, not a random parity model: a random model's object scores sit
+    near 0, so one bf16 rounding flips an object's visibility, the two trackers' memories part, and
+    every later frame differs for a reason that is not precision (seen on a CPU with native bf16
+    kernels). Trained weights decide with margins, as real checkpoints do. (The issue's IoU >= 0.98
+    bar is for a GPU run.)"""
+    model = sam2_model.build_model("default")
+    ious, agree, decisions = [], 0, 0
+    for seed in (2000, 2001):
+        video = generate_with_events(seed)
+        full = sam2_model.StreamingTracker(model)
+        half = sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16)
+        for index, frame in enumerate(video.frames):
+            a, b = full.track(frame), half.track(frame)
+            if index == 0:
+                for obj_id in range(1, video.num_targets + 1):
+                    a = full.add_prompt(obj_id, mask=video.labels[0] == obj_id)
+                    b = half.add_prompt(obj_id, mask=video.labels[0] == obj_id)
+            assert a.obj_ids == b.obj_ids
+            for row in range(len(a.obj_ids)):
+                decisions += 1
+                agree += bool(a.visible[row]) == bool(b.visible[row])
+                if a.visible[row] and b.visible[row] and a.masks[row].any():
+                    ious.append(_iou(a.masks[row], b.masks[row]))
+    assert len(ious) > 50, "too few frames with a visible object"
+    assert agree >= 0.95 * decisions, (agree, decisions)
+    assert sum(ious) / len(ious) >= 0.98, sorted(ious)[:5]
