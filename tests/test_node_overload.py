@@ -49,8 +49,8 @@ def test_latency_stays_bounded_and_drops_are_reported_under_overload(running, mo
     client.objects.clear()
     count_before = len(client.diagnostics)
     client.wait_until(lambda: len(client.diagnostics) > count_before, 5, "diagnostics before the burst")
-    baseline = {key: int(client.latest_diagnostics()[f"{key} frames (total)"])
-                for key in ("received", "processed", "dropped")}
+    before_burst = client.latest_diagnostics()
+    baseline = {key: int(before_burst[f"{key} frames (total)"]) for key in ("received", "processed", "dropped")}
 
     count = int(RATE_HZ * DURATION_S)
     publisher = threading.Thread(target=_publish_at_rate, args=(client, frames, count, RATE_HZ, 100))
@@ -63,8 +63,6 @@ def test_latency_stays_bounded_and_drops_are_reported_under_overload(running, mo
     response = client.add_object(prompt_msg(points=[[200, 60]], labels=[1]))
     service_s = time.monotonic() - asked
     assert response.success, response.message
-    time.sleep(1.0)  # the new object's memory bank fills within 7 frames
-    diagnostics_early = client.latest_diagnostics()
 
     publisher.join()
     sent_s = time.monotonic() - started
@@ -94,27 +92,41 @@ def test_latency_stays_bounded_and_drops_are_reported_under_overload(running, mo
               f"p95 {np.percentile(periods_ms, 95):.0f} ms; latency median {np.median(steady):.0f} ms, "
               f"p95 {np.percentile(steady, 95):.0f} ms, max {steady.max():.0f} ms")
     print(report)
-    # (The slack covers the test's own receive jitter on a loaded machine.)
+    # (The slack covers the test's own receive jitter on a loaded machine. That jitter can also
+    # hand the test two or three outputs within a few milliseconds, which shrinks one frame's
+    # bound to nearly nothing: a frame or two in 20 may miss it. A queue would miss it on every
+    # frame after the first few, its latency growing by a period each time.)
     late = np.flatnonzero(steady > two_periods_ms + np.maximum(25.0, 0.15 * two_periods_ms))
-    assert late.size == 0, f"{report}; over two periods: {[(steady[i], two_periods_ms[i]) for i in late[:5]]}"
+    assert late.size <= max(1, steady.size // 20), \
+        f"{report}; over two periods: {[(steady[i], two_periods_ms[i]) for i in late[:5]]}"
     assert np.median(steady) < 2 * np.median(periods_ms), report
     assert service_s < 5.0, f"add_object took {service_s:.1f} s under overload"
 
     # Drops are counted and reported; every received frame is accounted for.
     received, done, dropped = (int(diagnostics[f"{key} frames (total)"]) - baseline[key]
                                for key in ("received", "processed", "dropped"))
-    # (On 2 busy cores DDS itself may lose some best-effort frames before the node sees them.)
-    assert received >= 0.6 * count, f"received {received} of {count}"
+    # The node keeps taking frames while its worker is busy (the newest replaces the waiting one),
+    # so it receives many more than it processes. How many of the 100 Hz frames reach it at all
+    # depends on the machine: on 2 busy cores a best-effort reader that keeps one sample loses
+    # those that come while the executor waits for the CPU (seen: 235 of 600).
+    assert received >= 3 * processed, f"received {received} of {count}, processed {processed}"
     assert dropped > 0 and done + dropped == received, diagnostics
     assert done == processed
-    assert diagnostics_early["state"] == "active"
+    assert diagnostics["state"] == "active"
     warn = [d for d in client.diagnostics if d.status[0].level == DiagnosticStatus.WARN]
     assert any("falling behind" in d.status[0].message for d in warn), "no WARN while falling behind"
 
-    # Memory stays flat: the tracker's memory bank is bounded and so is the process.
-    early_rss = float(diagnostics_early["process memory (MiB)"])
-    late_rss = float(diagnostics["process memory (MiB)"])
-    assert late_rss - early_rss < 40, f"process memory grew from {early_rss} to {late_rss} MiB"
-    early_tracker = float(diagnostics_early["tracker memory (MiB)"])
-    late_tracker = float(diagnostics["tracker memory (MiB)"])
-    assert late_tracker == pytest.approx(early_tracker, rel=0.05), (early_tracker, late_tracker)
+    # Memory stays flat. The process: frames queued anywhere (600 were sent) would show here.
+    rss_before, rss_after = (float(d["process memory (MiB)"]) for d in (before_burst, diagnostics))
+    assert rss_after - rss_before < 40, f"process memory grew from {rss_before} to {rss_after} MiB"
+    # The tracker's memory bank: once every object's bank is full (7 frames; tracked one at a time,
+    # so each is counted, whatever the machine's load did to the burst), more frames add nothing.
+    def tracker_mib_after(frames_to_track: int, first_index: int) -> float:
+        for number in range(frames_to_track):
+            client.track(frames[number % len(frames)], first_index + number)
+        count_before = len(client.diagnostics)
+        client.wait_until(lambda: len(client.diagnostics) > count_before, 5, "diagnostics after tracking")
+        return float(client.latest_diagnostics()["tracker memory (MiB)"])
+    full_bank = tracker_mib_after(8, 100 + count + 10)
+    later = tracker_mib_after(8, 100 + count + 30)
+    assert later == pytest.approx(full_bank, rel=0.05), (full_bank, later)
