@@ -26,6 +26,7 @@ from sam2_model.train.procedural import ProceduralConfig, generate_with_events, 
 from sam2_ros.evaluation.cli import main as eval_main
 from sam2_ros.evaluation.make_bag import main as make_bag_main
 
+from generated_tracking import track_prompted_by_first_masks
 from node_harness import single_thread, start_node
 
 JF_THRESHOLD = 0.85
@@ -81,15 +82,8 @@ def test_default_model_reports_hidden_targets_not_visible_and_finds_them_again(g
     model = sam2_model.build_model("default")
     hidden_total = hidden_reported = returned_total = returned_found = 0
     for video in videos.values():
-        tracker = sam2_model.StreamingTracker(model)
-        visible = []
-        for index, frame in enumerate(video.frames):
-            result = tracker.track(frame)
-            if index == 0:
-                for obj_id in range(1, video.num_targets + 1):
-                    result = tracker.add_prompt(obj_id, mask=video.labels[0] == obj_id)
-            visible.append(result.visible.numpy())
-        visible = np.stack(visible)  # [T, N]
+        results = track_prompted_by_first_masks(sam2_model.StreamingTracker(model), video)
+        visible = np.stack([result.visible.numpy() for result in results])  # [T, N]
         for obj_id in range(1, video.num_targets + 1):
             truth = video.visible(obj_id)
             for first, last in video.hidden_spans(obj_id):

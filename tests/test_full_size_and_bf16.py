@@ -8,6 +8,7 @@ import torch
 
 import sam2_model
 
+from generated_tracking import track_prompted_by_first_masks
 from parity_sessions import PARITY_DIR
 from sam2_model.train.procedural import generate_with_events
 
@@ -52,14 +53,10 @@ def test_bfloat16_autocast_masks_agree_with_float32():
     ious, agree, decisions = [], 0, 0
     for seed in (2000, 2001):
         video = generate_with_events(seed)
-        full = sam2_model.StreamingTracker(model)
-        half = sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16)
-        for index, frame in enumerate(video.frames):
-            a, b = full.track(frame), half.track(frame)
-            if index == 0:
-                for obj_id in range(1, video.num_targets + 1):
-                    a = full.add_prompt(obj_id, mask=video.labels[0] == obj_id)
-                    b = half.add_prompt(obj_id, mask=video.labels[0] == obj_id)
+        full = track_prompted_by_first_masks(sam2_model.StreamingTracker(model), video)
+        half = track_prompted_by_first_masks(
+            sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16), video)
+        for a, b in zip(full, half):
             assert a.obj_ids == b.obj_ids
             for row in range(len(a.obj_ids)):
                 decisions += 1

@@ -63,6 +63,7 @@ def test_latency_stays_bounded_and_drops_are_reported_under_overload(running, mo
     response = client.add_object(prompt_msg(points=[[200, 60]], labels=[1]))
     service_s = time.monotonic() - asked
     assert response.success, response.message
+    assert client.latest_diagnostics()["state"] == "active"  # while saturated, not only after
 
     publisher.join()
     sent_s = time.monotonic() - started
