@@ -104,6 +104,9 @@ class ModelConfig:
     use_multimask_token_for_obj_ptr: bool = False
     iou_prediction_use_sigmoid: bool = False
     memory_temporal_stride_for_eval: int = 1
+    # Read for completeness and deliberately not applied: upstream applies it across the batch, and its
+    # video predictor runs one object per batch, so there it never changes a memory. Applying it to our
+    # all-objects batch would depart from official results (measured: docs/benchmarks.md, sixth run).
     non_overlap_masks_for_mem_enc: bool = False
     use_obj_ptrs_in_encoder: bool = False
     max_obj_ptrs_in_encoder: int = 16
