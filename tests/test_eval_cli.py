@@ -282,19 +282,26 @@ def visibility_of(entry):
 NEVER_HIDDEN = (0, 0, None, 0, 0, None)
 
 
+def misses_of(entry):
+    return tuple(entry[k] for k in ("visible_frames", "visible_missed", "miss_rate"))
+
+
+# Frames in the truth (scored frames 1-10 but 8; object 3 is prompted on frame 3, scored from 4):
+# object 1 on all 9, object 2 on 7 (4 before hiding, 3 after), object 3 on 6.
 @pytest.mark.parametrize(
-    ("tracker", "obj2", "console"),
+    ("tracker", "obj2", "obj2_missed", "console"),
     [
-        (PerfectTracker, (2, 2, 1.0, 3, 3, 1.0),
+        (PerfectTracker, (2, 2, 1.0, 3, 3, 1.0), 0,
          "; hidden frames reported absent 2/2 (100%), returns found 3/3 (100%)"),
-        (NeverBlankTracker, (2, 0, 0.0, 3, 3, 1.0),
+        (NeverBlankTracker, (2, 0, 0.0, 3, 3, 1.0), 0,
          "; hidden frames reported absent 0/2 (0%), returns found 3/3 (100%)"),
-        (LosesAfterReturnTracker, (2, 2, 1.0, 3, 0, 0.0),
+        (LosesAfterReturnTracker, (2, 2, 1.0, 3, 0, 0.0), 3,
          "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
-        (FlawedTracker, (2, 2, 1.0, 3, 0, 0.0), "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
+        (FlawedTracker, (2, 2, 1.0, 3, 0, 0.0), 7,
+         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
     ],
 )
-def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, console):
+def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, console):
     out = tmp_path / "out"
     assert eval_main(["--bag", str(bag), "--out", str(out), "--no-progress"], runner=StubRunner(tracker)) == 0
     results = load_results(out)
@@ -304,6 +311,11 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, console):
     assert visibility_of(objects[1]) == visibility_of(objects[3]) == NEVER_HIDDEN
     assert visibility_of(objects[2]) == obj2
     assert visibility_of(seq) == visibility_of(results["summary"]) == obj2  # only object 2 counts
+    missed = obj2_missed
+    assert (misses_of(objects[1]), misses_of(objects[3])) == ((9, 0, 0.0), (6, 0, 0.0))
+    assert misses_of(objects[2]) == (7, missed, pytest.approx(missed / 7))
+    assert misses_of(seq) == misses_of(results["summary"]) == (22, missed, pytest.approx(missed / 22))
+    console += f", visible frames reported absent {missed}/22 ({missed / 22:.0%})"
     assert capsys.readouterr().out.splitlines()[0].endswith(" ms/frame" + console)
 
     report = (out / "report.md").read_text()
@@ -313,8 +325,9 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, console):
     assert report.index("| hidden frames | reported absent | absent accuracy |") < sequence_at
     assert report.index("| " + row, summary_at) < sequence_at  # the run's row
     assert report.index("| object | hidden frames | reported absent |") > sequence_at
-    for line in ("| 1 | 0 | 0 | n/a | 0 | 0 | n/a |", "| 2 | " + row, "| 3 | 0 | 0 | n/a | 0 | 0 | n/a |",
-                 "| all | " + row):
+    never_hidden = "0 | 0 | n/a | 0 | 0 | n/a |"
+    for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 |", "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} |",
+                 "| 3 | " + never_hidden + " 6 | 0 | 0.000 |", "| all | " + row + f" 22 | {missed} | {missed / 22:.3f} |"):
         assert line in report.splitlines()[report.splitlines().index("## Sequence `bag`"):], line
 
 
@@ -335,7 +348,8 @@ def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, c
     assert visibility_of(seq_b) == (3, 2, pytest.approx(2 / 3), 2, 2, 1.0)
     # 3/5, not the mean of the sequences' rates (7/12).
     assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0)
-    assert "; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%)" in capsys.readouterr().out
+    assert "; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%), visible frames reported absent " \
+        in capsys.readouterr().out
     assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 |" in (out / "report.md").read_text()
 
 
@@ -350,10 +364,13 @@ def test_visibility_without_hidden_objects(tmp_path, capsys):
     (result,) = results["sequences"]
     assert [visibility_of(o) for o in result["objects"]] == [NEVER_HIDDEN] * 3
     assert visibility_of(result) == visibility_of(results["summary"]) == NEVER_HIDDEN
+    # Objects 1 and 2 scored on frames 1-6, object 3 (prompted on frame 3) on 4-6: none missed.
+    assert misses_of(results["summary"]) == (15, 0, 0.0)
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.endswith(" ms/frame") and "hidden" not in line
+    assert line.endswith(" ms/frame; visible frames reported absent 0/15 (0%)") and "hidden" not in line
     report = (out / "report.md").read_text()
     assert "No object is hidden on a scored frame" in report and "| object | hidden frames |" not in report
+    assert "visible frames reported absent (missed): 0 of 15." in report
 
 
 # ---------------------------------------------------------------- the default model

@@ -191,12 +191,14 @@ def _count_and_percent(part: int, whole: int) -> str:
 
 
 def visibility_line(summary: Summary) -> str:
-    """The console summary's visibility part; empty when no object is hidden on a scored frame."""
+    """The console summary's visibility part: misses always, hidden frames and returns when an
+    object is hidden on a scored frame."""
+    missed = f"visible frames reported absent {_count_and_percent(summary.visible_missed, summary.visible_frames)}"
     if not summary.hidden_frames:
-        return ""
+        return "; " + missed
     return (
         f"; hidden frames reported absent {_count_and_percent(summary.hidden_correct, summary.hidden_frames)}, "
-        f"returns found {_count_and_percent(summary.return_found, summary.return_frames)}"
+        f"returns found {_count_and_percent(summary.return_found, summary.return_frames)}, {missed}"
     )
 
 

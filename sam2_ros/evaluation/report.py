@@ -64,6 +64,9 @@ def _visibility_dict(v: VisibilityCounts) -> dict[str, Any]:
         "return_frames": v.return_frames,
         "return_found": v.return_found,
         "redetection_rate": v.redetection_rate,
+        "visible_frames": v.visible_frames,
+        "visible_missed": v.visible_missed,
+        "miss_rate": v.miss_rate,
     }
 
 
@@ -182,25 +185,32 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 VISIBILITY_HEADER = (
-    "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate |"
+    "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate "
+    "| visible frames | missed | miss rate |"
 )
 
 
 def _visibility_cells(v: VisibilityCounts) -> str:
     return (
         f"{v.hidden_frames} | {v.hidden_correct} | {_fmt(v.absent_accuracy)} "
-        f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} |"
+        f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} "
+        f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} |"
     )
+
+
+def _visibility_separator(leading_columns: int = 0) -> str:
+    return "|" + "---|" * (VISIBILITY_HEADER.count("|") + leading_columns)
 
 
 def _summary_visibility_lines(summary: Summary) -> list[str]:
     if not summary.hidden_frames:
-        return ["No object is hidden on a scored frame, so absent accuracy and redetection rate do not apply.", ""]
+        return ["No object is hidden on a scored frame, so absent accuracy and redetection rate do not apply; "
+                f"visible frames reported absent (missed): {summary.visible_missed} of {summary.visible_frames}.", ""]
     return [
         "Visibility (all objects; the tracker reports an object not visible with an empty mask):",
         "",
         "| " + VISIBILITY_HEADER,
-        "|---|---|---|---|---|---|",
+        _visibility_separator(),
         "| " + _visibility_cells(summary.visibility),
         "",
     ]
@@ -209,7 +219,7 @@ def _summary_visibility_lines(summary: Summary) -> list[str]:
 def _sequence_visibility_lines(seq: SequenceResult) -> list[str]:
     if not seq.visibility.hidden_frames:
         return []
-    lines = ["| object | " + VISIBILITY_HEADER, "|---|---|---|---|---|---|---|"]
+    lines = ["| object | " + VISIBILITY_HEADER, _visibility_separator(leading_columns=1)]
     lines += [f"| {obj.obj_id} | " + _visibility_cells(obj.visibility) for obj in seq.objects]
     lines += ["| all | " + _visibility_cells(seq.visibility), ""]
     return lines
@@ -327,7 +337,9 @@ def markdown_report(
         "*reported absent* where the predicted mask is empty (an object the tracker did not output counts as "
         "empty). Absent accuracy = hidden frames reported absent / hidden frames. A *return* frame is one where "
         "the object is in the truth again after an earlier hidden frame; redetection rate = return frames with "
-        "a non-empty prediction / return frames. Sequence and run figures add up the counts over objects.",
+        "a non-empty prediction / return frames. *Missed* = frames where the object is in the truth (visible "
+        "frames) but reported absent; miss rate = missed / visible frames. Sequence and run figures add up the "
+        "counts over objects.",
         "",
     ]
     return "\n".join(lines)

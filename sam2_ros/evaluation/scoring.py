@@ -14,7 +14,9 @@ the object not visible (the tracker blanks absent objects, the node publishes em
 for them, and an object missing from a frame's prediction counts as empty). A *hidden*
 frame has an empty ground-truth mask; a *return* frame has a non-empty one after some
 earlier scored frame of that object was hidden. Absent accuracy is the fraction of hidden
-frames predicted empty; redetection rate the fraction of return frames predicted non-empty.
+frames predicted empty; redetection rate the fraction of return frames predicted non-empty;
+miss rate the fraction of frames with a non-empty ground truth (hidden before or not) predicted
+empty: an object dropped while in plain view, the other half of a wrong presence decision.
 Sequences and the run add up the counts over objects and take the rates of the sums.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from PIL import Image
@@ -47,13 +49,16 @@ class VisibilityCounts:
     hidden_frames: scored frames with an empty ground-truth mask; hidden_correct: of those,
     frames with an empty prediction. return_frames: scored frames with a non-empty ground
     truth after an earlier hidden scored frame; return_found: of those, frames with a
-    non-empty prediction.
+    non-empty prediction. visible_frames: scored frames with a non-empty ground truth;
+    visible_missed: of those, frames with an empty prediction.
     """
 
     hidden_frames: int = 0
     hidden_correct: int = 0
     return_frames: int = 0
     return_found: int = 0
+    visible_frames: int = 0
+    visible_missed: int = 0
 
     @property
     def absent_accuracy(self) -> float | None:
@@ -65,13 +70,13 @@ class VisibilityCounts:
         """return_found / return_frames; None when the object never comes back."""
         return _rate(self.return_found, self.return_frames)
 
+    @property
+    def miss_rate(self) -> float | None:
+        """visible_missed / visible_frames; None when the object is never in the truth."""
+        return _rate(self.visible_missed, self.visible_frames)
+
     def __add__(self, other: VisibilityCounts) -> VisibilityCounts:
-        return VisibilityCounts(
-            self.hidden_frames + other.hidden_frames,
-            self.hidden_correct + other.hidden_correct,
-            self.return_frames + other.return_frames,
-            self.return_found + other.return_found,
-        )
+        return VisibilityCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(VisibilityCounts)))
 
     @classmethod
     def total(cls, counts: Iterable[VisibilityCounts]) -> VisibilityCounts:
@@ -95,8 +100,10 @@ class ObjectResult:
         """Add one scored frame to the visibility counts (frames in order)."""
         if gt_empty:
             self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
-        elif self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
+            return
+        if self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
             self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty))
+        self.visibility += VisibilityCounts(visible_frames=1, visible_missed=int(pred_empty))
 
     @property
     def scored(self) -> bool:
@@ -197,10 +204,14 @@ class Summary:
     return_frames: int = 0
     return_found: int = 0
     redetection_rate: float | None = None
+    visible_frames: int = 0
+    visible_missed: int = 0
+    miss_rate: float | None = None
 
     @property
     def visibility(self) -> VisibilityCounts:
-        return VisibilityCounts(self.hidden_frames, self.hidden_correct, self.return_frames, self.return_found)
+        return VisibilityCounts(self.hidden_frames, self.hidden_correct, self.return_frames, self.return_found,
+                                self.visible_frames, self.visible_missed)
 
 
 def summarize(results: list[SequenceResult]) -> Summary:
@@ -232,6 +243,9 @@ def summarize(results: list[SequenceResult]) -> Summary:
         return_frames=visibility.return_frames,
         return_found=visibility.return_found,
         redetection_rate=visibility.redetection_rate,
+        visible_frames=visibility.visible_frames,
+        visible_missed=visibility.visible_missed,
+        miss_rate=visibility.miss_rate,
     )
 
 
