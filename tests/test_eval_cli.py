@@ -348,8 +348,10 @@ def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, c
     assert visibility_of(seq_b) == (3, 2, pytest.approx(2 / 3), 2, 2, 1.0)
     # 3/5, not the mean of the sequences' rates (7/12).
     assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0)
+    # Visible frames: a 9 + 7 + 6 (as in test_visibility_scores), b 6 + 3; the tracker misses none.
+    assert misses_of(results["summary"]) == (31, 0, 0.0)
     assert "; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%), visible frames reported absent " \
-        in capsys.readouterr().out
+        "0/31 (0%)" in capsys.readouterr().out
     assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 |" in (out / "report.md").read_text()
 
 

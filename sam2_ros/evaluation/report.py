@@ -56,20 +56,6 @@ def _stats_dict(stats: SeriesStats | None) -> dict[str, Any] | None:
     return None if stats is None else asdict(stats)
 
 
-def _visibility_dict(v: VisibilityCounts) -> dict[str, Any]:
-    return {
-        "hidden_frames": v.hidden_frames,
-        "hidden_correct": v.hidden_correct,
-        "absent_accuracy": v.absent_accuracy,
-        "return_frames": v.return_frames,
-        "return_found": v.return_found,
-        "redetection_rate": v.redetection_rate,
-        "visible_frames": v.visible_frames,
-        "visible_missed": v.visible_missed,
-        "miss_rate": v.miss_rate,
-    }
-
-
 def _object_dict(obj: ObjectResult) -> dict[str, Any]:
     return {
         "obj_id": obj.obj_id,
@@ -77,7 +63,7 @@ def _object_dict(obj: ObjectResult) -> dict[str, Any]:
         "JF_mean": obj.jf_mean,
         "J": _stats_dict(obj.j_stats),
         "F": _stats_dict(obj.f_stats),
-        **_visibility_dict(obj.visibility),
+        **obj.visibility.as_dict(),
         "frames": obj.frames,
         "J_per_frame": obj.j,
         "F_per_frame": obj.f,
@@ -93,7 +79,7 @@ def _sequence_dict(seq: SequenceResult) -> dict[str, Any]:
         "JF_mean": seq.jf_mean,
         "J_mean": seq.j_mean,
         "F_mean": seq.f_mean,
-        **_visibility_dict(seq.visibility),
+        **seq.visibility.as_dict(),
         "timing_ms": asdict(seq.timing),
         "objects": [_object_dict(o) for o in seq.objects],
         "worst_frames": [

@@ -75,6 +75,20 @@ class VisibilityCounts:
         """visible_missed / visible_frames; None when the object is never in the truth."""
         return _rate(self.visible_missed, self.visible_frames)
 
+    def as_dict(self) -> dict[str, int | float | None]:
+        """Counts and rates, each rate after the counts it divides (results.json's order)."""
+        return {
+            "hidden_frames": self.hidden_frames,
+            "hidden_correct": self.hidden_correct,
+            "absent_accuracy": self.absent_accuracy,
+            "return_frames": self.return_frames,
+            "return_found": self.return_found,
+            "redetection_rate": self.redetection_rate,
+            "visible_frames": self.visible_frames,
+            "visible_missed": self.visible_missed,
+            "miss_rate": self.miss_rate,
+        }
+
     def __add__(self, other: VisibilityCounts) -> VisibilityCounts:
         return VisibilityCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(VisibilityCounts)))
 
@@ -210,8 +224,7 @@ class Summary:
 
     @property
     def visibility(self) -> VisibilityCounts:
-        return VisibilityCounts(self.hidden_frames, self.hidden_correct, self.return_frames, self.return_found,
-                                self.visible_frames, self.visible_missed)
+        return VisibilityCounts(**{f.name: getattr(self, f.name) for f in fields(VisibilityCounts)})
 
 
 def summarize(results: list[SequenceResult]) -> Summary:
@@ -237,15 +250,7 @@ def summarize(results: list[SequenceResult]) -> Summary:
         f_recall=mean(lambda o: o.f_stats.recall),
         f_decay=mean(lambda o: o.f_stats.decay),
         track_ms_mean=total_ms / frames,
-        hidden_frames=visibility.hidden_frames,
-        hidden_correct=visibility.hidden_correct,
-        absent_accuracy=visibility.absent_accuracy,
-        return_frames=visibility.return_frames,
-        return_found=visibility.return_found,
-        redetection_rate=visibility.redetection_rate,
-        visible_frames=visibility.visible_frames,
-        visible_missed=visibility.visible_missed,
-        miss_rate=visibility.miss_rate,
+        **visibility.as_dict(),
     )
 
 
