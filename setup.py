@@ -19,6 +19,7 @@ CONSOLE_SCRIPTS = [
     "tracker_node = sam2_ros.tracker_node:main",
     "sam2-eval = sam2_ros.evaluation.cli:main",
     "sam2-make-bag = sam2_ros.evaluation.make_bag:main",
+    "sam2-eval-compare = sam2_ros.evaluation.compare:main",
     "sam2-train = sam2_model.train.cli:main",
 ]
 
@@ -38,7 +39,7 @@ setup(
         "pyyaml",
     ],
     extras_require={
-        # Evaluation tools (sam2-eval, sam2-make-bag) and media reading.
+        # Evaluation tools (sam2-eval, sam2-eval-compare, sam2-make-bag) and media reading.
         "eval": ["pillow", "matplotlib", "tqdm", "rosbags", "av", "psutil"],
         # The ROS node (rclpy comes from the ROS installation) decodes JPEG/PNG itself.
         "node": ["pillow"],

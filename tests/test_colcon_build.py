@@ -80,7 +80,7 @@ def test_install_space_has_everything(colcon_install):
 
     # ros2 run sam2_ros <name>: executables in lib/sam2_ros, one per console script of setup.py.
     scripts = console_scripts()
-    assert set(scripts) == {"tracker_node", "sam2-eval", "sam2-make-bag", "sam2-train"}
+    assert set(scripts) == {"tracker_node", "sam2-eval", "sam2-eval-compare", "sam2-make-bag", "sam2-train"}
     lib = prefix / "lib" / "sam2_ros"
     assert sorted(p.name for p in lib.iterdir()) == sorted(scripts)
     for name, target in scripts.items():

@@ -26,6 +26,7 @@ EXPECTED_SCRIPTS = {
     "tracker_node": "sam2_ros.tracker_node:main",
     "sam2-eval": "sam2_ros.evaluation.cli:main",
     "sam2-make-bag": "sam2_ros.evaluation.make_bag:main",
+    "sam2-eval-compare": "sam2_ros.evaluation.compare:main",
     "sam2-train": "sam2_model.train.cli:main",
 }
 

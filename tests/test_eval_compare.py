@@ -1,0 +1,148 @@
+"""sam2-eval-compare on results.json files written by real sam2-eval runs (stub trackers)."""
+
+import json
+import math
+import statistics
+
+import pytest
+
+from sam2_ros.evaluation import davis
+from sam2_ros.evaluation.cli import main as eval_main
+from sam2_ros.evaluation.compare import compare_runs, load_run, main as compare_main, student_t_quantile
+from sam2_ros.evaluation.errors import EvaluationInputError
+from sam2_ros.evaluation.synthetic import synthetic_sequence
+
+from eval_stubs import FlawedTracker, PerfectTracker, StubRunner
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Two sequences, five objects (three in "a", two in "b")."""
+    root = tmp_path_factory.mktemp("davis")
+    davis.write_sequence(root, "a", synthetic_sequence(), image_format="png")
+    davis.write_sequence(root, "b", synthetic_sequence(num_frames=8, late_object_from=100, unannotated=(),
+                                                      name="b"), image_format="png")
+    return root
+
+
+def evaluate(folder, out, tracker, *extra):
+    code = eval_main(["--davis", str(folder), "--out", str(out), "--no-progress", *extra], runner=StubRunner(tracker))
+    assert code == 0
+    return out / "results.json"
+
+
+@pytest.fixture(scope="module")
+def runs(folder, tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    return {"flawed": evaluate(folder, base / "flawed", FlawedTracker),
+            "perfect": evaluate(folder, base / "perfect", PerfectTracker)}
+
+
+def per_object_jf(results_json):
+    data = json.loads(results_json.read_text())
+    return {(s["name"], o["obj_id"]): o["JF_mean"] for s in data["sequences"] for o in s["objects"]}
+
+
+def test_student_t_quantile_matches_closed_forms():
+    # dof 1 (Cauchy) and 2 have closed forms; large dof tends to the normal quantile.
+    assert student_t_quantile(0.975, 1) == pytest.approx(math.tan(math.pi * 0.475), rel=1e-4)
+    a = 0.475
+    assert student_t_quantile(0.975, 2) == pytest.approx(2 * a * math.sqrt(2 / (1 - 4 * a * a)), rel=1e-6)
+    assert student_t_quantile(0.975, 100000) == pytest.approx(statistics.NormalDist().inv_cdf(0.975), rel=1e-4)
+    assert student_t_quantile(0.975, 5) > student_t_quantile(0.975, 30) > student_t_quantile(0.975, 1000)
+
+
+def test_paired_difference_of_two_real_runs(runs, capsys):
+    before, after = per_object_jf(runs["flawed"]), per_object_jf(runs["perfect"])
+    assert before.keys() == after.keys() and len(before) == 5
+    differences = [after[k] - before[k] for k in sorted(before)]
+    comparison = compare_runs(load_run(runs["flawed"]), load_run(runs["perfect"]), tolerance=0.02)
+
+    # The mean paired difference is the difference of the two runs' J&F (a mean over objects).
+    summaries = [json.loads(runs[name].read_text())["summary"] for name in ("flawed", "perfect")]
+    assert comparison.mean_difference == pytest.approx(summaries[1]["jf_mean"] - summaries[0]["jf_mean"])
+    assert comparison.mean_difference == pytest.approx(statistics.mean(differences))
+    se = statistics.stdev(differences) / math.sqrt(5)
+    assert comparison.standard_error == pytest.approx(se)
+    t = student_t_quantile(0.975, 4)
+    assert comparison.interval == pytest.approx((statistics.mean(differences) - t * se,
+                                                 statistics.mean(differences) + t * se))
+    assert comparison.better == sum(d > 0.02 for d in differences) and comparison.better > 0
+    assert comparison.worse == 0
+
+    assert compare_main([str(runs["flawed"].parent), str(runs["perfect"].parent)]) == 0  # folders work too
+    out = capsys.readouterr().out
+    assert "over 5 paired object(s)" in out
+    low = comparison.interval[0]
+    assert ("better beyond noise" in out) == (low > 0)
+    # Visibility lines: the counts of each run's summary.
+    for label, summary in zip(("before", "after"), summaries):
+        line = next(l for l in out.splitlines() if l.startswith(f"{label}: hidden"))
+        assert f"{summary['hidden_correct']}/{summary['hidden_frames']}" in line
+        assert f"visible frames reported absent {summary['visible_missed']}/{summary['visible_frames']}" in line
+    # The flawed tracker never finds object 2 of each sequence: it gains most.
+    most_better = next(l for l in out.splitlines() if l.startswith("most better:"))
+    assert "a/2" in most_better and "b/2" in most_better
+    assert "most worse:" not in out  # nothing got worse
+
+
+def test_a_run_against_itself(runs):
+    comparison = compare_runs(load_run(runs["flawed"]), load_run(runs["flawed"]))
+    assert comparison.mean_difference == 0 and comparison.standard_error == 0
+    assert comparison.interval == (0, 0) and comparison.better == comparison.worse == 0
+
+
+def test_runs_over_different_objects_are_refused_unless_common(folder, runs, tmp_path, capsys):
+    only_a = tmp_path / "davis_a"
+    davis.write_sequence(only_a, "a", synthetic_sequence(), image_format="png")
+    partial = evaluate(only_a, tmp_path / "partial", PerfectTracker)
+    with pytest.raises(EvaluationInputError, match=r"2 object\(s\) only in .*flawed.*b/1, b/2"):
+        compare_runs(load_run(runs["flawed"]), load_run(partial))
+    comparison = compare_runs(load_run(runs["flawed"]), load_run(partial), common_only=True)
+    assert [c.key for c in comparison.changes] == [("a", 1), ("a", 2), ("a", 3)] and comparison.dropped == 2
+    assert compare_main([str(runs["flawed"]), str(partial), "--common"]) == 0
+    out = capsys.readouterr().out
+    assert "(2 object(s) of only one run left out)" in out
+    assert "note: the runs read different sources" in out
+
+    assert compare_main([str(runs["flawed"]), str(partial)]) == 2
+    assert "the runs do not hold the same objects" in capsys.readouterr().err
+
+
+def test_runs_scored_on_different_frames_are_refused(folder, runs, tmp_path):
+    shorter = evaluate(folder, tmp_path / "short", PerfectTracker, "--max-frames", "6")
+    with pytest.raises(EvaluationInputError, match=r"object a/1 is scored on 9 frames .* and on 4 .*--max-frames"):
+        compare_runs(load_run(runs["flawed"]), load_run(shorter))
+
+
+def test_results_without_visibility_counts(runs, tmp_path, capsys):
+    # A results.json from before the visibility counts (same schema version: they were additions).
+    data = json.loads(runs["perfect"].read_text())
+    for sequence in data["sequences"]:
+        for obj in sequence["objects"]:
+            del obj["visible_frames"], obj["visible_missed"], obj["miss_rate"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(older)]) == 0
+    out = capsys.readouterr().out
+    assert "after: no visibility counts (a results.json from an older sam2-eval)" in out
+    assert "before: hidden frames reported absent" in out
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "results file not found"),
+    ("not json {", "not readable as JSON"),
+    (json.dumps({"schema_version": 2, "sequences": []}), "schema_version: 2"),
+    (json.dumps([1, 2]), "not a sam2-eval results.json"),
+    (json.dumps({"schema_version": 1}), "no 'sequences'"),
+    (json.dumps({"schema_version": 1, "sequences": [{"name": "a", "objects": [{"obj_id": "x", "JF_mean": 0.5}]}]}),
+     "malformed results"),
+    (json.dumps({"schema_version": 1, "sequences": []}), "no scored object"),
+])
+def test_bad_files_exit_2_naming_the_problem(runs, tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    assert compare_main([str(runs["flawed"]), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sam2-eval-compare: error: ") and message in err and str(bad) in err
