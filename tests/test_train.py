@@ -19,7 +19,8 @@ from sam2_model.sam2 import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
 from sam2_model.train.rollout import ClipRollout, RolloutPlan
-from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer, sample_plan
+from sam2_model.train.prefetch import StepDataPrefetcher
+from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer, draw_step_data, sample_plan
 from sam2_model.train.validation import procedural_validation_set, validate
 from parity_sessions import STREAM_FILES, load_session
 
@@ -172,7 +173,7 @@ def test_procedural_training_through_the_command_line(tmp_path):
                "--no-progress", "--threads", "1", "--video-frames", "12", "--events", "--clips-per-step", "2",
                "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1",
                "--image-step-probability", "0.5", "--images-per-step", "2", "--validate-every", "2",
-               "--validation-clips", "2"]
+               "--validation-clips", "2", "--data-workers", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
@@ -198,6 +199,7 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume"], "does not exist"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--video-frames", "8"], "at least 12 frames"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--data-workers", "-1"], "--data-workers"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--min-targets", "0"], "at least one target"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1",
       "--validation-davis", "/nonexistent/val"], "/nonexistent/val"),
@@ -285,6 +287,30 @@ def test_steps_mix_images_and_clips_in_the_asked_proportion(tmp_path):
     # A clip of one frame is an image; a plan for it has no tracked frame to correct.
     single = TrainConfig(steps=1, clip_length=1, tracked_correction_probability=1.0)
     assert all(sample_plan(single, np.random.default_rng(seed)).corrected_frames == () for seed in range(5))
+
+
+def test_data_workers_draw_the_same_data_and_train_the_same_weights(tmp_path):
+    config = TrainConfig(steps=3, clip_length=3, max_objects=2, warmup_steps=1, clips_per_step=2,
+                         image_step_probability=0.5, images_per_step=2, seed=4)
+    source = ProceduralClips(3, ProceduralConfig(num_frames=3))
+    images = ProceduralClips(1, ProceduralConfig(num_frames=1))
+    inline = [draw_step_data(config, step, source, images, DEFAULT_IMAGE_SIZE) for step in range(3)]
+    assert {data.image_step for data in inline} == {True, False}  # both kinds of step are compared
+    with StepDataPrefetcher(2, config, source, images, DEFAULT_IMAGE_SIZE) as prefetcher:
+        # In order, then out of order (a resumed run asks for a later step first).
+        drawn = [prefetcher.get(step) for step in (0, 1, 2)] + [prefetcher.get(1)]
+    for expected, got in zip(inline + [inline[1]], drawn):
+        assert (got.image_step, got.obj_ids, got.plan, got.generator_seed) == \
+            (expected.image_step, expected.obj_ids, expected.plan, expected.generator_seed)
+        for a, b in zip(expected.clips, got.clips, strict=True):
+            assert np.array_equal(a.frames, b.frames) and np.array_equal(a.labels, b.labels) and a.name == b.name
+
+    weights = []
+    for workers in (0, 2):
+        trainer = Trainer(fresh_default_model(), source, config, tmp_path / f"workers{workers}", image_source=images)
+        trainer.run(progress=False, data_workers=workers)
+        weights.append(trainer.model.state_dict())
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 def test_event_clips_hold_a_target_that_hides_and_comes_back():

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep these modules fixed (name prefixes, e.g. image_encoder sam_mask_decoder)")
     run.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST_CHECKPOINT}")
     run.add_argument("--threads", type=int, help="torch CPU threads")
+    run.add_argument("--data-workers", type=int, default=0, metavar="N",
+                     help="draw the training data in N worker processes, a few steps ahead (default: 0, in "
+                          "the training process); the data and the result are the same. For GPUs: "
+                          "generating videos costs the CPU about as much as a GPU step")
     run.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -152,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
                                images_per_step=args.images_per_step, validate_every=args.validate_every)
     try:
         train_config.validate()
+        if args.data_workers < 0:
+            raise ValueError("--data-workers must be >= 0")
         source = _clip_source(args, args.clip_length)
         # Image steps read single frames from the same data.
         image_source = _clip_source(args, 1) if train_config.image_step_probability > 0 else None
@@ -167,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             raise TrainInputError(f"--resume: {last} does not exist")
         trainer.resume(last)
         print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
-    weights = trainer.run(progress=not args.no_progress)
+    weights = trainer.run(progress=not args.no_progress, data_workers=args.data_workers)
     print(f"trained {trainer.step} steps; weights: {weights}")
     return 0
 

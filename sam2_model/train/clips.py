@@ -99,19 +99,30 @@ class DavisClips:
         return TrainingClip(np.stack(frames), np.stack(labels), f"{files.name}@{start}")
 
 
+def choose_objects(labels: np.ndarray, image_size: int, rng: np.random.Generator, max_objects: int,
+                   min_pixels: int = 16, void_label: int = 255) -> List[int]:
+    """Up to ``max_objects`` object ids (sorted) among those covering at least ``min_pixels`` of the
+    first frame at the model's input size (nearest-neighbour resize); empty when none does."""
+    first = torch.from_numpy(np.ascontiguousarray(labels[0]))[None, None].float()
+    first = F.interpolate(first, size=(image_size, image_size), mode="nearest")[0, 0].long()
+    candidates = [int(i) for i in torch.unique(first).tolist()
+                  if i not in (0, void_label) and int((first == i).sum()) >= min_pixels]
+    rng.shuffle(candidates)
+    return sorted(candidates[:max_objects])
+
+
+def model_clip(clip: TrainingClip, obj_ids: List[int], image_size: int, device: torch.device) -> ModelClip:
+    """The clip resized to the model's input on ``device``, with the masks of ``obj_ids`` (nearest)."""
+    images = torch.cat([preprocess(frame, image_size, device)[0] for frame in clip.frames])
+    labels = torch.from_numpy(np.ascontiguousarray(clip.labels)).to(device)
+    resized = F.interpolate(labels[:, None].float(), size=(image_size, image_size), mode="nearest")[:, 0].long()
+    truth = torch.stack([resized == obj_id for obj_id in obj_ids])
+    return ModelClip(images, truth, list(obj_ids))
+
+
 def to_model_clip(clip: TrainingClip, image_size: int, device: torch.device, rng: np.random.Generator,
                   max_objects: int, min_pixels: int = 16, void_label: int = 255) -> Optional[ModelClip]:
     """Resize a clip to the model's input and pick up to ``max_objects`` objects visible on its
     first frame (None when none is). Object masks are resized with nearest neighbour."""
-    images = torch.cat([preprocess(frame, image_size, device)[0] for frame in clip.frames])
-    labels = torch.from_numpy(np.ascontiguousarray(clip.labels)).to(device)
-    resized = F.interpolate(labels[:, None].float(), size=(image_size, image_size), mode="nearest")[:, 0].long()
-    first = resized[0]
-    candidates = [int(i) for i in torch.unique(first).tolist()
-                  if i not in (0, void_label) and int((first == i).sum()) >= min_pixels]
-    if not candidates:
-        return None
-    rng.shuffle(candidates)
-    chosen = sorted(candidates[:max_objects])
-    truth = torch.stack([resized == obj_id for obj_id in chosen])
-    return ModelClip(images, truth, chosen)
+    chosen = choose_objects(clip.labels, image_size, rng, max_objects, min_pixels, void_label)
+    return model_clip(clip, chosen, image_size, device) if chosen else None

@@ -18,14 +18,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 
 from ..checkpoint import read_checkpoint
 from ..sam2 import SAM2Model
-from .clips import ClipSource, to_model_clip
+from .clips import ClipSource, TrainingClip, choose_objects, model_clip
 from .losses import LossWeights
 from .rollout import ClipRollout, RolloutPlan
 from .validation import ValidationSet, validate
@@ -93,6 +93,9 @@ class StepReport:
     seconds: float
     num_objects: int
     image_step: bool = False
+    # Seconds spent getting the step's data before it (drawing it, or waiting for the workers);
+    # ``seconds`` is the step itself.
+    data_seconds: float = 0.0
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -120,6 +123,42 @@ def sample_image_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutP
     points = config.click_probability + config.box_probability
     kind = "click" if points == 0 or rng.random() < config.click_probability / points else "box"
     return RolloutPlan(kind, int(rng.integers(0, config.max_initial_corrections + 1)), ())
+
+
+@dataclass
+class StepData:
+    """What one step trains on, drawn from ``(seed, step)`` alone and on the CPU, so that a worker
+    process makes exactly what the training process would have (``sam2-train --data-workers``)."""
+
+    image_step: bool
+    clips: List[TrainingClip]
+    obj_ids: List[List[int]]  # the objects trained on, per clip
+    plan: RolloutPlan
+    generator_seed: int       # seeds the rollout's torch generator (correction clicks)
+
+
+def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, max_objects: int):
+    for _ in range(20):  # a clip whose first frame shows no object is skipped
+        clip = source.sample(rng)
+        chosen = choose_objects(clip.labels, image_size, rng, max_objects)
+        if chosen:
+            return clip, chosen
+    raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
+
+
+def draw_step_data(config: TrainConfig, step: int, source: ClipSource, image_source: Optional[ClipSource],
+                   image_size: int) -> StepData:
+    rng = np.random.default_rng([config.seed, step])
+    generator_seed = int(rng.integers(0, 2**62))
+    # Drawn only when image steps are on, so runs without them see the data they always did.
+    image_step = config.image_step_probability > 0 and rng.random() < config.image_step_probability
+    if image_step:
+        drawn = [_draw_clip(rng, image_source, image_size, config.max_objects) for _ in range(config.images_per_step)]
+        plan = sample_image_plan(config, rng)
+    else:
+        drawn = [_draw_clip(rng, source, image_size, config.max_objects) for _ in range(config.clips_per_step)]
+        plan = sample_plan(config, rng)
+    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed)
 
 
 class Trainer:
@@ -195,33 +234,24 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _next_clip(self, rng: np.random.Generator, source: ClipSource):
-        model = self.model
-        for _ in range(20):  # a clip whose first frame shows no object is skipped
-            clip = to_model_clip(source.sample(rng), model.image_size, model.device, rng, self.config.max_objects)
-            if clip is not None:
-                return clip
-        raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
+    def draw_step_data(self, step: int) -> StepData:
+        return draw_step_data(self.config, step, self.source, self.image_source, self.model.image_size)
 
-    def train_step(self) -> StepReport:
-        """One optimiser step on ``clips_per_step`` clips (drawn from ``(seed, step)``)."""
+    def train_step(self, data: Optional[StepData] = None) -> StepReport:
+        """One optimiser step on ``clips_per_step`` clips; ``data``: this step's, drawn elsewhere
+        (by default here, from ``(seed, step)``)."""
         config = self.config
         model = self.model.train()
         started = time.perf_counter()
-        rng = np.random.default_rng([config.seed, self.step])
-        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        if data is None:
+            data = self.draw_step_data(self.step)
+        generator = torch.Generator().manual_seed(data.generator_seed)
         lr = learning_rate(config, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        # Drawn only when image steps are on, so runs without them see the data they always did.
-        image_step = config.image_step_probability > 0 and rng.random() < config.image_step_probability
-        if image_step:
-            clips = [self._next_clip(rng, self.image_source) for _ in range(config.images_per_step)]
-            plan = sample_image_plan(config, rng)
-        else:
-            clips = [self._next_clip(rng, self.source) for _ in range(config.clips_per_step)]
-            plan = sample_plan(config, rng)
+        image_step, plan = data.image_step, data.plan
+        clips = [model_clip(clip, ids, model.image_size, model.device) for clip, ids in zip(data.clips, data.obj_ids)]
         images = torch.stack([clip.images for clip in clips])
         truth = torch.cat([clip.truth for clip in clips])
         clip_of_object = torch.cat([torch.full((len(clip.obj_ids),), k, dtype=torch.long)
@@ -260,14 +290,33 @@ class Trainer:
                             for kind, j in scores.items())
         print(f"step {self.step}: held-out J ({summary})", file=sys.stderr, flush=True)
 
-    def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None) -> Path:
-        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+    def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None,
+            data_workers: int = 0) -> Path:
+        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end.
+        ``data_workers`` > 0: draw the data in that many worker processes (same data, same result)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            next_data = self.draw_step_data
+            if data_workers > 0:
+                from .prefetch import StepDataPrefetcher
+
+                prefetcher = stack.enter_context(StepDataPrefetcher(
+                    data_workers, self.config, self.source, self.image_source, self.model.image_size))
+                next_data = prefetcher.get
+            self._run_steps(progress, on_step, next_data)
+        self.save()
+        return self.export()
+
+    def _run_steps(self, progress: bool, on_step: Optional[Callable[[StepReport], None]],
+                   next_data: Callable[[int], StepData]) -> None:
         bar = _progress_bar(self.config.steps, self.step, enabled=progress)
         smoothed = None
         with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as log:
             while self.step < self.config.steps:
-                report = self.train_step()
+                waited = time.perf_counter()
+                data = next_data(self.step)
+                waited = time.perf_counter() - waited
+                report = dataclasses.replace(self.train_step(data), data_seconds=waited)
                 total = report.losses["total"]
                 smoothed = total if smoothed is None else 0.95 * smoothed + 0.05 * total
                 bar.update(1, f"loss {smoothed:.4f} lr {report.lr:.2e} {report.seconds:.2f}s/step")
@@ -281,8 +330,6 @@ class Trainer:
                 if on_step is not None:
                     on_step(report)
         bar.close()
-        self.save()
-        return self.export()
 
 
 class _progress_bar:
