@@ -1,12 +1,15 @@
 """The bundled default model (trained here by sam2-train on the procedural generator).
 
-Issue #7's bar: on fresh generated videos with occlusions and exits (seeds 2000-2003; training
-draws its seeds at random from 2**31, so the chance that the ~5,000 event videos of the shipped
-run included one of these is about 1e-5) the bundled weights reach J&F >= 0.85 through
-sam2-eval, report targets as not visible while hidden and visible again after, and do the same
-through the ROS node. The weights shipped today do not (J&F 0.70-0.83 on two sets of generated
-videos: see docs/benchmarks.md), so those checks are strict xfails: they will fail loudly, asking
-for the marker to go, once a trained model meets the bar. What the default model must already do
+Issue #7's bar: on fresh generated videos with occlusions and exits (seeds 4000-4011, used by no
+evaluation set; training draws its seeds at random from 2**31, so the chance that the ~10,000
+event videos of the shipped runs included one of these is about 1e-4) the bundled weights reach
+J&F >= 0.85 through sam2-eval, report targets as not visible while hidden and visible again
+after, and do the same through the ROS node. Twelve videos, not four: the check used seeds
+2000-2003 until the weights of session 9, which pass it there (those four open "set 12", on
+which they score 0.87) while scoring 0.71 and 0.73 on the other sets of docs/benchmarks.md;
+four videos were too few to stand for the bar. The weights shipped today do not meet it, so
+those checks are strict xfails: they will fail loudly, asking for the marker to go, once a
+trained model does. What the default model must already do
 (load strictly, stay small, run through sam2-eval and the node with the same results) is tested
 as usual.
 """
@@ -31,8 +34,8 @@ from node_harness import single_thread, start_node
 
 JF_THRESHOLD = 0.85
 NOT_YET = pytest.mark.xfail(strict=True,
-                            reason="issue #7: the bundled weights do not track well enough yet (J&F 0.70-0.83)")
-EVAL_SEEDS = (2000, 2001, 2002, 2003)  # fresh videos: not in any training run
+                            reason="issue #7: the bundled weights do not track well enough yet (J&F 0.71-0.87)")
+EVAL_SEEDS = tuple(range(4000, 4012))  # fresh videos: in no training run and no evaluation set
 MAX_WEIGHTS_BYTES = 20 * 1024 * 1024
 
 
