@@ -24,7 +24,7 @@ from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, write_report
+from .report import RunInfo, visibility_phrases, write_report
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -186,20 +186,11 @@ def evaluate(
     return results
 
 
-def _count_and_percent(part: int, whole: int) -> str:
-    return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
-
-
 def visibility_line(summary: Summary) -> str:
     """The console summary's visibility part: misses always, hidden frames and returns when an
     object is hidden on a scored frame."""
-    missed = f"visible frames reported absent {_count_and_percent(summary.visible_missed, summary.visible_frames)}"
-    if not summary.hidden_frames:
-        return "; " + missed
-    return (
-        f"; hidden frames reported absent {_count_and_percent(summary.hidden_correct, summary.hidden_frames)}, "
-        f"returns found {_count_and_percent(summary.return_found, summary.return_frames)}, {missed}"
-    )
+    hidden, returns, missed = visibility_phrases(summary.visibility)
+    return f"; {hidden}, {returns}, {missed}" if summary.hidden_frames else "; " + missed
 
 
 def run(args: argparse.Namespace, runner: Runner | None = None) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import EvaluationInputError, run_command
-from .report import RESULTS_SCHEMA_VERSION
+from .report import RESULTS_SCHEMA_VERSION, visibility_phrases
 from .scoring import VisibilityCounts
 
 PROG = "sam2-eval-compare"
@@ -195,10 +195,6 @@ def compare_runs(before: EvaluationRun, after: EvaluationRun, tolerance: float =
                       (mean - half_width, mean + half_width), tolerance)
 
 
-def _counts(part: int, whole: int) -> str:
-    return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
-
-
 def format_comparison(comparison: Comparison, largest: int = 3) -> str:
     c = comparison
     n = len(c.changes)
@@ -234,15 +230,14 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         if v is None:
             lines.append(f"{label}: no visibility counts (a results.json from an older sam2-eval)")
             continue
-        lines.append(f"{label}: hidden frames reported absent {_counts(v.hidden_correct, v.hidden_frames)}, "
-                     f"returns found {_counts(v.return_found, v.return_frames)}, "
-                     f"visible frames reported absent {_counts(v.visible_missed, v.visible_frames)}")
+        lines.append(f"{label}: " + ", ".join(visibility_phrases(v)))
     ordered = sorted(c.changes, key=lambda ch: (ch.difference, ch.key))
-    for label, picked in (("most worse", ordered[:largest]), ("most better", ordered[::-1][:largest])):
-        shown = [f"{ch.key[0]}/{ch.key[1]} {ch.before:.3f} -> {ch.after:.3f}" for ch in picked
-                 if (ch.difference < 0 if label == "most worse" else ch.difference > 0)]
-        if shown:
-            lines.append(f"{label}: " + ", ".join(shown))
+    worse = [ch for ch in ordered[:largest] if ch.difference < 0]
+    better = [ch for ch in ordered[::-1][:largest] if ch.difference > 0]
+    for label, picked in (("most worse", worse), ("most better", better)):
+        if picked:
+            lines.append(f"{label}: " + ", ".join(f"{ch.key[0]}/{ch.key[1]} {ch.before:.3f} -> {ch.after:.3f}"
+                                                  for ch in picked))
     return "\n".join(lines)
 
 

@@ -184,6 +184,19 @@ def _visibility_cells(v: VisibilityCounts) -> str:
     )
 
 
+def count_and_percent(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
+
+
+def visibility_phrases(v: VisibilityCounts) -> tuple[str, str, str]:
+    """The console's words for hidden frames, returns and misses (sam2-eval, sam2-eval-compare)."""
+    return (
+        f"hidden frames reported absent {count_and_percent(v.hidden_correct, v.hidden_frames)}",
+        f"returns found {count_and_percent(v.return_found, v.return_frames)}",
+        f"visible frames reported absent {count_and_percent(v.visible_missed, v.visible_frames)}",
+    )
+
+
 def _visibility_separator(leading_columns: int = 0) -> str:
     return "|" + "---|" * (VISIBILITY_HEADER.count("|") + leading_columns)
 
