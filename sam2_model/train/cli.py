@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="torch CPU threads")
     run.add_argument("--data-workers", type=int, default=0, metavar="N",
                      help="draw the training data in N worker processes, a few steps ahead (default: 0, in "
-                          "the training process); the data and the result are the same. For GPUs: "
-                          "generating videos costs the CPU about as much as a GPU step")
+                          "the training process); the data and the result are the same. For GPUs, whose steps "
+                          "are short: a step's generated videos take about 0.1 s of one core")
     run.add_argument("--no-progress", action="store_true")
     return parser
 

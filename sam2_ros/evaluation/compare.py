@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -25,8 +25,7 @@ from .scoring import VisibilityCounts
 
 PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
-VISIBILITY_FIELDS = ("hidden_frames", "hidden_correct", "return_frames", "return_found",
-                     "visible_frames", "visible_missed")
+VISIBILITY_FIELDS = tuple(f.name for f in fields(VisibilityCounts))  # the counts; rates derive from them
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,6 @@ class EvaluationRun:
     description: str
     source: str  # the bag or folder evaluated
     objects: Dict[ObjectKey, ObjectScore]
-
-    @property
-    def jf_mean(self) -> float:
-        return sum(o.jf for o in self.objects.values()) / len(self.objects)
 
     def visibility(self, keys: List[ObjectKey]) -> Optional[VisibilityCounts]:
         counts = [self.objects[k].visibility for k in keys]
@@ -257,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: List[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.tolerance < 0:
-        build_parser().error("--tolerance must be >= 0")
+        parser.error("--tolerance must be >= 0")
 
     def work() -> int:
         comparison = compare_runs(load_run(args.before), load_run(args.after), args.tolerance, args.common)
