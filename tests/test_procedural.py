@@ -97,6 +97,20 @@ def test_no_events_possible_raises():
         generate_with_events(0, config, max_tries=3)
 
 
+def test_distractor_count_follows_the_setting_and_bad_settings_are_named():
+    def distractors(seed: int, most: int) -> int:
+        scene = P._sample_scene(np.random.default_rng(seed), dataclasses.replace(SMALL, max_distractors=most))
+        return sum(obj.obj_id == 0 for obj in scene.objects)
+
+    assert all(distractors(seed, 0) == 0 for seed in range(10))
+    many = [distractors(seed, 5) for seed in range(20)]
+    assert max(many) <= 5 and max(many) > ProceduralConfig().max_distractors
+    with pytest.raises(ValueError, match="max_distractors must be >= 0"):
+        generate_video(0, dataclasses.replace(SMALL, max_distractors=-1))
+    with pytest.raises(ValueError, match="min_targets <= max_targets"):
+        generate_video(0, dataclasses.replace(SMALL, min_targets=3, max_targets=2))
+
+
 def test_labels_follow_depth_order_and_occluders():
     """The label map is the painter's algorithm over the objects' own masks: the front-most object
     covering a pixel names it (0 for a distractor), and pixels under a bar are 0."""

@@ -173,12 +173,15 @@ def test_procedural_training_through_the_command_line(tmp_path):
                "--no-progress", "--threads", "1", "--video-frames", "12", "--events", "--clips-per-step", "2",
                "--max-feature-rms", "1", "--click-probability", "0", "--box-probability", "1",
                "--image-step-probability", "0.5", "--images-per-step", "2", "--validate-every", "2",
-               "--validation-clips", "2", "--data-workers", "1"]
+               "--validation-clips", "2", "--data-workers", "1", "--object-score-weight", "3",
+               "--max-distractors", "4"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (out / "model.pt").exists() and (out / "model.yaml").exists() and (out / "log.jsonl").exists()
-    saved = torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]["train_config"]
+    state = torch.load(out / LAST_CHECKPOINT, weights_only=True)["train_state"]
+    saved = state["train_config"]
     assert (saved["clips_per_step"], saved["max_feature_rms"], saved["box_probability"]) == (2, 1.0, 1.0)
+    assert state["loss_weights"]["object_score"] == 3.0
     assert (saved["image_step_probability"], saved["images_per_step"]) == (0.5, 2)
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     held_out = [entry for entry in entries if "validation_j_per_frame" in entry]
@@ -201,6 +204,7 @@ def test_procedural_training_through_the_command_line(tmp_path):
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--image-step-probability", "2"], "image_step_probability"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--data-workers", "-1"], "--data-workers"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--events", "--min-targets", "0"], "at least one target"),
+    (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--max-distractors", "-1"], "max_distractors must be >= 0"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1",
       "--validation-davis", "/nonexistent/val"], "/nonexistent/val"),
     (["--config", DEFAULT_CONFIG_PATH, "--procedural", "--validate-every", "1", "--validation-clips", "0"],

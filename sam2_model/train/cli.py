@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="labelled objects per generated video, at least (default: %(default)s)")
     data.add_argument("--max-targets", type=int, default=generated.max_targets,
                       help="labelled objects per generated video, at most (default: %(default)s)")
+    data.add_argument("--max-distractors", type=int, default=generated.max_distractors,
+                      help="unlabelled shapes per generated video, at most, some coloured like a target "
+                           "(default: %(default)s)")
     run = parser.add_argument_group("training")
     defaults = TrainConfig()
     run.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, model.pt)")
@@ -64,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dice-weight", type=float, default=official.dice,
                      help="weight of the dice loss (official: %(default)s); small models trained from scratch "
                           "collapse to empty masks under the official 20:1 ratio, see docs/benchmarks.md")
+    run.add_argument("--object-score-weight", type=float, default=official.object_score,
+                     help="weight of the object-score (present / absent) loss (official: %(default)s)")
     run.add_argument("--clips-per-step", type=int, default=defaults.clips_per_step,
                      help="clips per optimiser step, run as one batch: on small models far more objects per "
                           "second than one clip at a time (default: %(default)s)")
@@ -125,7 +130,8 @@ def _clip_source(args: argparse.Namespace, clip_length: int) -> ClipSource:
 
 def _generated_videos(args: argparse.Namespace, frames: int, min_targets: int) -> ProceduralConfig:
     return ProceduralConfig(height=args.frame_size, width=args.frame_size, num_frames=frames,
-                            min_targets=min_targets, max_targets=args.max_targets)
+                            min_targets=min_targets, max_targets=args.max_targets,
+                            max_distractors=args.max_distractors)
 
 
 def _validation_set(args: argparse.Namespace, model) -> ValidationSet:
@@ -164,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         validation = _validation_set(args, model) if train_config.validate_every > 0 else None
     except ValueError as error:
         raise TrainInputError(str(error)) from None
-    weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight)
+    weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight,
+                          object_score=args.object_score_weight)
     trainer = Trainer(model, source, train_config, args.out, weights=weights,
                       config_yaml=_config_yaml_text(args.config), image_source=image_source, validation=validation)
     last = args.out / LAST_CHECKPOINT

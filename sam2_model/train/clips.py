@@ -48,8 +48,8 @@ class ProceduralClips:
         self.clip_length = clip_length
         self.with_events = with_events
         self.config = config or ProceduralConfig(num_frames=max(clip_length, 24))
+        self.config.check()  # refused here, not at the first sample in the middle of a run
         if with_events and self.config.min_targets < 1:
-            # Refused here, not at the first sample in the middle of a run.
             raise ValueError("videos with events need at least one target (min_targets >= 1)")
         if with_events and self.config.num_frames < MIN_EVENT_VIDEO_FRAMES:
             # Shorter videos rarely hold a whole hide-and-return: generation would give up.

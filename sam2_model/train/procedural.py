@@ -50,6 +50,15 @@ class ProceduralConfig:
     max_size: float = 0.22
     max_speed: float = 0.05  # fraction of min(height, width) per frame
 
+    def check(self) -> None:
+        """Raise ValueError naming the first setting no video can be generated from."""
+        if self.min_targets < 0 or self.max_targets < self.min_targets or self.max_targets > 254:
+            raise ValueError(f"need 0 <= min_targets <= max_targets <= 254, got {self.min_targets}..{self.max_targets}")
+        if self.max_distractors < 0:
+            raise ValueError(f"max_distractors must be >= 0, got {self.max_distractors}")
+        if self.height < 8 or self.width < 8 or self.num_frames < 1:
+            raise ValueError("frames must be at least 8x8 pixels and a video at least one frame long")
+
 
 @dataclass
 class ProceduralVideo:
@@ -405,10 +414,7 @@ def _place_occluder(
 
 
 def _sample_scene(rng: np.random.Generator, config: ProceduralConfig) -> _Scene:
-    if config.min_targets < 0 or config.max_targets < config.min_targets or config.max_targets > 254:
-        raise ValueError(f"need 0 <= min_targets <= max_targets <= 254, got {config.min_targets}..{config.max_targets}")
-    if config.height < 8 or config.width < 8 or config.num_frames < 1:
-        raise ValueError("frames must be at least 8x8 pixels and a video at least one frame long")
+    config.check()
     background, pan, gain = _sample_background(rng, config)
     num_targets = int(rng.integers(config.min_targets, config.max_targets + 1))
     targets = []

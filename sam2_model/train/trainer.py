@@ -202,7 +202,8 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"model": self.model.state_dict(),
                    "train_state": {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                                   "train_config": dataclasses.asdict(self.config)}}
+                                   "train_config": dataclasses.asdict(self.config),
+                                   "loss_weights": dataclasses.asdict(self.weights)}}
         temporary = path.with_suffix(".tmp")
         torch.save(payload, temporary)
         os.replace(temporary, path)  # never leave a half-written checkpoint behind
