@@ -4,6 +4,7 @@ equals the tracker's, fine-tuning a parity model on a DAVIS-format folder runs e
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +351,26 @@ def test_held_out_validation_scores_every_frame_and_leaves_the_model_as_it_was()
     assert validate(model, validation) == scores  # fixed clips, fixed prompts: the same numbers
     # Images only: a box prompt on one frame (a mask prompt would only score its own resizing).
     assert set(validate(model, procedural_validation_set(model, clip_length=1, count=2))) == {"box"}
+
+
+def test_device_script_fits_the_run_to_its_minutes_and_brings_back_official_weights(tmp_path):
+    """tools/device_train.sh (made for short GPU leases), tried on the CPU with tiny settings: a
+    probe inside the warm-up, then the same run resumed to a length chosen from its speed, and
+    weights-only official weights, the log and a summary in $OUT."""
+    out = tmp_path / "out"
+    env = dict(os.environ, DEVICE="cpu", PYTHON=sys.executable, OUT=str(out), PROBE_STEPS="2")
+    done = subprocess.run(["bash", str(REPO / "tools" / "device_train.sh"), "0.2", "--clips-per-step", "1",
+                           "--clip-length", "2", "--video-frames", "12", "--images-per-step", "2",
+                           "--max-objects", "1", "--threads", "1", "--data-workers", "0", "--warmup", "4"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "probe:" in done.stderr and "resuming at step 2" in done.stderr
+    summary = (out / "summary.txt").read_text()
+    assert "device: cpu" in summary and "steps planned: 3" in summary and "exit status: 0" in summary
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 3]
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert set(payload) == {"model"}
+    trained = sam2_model.build_model("default", out / "model.pt")  # strict: every key, every shape
+    bundled = sam2_model.build_model("default")
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), bundled.state_dict().values()))
