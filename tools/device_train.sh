@@ -45,9 +45,9 @@ steps=$("$PYTHON" - "$RUN/log.jsonl" "$PROBE_STEPS" "$MINUTES" "$(( SECONDS - ST
 import json, sys
 log, probe, minutes, spent = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 entries = [json.loads(line) for line in open(log)]
-# The first step pays for start-up (kernels, workers): time the later ones.
-timed = [e["seconds"] + e["data_seconds"] for e in entries if "losses" in e and e["step"] > 1] or \
-        [e["seconds"] + e["data_seconds"] for e in entries if "losses" in e]
+steps_timed = {e["step"]: e["seconds"] + e["data_seconds"] for e in entries if "losses" in e}
+# The first step pays for start-up (kernels, workers): time the later ones where there are any.
+timed = [seconds for step, seconds in steps_timed.items() if step > 1] or list(steps_timed.values())
 per_step = sum(timed) / len(timed)
 left = minutes * 60 - spent - 30  # the second start-up and the export
 steps = max(probe + 1, probe + int(left / per_step))
@@ -57,6 +57,7 @@ EOF
 )
 rm "$RUN/model.pt"  # the probe's export: only the full run's (or its last checkpoint) may come back
 left=$(( ${MINUTES%.*} * 60 + 60 - (SECONDS - START) ))
+(( left < 10 )) && left=10  # never 0: to timeout, 0 means no limit
 status=0
 timeout --signal=INT "$left" "${train[@]}" --steps "$steps" --resume || status=$?
 
@@ -71,7 +72,7 @@ torch.save({"model": torch.load(source, map_location="cpu", weights_only=True)["
 EOF
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 {
-  echo "device: $("$PYTHON" -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')")"
+  echo "device: $("$PYTHON" -c "import sys, torch; d = torch.device(sys.argv[1]); print(torch.cuda.get_device_name(d) if d.type == 'cuda' else d)" "$DEVICE")"
   echo "minutes asked: $MINUTES, seconds used: $(( SECONDS - START )), steps planned: $steps, exit status: $status"
   tail -n 1 "$RUN/log.jsonl"
 } > "$OUT/summary.txt"
