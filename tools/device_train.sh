@@ -13,8 +13,9 @@
 #      run stopped by the time guard still leaves its last checkpoint's weights.
 # Writes into $OUT (default ./out): model.pt (official format, weights only), log.jsonl and
 # summary.txt. Options after MINUTES are passed to sam2-train and override the defaults below
-# (the last occurrence of an option wins; keep --warmup above PROBE_STEPS). PYTHON (default python3) runs it; DEVICE (default
-# cuda) picks the device, so the same script can be tried on a CPU with tiny settings.
+# (the last occurrence of an option wins; keep --warmup above PROBE_STEPS). PYTHON (default
+# python3) runs it; DEVICE (default cuda) picks the device, so the same script can be tried on a
+# CPU with tiny settings.
 set -euo pipefail
 
 MINUTES="${1:?usage: bash tools/device_train.sh MINUTES [sam2-train options...]}"
@@ -64,15 +65,18 @@ timeout --signal=INT "$left" "${train[@]}" --steps "$steps" --resume || status=$
 # An interrupted run exports nothing: take the weights of its last checkpoint.
 "$PYTHON" - "$RUN" "$OUT/model.pt" <<'EOF'
 import os, sys, torch
+from sam2_model.checkpoint import read_checkpoint
 run, out = sys.argv[1], sys.argv[2]
 source = os.path.join(run, "model.pt")
 if not os.path.exists(source):
     source = os.path.join(run, "checkpoint_last.pt")
-torch.save({"model": torch.load(source, map_location="cpu", weights_only=True)["model"]}, out)
+torch.save({"model": read_checkpoint(source)}, out)
 EOF
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
+device_name=$("$PYTHON" -c "import sys, torch; d = torch.device(sys.argv[1])
+print(torch.cuda.get_device_name(d) if d.type == 'cuda' else d)" "$DEVICE")
 {
-  echo "device: $("$PYTHON" -c "import sys, torch; d = torch.device(sys.argv[1]); print(torch.cuda.get_device_name(d) if d.type == 'cuda' else d)" "$DEVICE")"
+  echo "device: $device_name"
   echo "minutes asked: $MINUTES, seconds used: $(( SECONDS - START )), steps planned: $steps, exit status: $status"
   tail -n 1 "$RUN/log.jsonl"
 } > "$OUT/summary.txt"
