@@ -20,7 +20,8 @@ _EXPORTS = {
     "ConfigError": "config", "ModelConfig": "config", "RELEASED_MODELS": "config", "DEFAULT_MODEL": "config",
     "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "prompts",
     "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "tracker", "TrackingResult": "tracker",
-    "UnknownObjectError": "tracker", "FrameError": "transforms",
+    "UnknownObjectError": "tracker", "FrameError": "transforms", "TrackerOptions": "tracker_options",
+    "TrackerOptionsError": "tracker_options",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .prompts import PromptError
     from .sam2 import SAM2Model
     from .tracker import StreamingTracker, TrackingError, TrackingResult, UnknownObjectError
+    from .tracker_options import TrackerOptions, TrackerOptionsError
     from .transforms import FrameError
 
 

@@ -125,7 +125,8 @@ class ModelConfig:
     dynamic_multimask_via_stability: bool = False
     dynamic_multimask_stability_delta: float = 0.05
     dynamic_multimask_stability_thresh: float = 0.98
-    # Video-predictor options carried by configs built for video.
+    # Video-predictor options carried by configs built for video: the defaults of the trackers built
+    # on this model (sam2_model.tracker_options; a tracker's explicit options override them).
     fill_hole_area: int = 0
     non_overlap_masks: bool = False
     clear_non_cond_mem_around_input: bool = False
@@ -150,6 +151,8 @@ class ModelConfig:
             raise ConfigError("fixed_no_obj_ptr needs pred_obj_scores and use_obj_ptrs_in_encoder")
         if self.hidden_dim % self.memory_dim:
             raise ConfigError(f"hidden dim {self.hidden_dim} is not a multiple of memory dim {self.memory_dim}")
+        if self.fill_hole_area < 0:
+            raise ConfigError(f"fill_hole_area {self.fill_hole_area} must be >= 0 (0 turns hole filling off)")
         if self.use_obj_ptrs_in_encoder and self.max_obj_ptrs_in_encoder < 2:
             raise ConfigError("max_obj_ptrs_in_encoder must be at least 2")
 

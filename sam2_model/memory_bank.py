@@ -99,6 +99,13 @@ class ObjectMemory:
             elif age > spatial_window:
                 self.recent[frame_index].features = None
 
+    def forget_recent_around(self, frame_index: int, radius: int) -> None:
+        """Drop the non-conditioning memories (features and pointers) of frames within ``radius``
+        of ``frame_index``, that frame included."""
+        for index in list(self.recent):
+            if abs(index - frame_index) <= radius:
+                del self.recent[index]
+
     def tensors(self) -> List[torch.Tensor]:
         out: List[torch.Tensor] = []
         for memory in list(self.conditioning.values()) + list(self.recent.values()):

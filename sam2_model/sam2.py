@@ -95,6 +95,9 @@ class SAM2Model(nn.Module):
         self.embedding_size = config.image_size // config.backbone_stride
 
         self.image_encoder = build_image_encoder(config.trunk, config.neck, config.scalp)
+        if config.compile_image_encoder:
+            # As official SAM2Base: the first forward pass compiles (slow), later ones run the graph.
+            self.image_encoder.compile(mode="max-autotune", fullgraph=True, dynamic=False)
         self.memory_attention = self._build_memory_attention(config)
         self.memory_encoder = self._build_memory_encoder(config)
         self.sam_prompt_encoder = PromptEncoder(hidden, (self.embedding_size, self.embedding_size),

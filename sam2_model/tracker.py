@@ -27,6 +27,7 @@ from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, ga
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
+from .tracker_options import TrackerOptions
 from .transforms import FrameLike, mask_to_model_input, preprocess, resize_logits, scale_points_to_model
 
 # Prompted masks re-entering the decoder as mask input are clamped like upstream.
@@ -81,18 +82,18 @@ class _CurrentFrame:
     features: FrameFeatures  # raw image features (batch 1)
 
 
-@dataclass
-class TrackerOptions:
-    fill_hole_area: int = 8
-    corrections_as_cond: bool = False
-    max_cond_frames: int = 8
-    max_objects: int = 64
-    non_overlap_masks: bool = False
-    autocast_dtype: Optional[torch.dtype] = None
-
-
 class StreamingTracker:
     """Track prompted objects through a stream of RGB frames.
+
+    Args:
+        model: the SAM 2 model (``build_model``); it is put in eval mode.
+        options: how to track (``TrackerOptions``); ``None``: the defaults. Options left unset
+            take the model config's value (official video-predictor keys, e.g. ``fill_hole_area``).
+        **explicit: single options by name (``fill_hole_area=0``, ``max_objects=4``,
+            ``autocast="bfloat16"`` or a torch dtype), put on top of ``options``; ``None`` keeps
+            the value below. ``autocast_dtype`` is accepted as another name of ``autocast``.
+
+    Raises ``TrackerOptionsError`` (a ``ValueError``) naming every bad option.
 
     ``max_cond_frames`` caps the conditioning (prompted) frames kept per object: the first
     prompt is always kept, then the most recent ones. With the default settings an object has
@@ -100,18 +101,13 @@ class StreamingTracker:
     ``corrections_as_cond=True``.
     """
 
-    def __init__(self, model: SAM2Model, fill_hole_area: int = 8, corrections_as_cond: bool = False,
-                 max_cond_frames: int = 8, max_objects: int = 64, non_overlap_masks: bool = False,
-                 autocast_dtype: Optional[torch.dtype] = None):
-        if max_cond_frames < 1:
-            raise ValueError("max_cond_frames must be at least 1 (the first prompt is always kept)")
-        if fill_hole_area < 0:
-            raise ValueError("fill_hole_area must be >= 0")
-        if max_objects < 1:
-            raise ValueError("max_objects must be at least 1")
+    def __init__(self, model: SAM2Model, options: Optional[TrackerOptions] = None, **explicit):
+        if "autocast_dtype" in explicit:
+            explicit.setdefault("autocast", explicit.pop("autocast_dtype"))
+        if isinstance(explicit.get("autocast"), torch.dtype):
+            explicit["autocast"] = str(explicit["autocast"]).replace("torch.", "")
         self.model = model.eval()
-        self.options = TrackerOptions(fill_hole_area, corrections_as_cond, max_cond_frames, max_objects,
-                                      non_overlap_masks, autocast_dtype)
+        self.options = (options or TrackerOptions()).overridden_by(**explicit).for_model(model.config)
         config = model.config
         self._spatial_window = config.num_maskmem - 1
         self._pointer_window = pointer_window(model)
@@ -176,8 +172,11 @@ class StreamingTracker:
             raise PromptError("empty prompt: give points with labels, a box, or a mask")
         if mask is not None and (points is not None or labels is not None or box is not None):
             raise PromptError("a mask prompt cannot be combined with points or a box; send them separately")
-        if box is not None and not clear_old_points:
-            raise PromptError("a box must come first: use clear_old_points=True with a box")
+        if box is not None and not clear_old_points and self._has_clicks_on(obj_id, frame.index):
+            # Official rule: a box is the first prompt of a frame. Without clicks of this object
+            # on this frame there is nothing to clear, so the box is taken either way.
+            raise PromptError(f"object {obj_id} already has clicks on this frame and a box must come first: "
+                              "send the box with clear_old_points=True (it replaces those clicks)")
         # Validate everything before touching state, so a bad prompt changes nothing; the prompt
         # first, so that its own fault is named even when the tracker is also full.
         mask_tensor = validate_mask(mask, frame.frame_hw) if mask is not None else None
@@ -223,6 +222,10 @@ class StreamingTracker:
         return sum(t.numel() * t.element_size() for t in tensors)
 
     # ------------------------------------------------------------------ prompts
+    def _has_clicks_on(self, obj_id: int, frame_index: int) -> bool:
+        state = self._objects.get(obj_id)
+        return state is not None and state.points is not None and state.points.frame_index == frame_index
+
     def _prompt_points(self, points, labels, box, frame_hw):
         coords, point_labels = [], []
         if box is not None:
@@ -294,6 +297,11 @@ class StreamingTracker:
             memory = FrameMemory(frame.index, output.obj_ptr, features[row].to(torch.bfloat16, copy=True))
             state.commit(frame.index, memory, output.is_conditioning, self.options.max_cond_frames)
             output.memory_pending = False
+            if self.options.clear_non_cond_mem_around_input:
+                # Official: once a prompt's memory is stored, the object's non-conditioning memories
+                # around it (a non-conditioning correction's own included) go, so that the old
+                # appearance does not compete with the correction.
+                state.forget_recent_around(frame.index, self.model.config.num_maskmem)
 
     def _track_all(self, index: int, features: FrameFeatures) -> None:
         model = self.model
@@ -337,10 +345,9 @@ class StreamingTracker:
         return self.model.no_mem_embed.dtype
 
     def _autocast(self):
-        dtype = self.options.autocast_dtype
-        if dtype is None:
+        if self.options.autocast is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.model.device.type, dtype=dtype)
+        return torch.autocast(device_type=self.model.device.type, dtype=getattr(torch, self.options.autocast))
 
     def _result(self) -> TrackingResult:
         frame = self._frame

@@ -7,12 +7,16 @@ reported, with every other problem, when the node is configured.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Tuple
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
+
+from sam2_model.tracker_options import TrackerOptions, option_help, option_types
+
+from .prompt_conversion import MAX_OBJECT_ID
 
 DEVICES = ("auto", "cuda", "cpu")           # or "cuda:N"
 DTYPES = ("float32", "bfloat16", "float16")
@@ -26,7 +30,12 @@ class ParameterError(ValueError):
 
 @dataclass
 class TrackerParameters:
-    """Everything the node reads from ROS parameters (see config/tracker.yaml and docs/node.md)."""
+    """Everything the node reads from ROS parameters (see config/tracker.yaml and docs/node.md).
+
+    The tracking options are ``sam2_model.TrackerOptions`` (their defaults, checks and texts live
+    there); they appear as flat parameters (``fill_hole_area``, ``max_objects``, ...). Options
+    the model's YAML also carries are unset by default and then take the model's value.
+    """
 
     model: str = "default"
     checkpoint: str = ""
@@ -36,14 +45,10 @@ class TrackerParameters:
     compressed: bool = False
     qos_reliability: str = "best_effort"
     qos_depth: int = 5
-    max_objects: int = 64
-    max_cond_frames: int = 8
-    fill_hole_area: int = 8
-    corrections_as_cond: bool = False
-    non_overlap_masks: bool = False
     overlay: bool = True
     diagnostics_period: float = 1.0
     autostart: bool = True
+    tracking: TrackerOptions = field(default_factory=TrackerOptions)
 
     def problems(self) -> List[str]:
         """Every invalid value, as sentences naming the parameter; empty when all is well."""
@@ -65,18 +70,16 @@ class TrackerParameters:
             found.append(f"qos_reliability {self.qos_reliability!r} must be one of {', '.join(RELIABILITY)}")
         if not 1 <= self.qos_depth <= 1000:
             found.append(f"qos_depth {self.qos_depth} must be in 1..1000")
-        if not 1 <= self.max_objects <= 65535:
-            found.append(f"max_objects {self.max_objects} must be in 1..65535 (ids must fit the mono16 label image)")
-        if self.max_cond_frames < 1:
-            found.append(f"max_cond_frames {self.max_cond_frames} must be at least 1 (the first prompt is always kept)")
-        if self.fill_hole_area < 0:
-            found.append(f"fill_hole_area {self.fill_hole_area} must be >= 0 (0 turns hole filling off)")
+        found += self.tracking.problems()
+        if self.tracking.max_objects > MAX_OBJECT_ID:
+            found.append(f"max_objects {self.tracking.max_objects} must be at most {MAX_OBJECT_ID} "
+                         "(ids must fit the mono16 label image)")
         if not 0.05 <= self.diagnostics_period <= 3600:
             found.append(f"diagnostics_period {self.diagnostics_period} must be in 0.05..3600 seconds")
         return found
 
 
-_DESCRIPTIONS: Dict[str, str] = {
+_NODE_DESCRIPTIONS: Dict[str, str] = {
     "model": "SAM 2 model: default (the small model bundled with the package, trained on generated videos), "
              "a released name (sam2.1_hiera_tiny/small/base_plus/large, sam2_hiera_*; give its official "
              "checkpoint) or an official-format YAML config path",
@@ -88,15 +91,36 @@ _DESCRIPTIONS: Dict[str, str] = {
     "compressed": "subscribe to image/compressed (sensor_msgs/CompressedImage, jpeg/png) instead of image",
     "qos_reliability": "image subscription reliability: best_effort (REP 2003 sensor data) or reliable",
     "qos_depth": "image subscription queue depth (the node itself keeps only the newest frame)",
-    "max_objects": "most objects tracked at once",
-    "max_cond_frames": "most prompted (conditioning) frames kept per object",
-    "fill_hole_area": "fill background holes up to this many pixels (at 1/4 model resolution) in masks; 0 = off",
-    "corrections_as_cond": "corrections become conditioning frames (SAM 2 add_all_frames_to_correct_as_cond)",
-    "non_overlap_masks": "a pixel belongs to at most one object's mask (the highest scoring)",
     "overlay": "publish ~/overlay (input picture with coloured masks, boxes and ids) when someone subscribes",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start-up (for plain `ros2 run`); false = wait for lifecycle commands",
 }
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    """One ROS parameter: its name, value type, default (None = unset) and description."""
+
+    name: str
+    value_type: type
+    default: Any
+    description: str
+    tracking: bool  # a TrackerOptions field (else a TrackerParameters field)
+
+
+def _parameters() -> List[_Parameter]:
+    node_types = typing.get_type_hints(TrackerParameters)
+    found = [_Parameter(f.name, node_types[f.name], f.default, _NODE_DESCRIPTIONS[f.name], False)
+             for f in fields(TrackerParameters) if f.name != "tracking"]
+    types, descriptions = option_types(), option_help()
+    # The node's own `autocast` (with "auto") sets the tracker's.
+    found += [_Parameter(f.name, types[f.name], f.default, descriptions[f.name], True)
+              for f in fields(TrackerOptions) if f.name != "autocast"]
+    return found
+
+
+def parameter_names() -> List[str]:
+    return [p.name for p in _parameters()]
 
 
 def _looks_like_path(value: str) -> bool:
@@ -108,27 +132,24 @@ def _is_cuda_index(value: str) -> bool:
     return prefix == "cuda" and index.isdigit()
 
 
-def _field_types() -> Dict[str, Tuple[str, Any]]:
-    return {f.name: (f.type, f.default) for f in fields(TrackerParameters)}
-
-
 def declare_parameters(node) -> None:
-    """Declare every parameter with its default (dynamic typing: types are checked at configure)."""
-    for name, (_, default) in _field_types().items():
-        if not node.has_parameter(name):
-            node.declare_parameter(name, default,
-                                   ParameterDescriptor(description=_DESCRIPTIONS[name], dynamic_typing=True))
+    """Declare every parameter with its default (dynamic typing: types are checked at configure).
+    Tracking options the model's YAML carries are declared unset: then the model's value holds."""
+    for parameter in _parameters():
+        if not node.has_parameter(parameter.name):
+            node.declare_parameter(parameter.name, parameter.default,
+                                   ParameterDescriptor(description=parameter.description, dynamic_typing=True))
 
 
-def _coerce(name: str, type_name: str, value: Any) -> Tuple[Any, str]:
+def _coerce(name: str, value_type: type, value: Any) -> Tuple[Any, str]:
     """(value, problem). Accepts an int where a float is expected; nothing else is converted."""
-    if type_name == "bool":
+    if value_type is bool:
         return (value, "") if isinstance(value, bool) else (None, f"{name} must be true or false, got {value!r}")
-    if type_name == "int":
+    if value_type is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value, ""
         return None, f"{name} must be an integer, got {value!r}"
-    if type_name == "float":
+    if value_type is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value), ""
         return None, f"{name} must be a number, got {value!r}"
@@ -138,17 +159,17 @@ def _coerce(name: str, type_name: str, value: Any) -> Tuple[Any, str]:
 
 
 def parameters_from_values(values: Dict[str, Any]) -> TrackerParameters:
-    """Build and check TrackerParameters from a name -> value dict (missing names keep defaults)."""
-    problems, kwargs = [], {}
-    for name, (type_name, _) in _field_types().items():
-        if name not in values or values[name] is None:
+    """Build and check TrackerParameters from a name -> value dict (missing or None: the default)."""
+    problems, node_values, tracking_values = [], {}, {}
+    for parameter in _parameters():
+        if values.get(parameter.name) is None:
             continue
-        value, problem = _coerce(name, type_name, values[name])
+        value, problem = _coerce(parameter.name, parameter.value_type, values[parameter.name])
         if problem:
             problems.append(problem)
         else:
-            kwargs[name] = value
-    params = TrackerParameters(**kwargs)
+            (tracking_values if parameter.tracking else node_values)[parameter.name] = value
+    params = TrackerParameters(**node_values, tracking=TrackerOptions(**tracking_values))
     if not problems:
         problems = params.problems()
     if problems:
@@ -158,7 +179,7 @@ def parameters_from_values(values: Dict[str, Any]) -> TrackerParameters:
 
 def read_parameters(node) -> TrackerParameters:
     """The node's current parameter values, checked; raises ParameterError naming each bad one."""
-    return parameters_from_values({name: node.get_parameter(name).value for name in _field_types()})
+    return parameters_from_values({name: node.get_parameter(name).value for name in parameter_names()})
 
 
 def resolve_device(device: str) -> str:
@@ -176,14 +197,8 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_autocast(autocast: str, device: str):
-    """The tracker's autocast dtype (a torch.dtype) or None."""
-    import torch
-
+def resolve_autocast(autocast: str, device: str) -> Optional[str]:
+    """The tracker's autocast dtype name (``TrackerOptions.autocast``) or None."""
     if autocast == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else None
-    return None if autocast == "none" else getattr(torch, autocast)
-
-
-def as_dict(params: TrackerParameters) -> Dict[str, Any]:
-    return dataclasses.asdict(params)
+        return "bfloat16" if device.startswith("cuda") else None
+    return None if autocast == "none" else autocast

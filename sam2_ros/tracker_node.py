@@ -146,7 +146,7 @@ class TrackerNode(LifecycleNode):
         self._create_outputs(params)
         weights = loaded.checkpoint or "RANDOM"
         self.get_logger().info(f"configured: model {params.model} with weights {weights} on {loaded.device} "
-                               f"({params.dtype}); input {self._input_topic}")
+                               f"({params.dtype}); input {self._input_topic}; tracking {loaded.tracker.options}")
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition
@@ -232,10 +232,8 @@ class TrackerNode(LifecycleNode):
             self.get_logger().warning("no checkpoint given: the model has RANDOM weights (only useful for tests)")
         model_ref = os.path.expanduser(params.model)
         model = sam2_model.build_model(model_ref, checkpoint, device=device, dtype=getattr(torch, params.dtype))
-        tracker = sam2_model.StreamingTracker(
-            model, fill_hole_area=params.fill_hole_area, corrections_as_cond=params.corrections_as_cond,
-            max_cond_frames=params.max_cond_frames, max_objects=params.max_objects,
-            non_overlap_masks=params.non_overlap_masks, autocast_dtype=resolve_autocast(params.autocast, device))
+        tracker = sam2_model.StreamingTracker(model, params.tracking,
+                                              autocast=resolve_autocast(params.autocast, device))
         return LoadedTracker(model, tracker, device, checkpoint)
 
     def _free_model(self) -> None:

@@ -40,11 +40,21 @@ def build_session_model(session: Dict[str, Any]) -> sam2_model.SAM2Model:
         os.unlink(config_path)
 
 
-def make_tracker(session: Dict[str, Any], model=None) -> sam2_model.StreamingTracker:
-    options = session["predictor_options"]
-    return sam2_model.StreamingTracker(model if model is not None else build_session_model(session),
-                                       fill_hole_area=options["fill_hole_area"],
-                                       corrections_as_cond=options["add_all_frames_to_correct_as_cond"])
+# The official predictor's options (as recorded in a session) -> our TrackerOptions names.
+OFFICIAL_OPTION_NAMES = {"fill_hole_area": "fill_hole_area", "non_overlap_masks": "non_overlap_masks",
+                         "add_all_frames_to_correct_as_cond": "corrections_as_cond",
+                         "clear_non_cond_mem_around_input": "clear_non_cond_mem_around_input"}
+
+
+def make_tracker(session: Dict[str, Any], model=None, **explicit) -> sam2_model.StreamingTracker:
+    """A tracker with nothing but the session's model: its options come from the model's YAML,
+    which carries the official predictor's settings; they must equal those the session records."""
+    tracker = sam2_model.StreamingTracker(model if model is not None else build_session_model(session), **explicit)
+    if not explicit:
+        for official, ours in OFFICIAL_OPTION_NAMES.items():
+            if official in session["predictor_options"]:
+                assert getattr(tracker.options, ours) == session["predictor_options"][official], ours
+    return tracker
 
 
 def apply_event(tracker: sam2_model.StreamingTracker, frames: torch.Tensor, event: Dict[str, Any]):

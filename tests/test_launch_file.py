@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sam2_ros.node_parameters import TrackerParameters, parameters_from_values
+from sam2_model.tracker_options import model_option_names
+from sam2_ros.node_parameters import TrackerParameters, parameter_names, parameters_from_values
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
@@ -117,14 +118,19 @@ def test_launch_file_applies_the_params_file_to_a_namespaced_node(launch_module,
     assert node["parameters"] == [str(params_file), {"max_objects": 7, "overlay": False}, {"device": "cpu"}]
     # Every override is a real node parameter.
     overridable = set(launch_module["OVERRIDES"])
-    assert overridable <= {f.name for f in TrackerParameters.__dataclass_fields__.values()}
+    assert overridable <= set(parameter_names())
 
 
 def test_config_file_holds_exactly_the_node_parameters_with_valid_values():
     config = yaml.safe_load(CONFIG_FILE.read_text())
     assert list(config) == ["tracker_node"]
     values = config["tracker_node"]["ros__parameters"]
-    assert set(values) == set(TrackerParameters.__dataclass_fields__)
+    # Every parameter, except the tracking options the model's YAML gives: those are documented
+    # in comments, so that a model's own values (e.g. fill_hole_area: 0) take effect.
+    commented = set(model_option_names())
+    assert set(values) == set(parameter_names()) - commented
+    for name in commented:
+        assert f"# {name}:" in CONFIG_FILE.read_text()
     params = parameters_from_values(values)
     # The file documents the defaults: a node without it behaves the same.
     assert params == TrackerParameters()

@@ -200,12 +200,26 @@ def test_click_on_the_far_edge_lands_on_the_last_pixel():
 def test_parameters_defaults_and_type_checks():
     assert parameters_from_values({}) == TrackerParameters()
     params = parameters_from_values({"max_objects": 3, "diagnostics_period": 2, "compressed": True})
-    assert params.max_objects == 3 and params.diagnostics_period == 2.0 and params.compressed
+    assert params.tracking.max_objects == 3 and params.diagnostics_period == 2.0 and params.compressed
     with pytest.raises(ParameterError) as error:
         parameters_from_values({"max_objects": 2.5, "compressed": "yes", "device": 3})
     text = str(error.value)
     assert "max_objects must be an integer" in text and "compressed must be true or false" in text
     assert "device must be a string" in text
+
+
+def test_optional_tracking_parameters_are_typed_by_their_base_type():
+    # fill_hole_area is Optional[int]: unset (None) keeps the model's value, an int is taken, and
+    # anything else is named (type annotations are resolved, not compared as text).
+    assert parameters_from_values({"fill_hole_area": None}).tracking.fill_hole_area is None
+    assert parameters_from_values({"fill_hole_area": 3}).tracking.fill_hole_area == 3
+    assert parameters_from_values({"non_overlap_masks": True}).tracking.non_overlap_masks is True
+    with pytest.raises(ParameterError, match="fill_hole_area must be an integer, got 'x'"):
+        parameters_from_values({"fill_hole_area": "x"})
+    with pytest.raises(ParameterError, match="clear_non_cond_mem_around_input must be true or false"):
+        parameters_from_values({"clear_non_cond_mem_around_input": 1})
+    with pytest.raises(ParameterError, match="max_objects 70000 must be at most 65535"):
+        parameters_from_values({"max_objects": 70000})
 
 
 def test_parameter_value_checks_list_every_problem():
@@ -221,13 +235,13 @@ def test_device_resolution():
     assert resolve_device("cpu") == "cpu"
     if torch.cuda.is_available():
         assert resolve_device("auto") == "cuda"
-        assert resolve_autocast("auto", "cuda") == torch.bfloat16
+        assert resolve_autocast("auto", "cuda") == "bfloat16"
     else:
         assert resolve_device("auto") == "cpu"
         with pytest.raises(ParameterError, match="no CUDA GPU"):
             resolve_device("cuda")
     assert resolve_autocast("auto", "cpu") is None and resolve_autocast("none", "cuda") is None
-    assert resolve_autocast("float16", "cpu") == torch.float16
+    assert resolve_autocast("float16", "cpu") == "float16"
 
 
 # ------------------------------------------------------------------------------- statistics

@@ -75,7 +75,6 @@ BAD_PROMPTS = [
     (dict(mask=np.ones((100, 100), dtype=bool)), PromptError, "frame's size"),
     (dict(mask=np.ones((256, 256, 3), dtype=bool)), PromptError, "2-D"),
     (dict(mask=np.ones((256, 256), dtype=bool), points=[[1.0, 1.0]], labels=[1]), PromptError, "cannot be combined"),
-    (dict(box=[1, 1, 20, 20], clear_old_points=False), PromptError, "box must come first"),
 ]
 
 
@@ -91,6 +90,30 @@ def test_bad_prompts_raise_and_change_nothing(model, session, prompt, error, mes
     assert tracker.obj_ids == [1, 2] and tracker.memory_bytes() == before
     ours, theirs = tracker.track(frames[1]), reference.track(frames[1])
     assert torch.equal(ours.low_res_logits, theirs.low_res_logits)
+
+
+def test_box_without_clearing_is_taken_where_there_is_nothing_to_clear(model, session):
+    """A box must be a frame's first prompt (official rule), so clear_old_points=False only
+    matters for an object that already has clicks (or a box) on the frame."""
+    frames = _frames(session)
+    box = [20.0, 30.0, 90.0, 110.0]
+    cleared, kept = _start(model, frames), _start(model, frames)
+    # A new object: nothing to clear, same result either way.
+    expected = cleared.add_prompt(99, box=box, clear_old_points=True)
+    got = kept.add_prompt(99, box=box, clear_old_points=False)
+    assert got.obj_ids == [1, 2, 99] and torch.equal(got.low_res_logits, expected.low_res_logits)
+    # A tracked object on a later frame, where it has no clicks yet: also taken.
+    cleared.track(frames[1]), kept.track(frames[1])
+    expected = cleared.add_prompt(1, box=box, clear_old_points=True)
+    got = kept.add_prompt(1, box=box, clear_old_points=False)
+    assert torch.equal(got.low_res_logits, expected.low_res_logits)
+    # Now object 1 has a box on this frame and object 2 none: a second box without clearing is
+    # refused for 1 (state unchanged), taken for 2.
+    before = kept.memory_bytes()
+    with pytest.raises(PromptError, match="object 1 already has clicks on this frame and a box must come first"):
+        kept.add_prompt(1, box=[30.0, 30.0, 60.0, 60.0], clear_old_points=False)
+    assert kept.memory_bytes() == before
+    kept.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68], clear_old_points=False)
 
 
 def test_unknown_object_and_bad_ids(model, session):

@@ -7,7 +7,7 @@ from parity_sessions import EXTRA_SESSION_FILES, LOGIT_TOLERANCE, SCORE_TOLERANC
 
 def test_reference_sessions_exist():
     assert len(STREAM_FILES) == 3, f"expected the three parity sessions, found {STREAM_FILES}"
-    assert len(EXTRA_SESSION_FILES) == 2, f"expected the two extra sessions in tests/data, found {EXTRA_SESSION_FILES}"
+    assert len(EXTRA_SESSION_FILES) == 3, f"expected the three extra sessions in tests/data, found {EXTRA_SESSION_FILES}"
 
 
 @pytest.mark.parametrize("path", STREAM_FILES + EXTRA_SESSION_FILES, ids=lambda p: p.name.split(".pt")[0])

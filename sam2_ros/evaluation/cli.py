@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sam2_model.tracker_options import AUTOCAST_DTYPES, TrackerOptions, option_help, option_names, option_types
+
 from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, read_bag
 from .davis import list_sequences, read_sequence
 from .errors import EvaluationInputError, run_command
@@ -98,13 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--dtype", default="float32", choices=DTYPES, help="model precision (default: %(default)s)"
     )
-    model.add_argument(
-        "--fill-hole-area",
-        type=int,
-        default=8,
-        metavar="PIXELS",
-        help="fill mask holes up to this area (default: %(default)s)",
-    )
+    _add_tracker_options(model)
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument(
         "--prompt",
@@ -193,6 +189,25 @@ def visibility_line(summary: Summary) -> str:
     return f"; {hidden}, {returns}, {missed}" if summary.hidden_frames else "; " + missed
 
 
+def _add_tracker_options(group) -> None:
+    """One flag per TrackerOptions field (its type, help and unset default come from there)."""
+    types, helps = option_types(), option_help()
+    for name in option_names():
+        flag = "--" + name.replace("_", "-")
+        if types[name] is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps[name])
+        elif name == "autocast":
+            group.add_argument(flag, choices=AUTOCAST_DTYPES, default=None, help=helps[name])
+        else:
+            default = getattr(TrackerOptions(), name)
+            shown = "" if default is None else f" (default: {default})"
+            group.add_argument(flag, type=types[name], default=None, metavar="N", help=helps[name] + shown)
+
+
+def _tracker_options(args: argparse.Namespace) -> TrackerOptions:
+    return TrackerOptions().overridden_by(**{name: getattr(args, name) for name in option_names()})
+
+
 def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """The whole evaluation; runner defaults to the in-process SAM 2 tracker built from args."""
     sequences = open_sequences(args)
@@ -209,7 +224,7 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     if runner is None:
         from .model import ModelSpec, build_runner
 
-        model_spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, args.fill_hole_area)
+        model_spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, _tracker_options(args))
         runner = build_runner(model_spec)
     prompt = PromptKind(args.prompt)
     results = evaluate(runner, sequences, prompt, args.bound_th, args.worst, not args.no_progress)

@@ -7,9 +7,11 @@ metrics, reports, tests with stub trackers) works without torch.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sam2_model.tracker_options import TrackerOptions
 
 from .errors import EvaluationInputError
 from .runner import InProcessRunner
@@ -23,7 +25,7 @@ class ModelSpec:
     checkpoint: Path | None  # official checkpoint ({"model": state_dict}); None = bundled weights for "default", else random
     device: str = "cpu"
     dtype: str = "float32"
-    fill_hole_area: int = 8
+    tracking: TrackerOptions = field(default_factory=TrackerOptions)  # unset options: the model's values
 
 
 def _make_deterministic() -> Any:
@@ -43,6 +45,9 @@ def build_runner(spec: ModelSpec) -> InProcessRunner:
     """An InProcessRunner that gives each sequence a fresh StreamingTracker on one shared model."""
     if spec.dtype not in DTYPES:
         raise EvaluationInputError(f"dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
+    problems = spec.tracking.problems()
+    if problems:
+        raise EvaluationInputError("invalid tracker options: " + "; ".join(problems))
     torch = _make_deterministic()
     try:
         import sam2_model
@@ -64,7 +69,7 @@ def build_runner(spec: ModelSpec) -> InProcessRunner:
         raise EvaluationInputError(f"cannot build model {spec.config!r}{where} on {spec.device}: {exc}") from None
 
     def make_tracker():
-        return sam2_model.StreamingTracker(model, fill_hole_area=spec.fill_hole_area)
+        return sam2_model.StreamingTracker(model, spec.tracking)
 
     return InProcessRunner(
         make_tracker,

@@ -134,14 +134,34 @@ def _require_official():
         )
 
 
-def hydra_overrides_for(arch: str, corrections_as_cond: bool) -> list[str]:
+def hydra_overrides_for(arch: str, corrections_as_cond: bool, clear_non_cond_mem: bool = False) -> list[str]:
     cond = "true" if corrections_as_cond else "false"
+    clear = ["++model.clear_non_cond_mem_around_input=true"] if clear_non_cond_mem else []
     return (
         [VIDEO_TARGET]
         + list(ARCH_OVERRIDES[arch])
         + POSTPROCESSING_OVERRIDES
         + [f"++model.add_all_frames_to_correct_as_cond={cond}"]
+        + clear
     )
+
+
+def _clear_obj_non_cond_mem_around_input(self, inference_state, frame_idx, obj_idx):
+    """The method sam2 1.1.0 calls when clear_non_cond_mem_around_input is set but never defines
+    (also missing on its main branch). Its evident intent, from the all-objects version beside it
+    (`_clear_non_cond_mem_around_input`): drop this object's non-conditioning outputs (memories and
+    pointers) within num_maskmem frames (times the eval stride) on either side of the prompted frame."""
+    r = self.memory_temporal_stride_for_eval
+    outputs = inference_state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"]
+    for t in range(frame_idx - r * self.num_maskmem, frame_idx + r * self.num_maskmem + 1):
+        outputs.pop(t, None)
+
+
+def install_missing_official_methods():
+    from sam2.sam2_video_predictor import SAM2VideoPredictor
+
+    if not hasattr(SAM2VideoPredictor, "_clear_obj_non_cond_mem_around_input"):
+        SAM2VideoPredictor._clear_obj_non_cond_mem_around_input = _clear_obj_non_cond_mem_around_input
 
 
 def official_config_text(config_name: str) -> str:
@@ -166,6 +186,7 @@ def build_model(config_name: str, overrides: list[str]):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    install_missing_official_methods()
     cfg = compose(config_name=config_name, overrides=list(overrides))
     OmegaConf.resolve(cfg)
     model = instantiate(cfg.model, _recursive_=True)
@@ -180,6 +201,7 @@ def predictor_options(model) -> dict:
         "fill_hole_area": int(model.fill_hole_area),
         "non_overlap_masks": bool(model.non_overlap_masks),
         "add_all_frames_to_correct_as_cond": bool(model.add_all_frames_to_correct_as_cond),
+        "clear_non_cond_mem_around_input": bool(model.clear_non_cond_mem_around_input),
         "dynamic_multimask_via_stability": bool(extra.dynamic_multimask_via_stability),
         "dynamic_multimask_stability_delta": float(extra.dynamic_multimask_stability_delta),
         "dynamic_multimask_stability_thresh": float(extra.dynamic_multimask_stability_thresh),
@@ -944,7 +966,7 @@ def cmd_replay(args):
 
 def cmd_generate(args):
     config_name = CONFIG_NAMES[args.flags]
-    overrides = hydra_overrides_for(args.arch, args.corrections_as_cond)
+    overrides = hydra_overrides_for(args.arch, args.corrections_as_cond, args.clear_non_cond_mem)
     predictor, resolved = build_model(config_name, overrides)
     torch.manual_seed(args.seed)
     rand_info = randomise_weights(predictor, args.seed)
@@ -984,6 +1006,7 @@ def cmd_generate(args):
         "seed": args.seed,
         "frames": args.frames,
         "corrections_as_cond": bool(args.corrections_as_cond),
+        "clear_non_cond_mem_around_input": bool(args.clear_non_cond_mem),
         "obj_bias": args.obj_bias,
         "weights": rand_info,
         "calibration_iters": len(history),
@@ -1243,6 +1266,8 @@ def main(argv=None):
     p.add_argument("--arch", choices=sorted(ARCH_OVERRIDES), default="micro")
     p.add_argument("--script", choices=["default", "removals", "masks"], default="default")
     p.add_argument("--corrections-as-cond", action="store_true")
+    p.add_argument("--clear-non-cond-mem", action="store_true",
+                   help="clear_non_cond_mem_around_input=True (with the per-object method 1.1.0 lacks)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--obj-bias", choices=["mixed", "present"], default="mixed")
