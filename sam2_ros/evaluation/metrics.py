@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sam2_model.mask_geometry import mask_iou
+
 DEFAULT_BOUND_TH = 0.008
 RECALL_THRESHOLD = 0.5
 DECAY_BINS = 4
@@ -48,11 +50,7 @@ def region_similarity(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None 
         valid = ~void
         pred = pred & valid
         gt = gt & valid
-    union = int(np.count_nonzero(pred | gt))
-    if union == 0:
-        # Nothing to find and nothing found: DAVIS scores this as perfect.
-        return 1.0
-    return int(np.count_nonzero(pred & gt)) / union
+    return mask_iou(pred, gt)
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
