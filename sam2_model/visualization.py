@@ -61,8 +61,18 @@ def line_px_for(height: int, width: int) -> int:
     return max(1, min(height, width) // PIXELS_PER_LINE_PX)
 
 
-def _blend(pixels: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
-    return (pixels * (1.0 - alpha) + colours * alpha + 0.5).astype(np.uint8)
+def _alpha_256(alpha: float) -> int:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    return round(alpha * 256)
+
+
+def _blend(pixels: np.ndarray, colours: np.ndarray, weight) -> np.ndarray:
+    """uint8 pixels * (1 - weight / 256) + colours * weight / 256, rounded; integer arithmetic (a
+    camera frame's worth of float blending costs several times more)."""
+    weight = np.asarray(weight, np.uint16)
+    mixed = pixels.astype(np.uint16) * (256 - weight) + np.asarray(colours, np.uint16) * weight + 128
+    return (mixed >> 8).astype(np.uint8)
 
 
 def _check_rgb(rgb: np.ndarray, shape: Tuple[int, ...], what: str) -> None:
@@ -76,17 +86,15 @@ def tint_labels(rgb: np.ndarray, labels: np.ndarray, ids, alpha: float = MASK_AL
     """A copy of ``rgb`` where each pixel labelled with one of ``ids`` (0 = background) is blended
     with that id's colour; other labels are left as they are."""
     _check_rgb(rgb, labels.shape, "label image")
-    out = rgb.copy()
     ids = [int(i) for i in ids if int(i) > 0]
     if not ids:
-        return out
-    table = np.zeros((max(ids) + 1, 3), np.float32)
-    known = np.zeros(max(ids) + 1, bool)
-    table[ids], known[ids] = [colour_of(i) for i in ids], True
-    labelled = (labels > 0) & (labels < len(table))
-    labelled[labelled] = known[labels[labelled]]
-    out[labelled] = _blend(out[labelled], table[labels[labelled]], alpha)
-    return out
+        return rgb.copy()
+    # Lookup tables by label, one row past the largest id for every label not drawn: weight 0.
+    colours = np.zeros((max(ids) + 2, 3), np.uint16)
+    weights = np.zeros(max(ids) + 2, np.uint16)
+    colours[ids], weights[ids] = [colour_of(i) for i in ids], _alpha_256(alpha)
+    return _blend(rgb, np.take(colours, labels, axis=0, mode="clip"),
+                  np.take(weights, labels, mode="clip")[..., None])
 
 
 def _edge(mask: np.ndarray, width_px: int) -> np.ndarray:
@@ -112,10 +120,10 @@ def tint_masks(rgb: np.ndarray, masks: Mapping[int, np.ndarray], alpha: float = 
     for object_id, mask in masks.items():
         mask = np.asarray(mask, dtype=bool)
         _check_rgb(rgb, mask.shape, f"mask of object {object_id}")
-        colour = np.asarray(colour_of(object_id), np.float32)
-        out[mask] = _blend(out[mask], colour, alpha)
+        colour = np.asarray(colour_of(object_id), np.uint8)
+        out[mask] = _blend(out[mask], colour, _alpha_256(alpha))
         if outline_px > 0:
-            out[_edge(mask, outline_px)] = colour.astype(np.uint8)
+            out[_edge(mask, outline_px)] = colour
     return out
 
 

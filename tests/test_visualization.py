@@ -73,6 +73,8 @@ def test_tints_blend_half_of_the_colour_and_leave_the_rest():
     tinted = visualization.tint_labels(rgb, labels, [4])
     np.testing.assert_allclose(tinted[3, 4], 100 + np.array(expected_colour(4)) / 2, atol=0.5)
     np.testing.assert_array_equal(tinted[labels == 0], rgb[labels == 0])
+    labels[7:9, 0:2], labels[0, 11] = 99, 3          # labels not asked for, above and below the largest id
+    np.testing.assert_array_equal(visualization.tint_labels(rgb, labels, [4])[labels != 4], 200)
     outlined = visualization.tint_masks(rgb, {4: labels == 4}, outline_px=1)
     assert tuple(outlined[2, 3]) == expected_colour(4)          # the edge: full colour
     np.testing.assert_array_equal(outlined[3, 4], tinted[3, 4])  # the inside: tinted
