@@ -28,15 +28,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from .mask_geometry import box_from_mask, interior_point
+from .mask_geometry import box_from_mask, interior_point, mask_iou
+from .visualization import colour_of, draw_id_tag, font, tint_masks
 
 PROMPTS = ("mask", "click", "box")
-# Object colours (RGB), by id: 1 -> the first.
-COLOURS = np.array([(255, 64, 64), (64, 160, 255), (255, 200, 0), (60, 220, 90), (220, 80, 255),
-                    (255, 130, 40), (0, 220, 220), (255, 105, 180)], np.uint8)
-MASK_ALPHA = 0.45
 HEADER_PX = 17
 LEGEND_ROW_PX = 15
 PANEL_GAP_PX = 4
@@ -48,19 +45,6 @@ class DemoInputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- prompts
-def _erode(mask: np.ndarray, square: bool) -> np.ndarray:
-    """One step of binary erosion (4-neighbourhood, or 8 with ``square``); outside the image is background."""
-    padded = np.pad(mask, 1, constant_values=False)
-    out = mask.copy()
-    shifts = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-    if square:
-        shifts += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
-    height, width = mask.shape
-    for dy, dx in shifts:
-        out &= padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-    return out
-
-
 def prompt_object(tracker, obj_id: int, truth: np.ndarray, kind: str):
     """Prompt ``obj_id`` on the tracker's current frame from its true mask, as sam2-eval does (its
     box, inclusive pixel indices; or one click at its most interior pixel)."""
@@ -72,12 +56,6 @@ def prompt_object(tracker, obj_id: int, truth: np.ndarray, kind: str):
 
 
 # ----------------------------------------------------------------------------- scoring
-def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union; 1 when both are empty (the DAVIS convention)."""
-    union = np.logical_or(predicted, truth).sum()
-    return 1.0 if union == 0 else float(np.logical_and(predicted, truth).sum() / union)
-
-
 def frame_spans(flags: np.ndarray) -> str:
     """Frames where ``flags`` holds, as ``"3-7, 12"``; ``"none"`` when there are none."""
     spans, start = [], None
@@ -103,33 +81,14 @@ class ObjectSummary:
 
 
 # ----------------------------------------------------------------------------- drawing
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one bitmap size
-        return ImageFont.load_default()
-
-
-def _colour(obj_id: int) -> np.ndarray:
-    return COLOURS[(obj_id - 1) % len(COLOURS)]
-
-
 def _upscale(array: np.ndarray, scale: int) -> np.ndarray:
     return array.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else array
 
 
 def _paint(frame: np.ndarray, masks: Dict[int, np.ndarray], scale: int) -> np.ndarray:
     """The frame (upscaled) with each mask tinted and outlined in its object's colour."""
-    picture = _upscale(frame, scale).astype(np.float32)
-    for obj_id, mask in masks.items():
-        big = _upscale(mask, scale)
-        if not big.any():
-            continue
-        colour = _colour(obj_id).astype(np.float32)
-        picture[big] = (1 - MASK_ALPHA) * picture[big] + MASK_ALPHA * colour
-        inner = _erode(_erode(big, square=True), square=True) if scale > 1 else _erode(big, square=True)
-        picture[big & ~inner] = colour
-    return picture.round().astype(np.uint8)
+    big = {obj_id: _upscale(mask, scale) for obj_id, mask in masks.items()}
+    return tint_masks(_upscale(frame, scale), big, outline_px=2 if scale > 1 else 1)
 
 
 def _centre(mask: np.ndarray) -> Optional[Tuple[float, float]]:
@@ -148,25 +107,25 @@ def render_frame(frame: np.ndarray, truth: Dict[int, np.ndarray], tracked: Dict[
     canvas.paste(Image.fromarray(_paint(frame, truth, scale)), (0, HEADER_PX))
     canvas.paste(Image.fromarray(_paint(frame, tracked, scale)), (panel_w + PANEL_GAP_PX, HEADER_PX))
     draw = ImageDraw.Draw(canvas)
-    font = _font(12)
-    draw.text((3, 2), "ground truth", fill=(230, 230, 230), font=font)
-    draw.text((panel_w + PANEL_GAP_PX + 3, 2), f"{title}  frame {index}/{total - 1}", fill=(230, 230, 230), font=font)
+    text_font = font(12)
+    draw.text((3, 2), "ground truth", fill=(230, 230, 230), font=text_font)
+    draw.text((panel_w + PANEL_GAP_PX + 3, 2), f"{title}  frame {index}/{total - 1}", fill=(230, 230, 230),
+              font=text_font)
     for obj_id in ids:  # id labels at each mask's interior point
         for mask, x0 in ((truth[obj_id], 0), (tracked.get(obj_id), panel_w + PANEL_GAP_PX)):
             centre = _centre(mask) if mask is not None else None
             if centre is not None:
                 x, y = x0 + (centre[0] + 0.5) * scale, HEADER_PX + (centre[1] + 0.5) * scale
-                draw.text((x, y), str(obj_id), fill=(255, 255, 255), font=font, anchor="mm",
-                          stroke_width=2, stroke_fill=(0, 0, 0))
+                draw_id_tag(draw, obj_id, (x, y), text_font, centred=True)
     top = HEADER_PX + panel_h + 4
     for row, obj_id in enumerate(ids):
         y = top + row * LEGEND_ROW_PX
-        colour = tuple(int(c) for c in _colour(obj_id))
+        colour = colour_of(obj_id)
         in_truth = bool(truth[obj_id].any())
         for x0, visible in ((0, in_truth), (panel_w + PANEL_GAP_PX, reported_visible.get(obj_id, False))):
             draw.rectangle((x0 + 3, y + 2, x0 + 12, y + 11), fill=colour if visible else None, outline=colour)
             text = f"id {obj_id} " + ("visible" if visible else "hidden")
-            draw.text((x0 + 16, y + 1), text, fill=(230, 230, 230) if visible else (255, 120, 120), font=font)
+            draw.text((x0 + 16, y + 1), text, fill=(230, 230, 230) if visible else (255, 120, 120), font=text_font)
     return canvas
 
 

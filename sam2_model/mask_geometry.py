@@ -1,24 +1,70 @@
-"""Geometry of a binary mask for prompts: its tight box and its most interior pixel.
+"""Geometry of binary masks: their IoU, their tight box and their most interior pixel.
 
-numpy only, shared by sam2-eval (which prompts every object from its ground truth) and the
-demo. The interior point is the pixel farthest from the boundary by an exact Euclidean
-distance transform; the image border counts as boundary, so an object cut by the frame
-edge is not clicked on the edge.
+numpy only; the one home of these measures for sam2-eval (which prompts every object from its
+ground truth and scores it), the demo and the node's TrackedObject boxes. The interior point is
+the pixel farthest from the boundary by an exact Euclidean distance transform; the image border
+counts as boundary, so an object cut by the frame edge is not clicked on the edge.
+
+Box formats: a *box* is ``(x0, y0, x1, y1)``, the columns and rows of its first and last pixels,
+inclusive (as SAM 2's box prompts and tools); a *roi* is ``(x, y, width, height)``, the format of
+sensor_msgs/RegionOfInterest, all zeros for "no box".
 """
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import numpy as np
 
+Box = Tuple[int, int, int, int]
 
-def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight box (x0, y0, x1, y1) around the mask's pixels, inclusive pixel indices as SAM 2's tools."""
-    mask = np.asarray(mask, dtype=bool)
+
+def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean masks of one shape; 1.0 when both are empty (the DAVIS
+    convention: nothing to find and nothing found is perfect)."""
+    predicted, truth = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"mask_iou: masks of different shapes {predicted.shape} and {truth.shape}")
+    union = int(np.count_nonzero(predicted | truth))
+    return 1.0 if union == 0 else int(np.count_nonzero(predicted & truth)) / union
+
+
+def _bounds(mask: np.ndarray) -> Optional[Box]:
+    """The inclusive box of the mask's pixels; None for an empty mask."""
     rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
-        raise ValueError("box_from_mask: the mask is empty")
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def box_from_mask(mask: np.ndarray) -> Box:
+    """Tight box (x0, y0, x1, y1) around the mask's pixels, inclusive; an empty mask is an error (a
+    prompt needs an object)."""
+    box = _bounds(np.asarray(mask, dtype=bool))
+    if box is None:
+        raise ValueError("box_from_mask: the mask is empty")
+    return box
+
+
+def roi_from_box(box: Box) -> Box:
+    """Inclusive (x0, y0, x1, y1) -> (x, y, width, height)."""
+    x0, y0, x1, y1 = box
+    return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
+def box_from_roi(roi: Box) -> Box:
+    """(x, y, width, height) with a positive size -> inclusive (x0, y0, x1, y1)."""
+    x, y, width, height = roi
+    if width <= 0 or height <= 0:
+        raise ValueError(f"box_from_roi: {roi} has no pixels")
+    return x, y, x + width - 1, y + height - 1
+
+
+def roi_from_mask(mask: np.ndarray) -> Box:
+    """The tight box of box_from_mask as (x, y, width, height); zeros for an empty mask (no object)."""
+    box = _bounds(np.asarray(mask, dtype=bool))
+    return (0, 0, 0, 0) if box is None else roi_from_box(box)
 
 
 def _column_distance2(padded: np.ndarray) -> np.ndarray:
@@ -76,14 +122,13 @@ def interior_point(mask: np.ndarray) -> tuple[int, int]:
     maximum, and only pixels whose bound reaches it are evaluated exactly.
     """
     mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    box = _bounds(mask)
+    if box is None:
         raise ValueError("interior_point: the mask is empty")
     # Work on the mask's bounding box: outside it everything is background, and the padding
     # stands for that background (or for the image edge, which counts as boundary).
-    y0, x0 = int(rows[0]), int(cols[0])
-    padded = np.pad(mask[y0 : int(rows[-1]) + 1, x0 : int(cols[-1]) + 1], 1, constant_values=False)
+    x0, y0, x1, y1 = box
+    padded = np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1, constant_values=False)
     g2 = _column_distance2(padded)
     upper = np.minimum(g2, _column_distance2(padded.T).T)
     seed = np.unravel_index(int(np.argmax(upper)), upper.shape)

@@ -186,13 +186,14 @@ class TrackerNode(LifecycleNode):
 
     @_logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_processing()
-        self._destroy_outputs()
-        self._free_model()
-        return TransitionCallbackReturn.SUCCESS
+        return self._release_everything()
 
     @_logged_transition
     def on_error(self, state: State) -> TransitionCallbackReturn:
+        return self._release_everything()
+
+    def _release_everything(self) -> TransitionCallbackReturn:
+        """Shutdown and error both end in finalized, from any state: stop, drop outputs, free the model."""
         self._stop_processing()
         self._destroy_outputs()
         self._free_model()
@@ -439,7 +440,8 @@ class TrackerNode(LifecycleNode):
             self.get_logger().warning(f"prompt on ~/prompt ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
 
     def _on_click(self, msg: PointStamped) -> None:
-        frame = self._last_frame
+        with self._tracker_lock:  # the worker replaces _last_frame under this lock
+            frame = self._last_frame
         try:
             object_id, _, _ = self._apply_prompt(
                 prompt_from_click(msg, (frame.height, frame.width) if frame else None))

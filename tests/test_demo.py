@@ -77,6 +77,3 @@ def test_click_is_the_most_interior_pixel_and_box_the_bounds():
 def test_summary_helpers():
     assert demo.frame_spans(np.array([0, 1, 1, 0, 1, 0, 0, 1], bool)) == "1-2, 4, 7"
     assert demo.frame_spans(np.zeros(4, bool)) == "none"
-    assert demo.mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
-    a = np.array([[1, 1], [0, 0]], bool)
-    assert demo.mask_iou(a, np.array([[1, 0], [0, 0]], bool)) == 0.5

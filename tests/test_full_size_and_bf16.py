@@ -10,14 +10,12 @@ import sam2_model
 
 from generated_tracking import track_prompted_by_first_masks
 from parity_sessions import PARITY_DIR
+from sam2_model.mask_geometry import mask_iou
 from sam2_model.train.procedural import generate_with_events
 
 MEDIA_DIR = PARITY_DIR.parent / "media"
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    union = (a | b).sum().item()
-    return 1.0 if union == 0 else (a & b).sum().item() / union
 
 
 @pytest.mark.slow
@@ -62,7 +60,7 @@ def test_bfloat16_autocast_masks_agree_with_float32():
                 decisions += 1
                 agree += bool(a.visible[row]) == bool(b.visible[row])
                 if a.visible[row] and b.visible[row] and a.masks[row].any():
-                    ious.append(_iou(a.masks[row], b.masks[row]))
+                    ious.append(mask_iou(a.masks[row].cpu().numpy(), b.masks[row].cpu().numpy()))
     assert len(ious) > 50, "too few frames with a visible object"
     assert agree >= 0.95 * decisions, (agree, decisions)
     assert sum(ious) / len(ious) >= 0.98, sorted(ious)[:5]

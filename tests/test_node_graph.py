@@ -8,6 +8,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH
+from sam2_model.mask_geometry import mask_iou
 from sam2_model.train.procedural import ProceduralConfig, generate_with_events
 from sam2_ros.image_conversion import image_to_mask, image_to_rgb
 
@@ -195,7 +196,7 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
         truth = video.labels[0] == 1
         response = client.add_object(prompt_msg(mask=truth))
         assert response.success and response.object_id == 1, response.message
-        assert _iou(image_to_mask(response.object.mask), truth) > 0.8
+        assert mask_iou(image_to_mask(response.object.mask), truth) > 0.8
         assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
         for index in (1, 2):
             stamp = client.publish_frame(video.frames[index], index)
@@ -206,5 +207,3 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
         node.close()
 
 
-def _iou(a, b):
-    return np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum())

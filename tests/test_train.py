@@ -19,9 +19,11 @@ from sam2_model.config import DEFAULT_CONFIG_PATH, load_config_yaml
 from sam2_model.sam2 import MASK_AS_OUTPUT_BIAS, MASK_AS_OUTPUT_SCALE
 from sam2_model.train.clips import ProceduralClips, TrainingClip, to_model_clip
 from sam2_model.train.procedural import ProceduralConfig, generate_video, generate_with_events, write_davis
-from sam2_model.train.rollout import ClipRollout, RolloutPlan
+from sam2_model.train.rollout import ClipRollout
 from sam2_model.train.prefetch import StepDataPrefetcher
-from sam2_model.train.trainer import LAST_CHECKPOINT, TrainConfig, Trainer, draw_step_data, sample_plan
+from sam2_model.train.step_data import RolloutPlan, draw_step_data, sample_plan
+from sam2_model.train.train_config import TrainConfig
+from sam2_model.train.trainer import LAST_CHECKPOINT, Trainer
 from sam2_model.train.validation import procedural_validation_set, validate
 from parity_sessions import STREAM_FILES, load_session
 
@@ -316,6 +318,18 @@ def test_data_workers_draw_the_same_data_and_train_the_same_weights(tmp_path):
         trainer.run(progress=False, data_workers=workers)
         weights.append(trainer.model.state_dict())
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
+def test_prefetch_workers_load_the_data_side_only():
+    """A data worker imports prefetch: that must not pull in the trainer or the model (the import
+    circle prefetch <-> trainer made every worker load both)."""
+    code = ("import sys, sam2_model.train.prefetch; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('sam2_model'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "sam2_model.train.prefetch" in loaded and "sam2_model.train.step_data" in loaded
+    for heavy in ("sam2_model.train.trainer", "sam2_model.train.rollout", "sam2_model.sam2"):
+        assert heavy not in loaded, f"importing prefetch loads {heavy}"
 
 
 def test_event_clips_hold_a_target_that_hides_and_comes_back():

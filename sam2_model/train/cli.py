@@ -26,7 +26,8 @@ from ..config import DEFAULT_CONFIG_PATH, DEFAULT_MODEL, ConfigError
 from .clips import ClipSource, DavisClips, ProceduralClips
 from .losses import LossWeights
 from .procedural import ProceduralConfig
-from .trainer import LAST_CHECKPOINT, TrainConfig, Trainer
+from .train_config import TrainConfig
+from .trainer import LAST_CHECKPOINT, Trainer
 from .validation import ValidationSet, davis_validation_set, procedural_validation_set
 
 

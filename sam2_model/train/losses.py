@@ -63,7 +63,11 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU of the binarised logits with the target, per mask (no gradient)."""
+    """IoU of the binarised logits with the target, per mask (no gradient).
+
+    Not ``mask_geometry.mask_iou``: this one scores a whole batch ``[..., H, W]`` of logits at
+    once on the training device (the IoU head's target and validation's J), where a numpy
+    round trip per mask would stall the GPU; the empty-union convention (1.0) is the same."""
     predicted = (logits > 0).flatten(-2)
     truth = target.bool().flatten(-2)
     intersection = (predicted & truth).sum(-1).float()

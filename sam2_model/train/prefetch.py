@@ -15,7 +15,8 @@ from collections import deque
 from typing import Deque, Optional, Tuple
 
 from .clips import ClipSource
-from .trainer import StepData, TrainConfig, draw_step_data
+from .step_data import StepData, draw_step_data
+from .train_config import TrainConfig
 
 # What each worker draws from, set once by the pool's initializer.
 _worker_inputs: Optional[Tuple[TrainConfig, ClipSource, Optional[ClipSource], int]] = None

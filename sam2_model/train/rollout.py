@@ -20,16 +20,7 @@ from ..sam2 import FrameFeatures, MaskPrediction, SAM2Model
 from ..tracker import PREVIOUS_LOGITS_CLAMP
 from .losses import LossTerms, LossWeights, add_terms, prediction_losses
 from .prompting import PointPrompts, sample_box, sample_click, sample_correction
-
-
-@dataclass(frozen=True)
-class RolloutPlan:
-    """How one clip is prompted."""
-
-    prompt_kind: str = "click"                 # first frame: "click", "box" or "mask"
-    initial_corrections: int = 2               # correction clicks on the first frame, one at a time
-    corrected_frames: Tuple[int, ...] = ()     # later frames that get one correction click
-    corrections_as_cond: bool = False          # corrected frames become conditioning frames
+from .step_data import RolloutPlan
 
 
 @dataclass

@@ -18,71 +18,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
-import numpy as np
 import torch
 
 from ..checkpoint import read_checkpoint
 from ..sam2 import SAM2Model
-from .clips import ClipSource, TrainingClip, choose_objects, model_clip
+from .clips import ClipSource, model_clip
 from .losses import LossWeights
-from .rollout import ClipRollout, RolloutPlan
+from .rollout import ClipRollout
+from .step_data import StepData, draw_step_data
+from .train_config import TrainConfig
 from .validation import ValidationSet, validate
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
 FINAL_WEIGHTS = "model.pt"
 LOG_FILE = "log.jsonl"
 NECK_PREFIX = "image_encoder.neck."
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000
-    clip_length: int = 8
-    max_objects: int = 3
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    # First-frame prompt kinds, sampled with these probabilities (official training mixes them too).
-    click_probability: float = 0.4
-    box_probability: float = 0.3      # the rest: mask prompts
-    max_initial_corrections: int = 2
-    tracked_correction_probability: float = 0.25
-    seed: int = 0
-    # Modules (name prefixes, e.g. "image_encoder") kept fixed: fine-tuning only the memory
-    # path of a model whose image features are already good is much cheaper.
-    freeze: tuple = ()
-    # Clips per optimiser step, run as one batch (one prompt plan for all): less noisy steps, and
-    # on small models far more objects per second than one clip at a time.
-    clips_per_step: int = 1
-    # Cap on the root mean square of the stride-16 image features (0: none). Unchecked, training
-    # from scratch grows them far past the sine position encodings (RMS 0.7) and the prompt and
-    # mask embeddings added to them, until the decoder can no longer locate a click and memory
-    # encoding drowns the mask: a model that answers "the salient objects" whatever the prompt.
-    max_feature_rms: float = 0.0
-    # Share of steps that train on single images instead of clips (SAM 2 mixes image and video
-    # data as well): an image step costs a fraction of a clip step, so segmentation quality
-    # improves far faster per second, while the clip steps keep training memory.
-    image_step_probability: float = 0.0
-    images_per_step: int = 32
-    # Held-out per-frame J every this many steps (0: never), written to log.jsonl.
-    validate_every: int = 0
-    checkpoint_every: int = 200
-    log_every: int = 10
-
-    def validate(self) -> None:
-        # A clip of one frame is an image: the prompted frame alone, with its correction clicks
-        # (SAM 2's image data), which trains segmentation without paying for memory.
-        if self.steps < 1 or self.clip_length < 1 or self.max_objects < 1:
-            raise ValueError("steps >= 1, clip_length >= 1 and max_objects >= 1 are required")
-        if not 0 <= self.click_probability + self.box_probability <= 1:
-            raise ValueError("click_probability + box_probability must lie in [0, 1]")
-        if not 0 <= self.image_step_probability <= 1 or self.images_per_step < 1:
-            raise ValueError("image_step_probability must lie in [0, 1] and images_per_step be >= 1")
-        if self.validate_every < 0:
-            raise ValueError("validate_every must be >= 0 (0: no validation)")
 
 
 @dataclass
@@ -104,61 +56,6 @@ def learning_rate(config: TrainConfig, step: int) -> float:
         return config.lr * (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def sample_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
-    draw = rng.random()
-    kind = "click" if draw < config.click_probability else \
-        "box" if draw < config.click_probability + config.box_probability else "mask"
-    corrections = int(rng.integers(0, config.max_initial_corrections + 1)) if kind != "mask" else 0
-    corrected = ()
-    if rng.random() < config.tracked_correction_probability and config.clip_length > 1:
-        corrected = (int(rng.integers(1, config.clip_length)),)
-    return RolloutPlan(kind, corrections, corrected)
-
-
-def sample_image_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
-    """An image is prompted by a click or a box (a mask prompt would be its own answer), in the
-    same proportion as clips are."""
-    points = config.click_probability + config.box_probability
-    kind = "click" if points == 0 or rng.random() < config.click_probability / points else "box"
-    return RolloutPlan(kind, int(rng.integers(0, config.max_initial_corrections + 1)), ())
-
-
-@dataclass
-class StepData:
-    """What one step trains on, drawn from ``(seed, step)`` alone and on the CPU, so that a worker
-    process makes exactly what the training process would have (``sam2-train --data-workers``)."""
-
-    image_step: bool
-    clips: List[TrainingClip]
-    obj_ids: List[List[int]]  # the objects trained on, per clip
-    plan: RolloutPlan
-    generator_seed: int       # seeds the rollout's torch generator (correction clicks)
-
-
-def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, max_objects: int):
-    for _ in range(20):  # a clip whose first frame shows no object is skipped
-        clip = source.sample(rng)
-        chosen = choose_objects(clip.labels, image_size, rng, max_objects)
-        if chosen:
-            return clip, chosen
-    raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
-
-
-def draw_step_data(config: TrainConfig, step: int, source: ClipSource, image_source: Optional[ClipSource],
-                   image_size: int) -> StepData:
-    rng = np.random.default_rng([config.seed, step])
-    generator_seed = int(rng.integers(0, 2**62))
-    # Drawn only when image steps are on, so runs without them see the data they always did.
-    image_step = config.image_step_probability > 0 and rng.random() < config.image_step_probability
-    if image_step:
-        drawn = [_draw_clip(rng, image_source, image_size, config.max_objects) for _ in range(config.images_per_step)]
-        plan = sample_image_plan(config, rng)
-    else:
-        drawn = [_draw_clip(rng, source, image_size, config.max_objects) for _ in range(config.clips_per_step)]
-        plan = sample_plan(config, rng)
-    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed)
 
 
 class Trainer:

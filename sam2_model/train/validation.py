@@ -21,7 +21,8 @@ from ..sam2 import SAM2Model
 from .clips import DavisClips, ModelClip, TrainingClip, to_model_clip
 from .losses import mask_iou
 from .procedural import MIN_EVENT_VIDEO_FRAMES, ProceduralConfig, generate_with_events
-from .rollout import ClipRollout, RolloutPlan
+from .rollout import ClipRollout
+from .step_data import RolloutPlan
 
 # Validation videos come from generate_with_events at these seeds; training draws its seeds at
 # random from [0, 2**31), so it meets one of them with a chance of about clips / 2**31.

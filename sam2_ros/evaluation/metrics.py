@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sam2_model.mask_geometry import box_from_mask, mask_iou
+
 DEFAULT_BOUND_TH = 0.008
 RECALL_THRESHOLD = 0.5
 DECAY_BINS = 4
@@ -48,11 +50,7 @@ def region_similarity(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None 
         valid = ~void
         pred = pred & valid
         gt = gt & valid
-    union = int(np.count_nonzero(pred | gt))
-    if union == 0:
-        # Nothing to find and nothing found: DAVIS scores this as perfect.
-        return 1.0
-    return int(np.count_nonzero(pred & gt)) / union
+    return mask_iou(pred, gt)
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
@@ -136,16 +134,15 @@ def dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _crop_window(masks: Sequence[np.ndarray], margin: int) -> tuple[slice, slice]:
-    """Bounding box of all True pixels grown by margin: dilation never reaches further."""
+    """Bounding box of all True pixels (at least one) grown by margin: dilation never reaches further."""
     any_true = np.zeros_like(masks[0])
     for m in masks:
         any_true |= m
-    rows = np.flatnonzero(any_true.any(axis=1))
-    cols = np.flatnonzero(any_true.any(axis=0))
+    x0, y0, x1, y1 = box_from_mask(any_true)
     h, w = any_true.shape
     return (
-        slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
-        slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)),
+        slice(max(0, y0 - margin), min(h, y1 + margin + 1)),
+        slice(max(0, x0 - margin), min(w, x1 + margin + 1)),
     )
 
 

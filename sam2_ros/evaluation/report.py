@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import SeriesStats, seg2bmap
+from sam2_model.visualization import tint_masks
+
+from .metrics import SeriesStats
 from .scoring import ObjectResult, SequenceResult, Summary, VisibilityCounts, WorstFrame
 
 # Bumped only for changes that break readers; new keys (e.g. the visibility scores) keep it.
 RESULTS_SCHEMA_VERSION = 1
-TRUTH_COLOR = np.array([0, 200, 0], dtype=np.float32)
-PRED_COLOR = np.array([230, 0, 230], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -134,16 +134,17 @@ def plot_per_frame(path: Path, seq: SequenceResult) -> None:
     fig.savefig(path)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> np.ndarray:
-    """The image with the mask tinted and outlined in color."""
-    out = image.astype(np.float32)
-    out[mask] = 0.5 * out[mask] + 0.5 * color
-    out[seg2bmap(mask)] = color
-    return out.astype(np.uint8)
+def worst_frame_panels(item: WorstFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and prediction of one worst frame, each tinted and outlined in the object's colour (the
+    colour the node and the demo draw it in)."""
+    def panel(mask: np.ndarray) -> np.ndarray:
+        return tint_masks(item.image, {item.obj_id: mask}, outline_px=1)
+
+    return panel(item.gt_mask), panel(item.pred_mask)
 
 
 def contact_sheet(path: Path, seq: SequenceResult, per_row: int = 2) -> None:
-    """The worst (object, frame) pairs: truth (green) beside prediction (magenta)."""
+    """The worst (object, frame) pairs: truth beside prediction."""
     worst: list[WorstFrame] = seq.worst
     rows = max(1, -(-len(worst) // per_row))
     fig = _figure(4.2 * per_row, 2.3 * rows + 0.4)
@@ -152,13 +153,14 @@ def contact_sheet(path: Path, seq: SequenceResult, per_row: int = 2) -> None:
         ax.set_axis_off()
     for i, item in enumerate(worst):
         ax_truth, ax_pred = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
-        ax_truth.imshow(overlay(item.image, item.gt_mask, TRUTH_COLOR))
+        truth, prediction = worst_frame_panels(item)
+        ax_truth.imshow(truth)
         ax_truth.set_title(f"frame {item.frame_index}, object {item.obj_id}: truth", fontsize=8)
-        ax_pred.imshow(overlay(item.image, item.pred_mask, PRED_COLOR))
+        ax_pred.imshow(prediction)
         ax_pred.set_title(f"prediction J {item.j:.3f} F {item.f:.3f}", fontsize=8)
     if not worst:
         axes[0, 0].text(0, 0.5, "no scored frames", fontsize=10)
-    fig.suptitle(f"{seq.name}: worst frames by J&F (green = truth, magenta = prediction)", fontsize=10)
+    fig.suptitle(f"{seq.name}: worst frames by J&F (truth left, prediction right)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
 

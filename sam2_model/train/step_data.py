@@ -1,0 +1,80 @@
+"""What one training step trains on (``StepData``), drawn from ``(seed, step)`` alone.
+
+Used by the trainer and by the data workers of ``prefetch``; it imports neither the trainer nor
+the model, so a worker process loads only the data side (clips, generator, numpy, torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .clips import ClipSource, TrainingClip, choose_objects
+from .train_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """How one clip is prompted."""
+
+    prompt_kind: str = "click"                 # first frame: "click", "box" or "mask"
+    initial_corrections: int = 2               # correction clicks on the first frame, one at a time
+    corrected_frames: Tuple[int, ...] = ()     # later frames that get one correction click
+    corrections_as_cond: bool = False          # corrected frames become conditioning frames
+
+
+def sample_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
+    draw = rng.random()
+    kind = "click" if draw < config.click_probability else \
+        "box" if draw < config.click_probability + config.box_probability else "mask"
+    corrections = int(rng.integers(0, config.max_initial_corrections + 1)) if kind != "mask" else 0
+    corrected = ()
+    if rng.random() < config.tracked_correction_probability and config.clip_length > 1:
+        corrected = (int(rng.integers(1, config.clip_length)),)
+    return RolloutPlan(kind, corrections, corrected)
+
+
+def sample_image_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
+    """An image is prompted by a click or a box (a mask prompt would be its own answer), in the
+    same proportion as clips are."""
+    points = config.click_probability + config.box_probability
+    kind = "click" if points == 0 or rng.random() < config.click_probability / points else "box"
+    return RolloutPlan(kind, int(rng.integers(0, config.max_initial_corrections + 1)), ())
+
+
+@dataclass
+class StepData:
+    """What one step trains on, drawn from ``(seed, step)`` alone and on the CPU, so that a worker
+    process makes exactly what the training process would have (``sam2-train --data-workers``)."""
+
+    image_step: bool
+    clips: List[TrainingClip]
+    obj_ids: List[List[int]]  # the objects trained on, per clip
+    plan: RolloutPlan
+    generator_seed: int       # seeds the rollout's torch generator (correction clicks)
+
+
+def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, max_objects: int):
+    for _ in range(20):  # a clip whose first frame shows no object is skipped
+        clip = source.sample(rng)
+        chosen = choose_objects(clip.labels, image_size, rng, max_objects)
+        if chosen:
+            return clip, chosen
+    raise RuntimeError("20 clips in a row had no object on their first frame; check the training data")
+
+
+def draw_step_data(config: TrainConfig, step: int, source: ClipSource, image_source: Optional[ClipSource],
+                   image_size: int) -> StepData:
+    rng = np.random.default_rng([config.seed, step])
+    generator_seed = int(rng.integers(0, 2**62))
+    # Drawn only when image steps are on, so runs without them see the data they always did.
+    image_step = config.image_step_probability > 0 and rng.random() < config.image_step_probability
+    if image_step:
+        drawn = [_draw_clip(rng, image_source, image_size, config.max_objects) for _ in range(config.images_per_step)]
+        plan = sample_image_plan(config, rng)
+    else:
+        drawn = [_draw_clip(rng, source, image_size, config.max_objects) for _ in range(config.clips_per_step)]
+        plan = sample_plan(config, rng)
+    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed)
