@@ -204,7 +204,10 @@ class Report:
     def section(self, name: str) -> Dict[str, Any]:
         return self.data[name]
 
-    def save(self) -> None:
+    def save(self, note: str = "") -> None:
+        """Rewrite both files; ``note`` (what was just measured) is printed as progress."""
+        if note:
+            print(f"[{self.budget.elapsed():6.1f} s] {note}", flush=True)
         self.data["run"]["elapsed_s"] = round(self.budget.elapsed(), 1)
         self.out.mkdir(parents=True, exist_ok=True)
         _write(self.out / "device_check.json", json.dumps(self.data, indent=2, default=str) + "\n")
@@ -284,7 +287,9 @@ def run_parity(settings: CheckSettings, report: Report, budget: Budget) -> None:
         rows = section["sessions"]
         section.update(max_logit_diff=max(r["max_logit_diff"] for r in rows),
                        max_score_diff=max(r["max_score_diff"] for r in rows), passed=all(r["passed"] for r in rows))
-        report.save()
+        row = rows[-1]
+        report.save(f"parity {row['session']}: max logit diff {row['max_logit_diff']:.2e}, "
+                    f"score diff {row['max_score_diff']:.2e}, passed {row['passed']}")
     _free(device)
 
 
@@ -335,7 +340,7 @@ def run_bf16(settings: CheckSettings, report: Report, budget: Budget) -> None:
                        agreement=agreement,
                        passed=mean_iou is not None and mean_iou >= BF16_MIN_MEAN_IOU
                        and agreement >= BF16_MIN_AGREEMENT)
-        report.save()
+        report.save(f"bf16 video {seed}: mean IoU so far {_cell(mean_iou)}, agreement {agreement:.3f}")
     del model
     _free(device)
 
@@ -378,7 +383,7 @@ def run_benchmark(settings: CheckSettings, report: Report, budget: Budget) -> No
                 timing = budget.step("benchmark", lambda: time_tracker(
                     model, count, settings.iterations, settings.warmup, _autocast(autocast)))
                 section["rows"].append(_timing_row(model_name, "eager", autocast, count, timing))
-                report.save()
+                report.save(f"eager {model_name} {autocast} {count} object(s): {timing.line()}")
         del model
         _free(device)
 
@@ -417,7 +422,8 @@ def run_benchmark_compiled(settings: CheckSettings, report: Report, budget: Budg
                 reference = eager.get((model_name, autocast, count))
                 row.update(compile_s=compile_s, speedup_vs_eager=reference / row["p50_ms"] if reference else None)
                 section["rows"].append(row)
-                report.save()
+                report.save(f"compiled {model_name} {autocast} {count} object(s): {timing.line()} "
+                            f"(compile {compile_s:.0f} s)")
             del model
             _free(device)
 
@@ -436,8 +442,10 @@ def run_node_latency(settings: CheckSettings, report: Report, budget: Budget) ->
                 settings.node_model, None, settings.device, autocast, count, settings.camera_hz,
                 settings.node_seconds, settings.node_height, settings.node_width, settings.node_warmup)
             result = budget.step("node", lambda: node_latency.measure(latency, mode))
-            section["rows"].append({"objects": count, **result.summary()})
-            report.save()
+            row = {"objects": count, **result.summary()}
+            section["rows"].append(row)
+            report.save(f"node latency {mode} {count} object(s): p50 {_cell(row['latency_p50_ms'])} ms, "
+                        f"p99 {_cell(row['latency_p99_ms'])} ms, {row['processed']}/{row['published']} processed")
     _free(torch.device(settings.device))
 
 
@@ -560,6 +568,9 @@ def parse_args(argv: Optional[List[str]] = None) -> CheckSettings:
     settings = CheckSettings(**vars(parser.parse_args(argv)))
     if settings.minutes <= 0:
         parser.error(f"--minutes must be > 0, got {settings.minutes}")
+    if settings.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {settings.device}: torch {torch.__version__} sees no CUDA device "
+                     "(DEVICE=cpu tries the check on the CPU)")
     if settings.node_mode not in ("auto", "ros", "pipeline", "both"):
         parser.error(f"--node-mode must be auto, ros, pipeline or both, got {settings.node_mode!r}")
     for text in (settings.bench_autocast, settings.compile_autocast, settings.node_autocast):
@@ -592,6 +603,7 @@ def summary(report: Report) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     settings = parse_args(argv)
     report = run(settings)
+    print((Path(settings.out) / "device_check.md").read_text())
     print(summary(report))
     print(f"report: {Path(settings.out) / 'device_check.json'} and device_check.md")
     return 0

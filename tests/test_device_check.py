@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from parity_sessions import PARITY_DIR, STREAM_FILES
+from sam2_ros import node_latency
 from sam2_ros.device_check import SECTIONS, Budget, TimeUp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,3 +102,19 @@ def test_budget_refuses_a_step_longer_than_the_time_left():
         budget.step("compile", lambda: None)
     assert budget.step("benchmark", lambda: 42) == 42  # no benchmark step timed yet
     assert 0 <= budget.last["benchmark"] < 1
+
+
+def test_without_ros_the_node_latency_measures_the_pipeline_and_says_what_it_covers(monkeypatch):
+    """The GPU machine has no ROS: ``auto`` falls back to the node's per-frame path without DDS,
+    and without the message packages ``summarize`` is replaced by the copy of the result to host
+    memory; the result says so."""
+    for name in ("rclpy", "sam2_ros.result_conversion"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
+    assert not node_latency.ros_available()
+    settings = node_latency.LatencySettings("default", None, "cpu", None, objects=1, camera_hz=30.0, seconds=0.5,
+                                            height=64, width=80, warmup_frames=0)
+    result = node_latency.measure(settings, "auto")
+    assert result.mode == "pipeline" and node_latency.RESULT_TO_HOST in result.covers
+    assert "summarize" not in result.covers
+    assert 13 <= result.published <= 15 and result.processed >= 1
+    assert result.processed + result.dropped == result.published
