@@ -153,7 +153,12 @@ def default_parity_dir() -> str:
 
 # ------------------------------------------------------------------------------------ budget
 class Budget:
-    """Wall-clock budget: ``fits`` for the soft guard, an alarm (SIGALRM) for the hard one."""
+    """Wall-clock budget: ``check``/``step`` for the soft guard, an alarm (SIGALRM) for the hard one.
+
+    Args:
+        minutes: the whole budget, counted from construction; the last WRITE_RESERVE_S seconds
+            are kept for the final report.
+    """
 
     def __init__(self, minutes: float):
         self.start = time.monotonic()
@@ -191,7 +196,13 @@ class Budget:
 
 # ------------------------------------------------------------------------------------ report
 class Report:
-    """The results so far; every ``save`` rewrites device_check.json and device_check.md whole."""
+    """The results so far; every ``save`` rewrites device_check.json and device_check.md whole.
+
+    Args:
+        out: the folder of the two files (created if missing).
+        settings: the run's settings, recorded in the report.
+        budget: the run's budget (the report records the time used).
+    """
 
     def __init__(self, out: Path, settings: CheckSettings, budget: Budget):
         self.out = out
