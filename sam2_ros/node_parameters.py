@@ -42,6 +42,7 @@ class TrackerParameters:
     corrections_as_cond: bool = False
     non_overlap_masks: bool = False
     overlay: bool = True
+    publish_masks: bool = True
     diagnostics_period: float = 1.0
     autostart: bool = True
 
@@ -94,6 +95,7 @@ _DESCRIPTIONS: Dict[str, str] = {
     "corrections_as_cond": "corrections become conditioning frames (SAM 2 add_all_frames_to_correct_as_cond)",
     "non_overlap_masks": "a pixel belongs to at most one object's mask (the highest scoring)",
     "overlay": "publish ~/overlay (input picture with coloured masks, boxes and ids) when someone subscribes",
+    "publish_masks": "each object in ~/objects carries its mask (cropped to its bbox); false: boxes and scores only",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start-up (for plain `ros2 run`); false = wait for lifecycle commands",
 }

@@ -9,7 +9,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.train.procedural import ProceduralConfig, generate_with_events
-from sam2_ros.image_conversion import image_to_mask, image_to_rgb
+from sam2_ros.image_conversion import image_to_mask, image_to_rgb, paste_object_mask
 
 from node_harness import (check_frame_consistency, model_files, prompt_msg,  # noqa: F401 - fixture
                           start_node, stamp_of)
@@ -57,7 +57,8 @@ def test_prompts_by_service_topic_and_click(client, model_files):  # noqa: F811
     assert response.object_id == 1 and response.object.id == 1
     assert "added object 1 with a box" in response.message
     assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
-    assert (response.object.mask.width, response.object.mask.height) == (256, 256)
+    box = response.object.bbox
+    assert (response.object.mask.width, response.object.mask.height) == (box.width, box.height)
     assert response.object.visible and response.object.area == image_to_mask(response.object.mask).sum() > 0
 
     # Topic: a click with a label, fire and forget.
@@ -106,7 +107,7 @@ def _masks_after_prompts(client, pictures, encoding, index0):
     for prompt in (prompt_msg(box=BOX), prompt_msg(points=[POINT], labels=[1])):
         response = client.add_object(prompt)
         assert response.success, response.message
-        masks.append(image_to_mask(response.object.mask))
+        masks.append(paste_object_mask(response.object, (256, 256)))
     for offset in (1, 2):
         out = client.track(pictures[offset], index0 + offset, encoding)
         check_frame_consistency(out, stamp_of(out.objects.header), 256, 256)
@@ -195,7 +196,7 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
         truth = video.labels[0] == 1
         response = client.add_object(prompt_msg(mask=truth))
         assert response.success and response.object_id == 1, response.message
-        assert _iou(image_to_mask(response.object.mask), truth) > 0.8
+        assert _iou(paste_object_mask(response.object, truth.shape), truth) > 0.8
         assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
         for index in (1, 2):
             stamp = client.publish_frame(video.frames[index], index)

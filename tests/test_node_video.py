@@ -50,7 +50,9 @@ def test_bedroom_video_streams_through_the_node(running):
     check_frame_consistency(first, (1000, 123), 540, 960)
     response = client.add_object(prompt_msg(box=[80, 250, 520, 530]))
     assert response.success and response.object_id == 1
-    assert (response.object.mask.width, response.object.mask.height) == (960, 540)
+    box = response.object.bbox
+    assert 0 < box.width <= 960 and 0 < box.height <= 540 and box.x_offset + box.width <= 960
+    assert (response.object.mask.width, response.object.mask.height) == (box.width, box.height)
     client.click(700, 200)
     client.wait_until(lambda: "tracking object 2" in running.process.log(), 10, "the click to add object 2")
 
