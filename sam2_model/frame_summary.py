@@ -2,11 +2,13 @@
 per-object mask crops, computed on the model's device; called by the ROS node's result conversion.
 
 Every per-pixel step runs once, in torch, where the logits already are (the GPU on a robot):
-upsampling to the frame, thresholding, the label map (the highest logit wins where masks
-overlap, SAM 2's non_overlap_masks rule), row/column occupancy for the boxes and areas. The
-host then receives two copies: a few numbers per object (box, area, scores), and one packed
-uint8 buffer holding the label map and each visible object's mask cropped to its box. Work no
-one asked for (labels, crops) is skipped.
+upsampling to the frame (visible objects only, with the tracker's own resize, so the values are
+the tracker's ``mask_logits`` bit for bit), thresholding, the label map (the highest logit wins
+where masks overlap, SAM 2's non_overlap_masks rule), boxes and areas. Past the upsampling,
+each object is only looked at where its logits can be positive: its low-resolution positive
+pixels' box, widened by the bilinear taps. The host receives a few numbers per object (spans,
+boxes, areas, scores) and one packed uint8 buffer with the label map and each visible object's
+mask cropped to its box. Work no one asked for (labels, crops) is skipped.
 
 A crop is the mask inside the object's tight box: ``bbox`` (x, y, width, height) gives both its
 size and where it sits in the frame; ``paste_mask`` puts it back into a full-frame mask.
@@ -14,6 +16,7 @@ size and where it sits in the frame; ``paste_mask`` puts it back into a full-fra
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -87,27 +90,81 @@ def _first_and_last(occupied: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]
     return first, last
 
 
-def _label_map(logits: torch.Tensor, masks: torch.Tensor, visible: torch.Tensor, ids: Sequence[int]
+def _output_span(first: int, last: int, low_size: int, out_size: int) -> Tuple[int, int]:
+    """Output pixels [start, stop) whose bilinear taps (align_corners=False) can reach low-res
+    pixels first..last, with a pixel of margin each side.
+
+    Output pixel y reads low-res i0 = floor(s (y + 0.5) - 0.5) (at least 0) and i0 + 1, s = low / out.
+    Outside these pixels all taps are <= 0, so the upsampled logit is <= 0: no mask there.
+    """
+    scale = low_size / out_size
+    start = math.floor((first - 0.5) / scale - 0.5) - 1
+    stop = math.ceil((last + 1.5) / scale - 0.5) + 1
+    return max(start, 0), min(stop, out_size)
+
+
+@dataclass
+class _Region:
+    """Where one object's full-resolution logits can be positive: ``logits[row, y0:y1, x0:x1]``."""
+
+    row: int      # row in the result
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+def _regions(result, height: int, width: int, scores: torch.Tensor) -> List[_Region]:
+    """Visible objects with a positive low-resolution logit, and where they can be positive at full size."""
+    low = getattr(result, "low_res_logits", None)
+    count = int(scores.shape[0])
+    if low is None:  # only full-resolution logits: the whole frame
+        visible = (scores > 0).cpu().tolist()
+        return [_Region(row, 0, height, 0, width) for row in range(count) if visible[row]]
+    positive = low[:, 0] > 0
+    top, bottom = _first_and_last(positive.any(dim=2))
+    left, right = _first_and_last(positive.any(dim=1))
+    shown = (scores > 0) & positive.flatten(1).any(dim=1)
+    spans = torch.stack([top, bottom, left, right, shown.long()], dim=1).cpu().tolist()
+    low_h, low_w = int(low.shape[-2]), int(low.shape[-1])
+    regions = []
+    for row, (r0, r1, c0, c1, keep) in enumerate(spans):
+        if keep:
+            y0, y1 = _output_span(r0, r1, low_h, height)
+            x0, x1 = _output_span(c0, c1, low_w, width)
+            regions.append(_Region(row, y0, y1, x0, x1))
+    return regions
+
+
+def _label_map(logits: torch.Tensor, regions: List[_Region], ids: Sequence[int], height: int, width: int
                ) -> torch.Tensor:
-    """``[H, W]`` ids on the device: where masks overlap, the highest logit wins (first on ties)."""
-    table = torch.tensor(list(ids), dtype=torch.uint8 if max(ids) <= MAX_BYTE_ID else torch.int32,
-                         device=logits.device)
-    if len(ids) == 1:
-        return torch.where(masks[0], table[0], table.new_zeros(()))
-    # A covered pixel's winner has a positive logit, and every object whose logit equals the
-    # maximum there covers it: the argmax over all (visible) objects is the argmax over masks.
-    if not bool(visible.all()):
-        logits = logits.masked_fill(~visible[:, None, None], float("-inf"))
-    best, winner = logits.max(dim=0)
-    return torch.where(best > 0, table[winner], table.new_zeros(()))
+    """``[H, W]`` ids on the device: where masks overlap, the highest logit wins (the first on ties).
+
+    Objects in row order, each only inside its region (outside it its logits are <= 0): a pixel
+    goes to an object whose logit is positive and strictly above every earlier object's.
+    """
+    dtype = torch.uint8 if max(ids) <= MAX_BYTE_ID else torch.int32
+    labels = torch.zeros((height, width), dtype=dtype, device=logits.device)
+    best = torch.zeros((height, width), dtype=logits.dtype, device=logits.device)
+    for k, region in enumerate(regions):
+        window = (slice(region.y0, region.y1), slice(region.x0, region.x1))
+        values, best_here = logits[k][window], best[window]
+        better = values > best_here
+        torch.maximum(best_here, values, out=best_here)
+        labels[window].masked_fill_(better, ids[region.row])
+    return labels
 
 
 @torch.inference_mode()
 def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameState:
     """A ``TrackingResult`` -> ``FrameState`` on the host.
 
+    Only the visible objects' logits are upsampled, and every later per-pixel step runs inside
+    the region where an object's logits can be positive (from its low-resolution logits).
+
     Args:
-        result: the tracker's output for one frame (its logits on any device).
+        result: the tracker's output for one frame (its logits on any device); objects that give
+            only ``mask_logits`` (no ``low_res_logits``) are searched over the whole frame.
         labels: compute the ``H x W`` label map.
         crops: compute each visible object's mask cropped to its box.
     """
@@ -116,39 +173,44 @@ def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameSta
     index = int(result.frame_index)
     if not ids:
         return FrameState(index, height, width, [], np.zeros((height, width), np.uint8) if labels else None)
-    logits = result.mask_logits.float()                              # [N, H, W], upsampled once
-    visible = result.object_score_logits.reshape(-1) > 0
-    # An absent object's logits are all -1024 (official convention), so its mask is empty
-    # anyway; masking with `visible` makes "not visible <=> empty mask" hold by construction.
-    masks = (logits > 0) & visible[:, None, None]
-    row_counts = masks.sum(dim=2)                                    # [N, H]
-    x0, x1 = _first_and_last(masks.any(dim=1))
-    y0, y1 = _first_and_last(row_counts > 0)
-    area = row_counts.sum(dim=1)
-    numbers = torch.stack([x0.double(), y0.double(), x1.double(), y1.double(), area.double(),
-                           result.object_score_logits.reshape(-1).double(), result.iou_scores.reshape(-1).double()],
-                          dim=1).cpu().numpy()                       # host copy 1: N x 7 numbers
+    scores = result.object_score_logits.reshape(-1).float()
+    regions = _regions(result, height, width, scores)                 # host copy 1: spans
+    kept = [r.row for r in regions]
+    frame_logits = getattr(result, "frame_logits", None)
+    logits = (frame_logits(kept) if frame_logits is not None else result.mask_logits[kept]).float()
+    region_masks, boxes = [], []
+    for k, region in enumerate(regions):
+        mask = logits[k, region.y0:region.y1, region.x0:region.x1] > 0
+        top, bottom = _first_and_last(mask.any(dim=1)[None])
+        left, right = _first_and_last(mask.any(dim=0)[None])
+        boxes.append(torch.stack([top[0], bottom[0], left[0], right[0], mask.sum()]))
+        region_masks.append(mask)
+    tight = torch.stack(boxes).cpu().tolist() if boxes else []        # host copy 2: boxes, areas
+    numbers = torch.stack([scores.double(), result.iou_scores.reshape(-1).double()], dim=1).cpu().tolist()
     objects = []
     for row, object_id in enumerate(ids):
-        left, top, right, bottom, pixels, score, iou = numbers[row]
-        shown = bool(score > 0)
-        box = (int(left), int(top), int(right - left + 1), int(bottom - top + 1)) if shown and pixels else NO_BOX
-        empty = np.zeros((0, 0), bool) if crops else None
-        objects.append(ObjectState(object_id, shown, _sigmoid(score), float(iou), box, int(pixels), empty))
+        score, iou = numbers[row]
+        objects.append(ObjectState(object_id, bool(score > 0), _sigmoid(score), float(iou), NO_BOX, 0,
+                                   np.zeros((0, 0), bool) if crops else None))
     parts = []
-    if crops:
-        parts = [masks[row, y:y + h, x:x + w].reshape(-1) for row, o in enumerate(objects)
-                 for x, y, w, h in [o.bbox] if o.area]
-    label_map = _label_map(logits, masks, visible, ids) if labels else None
+    for k, region in enumerate(regions):
+        top, bottom, left, right, area = (int(v) for v in tight[k])
+        if area:
+            obj = objects[region.row]
+            obj.area = area
+            obj.bbox = (region.x0 + left, region.y0 + top, right - left + 1, bottom - top + 1)
+            if crops:
+                parts.append(region_masks[k][top:bottom + 1, left:right + 1].reshape(-1))
+    label_map = _label_map(logits, regions, ids, height, width) if labels else None
     if label_map is not None:
         parts.append(label_map.reshape(-1))
     if parts:
-        packed = torch.cat([p.view(torch.uint8) for p in parts]).cpu().numpy()   # host copy 2
+        packed = torch.cat([p.view(torch.uint8) for p in parts]).cpu().numpy()   # host copy 3: pixels
         offset = 0
-        for o in objects:
-            if crops and o.area:
-                _, _, w, h = o.bbox
-                o.mask = packed[offset:offset + w * h].view(bool).reshape(h, w)
+        for obj in objects:
+            if crops and obj.area:
+                _, _, w, h = obj.bbox
+                obj.mask = packed[offset:offset + w * h].view(bool).reshape(h, w)
                 offset += w * h
         if label_map is not None:
             label_host = packed[offset:].view(np.uint8 if label_map.dtype == torch.uint8 else np.int32)

@@ -88,3 +88,29 @@ def test_paste_mask_refuses_mismatched_crops():
         paste_mask(np.ones((2, 3), bool), (4, 0, 3, 2), (5, 5))
     empty = summarize_frame(SimpleNamespace(frame_index=0, obj_ids=[], frame_hw=(3, 4)))
     assert empty.labels.shape == (3, 4) and not empty.labels.any()
+
+
+@pytest.mark.parametrize("frame_hw", [(540, 960), (61, 47), (256, 256), (720, 1280)])
+def test_summary_inside_regions_equals_the_full_frame_reference(frame_hw):
+    """Blobs of low-resolution logits, overlapping, some touching the border, one absent object:
+    working inside each object's region gives the full-frame answer exactly."""
+    from sam2_model.tracker import TrackingResult
+
+    rng = np.random.default_rng(frame_hw[0])
+    count = 6
+    yy, xx = np.mgrid[0:64, 0:64]
+    low = np.full((count, 1, 64, 64), -8.0, np.float32)
+    for row in range(count):
+        cy, cx, radius = rng.uniform(-5, 69), rng.uniform(-5, 69), rng.uniform(1, 20)
+        low[row, 0] = np.round((radius - np.hypot(yy - cy, xx - cx)) * 4) / 4  # coarse: ties between objects
+    scores = [1.0] * count
+    scores[3] = -1.0
+    result = TrackingResult(0, [5, 2, 9, 4, 7, 1], torch.from_numpy(low), torch.tensor(scores),
+                            torch.full((count,), 0.5), frame_hw)
+    full = result.mask_logits.numpy()
+    masks, boxes, areas, labels = _reference(full, scores, result.obj_ids)
+    state = summarize_frame(result)
+    np.testing.assert_array_equal(state.labels, labels)
+    assert [o.bbox for o in state.objects] == boxes and [o.area for o in state.objects] == areas
+    for row, obj in enumerate(state.objects):
+        np.testing.assert_array_equal(obj.frame_mask(frame_hw), masks[row])
