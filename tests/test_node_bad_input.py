@@ -12,8 +12,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 import sam2_model
-from node_harness import (expected_objects, make_header, model_files, one_torch_thread, prompt_msg, rgb_image,  # noqa: F401
-                          start_node, stamp_of)
+from node_harness import (expected_objects, make_header, model_files, one_torch_thread,  # noqa: F401
+                          prompt_msg, rgb_image, start_node, stamp_of)
 from parity_sessions import build_session_model
 
 pytestmark = pytest.mark.ros

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image as PILImage
 
 import sam2_model
-from node_harness import (check_frame_consistency, expected_objects, model_files, one_torch_thread, prompt_msg,  # noqa: F401
-                          start_node)
+from node_harness import (check_frame_consistency, expected_objects, model_files,  # noqa: F401
+                          one_torch_thread, prompt_msg, start_node)
 from parity_sessions import build_session_model
 
 pytestmark = pytest.mark.ros

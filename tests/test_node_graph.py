@@ -209,3 +209,25 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
 
 def _iou(a, b):
     return np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum())
+
+
+def test_publish_masks_false_sends_boxes_and_scores_only(model_files, tmp_path):  # noqa: F811
+    node = start_node(tmp_path, model_files.params(publish_masks=False))
+    try:
+        client = node.client
+        frames = model_files.frames()
+        client.track(frames[0], 0)
+        assert client.add_object(prompt_msg(box=BOX)).success
+        out = client.track(frames[1], 1)
+        (obj,) = out.objects.objects
+        assert (obj.mask.width, obj.mask.height, len(obj.mask.data)) == (0, 0, 0)
+        # One object: the label image (still full) holds its mask, so box and area must match it.
+        mine = out.labels() == obj.id
+        rows, cols = np.nonzero(mine)
+        assert obj.visible and obj.area == mine.sum() > 0
+        assert (obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height) == (
+            cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1)
+        with pytest.raises(ValueError, match="publish_masks"):
+            paste_object_mask(obj, (256, 256))
+    finally:
+        node.close()
