@@ -8,7 +8,8 @@ For every frame size and object count asked for, on the same frames and prompts:
    the node's own latency (``latency_ms``: image received -> published);
 frame by frame in turn, so that a change in the machine's load hits both alike;
 
-then prints track p50, node latency p50/p99, their ratio (the node's overhead), the serialized
+then prints track p50, node latency p50/p99, their ratio (the node's overhead), the node's own
+time per frame (latency minus its own ``track`` stage on the same frame), the serialized
 bytes of one ``TrackedObjects`` and one label image, and the node's stage timings (where the
 time goes; nodes older than ``sam2_ros.stage_timing`` report none).
 
@@ -57,6 +58,16 @@ class CaseResult:
     @property
     def ratio(self) -> float:
         return float(np.median(self.latency_ms) / np.median(self.track_ms))
+
+    @property
+    def own_ms(self) -> List[float]:
+        """Per frame, the node's latency minus its own ``track`` stage on that frame: what the node
+        adds, measured within one frame (robust to load changes between frames); empty for nodes
+        without stage timings."""
+        inside = self.stages.get("track", [])
+        if len(inside) != len(self.latency_ms):
+            return []
+        return [latency - track for latency, track in zip(self.latency_ms, inside)]
 
 
 # ------------------------------------------------------------------------------------ frames
@@ -258,13 +269,15 @@ def print_report(results: List[CaseResult], out=sys.stdout) -> None:
     stage_names: List[str] = []
     for result in results:
         stage_names += [s for s in result.stages if s not in stage_names]
-    print("| size | objects | track p50 ms | node p50 ms | node p99 ms | node / track | objects bytes | "
-          "label bytes | " + " | ".join(f"{s} p50 ms" for s in stage_names) + (" |" if stage_names else ""), file=out)
-    print("|" + " --- |" * (8 + len(stage_names)), file=out)
+    columns = ["size", "objects", "track p50 ms", "node p50 ms", "node p99 ms", "node / track", "node's own p50 ms",
+               "objects bytes", "label bytes"] + [f"{s} p50 ms" for s in stage_names]
+    print("| " + " | ".join(columns) + " |", file=out)
+    print("|" + " --- |" * len(columns), file=out)
     for r in results:
         stages = " | ".join(f"{_p(r.stages[s], 50):.1f}" if s in r.stages else "-" for s in stage_names)
         print(f"| {r.width}x{r.height} | {r.objects} | {_p(r.track_ms, 50):.1f} | {_p(r.latency_ms, 50):.1f} | "
-              f"{_p(r.latency_ms, 99):.1f} | {r.ratio:.2f} | {r.objects_bytes} | {r.label_bytes} |"
+              f"{_p(r.latency_ms, 99):.1f} | {r.ratio:.2f} | {_p(r.own_ms, 50):.1f} | {r.objects_bytes} | "
+              f"{r.label_bytes} |"
               + (f" {stages} |" if stage_names else ""), file=out, flush=True)
 
 

@@ -1,5 +1,8 @@
 """Where the worker's time per frame goes: milliseconds per stage of recent frames, kept by the
-tracker node and read by the node benchmark (``python -m sam2_ros.benchmark``)."""
+tracker node and read by the node benchmark (``python -m sam2_ros.benchmark``).
+
+Wall-clock laps: on a GPU, kernels still running when ``track`` returns are counted in the next
+stage that waits for them (``summarize``, whose host copies synchronise)."""
 
 from __future__ import annotations
 

@@ -391,12 +391,12 @@ class TrackerNode(LifecycleNode):
         publisher = self._outputs.get(name)
         return publisher is not None and publisher.get_subscription_count() > 0
 
-    def _wanted_outputs(self) -> "WantedOutputs":
+    def _wanted_outputs(self) -> WantedOutputs:
         return WantedOutputs(masks=self.params.publish_masks and self._subscribed("objects"),
                              labels=self._subscribed("label_image"), overlay=self._subscribed("overlay"))
 
-    def _publish(self, frame: FrameState, rgb, header: Header, received_at: float, wanted: "WantedOutputs",
-                 clock: StageClock) -> None:
+    def _publish(self, frame: FrameState, picture: torch.Tensor, header: Header, received_at: float,
+                 wanted: WantedOutputs, clock: StageClock) -> None:
         outputs = self._outputs
         objects = tracked_objects_msg(frame, header, 0.0)
         label = label_image_msg(frame, header) if wanted.labels else None
@@ -409,7 +409,7 @@ class TrackerNode(LifecycleNode):
         clock.lap("publish")
         # Drawing costs a few ms per frame at camera resolution: only for someone watching.
         if wanted.overlay:
-            outputs["overlay"].publish(overlay_msg(rgb.cpu().numpy(), frame, header))
+            outputs["overlay"].publish(overlay_msg(picture.cpu().numpy(), frame, header))
             clock.lap("overlay")
         self._stats.on_processed(latency_ms)
 
