@@ -9,8 +9,8 @@ For every frame size and object count asked for, on the same frames and prompts:
 frame by frame in turn, so that a change in the machine's load hits both alike;
 
 then prints track p50, node latency p50/p99, their ratio (the node's overhead), the node's own
-time per frame (latency minus its own ``track`` stage on the same frame), the serialized
-bytes of one ``TrackedObjects`` and one label image, and the node's stage timings (where the
+time per frame (latency minus its own ``track`` stage on the same frame), the mean serialized
+bytes of one ``TrackedObjects`` and of one label image, and the node's stage timings (where the
 time goes; nodes older than ``sam2_ros.stage_timing`` report none).
 
 Frames are generated scenes (``sam2_model.train.procedural``: object sizes as in the
@@ -51,7 +51,7 @@ class CaseResult:
     objects: int
     track_ms: List[float]
     latency_ms: List[float]
-    objects_bytes: int
+    objects_bytes: int   # mean serialized size of one message over the timed frames
     label_bytes: int
     stages: Dict[str, List[float]] = field(default_factory=dict)
 
@@ -247,17 +247,18 @@ def run_case(node: NodeUnderTest, model, scene: Scene, fill_hole_area: int) -> C
         tracker.add_prompt(object_id, box=list(box))
         node.add_box(box)  # the node numbers new objects 1, 2, ... as well
     node.clear_stage_times()
-    track_ms, latency_ms, objects_bytes, label_bytes = [], [], 0, 0
+    track_ms, latency_ms, objects_bytes, label_bytes = [], [], [], []
     for index, frame in enumerate(scene.frames[1:], start=1):
         start = time.perf_counter()
         tracker.track(frame)
         track_ms.append((time.perf_counter() - start) * 1000.0)
         objects, labels = node.outputs(node.publish(frame, index))
         latency_ms.append(float(objects.latency_ms))
-        objects_bytes, label_bytes = len(serialize_message(objects)), len(serialize_message(labels))
+        objects_bytes.append(len(serialize_message(objects)))
+        label_bytes.append(len(serialize_message(labels)))
     height, width = scene.frames[0].shape[:2]
-    return CaseResult(width, height, len(scene.boxes), track_ms, latency_ms, objects_bytes, label_bytes,
-                      node.stage_times() or {})
+    return CaseResult(width, height, len(scene.boxes), track_ms, latency_ms, int(np.mean(objects_bytes)),
+                      int(np.mean(label_bytes)), node.stage_times() or {})
 
 
 # ------------------------------------------------------------------------------------ report
