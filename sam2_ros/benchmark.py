@@ -266,7 +266,8 @@ def _p(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def print_report(results: List[CaseResult], out=sys.stdout) -> None:
+def print_report(results: List[CaseResult], out=None) -> None:
+    out = out or sys.stdout  # looked up at call time (pytest's capsys replaces it)
     stage_names: List[str] = []
     for result in results:
         stage_names += [s for s in result.stages if s not in stage_names]
