@@ -69,6 +69,13 @@ class TrackingResult:
             logits = torch.where(keep, logits, logits.clamp(max=-10.0))
         return logits[:, 0]
 
+    def frame_logits(self, rows: Sequence[int]) -> torch.Tensor:
+        """``mask_logits[rows]``, upsampling only those objects: each object is resized on its own,
+        so the values are identical. Non-overlapping masks need every object (the full property)."""
+        if "mask_logits" in self.__dict__ or (self.non_overlap and self.low_res_logits.shape[0] > 1):
+            return self.mask_logits[list(rows)]
+        return resize_logits(self.low_res_logits[list(rows)], tuple(self.frame_hw))[:, 0]
+
     @cached_property
     def masks(self) -> torch.Tensor:
         """``[N, H, W]`` bool masks at the frame's resolution."""

@@ -10,10 +10,14 @@ Decoding itself (``decode_raw``, ``decode_compressed``, ...) lives in the ROS-fr
 from __future__ import annotations
 
 import array
+from typing import Tuple
 
 import numpy as np
+import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+from sam2_model.frame_summary import paste_mask
 
 from .image_codec import (COLOUR_ENCODINGS, ImageConversionError, decode_compressed, decode_raw,  # noqa: F401
                           decode_raw_labels, pixel_rows)
@@ -30,13 +34,35 @@ def _to_byte_array(pixels: np.ndarray) -> array.array:
     would make rclpy check every element in Python, which takes ~100 ms for a 960x540 image.
     """
     out = array.array("B")
-    out.frombytes(np.ascontiguousarray(pixels).tobytes())
+    out.frombytes(np.ascontiguousarray(pixels).reshape(-1).view(np.uint8))  # one copy, from the buffer
     return out
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
     """sensor_msgs/Image (8- or 16-bit colour or grey, see ``SUPPORTED_ENCODINGS``) -> ``H x W x 3`` uint8 RGB."""
     return decode_raw(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, bool(msg.is_bigendian))
+
+
+# Raw encodings whose bytes already are H x W x 3 uint8 pixels: read in place, channels swapped on the device.
+_IN_PLACE_ENCODINGS = {"rgb8": False, "bgr8": True, "8UC3": True}  # encoding -> stored as BGR
+
+
+def image_to_rgb_tensor(msg: Image, device="cpu") -> torch.Tensor:
+    """sensor_msgs/Image -> ``H x W x 3`` uint8 RGB tensor on ``device``.
+
+    rgb8/bgr8 are not converted on the host: the tensor is a view on the message's buffer (row
+    padding skipped by strides), moved to the device as it is; bgr8's channel swap happens there.
+    Other encodings go through ``image_to_rgb``.
+    """
+    swap = _IN_PLACE_ENCODINGS.get(msg.encoding)
+    if swap is None:
+        return torch.from_numpy(image_to_rgb(msg)).to(device)
+    height, width = int(msg.height), int(msg.width)
+    rows = pixel_rows(msg.encoding, height, width, int(msg.step), msg.data, 3)
+    if not rows.flags.writeable:  # e.g. bytes: torch wants writable memory
+        rows = rows.copy()
+    pixels = torch.from_numpy(rows.reshape(height, width, 3)).to(device)
+    return pixels.flip(2) if swap else pixels
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -50,6 +76,27 @@ def image_to_mask(msg: Image) -> np.ndarray:
         raise ImageConversionError(f"mask encoding must be mono8 (nonzero = object), got {msg.encoding!r}")
     rows = pixel_rows(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data, 1)
     return rows != 0
+
+
+def paste_object_mask(obj, frame_hw: Tuple[int, int]) -> np.ndarray:
+    """A ``sam2_ros/TrackedObject``'s mask as a full-frame ``H x W`` bool mask.
+
+    The message's mask covers only the object's ``bbox`` (its width and height are the box's, its
+    origin the box's corner); ``frame_hw`` is the input image's (height, width), e.g. the label
+    image's. An object without mask pixels carries an empty mask.
+    """
+    box = obj.bbox
+    bbox = (int(box.x_offset), int(box.y_offset), int(box.width), int(box.height))
+    if obj.mask.width == 0 or obj.mask.height == 0:
+        if obj.area:
+            raise ImageConversionError(
+                f"object {obj.id} has {obj.area} mask pixels but its message carries no mask "
+                "(the node runs with publish_masks false: boxes and scores only)")
+        return np.zeros(tuple(int(v) for v in frame_hw), bool)
+    try:
+        return paste_mask(image_to_mask(obj.mask), bbox, frame_hw)
+    except ValueError as error:
+        raise ImageConversionError(f"object {obj.id}: {error}") from None
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Image:
@@ -93,9 +140,9 @@ def labels_to_image(labels: np.ndarray, header: Header, max_id: int | None = Non
     encoding = label_encoding(int(labels.max(initial=0)) if max_id is None else int(max_id))
     height, width = labels.shape
     if encoding == "mono8":
-        pixels, step = labels.astype(np.uint8), width
+        pixels, step = labels.astype(np.uint8, copy=False), width
     else:
-        pixels, step = labels.astype("<u2"), 2 * width  # little-endian, is_bigendian = 0
+        pixels, step = labels.astype("<u2", copy=False), 2 * width  # little-endian, is_bigendian = 0
     return Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step,
                  data=_to_byte_array(pixels))
 

@@ -46,6 +46,7 @@ class TrackerParameters:
     qos_reliability: str = "best_effort"
     qos_depth: int = 5
     overlay: bool = True
+    publish_masks: bool = True
     diagnostics_period: float = 1.0
     autostart: bool = True
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
@@ -92,6 +93,7 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "qos_reliability": "image subscription reliability: best_effort (REP 2003 sensor data) or reliable",
     "qos_depth": "image subscription queue depth (the node itself keeps only the newest frame)",
     "overlay": "publish ~/overlay (input picture with coloured masks, boxes and ids) when someone subscribes",
+    "publish_masks": "each object in ~/objects carries its mask (cropped to its bbox); false: boxes and scores only",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start-up (for plain `ros2 run`); false = wait for lifecycle commands",
 }

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -48,13 +49,14 @@ from sam2_ros.srv import AddObject, RemoveObject
 
 from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
 from .frame_slot import LatestFrameSlot, PendingFrame
-from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb_tensor
 from .node_parameters import (ParameterError, TrackerParameters, declare_parameters, read_parameters, resolve_autocast,
                               resolve_device)
 from .prompt_conversion import (MAX_OBJECT_ID, PromptConversionError, PromptRequest, check_object_id,
                                 prompt_from_click, prompt_from_msg)
 from .result_conversion import (FrameState, ObjectState, label_image_msg, object_state, overlay_msg, summarize,
                                 tracked_object_msg, tracked_objects_msg)
+from .stage_timing import StageClock, StageTimes
 
 NODE_NAME = "tracker_node"
 WARN_THROTTLE_S = 2.0
@@ -94,6 +96,15 @@ class LoadedTracker:
 
 
 @dataclass
+class WantedOutputs:
+    """What this frame must produce: outputs nobody subscribes to are not computed."""
+
+    masks: bool     # per-object masks in ~/objects (publish_masks and a subscriber)
+    labels: bool    # ~/label_image
+    overlay: bool   # ~/overlay
+
+
+@dataclass
 class LastFrame:
     """The most recent tracked frame: prompts apply to it and answers carry its header."""
 
@@ -114,6 +125,7 @@ class TrackerNode(LifecycleNode):
         self._active = False
         self._slot: LatestFrameSlot = LatestFrameSlot()
         self._stats = TrackerStatistics()
+        self.stage_times = StageTimes()              # ms per worker stage (read by sam2_ros.benchmark)
         self._worker: Optional[threading.Thread] = None
         self._stop_worker = threading.Event()
         self._input_topic = ""
@@ -219,8 +231,6 @@ class TrackerNode(LifecycleNode):
 
     # ----------------------------------------------------------------------------- set-up
     def _load_tracker(self, params: TrackerParameters) -> LoadedTracker:
-        import torch
-
         device = resolve_device(params.device)
         checkpoint = os.path.expanduser(params.checkpoint) or None
         if checkpoint is None and params.model == DEFAULT_MODEL:
@@ -247,8 +257,6 @@ class TrackerNode(LifecycleNode):
         del loaded
         gc.collect()
         if on_cuda:
-            import torch
-
             torch.cuda.empty_cache()
 
     def _input_topic_name(self, compressed: bool) -> str:
@@ -345,41 +353,63 @@ class TrackerNode(LifecycleNode):
 
     def _process(self, pending: PendingFrame) -> None:
         msg = pending.item
+        clock = StageClock(self.stage_times)
+        loaded = self._loaded
+        if loaded is None:
+            return
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+            # rgb8/bgr8: a view on the message's bytes, moved to the model's device as it is.
+            frame = (torch.from_numpy(compressed_to_rgb(msg)).to(loaded.device) if isinstance(msg, CompressedImage)
+                     else image_to_rgb_tensor(msg, loaded.device))
         except ImageConversionError as error:
             self._stats.on_rejected_frame()
             self.get_logger().warning(f"image on {self._input_topic} rejected: {error}",
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return
+        clock.lap("convert")
         with self._tracker_lock:
             if self._loaded is None or not self._active:
                 return
             try:
-                result = self._loaded.tracker.track(rgb)
+                result = self._loaded.tracker.track(frame)
             except sam2_model.FrameError as error:
                 self._stats.on_rejected_frame()
                 self.get_logger().warning(f"image rejected by the tracker: {error}",
                                           throttle_duration_sec=WARN_THROTTLE_S)
                 return
-            self._last_frame = LastFrame(msg.header, rgb.shape[0], rgb.shape[1])
+            self._last_frame = LastFrame(msg.header, int(frame.shape[0]), int(frame.shape[1]))
+        clock.lap("track")
         # The result holds its own tensors: converting it needs no lock, so prompts get the
-        # tracker while this frame's messages are built.
-        frame = summarize(result)
-        self._publish(frame, rgb, msg.header, pending.received_at)
+        # tracker while this frame's messages are built. Only what someone receives is computed.
+        wanted = self._wanted_outputs()
+        state = summarize(result, labels=wanted.labels or wanted.overlay, crops=wanted.masks)
+        clock.lap("summarize")
+        self._publish(state, frame, msg.header, pending.received_at, wanted, clock)
 
-    def _publish(self, frame: FrameState, rgb, header: Header, received_at: float) -> None:
+    def _subscribed(self, name: str) -> bool:
+        publisher = self._outputs.get(name)
+        return publisher is not None and publisher.get_subscription_count() > 0
+
+    def _wanted_outputs(self) -> WantedOutputs:
+        return WantedOutputs(masks=self.params.publish_masks and self._subscribed("objects"),
+                             labels=self._subscribed("label_image"), overlay=self._subscribed("overlay"))
+
+    def _publish(self, frame: FrameState, picture: torch.Tensor, header: Header, received_at: float,
+                 wanted: WantedOutputs, clock: StageClock) -> None:
         outputs = self._outputs
         objects = tracked_objects_msg(frame, header, 0.0)
-        label = label_image_msg(frame, header)
+        label = label_image_msg(frame, header) if wanted.labels else None
+        clock.lap("messages")
         latency_ms = (time.monotonic() - received_at) * 1000.0
         objects.latency_ms = latency_ms
         outputs["objects"].publish(objects)
-        outputs["label_image"].publish(label)
-        overlay = outputs.get("overlay")
+        if label is not None:
+            outputs["label_image"].publish(label)
+        clock.lap("publish")
         # Drawing costs a few ms per frame at camera resolution: only for someone watching.
-        if overlay is not None and overlay.get_subscription_count() > 0:
-            overlay.publish(overlay_msg(rgb, frame, header))
+        if wanted.overlay:
+            outputs["overlay"].publish(overlay_msg(picture.cpu().numpy(), frame, header))
+            clock.lap("overlay")
         self._stats.on_processed(latency_ms)
 
     # ----------------------------------------------------------------------------- prompts
@@ -487,8 +517,6 @@ class TrackerNode(LifecycleNode):
             device = loaded.device if loaded else "none"
         cuda_bytes = None
         if device.startswith("cuda"):
-            import torch
-
             cuda_bytes = int(torch.cuda.memory_allocated(torch.device(device)))
         percentiles = stats.processed.percentiles((50, 99))
         last_input = stats.received.last_time()

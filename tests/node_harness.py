@@ -46,7 +46,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from sam2_ros.diagnostics import diagnostic_values
-from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image
+from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image, paste_object_mask
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.srv import AddObject, RemoveObject
 
@@ -265,8 +265,12 @@ class FrameOutputs:
     def ids(self) -> List[int]:
         return [o.id for o in self.objects.objects]
 
+    def frame_hw(self) -> Tuple[int, int]:
+        return int(self.label_image.height), int(self.label_image.width)
+
     def masks(self) -> Dict[int, np.ndarray]:
-        return {o.id: image_to_mask(o.mask) for o in self.objects.objects}
+        """Full-frame masks (each message's mask covers its box only: pasted back)."""
+        return {o.id: paste_object_mask(o, self.frame_hw()) for o in self.objects.objects}
 
     def labels(self) -> np.ndarray:
         return image_to_labels(self.label_image)
@@ -474,6 +478,46 @@ def start_node(tmp_path: Path, params: Dict[str, Any], wait: bool = True, overla
 
 
 # ------------------------------------------------------------------------------------ checks
+@dataclass
+class ExpectedObject:
+    object_id: int
+    visible: bool
+    mask: np.ndarray                  # full frame
+    bbox: Tuple[int, int, int, int]   # x, y, width, height
+    area: int
+    visibility: float
+    iou_score: float
+
+
+def expected_objects(result) -> List[ExpectedObject]:
+    """What the node must publish for a ``TrackingResult``, from the tracker's own full-resolution
+    logits with numpy (the definitions, not the node's code): masks of visible objects, tight boxes."""
+    logits = result.mask_logits.float().cpu().numpy()
+    scores = result.object_score_logits.float().cpu().numpy().reshape(-1)
+    ious = result.iou_scores.float().cpu().numpy().reshape(-1)
+    out = []
+    for row, object_id in enumerate(result.obj_ids):
+        mask = (logits[row] > 0) & (scores[row] > 0)
+        rows, cols = np.nonzero(mask)
+        box = ((int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1) if rows.size
+               else (0, 0, 0, 0))
+        visibility = float(1 / (1 + np.exp(-np.float64(scores[row]))))
+        out.append(ExpectedObject(int(object_id), bool(scores[row] > 0), mask, box, int(mask.sum()), visibility,
+                                  float(ious[row])))
+    return out
+
+
+def expected_labels(result) -> np.ndarray:
+    """The label image for a ``TrackingResult``: each covered pixel to the highest logit (numpy)."""
+    objects = expected_objects(result)
+    height, width = result.frame_hw
+    if not objects:
+        return np.zeros((height, width), np.int32)
+    masks = np.stack([o.mask for o in objects])
+    winner = np.where(masks, result.mask_logits.float().cpu().numpy(), -np.inf).argmax(axis=0)
+    return np.where(masks.any(axis=0), np.array([o.object_id for o in objects])[winner], 0)
+
+
 def check_frame_consistency(out: FrameOutputs, stamp: Stamp, height: int, width: int) -> None:
     """Everything that must hold for any published frame."""
     objects = out.objects
@@ -485,9 +529,10 @@ def check_frame_consistency(out: FrameOutputs, stamp: Stamp, height: int, width:
     assert out.label_image.encoding == "mono8"  # ids < 256 in these tests
     covered = np.zeros((height, width), bool)
     for obj in objects.objects:
-        mask = image_to_mask(obj.mask)
+        mask = paste_object_mask(obj, (height, width))
         assert stamp_of(obj.mask.header) == stamp
-        assert (obj.mask.width, obj.mask.height, obj.mask.encoding) == (width, height, "mono8")
+        # The mask covers the box: its size is the box's.
+        assert (obj.mask.width, obj.mask.height, obj.mask.encoding) == (obj.bbox.width, obj.bbox.height, "mono8")
         assert obj.area == int(mask.sum())
         assert math.isclose(obj.visibility + obj.occlusion, 1.0, abs_tol=1e-6)
         assert obj.visibility >= 0.5 if obj.visible else obj.visibility <= 0.5

@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 
 from sensor_msgs.msg import CompressedImage, Image
@@ -204,3 +205,49 @@ def test_compressed_labels_must_be_png_whatever_the_format_field_says(fmt, pil_f
     else:  # named by the format field, or found in the data when the field says nothing or lies
         with pytest.raises(ImageConversionError, match=f"label image is {refused} .*lossy compression"):
             decode_compressed_labels(buffer.getvalue(), fmt)
+
+
+@pytest.mark.parametrize("padding", [0, 3])
+def test_tensor_input_matches_the_numpy_decoder_and_reads_rgb8_in_place(padding):
+    import array
+
+    from sam2_ros.image_conversion import image_to_rgb_tensor
+
+    alpha = np.full(RGB.shape[:2] + (1,), 9, np.uint8)
+    cases = {"rgb8": RGB, "bgr8": RGB[:, :, ::-1], "8UC3": RGB[:, :, ::-1],
+             "rgba8": np.concatenate([RGB, alpha], axis=2), "mono8": RGB[:, :, 0]}
+    for encoding, pixels in cases.items():
+        msg = _raw(np.ascontiguousarray(pixels), encoding, padding)
+        tensor = image_to_rgb_tensor(msg)
+        assert tensor.dtype == torch.uint8 and tuple(tensor.shape) == RGB.shape
+        np.testing.assert_array_equal(tensor.numpy(), image_to_rgb(msg), err_msg=encoding)
+    # rclpy stores uint8[] as array.array: an rgb8 frame is a view on it, not a copy.
+    msg = _raw(RGB, "rgb8", padding)
+    msg.data = array.array("B", bytes(msg.data))
+    tensor = image_to_rgb_tensor(msg)
+    msg.data[0] = (int(RGB[0, 0, 0]) + 1) % 256
+    assert int(tensor[0, 0, 0]) == (int(RGB[0, 0, 0]) + 1) % 256
+    with pytest.raises(ImageConversionError, match="needs"):
+        image_to_rgb_tensor(Image(height=7, width=5, encoding="rgb8", step=15, data=bytes(20)))
+
+
+def test_paste_object_mask_puts_the_box_crop_back_and_names_bad_messages():
+    from sensor_msgs.msg import RegionOfInterest
+
+    from sam2_ros.image_conversion import paste_object_mask
+    from sam2_ros.msg import TrackedObject
+
+    crop = np.array([[1, 0, 1], [0, 1, 1]], bool)
+    obj = TrackedObject(id=3, visible=True, area=4, bbox=RegionOfInterest(x_offset=2, y_offset=1, width=3, height=2),
+                        mask=mask_to_image(crop, Header()))
+    expected = np.zeros((4, 6), bool)
+    expected[1:3, 2:5] = crop  # written by hand: rows 1-2, columns 2-4
+    np.testing.assert_array_equal(paste_object_mask(obj, (4, 6)), expected)
+    with pytest.raises(ImageConversionError, match="does not fit"):
+        paste_object_mask(obj, (2, 4))
+    obj.bbox.width = 2
+    with pytest.raises(ImageConversionError, match="does not match its box"):
+        paste_object_mask(obj, (4, 6))
+    boxes_only = TrackedObject(id=5, visible=True, area=7)
+    with pytest.raises(ImageConversionError, match="publish_masks"):
+        paste_object_mask(boxes_only, (4, 6))

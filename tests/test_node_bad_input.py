@@ -12,10 +12,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 import sam2_model
-from sam2_ros.result_conversion import summarize
-
-from node_harness import (make_header, model_files, one_torch_thread, prompt_msg, rgb_image,  # noqa: F401
-                          start_node, stamp_of)
+from node_harness import (expected_objects, make_header, model_files, one_torch_thread,  # noqa: F401
+                          prompt_msg, rgb_image, start_node, stamp_of)
 from parity_sessions import build_session_model
 
 pytestmark = pytest.mark.ros
@@ -68,7 +66,7 @@ class Reference:
                                                    fill_hole_area=options["fill_hole_area"], max_objects=2)
 
     def masks(self, result):
-        return {o.object_id: o.mask for o in summarize(result).objects}
+        return {o.object_id: o.mask for o in expected_objects(result)}
 
 
 def _assert_masks(out, expected):

@@ -16,14 +16,13 @@ from std_msgs.msg import Header
 
 from sam2_ros.diagnostics import EventWindow, Snapshot, TrackerStatistics, assess, diagnostic_array, diagnostic_values
 from sam2_ros.frame_slot import LatestFrameSlot
-from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image
+from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image, paste_object_mask
 from sam2_ros.msg import Prompt
 from sam2_ros.node_parameters import (ParameterError, TrackerParameters, parameters_from_values, resolve_autocast,
                                       resolve_device)
 from sam2_ros.prompt_conversion import PromptConversionError, check_object_id, prompt_from_click, prompt_from_msg
 from sam2_model.visualization import colour_of
-from sam2_ros.result_conversion import (draw_overlay, label_image_msg, label_map, summarize, tight_box,
-                                        tracked_objects_msg)
+from sam2_ros.result_conversion import draw_overlay, label_image_msg, summarize, tracked_objects_msg
 from sam2_ros.tracker_node import TrackerNode
 
 
@@ -86,22 +85,20 @@ def _result(logits, scores, ious=None, ids=None):
                            iou_scores=torch.tensor(ious or [0.9] * count, dtype=torch.float32))
 
 
-def test_tight_box():
-    mask = np.zeros((10, 12), bool)
-    assert tight_box(mask) == (0, 0, 0, 0)
-    mask[2:5, 3] = True
-    mask[4, 7] = True
-    assert tight_box(mask) == (3, 2, 5, 3)
+def test_colours_of_nearby_ids_differ():
+    colours = np.array([colour_of(i) for i in range(1, 21)], dtype=int)
+    distances = np.abs(colours[:, None] - colours[None]).sum(-1)
+    assert distances[~np.eye(20, dtype=bool)].min() > 30
+    np.testing.assert_array_equal(colour_of(7), colour_of(7))
 
 
-def test_label_map_gives_overlaps_to_the_highest_logit():
+def test_summarize_gives_overlaps_to_the_highest_logit():
     logits = np.full((2, 3, 3), -5.0)
     logits[0, :, :2] = 2.0
     logits[1, :, 1:] = 1.0
     logits[1, 0, 1] = 3.0
-    masks = logits > 0
-    labels = label_map([4, 9], logits, masks)
-    np.testing.assert_array_equal(labels, [[4, 9, 9], [4, 4, 9], [4, 4, 9]])
+    state = summarize(_result(logits, [1.0, 1.0], ids=[4, 9]))
+    np.testing.assert_array_equal(state.labels, [[4, 9, 9], [4, 4, 9], [4, 4, 9]])
 
 
 def test_summarize_visibility_boxes_and_absent_objects():
@@ -120,7 +117,12 @@ def test_summarize_visibility_boxes_and_absent_objects():
     header = Header(frame_id="cam")
     msg = tracked_objects_msg(state, header, 12.5)
     assert [o.id for o in msg.objects] == [3, 7, 300] and msg.frame_index == 4 and msg.latency_ms == 12.5
+    # The message's mask covers the box only; pasted back it is the thresholded logits.
+    assert (msg.objects[0].mask.width, msg.objects[0].mask.height) == (3, 2)
     np.testing.assert_array_equal(image_to_mask(msg.objects[0].mask), first.mask)
+    np.testing.assert_array_equal(paste_object_mask(msg.objects[0], (6, 8)), logits[0] > 0)
+    assert (msg.objects[1].mask.width, msg.objects[1].mask.height) == (0, 0)
+    assert not paste_object_mask(msg.objects[1], (6, 8)).any()
     label = label_image_msg(state, header)
     assert label.encoding == "mono16"  # id 300 does not fit a byte
     np.testing.assert_array_equal(image_to_labels(label), state.labels)

@@ -7,10 +7,8 @@ import pytest
 from PIL import Image as PILImage
 
 import sam2_model
-from sam2_ros.result_conversion import summarize
-
-from node_harness import (check_frame_consistency, model_files, one_torch_thread, prompt_msg,  # noqa: F401
-                          start_node)
+from node_harness import (check_frame_consistency, expected_objects, model_files,  # noqa: F401
+                          one_torch_thread, prompt_msg, start_node)
 from parity_sessions import build_session_model
 
 pytestmark = pytest.mark.ros
@@ -37,7 +35,7 @@ def _decoded(data):
 
 
 def _assert_masks(out, result):
-    expected = {o.object_id: o.mask for o in summarize(result).objects}
+    expected = {o.object_id: o.mask for o in expected_objects(result)}
     got = out.masks()
     assert sorted(got) == sorted(expected)
     for object_id, mask in expected.items():

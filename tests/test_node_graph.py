@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.mask_geometry import mask_iou
 from sam2_model.train.procedural import ProceduralConfig, generate_with_events
-from sam2_ros.image_conversion import image_to_mask, image_to_rgb
+from sam2_ros.image_conversion import image_to_mask, image_to_rgb, paste_object_mask
 
 from node_harness import (check_frame_consistency, model_files, prompt_msg,  # noqa: F401 - fixture
                           start_node, stamp_of)
@@ -58,7 +58,8 @@ def test_prompts_by_service_topic_and_click(client, model_files):  # noqa: F811
     assert response.object_id == 1 and response.object.id == 1
     assert "added object 1 with a box" in response.message
     assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
-    assert (response.object.mask.width, response.object.mask.height) == (256, 256)
+    box = response.object.bbox
+    assert (response.object.mask.width, response.object.mask.height) == (box.width, box.height)
     assert response.object.visible and response.object.area == image_to_mask(response.object.mask).sum() > 0
 
     # Topic: a click with a label, fire and forget.
@@ -107,7 +108,7 @@ def _masks_after_prompts(client, pictures, encoding, index0):
     for prompt in (prompt_msg(box=BOX), prompt_msg(points=[POINT], labels=[1])):
         response = client.add_object(prompt)
         assert response.success, response.message
-        masks.append(image_to_mask(response.object.mask))
+        masks.append(paste_object_mask(response.object, (256, 256)))
     for offset in (1, 2):
         out = client.track(pictures[offset], index0 + offset, encoding)
         check_frame_consistency(out, stamp_of(out.objects.header), 256, 256)
@@ -196,7 +197,7 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
         truth = video.labels[0] == 1
         response = client.add_object(prompt_msg(mask=truth))
         assert response.success and response.object_id == 1, response.message
-        assert mask_iou(image_to_mask(response.object.mask), truth) > 0.8
+        assert mask_iou(paste_object_mask(response.object, truth.shape), truth) > 0.8
         assert stamp_of(response.object.mask.header) == stamp_of(first.objects.header)
         for index in (1, 2):
             stamp = client.publish_frame(video.frames[index], index)
@@ -207,3 +208,29 @@ def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_pat
         node.close()
 
 
+def test_publish_masks_false_sends_boxes_and_scores_only(model_files, tmp_path):  # noqa: F811
+    node = start_node(tmp_path, model_files.params(publish_masks=False))
+    try:
+        client = node.client
+        frames = model_files.frames()
+        client.track(frames[8], 8)  # the session's objects are visible on frames 8..19 (random weights)
+        assert client.add_object(prompt_msg(box=BOX)).success
+        checked = 0
+        for index in range(9, 14):
+            out = client.track(frames[index], index)
+            (obj,) = out.objects.objects
+            assert (obj.mask.width, obj.mask.height, len(obj.mask.data)) == (0, 0, 0)
+            # One object: the label image (still full) holds its mask, so box and area must match it.
+            mine = out.labels() == obj.id
+            assert obj.area == mine.sum()
+            if not obj.area:
+                continue
+            rows, cols = np.nonzero(mine)
+            assert (obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height) == (
+                cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1)
+            with pytest.raises(ValueError, match="publish_masks"):
+                paste_object_mask(obj, (256, 256))
+            checked += 1
+        assert checked, "the object was never visible: nothing checked"
+    finally:
+        node.close()

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from sam2_ros.image_conversion import image_to_rgb
+from sam2_ros.image_conversion import image_to_rgb, paste_object_mask
 
 from node_harness import MEDIA_DIR, check_frame_consistency, model_files, prompt_msg, start_node  # noqa: F401
 
@@ -50,7 +50,9 @@ def test_bedroom_video_streams_through_the_node(running):
     check_frame_consistency(first, (1000, 123), 540, 960)
     response = client.add_object(prompt_msg(box=[80, 250, 520, 530]))
     assert response.success and response.object_id == 1
-    assert (response.object.mask.width, response.object.mask.height) == (960, 540)
+    box = response.object.bbox  # the mask covers the box (random weights: the box may be empty)
+    assert (response.object.mask.width, response.object.mask.height) == (box.width, box.height)
+    assert paste_object_mask(response.object, (540, 960)).sum() == response.object.area
     client.click(700, 200)
     client.wait_until(lambda: "tracking object 2" in running.process.log(), 10, "the click to add object 2")
 

@@ -130,12 +130,12 @@ def test_mask_iou_of_constructed_rectangles():
 
 
 def test_every_numpy_iou_and_box_is_the_mask_geometry_one():
-    # The demo's score and sam2-eval's J are one function; the node's and the prompts' boxes one helper.
+    # The demo's score and sam2-eval's J are one function; the prompts' boxes one helper (the node's
+    # boxes come from sam2_model.frame_summary, on the model's device: tests/test_frame_summary.py).
     assert demo.mask_iou is mask_geometry.mask_iou
     assert metrics.mask_iou is mask_geometry.mask_iou
     a, b = rectangle((20, 30), 2, 10, 4, 14), rectangle((20, 30), 6, 16, 9, 19)
     assert metrics.region_similarity(a, b) == mask_iou(a, b)
-    assert result_conversion.tight_box is mask_geometry.roi_from_mask
     assert eval_prompts.box_from_mask is demo.box_from_mask is mask_geometry.box_from_mask
 
 

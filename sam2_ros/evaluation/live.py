@@ -274,7 +274,7 @@ class LiveNodeRunner:
     def run(self, sequence: Sequence, prompt_kind: PromptKind) -> Iterator[FramePrediction]:
         from std_srvs.srv import Trigger
 
-        from sam2_ros.image_conversion import image_to_mask
+        from sam2_ros.image_conversion import paste_object_mask
         from sam2_ros.srv import AddObject
 
         prompt_kind = PromptKind(prompt_kind)
@@ -309,7 +309,7 @@ class LiveNodeRunner:
                     track_ms = (arrived - published) * 1e3
                     for obj in msg.objects:
                         if obj.id in node_ids:
-                            masks[node_ids[obj.id]] = image_to_mask(obj.mask)
+                            masks[node_ids[obj.id]] = paste_object_mask(obj, frame.image.shape[:2])
                 masks.update(prompt_masks)
                 return FramePrediction(frame=frame, masks=masks, prompted=new_ids, track_ms=track_ms,
                                        prompt_ms=prompt_ms)
@@ -350,7 +350,7 @@ class LiveNodeRunner:
                             raise LiveNodeError(f"{sequence.name}: {self.node_name} rejected the {prompt.kind.value} "
                                                 f"prompt for object {prompt.obj_id}: {reply.message}")
                         node_ids[int(reply.object_id)] = prompt.obj_id
-                        prompt_masks[prompt.obj_id] = image_to_mask(reply.object.mask)
+                        prompt_masks[prompt.obj_id] = paste_object_mask(reply.object, frame.image.shape[:2])
                         prompted.add(prompt.obj_id)
                     prompt_ms = (time.perf_counter() - start) * 1e3
                     if next_time is not None:
