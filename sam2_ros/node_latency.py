@@ -236,7 +236,7 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
     autocast = "none" if settings.autocast is None else str(settings.autocast).replace("torch.", "")
     params = [Parameter("model", value=settings.model), Parameter("checkpoint", value=settings.checkpoint or ""),
               Parameter("device", value=settings.device), Parameter("autocast", value=autocast),
-              Parameter("max_objects", value=max(TrackerParameters.max_objects, settings.objects)),
+              Parameter("max_objects", value=max(TrackerParameters().tracking.max_objects, settings.objects)),
               Parameter("autostart", value=False)]
     namespace = f"/sam2_device_check_{os.getpid()}"
     context = rclpy.Context()

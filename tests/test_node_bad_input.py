@@ -38,8 +38,10 @@ BAD_PROMPTS = [
     (dict(box=[200, 10, 100, 50]), "x1 < x0"),
     (dict(box=[0, 0, 300, 50]), "outside"),
     (dict(box=[0, NAN, 30, 50]), "NaN"),
-    (dict(object_id=1, box=[0, 0, 30, 50], clear_old_points=False), "box must come first"),
 ]
+# Bad only where object 1 already has a prompt on the frame (frame 0, by service): on a later frame a
+# box without clearing is a valid correction, so it is not sent on the topic.
+BOX_AFTER_PROMPT = (dict(object_id=1, box=[0, 0, 30, 50], clear_old_points=False), "box must come first")
 
 
 def _bad_mask_prompts():
@@ -97,7 +99,7 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
     reference.tracker.add_prompt(1, box=BOX)
 
     # Every bad prompt, by service: a clear answer.
-    for kwargs, fragment in BAD_PROMPTS:
+    for kwargs, fragment in BAD_PROMPTS + [BOX_AFTER_PROMPT]:
         response = client.add_object(prompt_msg(**kwargs))
         assert not response.success, kwargs
         assert fragment in response.message, (kwargs, response.message)
@@ -156,7 +158,7 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
 
     # Diagnostics count the rejections: by service (bad prompts, bad masks, the third object, the
     # one before any image), on the topic (the same plus the one before any image) and clicks.
-    by_service = len(BAD_PROMPTS) + 2 + 1 + 1
+    by_service = len(BAD_PROMPTS) + 1 + 2 + 1 + 1
     on_topics = len(BAD_PROMPTS) + 2 + 1 + 4 + 1
     client.wait_diagnostic("rejected prompts (total)", by_service + on_topics)
     assert client.latest_diagnostics()["rejected frames (total)"] == str(len(bad_images))
