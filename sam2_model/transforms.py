@@ -85,9 +85,8 @@ def resize_frame(frame: FrameLike, image_size: int, device: torch.device,
     size = (image_size, image_size)
     if tuple(rgb.shape[:2]) != size:
         if method is FrameResize.PILLOW:
-            pixels = np.asarray(Image.fromarray(rgb.cpu().contiguous().numpy()).resize((image_size, image_size),
-                                                                          Image.Resampling.BICUBIC))
-            rgb = torch.from_numpy(np.ascontiguousarray(pixels))
+            image = Image.fromarray(rgb.cpu().contiguous().numpy())
+            rgb = torch.from_numpy(np.array(image.resize((image_size, image_size), Image.Resampling.BICUBIC)))
         elif method is FrameResize.PILLOW_PORT:
             chw = rgb.to(device=device, non_blocking=True).permute(2, 0, 1)
             return (pillow_bicubic_resize(chw, size).float() / 255.0).unsqueeze(0)
