@@ -2,7 +2,8 @@
 
 The official SAM 2 video predictor squashes every frame to the model size with Pillow
 (``Image.resize((S, S))``: the default BICUBIC filter on a uint8 RGB image).
-``transforms.resize_frame`` calls this port by default; it is a line-by-line copy of Pillow's
+``transforms.resize_frame`` uses Pillow itself by default, and this port with
+``FrameResize.PILLOW_PORT``, for frames already on a GPU. It is a line-by-line copy of Pillow's
 ``libImaging/Resample.c`` 8-bit path and gives the same bytes:
 
 - the bicubic kernel (``a = -0.5``, support 2) is widened by the downscale factor
@@ -82,15 +83,18 @@ def bicubic_taps(in_size: int, out_size: int) -> AxisTaps:
     return AxisTaps(index=index, weights=weights)
 
 
-def _resample_last_axis(pixels: torch.Tensor, taps: AxisTaps) -> torch.Tensor:
-    """One Pillow pass along the last axis: int32 in 0..255 -> int32 in 0..255."""
+def _resample(pixels: torch.Tensor, taps: AxisTaps, dim: int) -> torch.Tensor:
+    """One Pillow pass along ``dim`` of a ``[C, H, W]`` int32 image in 0..255 -> int32 in 0..255."""
     index = torch.from_numpy(taps.index).to(pixels.device)
-    weights = torch.from_numpy(taps.weights).to(pixels.device)
-    total = torch.full((*pixels.shape[:-1], index.shape[0]), 1 << (PRECISION_BITS - 1), dtype=torch.int32,
-                       device=pixels.device)
+    shape = [1, 1, 1]
+    shape[dim] = index.shape[0]
+    weights = torch.from_numpy(taps.weights).to(pixels.device).T.reshape(-1, *shape)  # [ksize, ...]
+    out_shape = list(pixels.shape)
+    out_shape[dim] = index.shape[0]
+    total = torch.full(out_shape, 1 << (PRECISION_BITS - 1), dtype=torch.int32, device=pixels.device)
     for t in range(index.shape[1]):
-        total += pixels.index_select(-1, index[:, t]) * weights[:, t]
-    return torch.clamp(total >> PRECISION_BITS, 0, 255)
+        total.add_(pixels.index_select(dim, index[:, t]).mul_(weights[t]))
+    return total.bitwise_right_shift_(PRECISION_BITS).clamp_(0, 255)
 
 
 def pillow_bicubic_resize(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -118,11 +122,9 @@ def horizontal_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
 
 def _horizontal_pass(pixels: torch.Tensor, out_w: int) -> torch.Tensor:
     in_w = int(pixels.shape[2])
-    return pixels if out_w == in_w else _resample_last_axis(pixels, bicubic_taps(in_w, out_w))
+    return pixels if out_w == in_w else _resample(pixels, bicubic_taps(in_w, out_w), dim=2)
 
 
 def _vertical_pass(pixels: torch.Tensor, out_h: int) -> torch.Tensor:
     in_h = int(pixels.shape[1])
-    if out_h == in_h:
-        return pixels
-    return _resample_last_axis(pixels.transpose(1, 2), bicubic_taps(in_h, out_h)).transpose(1, 2)
+    return pixels if out_h == in_h else _resample(pixels, bicubic_taps(in_h, out_h), dim=1)

@@ -9,8 +9,8 @@ The two official predictors squash differently, and each of our entry points fol
 - ``preprocess_video_frame`` (``StreamingTracker``, hence the node, ``sam2-eval`` and training
   clips) is the official ``SAM2VideoPredictor``'s: the uint8 frame is resized by Pillow's bicubic
   filter (``Image.resize((S, S))``), then scaled to [0, 1] and normalised. ``resize_frame`` does
-  the resize; by default with ``pillow_resize``'s port, which gives Pillow's bytes on the model's
-  device.
+  the resize: by default with Pillow on the CPU; ``pillow_resize``'s torch port gives the same
+  bytes on the model's device.
 - ``preprocess_image`` (``ImagePredictor``) is the official ``SAM2ImagePredictor``'s
   (torchvision): the frame is scaled to [0, 1] first, then resized in float with antialiased
   bilinear interpolation.
@@ -41,15 +41,19 @@ class FrameError(ValueError):
 class FrameResize(str, Enum):
     """How ``preprocess_video_frame`` squashes a frame to the model size.
 
-    ``PILLOW_PORT`` (the default) and ``PILLOW`` give the same bytes as the official video
-    predictor's ``Image.resize``: the first on the model's device, the second with Pillow itself on
-    the CPU. ``BILINEAR`` is the float antialiased bilinear resize of the image predictor, applied
-    to video frames: not official for video, it moves some mask edges (see docs/node.md).
+    ``PILLOW`` (the default) and ``PILLOW_PORT`` give the same bytes as the official video
+    predictor's ``Image.resize``: the first with Pillow itself on the CPU, the second with a torch
+    port on the model's device (6-14x slower than Pillow on one CPU core; meant for a GPU).
+    ``BILINEAR`` is the float antialiased bilinear resize of the image predictor, applied to video
+    frames: not official for video, it moves mask edges (see docs/node.md).
     """
 
-    PILLOW_PORT = "pillow_port"
     PILLOW = "pillow"
+    PILLOW_PORT = "pillow_port"
     BILINEAR = "bilinear"
+
+
+DEFAULT_FRAME_RESIZE = FrameResize.PILLOW
 
 
 def as_rgb_tensor(frame: FrameLike) -> torch.Tensor:
@@ -73,7 +77,7 @@ def as_rgb_tensor(frame: FrameLike) -> torch.Tensor:
 
 
 def resize_frame(frame: FrameLike, image_size: int, device: torch.device,
-                 method: FrameResize = FrameResize.PILLOW_PORT) -> torch.Tensor:
+                 method: FrameResize = DEFAULT_FRAME_RESIZE) -> torch.Tensor:
     """Squash an ``H x W x 3`` uint8 RGB frame to ``[1, 3, S, S]`` float in [0, 1] on ``device``.
 
     ``PILLOW_PORT`` and ``PILLOW`` resize the uint8 frame with Pillow's BICUBIC filter (rounded
@@ -97,7 +101,7 @@ def resize_frame(frame: FrameLike, image_size: int, device: torch.device,
 
 
 def preprocess_video_frame(frame: FrameLike, image_size: int, device: torch.device, dtype: torch.dtype = torch.float32,
-                           resize: FrameResize = FrameResize.PILLOW_PORT) -> Tuple[torch.Tensor, Tuple[int, int]]:
+                           resize: FrameResize = DEFAULT_FRAME_RESIZE) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Frame -> normalised ``[1, 3, S, S]`` model input, and the frame's ``(height, width)``, as the
     official video predictor prepares frames (``sam2.utils.misc.load_video_frames``)."""
     rgb = as_rgb_tensor(frame)
