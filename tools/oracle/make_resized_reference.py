@@ -76,7 +76,7 @@ def load_model(name: str):
     return model.to(torch.device("cpu")).float().eval()
 
 
-def make_video(height: int, width: int, frames: int, seed: int):
+def make_video(height: int, width: int, seed: int):
     sys.path.insert(0, REPO)
     from sam2_model.train.procedural import ProceduralConfig, generate_with_events
 
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     models = {name: load_model(name) for name in ("bundled", "micro")}
     videos = []
     for n, (height, width) in enumerate(SIZES):
-        video = make_video(height, width, args.frames, args.seed + n)
+        video = make_video(height, width, args.seed + n)
         with tempfile.TemporaryDirectory() as folder:
             decoded = write_and_decode(video.frames, folder)
             prompts = {
