@@ -11,7 +11,7 @@ import torch
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_points
 from .sam2 import FrameFeatures, SAM2Model
-from .transforms import FrameLike, preprocess, resize_logits, scale_points_to_model
+from .transforms import FrameLike, preprocess_image, resize_logits, scale_points_to_model
 
 
 @dataclass
@@ -34,7 +34,9 @@ class ImagePredictor:
     def set_image(self, image: FrameLike) -> None:
         """Compute the image embedding (``H x W x 3`` uint8 RGB) once for many prompts."""
         model = self.model
-        pixels, self._image_hw = preprocess(image, model.image_size, model.device, next(model.parameters()).dtype)
+        # The official image predictor's torchvision resize, not the video predictor's Pillow one.
+        dtype = next(model.parameters()).dtype
+        pixels, self._image_hw = preprocess_image(image, model.image_size, model.device, dtype)
         features = model.encode_image(pixels)
         # The image has no memory: SAM 2 adds the "no memory" embedding, as on a first prompt.
         self._features = FrameFeatures(model.features_without_memory(features.image_embed, features.image_pos), features.image_pos,

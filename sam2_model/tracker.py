@@ -28,7 +28,8 @@ from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions
-from .transforms import FrameLike, mask_to_model_input, preprocess, resize_logits, scale_points_to_model
+from .transforms import (FrameLike, FrameResize, mask_to_model_input, preprocess_video_frame, resize_logits,
+                         scale_points_to_model)
 
 # Prompted masks re-entering the decoder as mask input are clamped like upstream.
 PREVIOUS_LOGITS_CLAMP = 32.0
@@ -154,7 +155,8 @@ class StreamingTracker:
     def track(self, frame: FrameLike) -> TrackingResult:
         """Take the next frame (``H x W x 3`` uint8 RGB) and track every object on it."""
         model = self.model
-        pixels, frame_hw = preprocess(frame, model.image_size, model.device, self._model_dtype)
+        pixels, frame_hw = preprocess_video_frame(frame, model.image_size, model.device, self._model_dtype,
+                                                  FrameResize(self.options.frame_resize))
         with self._autocast():
             self._commit_prompted_memories()
             features = model.encode_image(pixels)

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from .config import ModelConfig
 
 AUTOCAST_DTYPES = ("bfloat16", "float16")
+# How frames are squashed to the model size (sam2_model.transforms.FrameResize has the same values):
+# "pillow" is the official video predictor's uint8 bicubic, by Pillow on the CPU; "pillow_port" the
+# same bytes by a torch port on the model's device; "bilinear" the image predictor's float resize.
+FRAME_RESIZE_METHODS = ("pillow", "pillow_port", "bilinear")
 
 
 class TrackerOptionsError(ValueError):
@@ -61,6 +65,9 @@ class TrackerOptions:
         max_objects: most objects tracked at once.
         autocast: compute dtype inside the tracker (``"bfloat16"``, ``"float16"``) or ``None``
             for the weights' own dtype.
+        frame_resize: how frames are resized to the model input: ``"pillow"`` (official video
+            predictor, default), ``"pillow_port"`` (the same bytes on the model's device) or
+            ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
     """
 
     fill_hole_area: Optional[int] = _option(
@@ -79,6 +86,8 @@ class TrackerOptions:
     max_objects: int = _option(64, "most objects tracked at once")
     autocast: Optional[str] = _option(None, "compute dtype inside the tracker: bfloat16, float16 or "
                                             "unset (the weights' dtype)")
+    frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
+                                          "pillow_port (same bytes, on the model's device) or bilinear (not official)")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:
@@ -107,6 +116,8 @@ class TrackerOptions:
             found.append(f"max_objects {self.max_objects} must be at least 1")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             found.append(f"autocast {self.autocast!r} must be one of {', '.join(AUTOCAST_DTYPES)} or unset")
+        if self.frame_resize not in FRAME_RESIZE_METHODS:
+            found.append(f"frame_resize {self.frame_resize!r} must be one of {', '.join(FRAME_RESIZE_METHODS)}")
         return found
 
     def check(self) -> "TrackerOptions":
@@ -145,6 +156,11 @@ def option_help() -> Dict[str, str]:
 def option_types() -> Dict[str, type]:
     """Each option's value type (``bool``, ``int`` or ``str``), ``Optional`` removed."""
     return {name: _without_optional(hint) for name, hint in typing.get_type_hints(TrackerOptions).items()}
+
+
+def option_choices() -> Dict[str, tuple]:
+    """The allowed values of the options that take one of a few names."""
+    return {"autocast": AUTOCAST_DTYPES, "frame_resize": FRAME_RESIZE_METHODS}
 
 
 def model_option_names() -> List[str]:

@@ -3,15 +3,30 @@
 SAM 2 squashes any frame to ``image_size x image_size`` (no padding, aspect ratio not kept),
 exactly as the official predictors do; masks are stretched back to the frame's size. Points
 and boxes are rescaled per axis accordingly.
+
+The two official predictors squash differently, and each of our entry points follows one:
+
+- ``preprocess_video_frame`` (``StreamingTracker``, hence the node, ``sam2-eval`` and training
+  clips) is the official ``SAM2VideoPredictor``'s: the uint8 frame is resized by Pillow's bicubic
+  filter (``Image.resize((S, S))``), then scaled to [0, 1] and normalised. ``resize_frame`` does
+  the resize: by default with Pillow on the CPU; ``pillow_resize``'s torch port gives the same
+  bytes on the model's device.
+- ``preprocess_image`` (``ImagePredictor``) is the official ``SAM2ImagePredictor``'s
+  (torchvision): the frame is scaled to [0, 1] first, then resized in float with antialiased
+  bilinear interpolation.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from .pillow_resize import pillow_bicubic_resize
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,6 +36,24 @@ FrameLike = Union[np.ndarray, torch.Tensor]
 
 class FrameError(ValueError):
     """A frame that is not an HxWx3 uint8 RGB image."""
+
+
+class FrameResize(str, Enum):
+    """How ``preprocess_video_frame`` squashes a frame to the model size.
+
+    ``PILLOW`` (the default) and ``PILLOW_PORT`` give the same bytes as the official video
+    predictor's ``Image.resize``: the first with Pillow itself on the CPU, the second with a torch
+    port on the model's device (6-14x slower than Pillow on one CPU core; meant for a GPU).
+    ``BILINEAR`` is the float antialiased bilinear resize of the image predictor, applied to video
+    frames: not official for video, it moves mask edges (see docs/node.md).
+    """
+
+    PILLOW = "pillow"
+    PILLOW_PORT = "pillow_port"
+    BILINEAR = "bilinear"
+
+
+DEFAULT_FRAME_RESIZE = FrameResize.PILLOW
 
 
 def as_rgb_tensor(frame: FrameLike) -> torch.Tensor:
@@ -43,18 +76,52 @@ def as_rgb_tensor(frame: FrameLike) -> torch.Tensor:
     return tensor
 
 
-def preprocess(frame: FrameLike, image_size: int, device: torch.device, dtype: torch.dtype = torch.float32
-               ) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """Frame -> normalised ``[1, 3, S, S]`` model input, and the frame's ``(height, width)``."""
+def resize_frame(frame: FrameLike, image_size: int, device: torch.device,
+                 method: FrameResize = DEFAULT_FRAME_RESIZE) -> torch.Tensor:
+    """Squash an ``H x W x 3`` uint8 RGB frame to ``[1, 3, S, S]`` float in [0, 1] on ``device``.
+
+    ``PILLOW_PORT`` and ``PILLOW`` resize the uint8 frame with Pillow's BICUBIC filter (rounded
+    to uint8, as the official video predictor's frame loader does) and then scale it;
+    ``BILINEAR`` scales first and resizes in float. A frame already at the model size is only scaled.
+    """
+    method = FrameResize(method)
     rgb = as_rgb_tensor(frame)
-    height, width = int(rgb.shape[0]), int(rgb.shape[1])
-    image = rgb.to(device=device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-    if (height, width) != (image_size, image_size):
-        image = F.interpolate(image, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                              antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).reshape(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).reshape(1, 3, 1, 1)
-    return ((image - mean) / std).to(dtype), (height, width)
+    size = (image_size, image_size)
+    if tuple(rgb.shape[:2]) != size:
+        if method is FrameResize.PILLOW:
+            image = Image.fromarray(rgb.cpu().contiguous().numpy())
+            rgb = torch.from_numpy(np.array(image.resize((image_size, image_size), Image.Resampling.BICUBIC)))
+        elif method is FrameResize.PILLOW_PORT:
+            chw = rgb.to(device=device, non_blocking=True).permute(2, 0, 1)
+            return (pillow_bicubic_resize(chw, size).float() / 255.0).unsqueeze(0)
+        else:
+            image = rgb.to(device=device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+            return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return rgb.to(device=device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+
+
+def preprocess_video_frame(frame: FrameLike, image_size: int, device: torch.device, dtype: torch.dtype = torch.float32,
+                           resize: FrameResize = DEFAULT_FRAME_RESIZE) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """Frame -> normalised ``[1, 3, S, S]`` model input, and the frame's ``(height, width)``, as the
+    official video predictor prepares frames (``sam2.utils.misc.load_video_frames``)."""
+    rgb = as_rgb_tensor(frame)
+    return _normalise(resize_frame(rgb, image_size, device, resize), dtype), (int(rgb.shape[0]), int(rgb.shape[1]))
+
+
+def preprocess_image(frame: FrameLike, image_size: int, device: torch.device, dtype: torch.dtype = torch.float32
+                     ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """Frame -> normalised ``[1, 3, S, S]`` model input, and the frame's ``(height, width)``, as the
+    official image predictor's torchvision transforms prepare images (``SAM2Transforms``)."""
+    rgb = as_rgb_tensor(frame)
+    return (_normalise(resize_frame(rgb, image_size, device, FrameResize.BILINEAR), dtype),
+            (int(rgb.shape[0]), int(rgb.shape[1])))
+
+
+def _normalise(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """ImageNet mean/std normalisation of a [0, 1] float32 image, in float32 as official, then cast."""
+    mean = torch.tensor(IMAGENET_MEAN, device=image.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=image.device).reshape(1, 3, 1, 1)
+    return ((image - mean) / std).to(dtype)
 
 
 def scale_points_to_model(points: torch.Tensor, frame_hw: Tuple[int, int], image_size: int) -> torch.Tensor:

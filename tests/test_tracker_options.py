@@ -149,5 +149,15 @@ def test_bad_options_are_named(session):
         sam2_model.StreamingTracker(model, non_overlap_masks="yes")
 
 
+def test_frame_resize_names_are_the_transforms_ones(session):
+    from sam2_model.tracker_options import FRAME_RESIZE_METHODS
+    from sam2_model.transforms import DEFAULT_FRAME_RESIZE, FrameResize
+
+    assert FRAME_RESIZE_METHODS == tuple(method.value for method in FrameResize)
+    assert TrackerOptions().frame_resize == DEFAULT_FRAME_RESIZE.value
+    with pytest.raises(TrackerOptionsError, match="frame_resize 'nearest' must be one of"):
+        sam2_model.StreamingTracker(_model(session), frame_resize="nearest")
+
+
 def test_every_option_has_a_help_text():
     assert set(option_help()) == set(option_names()) and all(option_help().values())

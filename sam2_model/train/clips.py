@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..transforms import preprocess
+from ..transforms import preprocess_video_frame
 from .procedural import MIN_EVENT_VIDEO_FRAMES, ProceduralConfig, generate_video, generate_with_events
 
 
@@ -113,7 +113,7 @@ def choose_objects(labels: np.ndarray, image_size: int, rng: np.random.Generator
 
 def model_clip(clip: TrainingClip, obj_ids: List[int], image_size: int, device: torch.device) -> ModelClip:
     """The clip resized to the model's input on ``device``, with the masks of ``obj_ids`` (nearest)."""
-    images = torch.cat([preprocess(frame, image_size, device)[0] for frame in clip.frames])
+    images = torch.cat([preprocess_video_frame(frame, image_size, device)[0] for frame in clip.frames])
     labels = torch.from_numpy(np.ascontiguousarray(clip.labels)).to(device)
     resized = F.interpolate(labels[:, None].float(), size=(image_size, image_size), mode="nearest")[:, 0].long()
     truth = torch.stack([resized == obj_id for obj_id in obj_ids])

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sam2_model.tracker_options import AUTOCAST_DTYPES, TrackerOptions, option_help, option_names, option_types
+from sam2_model.tracker_options import TrackerOptions, option_choices, option_help, option_names, option_types
 
 from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, read_bag
 from .davis import list_sequences, read_sequence
@@ -191,13 +191,13 @@ def visibility_line(summary: Summary) -> str:
 
 def _add_tracker_options(group) -> None:
     """One flag per TrackerOptions field (its type, help and unset default come from there)."""
-    types, helps = option_types(), option_help()
+    types, helps, choices = option_types(), option_help(), option_choices()
     for name in option_names():
         flag = "--" + name.replace("_", "-")
         if types[name] is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps[name])
-        elif name == "autocast":
-            group.add_argument(flag, choices=AUTOCAST_DTYPES, default=None, help=helps[name])
+        elif name in choices:
+            group.add_argument(flag, choices=choices[name], default=None, help=helps[name])
         else:
             default = getattr(TrackerOptions(), name)
             shown = "" if default is None else f" (default: {default})"
