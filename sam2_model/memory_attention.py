@@ -88,8 +88,10 @@ class MemoryAttention(nn.Module):
         output = current + 0.1 * current_pos if self.pos_enc_at_input else current
         for index, layer in enumerate(self.layers):
             if index == 0:
-                # Until the first cross-attention every object holds the same tokens.
-                output = layer.attend_self(output, current_pos).expand(batch, -1, -1)
+                # Until the first cross-attention every object holds the same tokens. The copy
+                # (not a stride-0 view) keeps the next projections' kernels, hence results, bit-identical
+                # to the per-object computation.
+                output = layer.attend_self(output, current_pos).expand(batch, -1, -1).contiguous()
                 current_pos = current_pos.expand(batch, -1, -1)
             else:
                 output = layer.attend_self(output, current_pos)

@@ -84,3 +84,24 @@ def test_tracker_computes_first_self_attention_once_per_frame(model):
     assert result.obj_ids == [1, 2, 3]
     assert first_batches == [1, 1, 1], "the first self-attention should run once per frame, on the shared frame"
     assert later_batches == [3, 3, 3], "later layers see each object's own (memory-conditioned) tokens"
+
+
+@pytest.mark.slow
+@torch.inference_mode()
+def test_shared_frame_identical_at_released_size():
+    """sam2.1_hiera_tiny's sizes (4,096 tokens of 256): there a stride-0 broadcast took other matrix
+    kernels than the per-object rows and changed the last bits; the shared rows must be real copies."""
+    released = sam2_model.build_model("sam2.1_hiera_tiny", None, device="cpu").eval()
+    generator = torch.Generator().manual_seed(4)
+    batch, grid = 3, released.embedding_size ** 2
+    length = grid + 4 * released.tokens_per_pointer
+    current = torch.randn(1, grid, released.hidden_dim, generator=generator)
+    current_pos = torch.randn(1, grid, released.hidden_dim, generator=generator)
+    memory = torch.randn(batch, length, released.mem_dim, generator=generator)
+    memory_pos = torch.randn(batch, length, released.mem_dim, generator=generator)
+    attention = released.memory_attention
+    pointers = length - grid
+    shared = attention(current, current_pos, memory, memory_pos, pointers)
+    each = unshared_memory_attention(attention, current.expand(batch, -1, -1).contiguous(),
+                                     current_pos.expand(batch, -1, -1).contiguous(), memory, memory_pos, pointers, None)
+    assert torch.equal(shared, each)
