@@ -41,16 +41,27 @@ class MemoryAttentionLayer(nn.Module):
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, query_pos: torch.Tensor,
                 num_k_exclude_rope: int, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        tgt = self.attend_self(tgt, query_pos)
+        tgt = self.attend_memory(tgt, memory, memory_pos, query_pos, num_k_exclude_rope, memory_mask)
+        return self.feed_forward(tgt)
+
+    def attend_self(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """Self-attention among the current frame's tokens (with the residual)."""
         normed = self.norm1(tgt)
         q = normed + query_pos if self.pos_enc_at_attn else normed
-        tgt = tgt + self.dropout1(self.self_attn(q, q, normed))
+        return tgt + self.dropout1(self.self_attn(q, q, normed))
 
+    def attend_memory(self, tgt: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
+                      query_pos: torch.Tensor, num_k_exclude_rope: int,
+                      memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Cross-attention from the current frame's tokens to the memory tokens (with the residual)."""
         normed = self.norm2(tgt)
         q = normed + query_pos if self.pos_enc_at_cross_attn_queries else normed
         k = memory + memory_pos if self.pos_enc_at_cross_attn_keys else memory
-        tgt = tgt + self.dropout2(self.cross_attn_image(q, k, memory, num_k_exclude_rope=num_k_exclude_rope,
-                                                        key_mask=memory_mask))
+        return tgt + self.dropout2(self.cross_attn_image(q, k, memory, num_k_exclude_rope=num_k_exclude_rope,
+                                                         key_mask=memory_mask))
 
+    def feed_forward(self, tgt: torch.Tensor) -> torch.Tensor:
         normed = self.norm3(tgt)
         return tgt + self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(normed)))))
 
@@ -65,9 +76,25 @@ class MemoryAttention(nn.Module):
     def forward(self, current: torch.Tensor, current_pos: torch.Tensor, memory: torch.Tensor,
                 memory_pos: torch.Tensor, num_obj_ptr_tokens: int = 0,
                 memory_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Batch-first tensors: ``current``/``current_pos`` ``[B, HW, C]``,
-        ``memory``/``memory_pos`` ``[B, L, mem_dim]``, ``memory_mask`` ``[B, L]`` (True = real)."""
+        """Batch-first tensors: ``memory``/``memory_pos`` ``[B, L, mem_dim]``, ``memory_mask`` ``[B, L]``
+        (True = real), ``current``/``current_pos`` ``[B, HW, C]``, or ``[1, HW, C]`` when all B objects
+        see the same frame: the first layer's self-attention, which sees only the current frame's
+        tokens, is then computed once and shared (the same numbers as computing it B times).
+        Returns ``[B, HW, C]``."""
+        batch = memory.shape[0]
+        if current.shape[0] not in (1, batch) or current_pos.shape[0] != current.shape[0]:
+            raise ValueError(f"current tokens of batch {current.shape[0]} (positions {current_pos.shape[0]}) "
+                             f"for memories of batch {batch}: give one row per object, or one shared row")
         output = current + 0.1 * current_pos if self.pos_enc_at_input else current
-        for layer in self.layers:
-            output = layer(output, memory, memory_pos, current_pos, num_obj_ptr_tokens, memory_mask)
+        for index, layer in enumerate(self.layers):
+            if index == 0:
+                # Until the first cross-attention every object holds the same tokens. The copy
+                # (not a stride-0 view) keeps the next projections' kernels, hence results, bit-identical
+                # to the per-object computation.
+                output = layer.attend_self(output, current_pos).expand(batch, -1, -1).contiguous()
+                current_pos = current_pos.expand(batch, -1, -1)
+            else:
+                output = layer.attend_self(output, current_pos)
+            output = layer.attend_memory(output, memory, memory_pos, current_pos, num_obj_ptr_tokens, memory_mask)
+            output = layer.feed_forward(output)
         return self.norm(output)

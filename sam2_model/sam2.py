@@ -289,8 +289,13 @@ class SAM2Model(nn.Module):
 
     def attend_to_memory(self, image_embed: torch.Tensor, image_pos: torch.Tensor,
                          memory: MemoryBatch) -> torch.Tensor:
-        """Memory attention for B objects: ``[B, C, h, w]`` in, conditioned ``[B, C, h, w]`` out."""
-        batch, channels, height, width = image_embed.shape
+        """Memory attention for B objects: ``[B, C, h, w]`` in, conditioned ``[B, C, h, w]`` out.
+
+        ``image_embed``/``image_pos`` may also be one frame ``[1, C, h, w]`` seen by all B objects of
+        ``memory``: the work that depends on the frame alone (the first self-attention) is then done once.
+        """
+        _, channels, height, width = image_embed.shape
+        batch = memory.tokens.shape[0]
         current = image_embed.flatten(2).transpose(1, 2)
         current_pos = image_pos.flatten(2).transpose(1, 2).to(current.dtype)
         out = self.memory_attention(current, current_pos, memory.tokens.to(current.dtype),

@@ -318,7 +318,8 @@ class StreamingTracker:
         batch = len(states)
         expanded = features.expand(batch)
         memory = self._memory_batch(states, index)
-        conditioned = model.attend_to_memory(expanded.image_embed, expanded.image_pos, memory)
+        # The frame's features unexpanded: memory attention shares its frame-only work across objects.
+        conditioned = model.attend_to_memory(features.image_embed, features.image_pos, memory)
         prediction = model.predict_masks(conditioned, expanded.high_res,
                                          multimask=model.use_multimask(False, 0))
         # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
