@@ -83,9 +83,8 @@ class _CropMasks:
 class _Decoded:
     """One decoder pass over a batch of clicks."""
 
-    logits: torch.Tensor   # [B, M, h, w] float32 at the crop's size
+    low_res: torch.Tensor  # [B, M, S/4, S/4] float32 logits
     iou: torch.Tensor      # [B, M] float32
-    low_res: torch.Tensor  # [B, M, S/4, S/4] float32, clamped (decoder input for m2m)
 
 
 class AutomaticMaskGenerator:
@@ -143,15 +142,16 @@ class AutomaticMaskGenerator:
         """Masks of one batch of clicks that pass the quality filters and are not cut by the crop."""
         options = self.options
         decoded = self._decode(features, points, None, options.multimask_output, crop_hw)
-        per_click = decoded.logits.shape[1]
-        logits, iou = decoded.logits.flatten(0, 1), decoded.iou.flatten(0, 1)
+        per_click = decoded.low_res.shape[1]
+        low_res, iou = decoded.low_res.flatten(0, 1), decoded.iou.flatten(0, 1)
         points = points.repeat_interleave(per_click, dim=0)
         if options.use_m2m:
-            logits, iou = self._refine(features, points, decoded.low_res.flatten(0, 1), crop_hw)
-        keep = torch.ones_like(iou, dtype=torch.bool)
+            low_res, iou = self._refine(features, points, low_res, crop_hw)
         if options.pred_iou_thresh > 0.0:
             keep = iou > options.pred_iou_thresh
-        logits, iou, points = logits[keep], iou[keep], points[keep]
+            low_res, iou, points = low_res[keep], iou[keep], points[keep]
+        # Clean-up and upsampling act on each mask alone: only masks that passed the IoU filter need them.
+        logits = self._at_crop_size(low_res, crop_hw)
         stability = stability_scores(logits, options.mask_threshold, options.stability_score_offset)
         if options.stability_score_thresh > 0.0:
             keep = stability >= options.stability_score_thresh
@@ -165,13 +165,13 @@ class AutomaticMaskGenerator:
                 crop_hw: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """m2m: decode each mask again from its click and its own low-resolution logits (one mask each)."""
         batch = self.options.points_per_batch
-        logits, iou = [], []
+        refined, iou = [], []
         for start in range(0, len(points), batch):
-            decoded = self._decode(features, points[start:start + batch], low_res[start:start + batch, None],
-                                   False, crop_hw)
-            logits.append(decoded.logits[:, 0])
+            limited = low_res[start:start + batch, None].clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT)
+            decoded = self._decode(features, points[start:start + batch], limited, False, crop_hw)
+            refined.append(decoded.low_res[:, 0])
             iou.append(decoded.iou[:, 0])
-        return torch.cat(logits), torch.cat(iou)
+        return torch.cat(refined), torch.cat(iou)
 
     def _decode(self, features: FrameFeatures, points: torch.Tensor, mask_input: Optional[torch.Tensor],
                 multimask_output: bool, crop_hw: Tuple[int, int]) -> _Decoded:
@@ -185,11 +185,14 @@ class AutomaticMaskGenerator:
         decoded = model.sam_mask_decoder(features.image_embed.expand(batch, -1, -1, -1),
                                          model.sam_prompt_encoder.dense_positional_encoding(),
                                          sparse.to(dtype), dense.to(dtype), multimask_output, features.high_res)
-        low_res = decoded.mask_logits.float()
-        cleaned = remove_small_regions(low_res.flatten(0, 1)[:, None], self.options.min_mask_region_area,
-                                       self.options.mask_threshold).reshape(low_res.shape)
-        return _Decoded(resize_logits(cleaned, crop_hw), decoded.iou_scores.float(),
-                        low_res.clamp(-LOW_RES_LOGIT_LIMIT, LOW_RES_LOGIT_LIMIT))
+        return _Decoded(decoded.mask_logits.float(), decoded.iou_scores.float())
+
+    def _at_crop_size(self, low_res: torch.Tensor, crop_hw: Tuple[int, int]) -> torch.Tensor:
+        """Low-resolution logits ``[N, S/4, S/4]`` -> ``[N, h, w]`` at the crop's size, after the image
+        predictor's small-region clean-up (when ``min_mask_region_area`` > 0)."""
+        options = self.options
+        cleaned = remove_small_regions(low_res[:, None], options.min_mask_region_area, options.mask_threshold)
+        return resize_logits(cleaned, crop_hw)[:, 0]
 
     # ------------------------------------------------------------------ output
     @staticmethod

@@ -21,6 +21,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
+from .amg_benchmark import add_amg_arguments, run_amg_benchmark
 from .build import build_model
 from .image_predictor import ImagePredictor
 from .tracker import StreamingTracker
@@ -169,6 +170,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-official", action="store_true", help="skip the official comparison")
+    add_amg_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -181,6 +183,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"model {args.model}, device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else os.cpu_count()} "
           f"{'' if device.type == 'cuda' else 'CPU cores'}), dtype {args.dtype}{', bf16 autocast' if args.bf16 else ''}, "
           f"torch {torch.__version__}, {args.iterations} iterations after {args.warmup} warm-up")
+    if args.amg:
+        run_amg_benchmark(args, device, dtype)
+        return 0
     if not args.tracker:
         for timing in benchmark_image(args, device, dtype):
             print(timing.line())

@@ -336,3 +336,12 @@ def test_stability_score_is_the_iou_of_the_two_cuts():
     logits = torch.tensor([[[3.0, 1.5, 0.5], [-0.5, -1.5, 2.0]]])
     # Cut at threshold 0.5 +/- 1.0: above 1.5 -> {3.0, 2.0}; above -0.5 -> {3.0, 1.5, 0.5, 2.0}.
     assert stability_scores(logits, 0.5, 1.0).tolist() == [2 / 4]
+
+
+def test_benchmark_amg_mode_reports_ms_per_image_and_masks_per_second(capsys):
+    from sam2_model import benchmark
+
+    assert benchmark.main(["--amg", "--model", "default", "--points-per-side", "2", "--iterations", "1",
+                           "--warmup", "0", "--no-official"]) == 0
+    out = capsys.readouterr().out
+    assert "ms/image" in out and "masks/s" in out and "'points_per_side': 2" in out
