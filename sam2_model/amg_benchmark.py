@@ -50,7 +50,7 @@ class GeneratorTiming:
         return self.num_masks / (self.ms_per_image / 1000.0)
 
     def line(self) -> str:
-        return (f"{self.label:<30} {self.ms_per_image:10.1f} ms/image (median of {len(self.samples_ms)})  "
+        return (f"{self.label:<36} {self.ms_per_image:10.1f} ms/image (median of {len(self.samples_ms)})  "
                 f"{self.num_masks:5d} masks  {self.masks_per_second:8.1f} masks/s")
 
 
@@ -128,5 +128,5 @@ def run_amg_benchmark(args: argparse.Namespace, device: torch.device, dtype: tor
         theirs.label = "official SAM2AutomaticMaskGenerator"
         timings.append(theirs)
         print(theirs.line())
-        print(f"{'':<30} speed-up (official ms/image / ours): {theirs.ms_per_image / ours.ms_per_image:.2f}x")
+        print(f"{'':<36} speed-up (official ms/image / ours): {theirs.ms_per_image / ours.ms_per_image:.2f}x")
     return timings
