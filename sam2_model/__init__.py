@@ -4,6 +4,7 @@ Public API::
 
     model = build_model("sam2.1_hiera_tiny", "sam2.1_hiera_tiny.pt", device="cuda")
     predictor = ImagePredictor(model)            # single images
+    masks = AutomaticMaskGenerator(model).generate(image)  # everything in an image, no prompt
     tracker = StreamingTracker(model)            # live video, frame by frame
 
 Names load on first use, so that torch-free parts (``sam2_model.davis_format``, the
@@ -21,16 +22,20 @@ _EXPORTS = {
     "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "prompts",
     "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "tracker", "TrackingResult": "tracker",
     "UnknownObjectError": "tracker", "FrameError": "transforms", "TrackerOptions": "tracker_options",
-    "TrackerOptionsError": "tracker_options",
+    "TrackerOptionsError": "tracker_options", "AutomaticMaskGenerator": "automatic_mask_generator",
+    "GeneratedMask": "automatic_mask_generator", "MaskGeneratorOptions": "mask_generator_options",
+    "MaskGeneratorOptionsError": "mask_generator_options",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .automatic_mask_generator import AutomaticMaskGenerator, GeneratedMask
     from .build import build_model
     from .checkpoint import CheckpointError, save_checkpoint
     from .config import DEFAULT_MODEL, RELEASED_MODELS, ConfigError, ModelConfig
     from .image_predictor import ImagePrediction, ImagePredictor
+    from .mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
     from .prompts import PromptError
     from .sam2 import SAM2Model
     from .tracker import StreamingTracker, TrackingError, TrackingResult, UnknownObjectError

@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .amg_benchmark import add_amg_arguments, run_amg_benchmark
 from .build import build_model
 from .image_predictor import ImagePredictor
 from .tracker import StreamingTracker
@@ -381,6 +382,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "like the official predictor without its CUDA extension")
     parser.add_argument("--stages", action="store_true",
                         help="tracker mode: also print where each frame's time goes, per stage, for both")
+    add_amg_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -395,6 +397,9 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{', bf16 autocast' if args.bf16 else ''}, torch {torch.__version__}, {args.iterations} iterations after "
           f"{args.warmup} warm-up")
     _print_load("at start")
+    if args.amg:
+        run_amg_benchmark(args, device, dtype)
+        return 0
     if not args.tracker:
         for timing in benchmark_image(args, device, dtype):
             print(timing.line())

@@ -1,4 +1,4 @@
-"""Filling small background regions inside mask logits (SAM 2's ``fill_hole_area``).
+"""Small regions of mask logits: holes filled (SAM 2's ``fill_hole_area``), islands removed.
 
 The official code labels connected components with a custom CUDA kernel. Here the labelling is
 plain PyTorch (runs on CPU and GPU): min-label propagation over 8-neighbourhoods with pointer
@@ -54,3 +54,24 @@ def fill_holes(mask_logits: torch.Tensor, max_area: int) -> torch.Tensor:
     areas = connected_component_areas(background)
     is_hole = (background & (areas <= max_area)).unsqueeze(1)
     return torch.where(is_hole, torch.full_like(mask_logits, HOLE_FILL_LOGIT), mask_logits)
+
+
+# The image predictor's clean-up moves a changed pixel this far past the mask threshold (official value).
+REGION_CLEANUP_MARGIN = 10.0
+
+
+def remove_small_regions(mask_logits: torch.Tensor, max_area: int, mask_threshold: float = 0.0) -> torch.Tensor:
+    """The official image predictor's clean-up of low-resolution logits ``[N, 1, H, W]`` (what its
+    ``max_hole_area`` and ``max_sprinkle_area``, both set to the automatic mask generator's
+    ``min_mask_region_area``, do): 8-connected background regions (logit <= threshold) of at most
+    ``max_area`` pixels become foreground (threshold + 10), then foreground regions of at most
+    ``max_area`` pixels become background (threshold - 10). Both sets of regions come from the
+    logits as given, so a small island inside a filled hole is still removed."""
+    if max_area <= 0 or mask_logits.numel() == 0:
+        return mask_logits
+    foreground = mask_logits[:, 0] > mask_threshold
+    background = ~foreground
+    is_hole = (background & (connected_component_areas(background) <= max_area)).unsqueeze(1)
+    is_sprinkle = (foreground & (connected_component_areas(foreground) <= max_area)).unsqueeze(1)
+    cleaned = torch.where(is_hole, torch.full_like(mask_logits, mask_threshold + REGION_CLEANUP_MARGIN), mask_logits)
+    return torch.where(is_sprinkle, torch.full_like(mask_logits, mask_threshold - REGION_CLEANUP_MARGIN), cleaned)

@@ -21,6 +21,16 @@ class ImagePrediction:
     low_res_logits: np.ndarray  # [M, S/4, S/4] logits, clamped to [-32, 32] (usable as mask_input)
 
 
+def embed_image(model: SAM2Model, image: FrameLike) -> Tuple[FrameFeatures, Tuple[int, int]]:
+    """Features of one ``H x W x 3`` uint8 RGB image for prompting, and its ``(height, width)``."""
+    # The official image predictor's torchvision resize, not the video predictor's Pillow one.
+    pixels, image_hw = preprocess_image(image, model.image_size, model.device, next(model.parameters()).dtype)
+    features = model.encode_image(pixels)
+    # The image has no memory: SAM 2 adds the "no memory" embedding, as on a first prompt.
+    without_memory = model.features_without_memory(features.image_embed, features.image_pos)
+    return FrameFeatures(without_memory, features.image_pos, features.high_res), image_hw
+
+
 class ImagePredictor:
     """SAM 2 as an image model (``SAM2ImagePredictor`` semantics)."""
 
@@ -33,14 +43,7 @@ class ImagePredictor:
     @torch.inference_mode()
     def set_image(self, image: FrameLike) -> None:
         """Compute the image embedding (``H x W x 3`` uint8 RGB) once for many prompts."""
-        model = self.model
-        # The official image predictor's torchvision resize, not the video predictor's Pillow one.
-        dtype = next(model.parameters()).dtype
-        pixels, self._image_hw = preprocess_image(image, model.image_size, model.device, dtype)
-        features = model.encode_image(pixels)
-        # The image has no memory: SAM 2 adds the "no memory" embedding, as on a first prompt.
-        self._features = FrameFeatures(model.features_without_memory(features.image_embed, features.image_pos), features.image_pos,
-                                       features.high_res)
+        self._features, self._image_hw = embed_image(self.model, image)
 
     @property
     def image_hw(self) -> Tuple[int, int]:

@@ -22,6 +22,7 @@ Examples (run with the oracle venv's python):
   python make_session.py --image-predictor \
       --weights-from /work/shared/parity/sam2.1_micro_stream.pt \
       --out /work/oracle/sessions/image_predictor_micro.pt
+  PYTHONPATH=. python tools/oracle/make_session.py --amg --out tests/data/amg_reference.pt
 """
 
 from __future__ import annotations
@@ -1258,6 +1259,176 @@ def _image_result(name, kw, masks, ious, low, logits):
     return res
 
 
+# ---------------------------------------------------------------------------
+# Automatic mask generator reference (--amg)
+# ---------------------------------------------------------------------------
+
+# Thresholds low enough that the small models give a useful number of masks at few points.
+_AMG_LOW = {"pred_iou_thresh": 0.5, "stability_score_thresh": 0.7}
+# (model, image, setting name, generator kwargs)
+AMG_RUNS = [
+    ("default", "scene", "official_defaults", {"points_per_side": 12}),
+    ("default", "scene", "whole", {"points_per_side": 8, **_AMG_LOW}),
+    ("default", "truck", "whole", {"points_per_side": 8, **_AMG_LOW}),
+    ("default", "scene", "crop", {"points_per_side": 8, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2,
+                                  "points_per_batch": 20, **_AMG_LOW}),
+    ("default", "truck", "crop", {"points_per_side": 6, "crop_n_layers": 1, "crop_overlap_ratio": 0.25, **_AMG_LOW}),
+    ("default", "scene", "m2m", {"points_per_side": 8, "use_m2m": True, "points_per_batch": 20, **_AMG_LOW}),
+    ("default", "scene", "single", {"points_per_side": 8, "multimask_output": False, **_AMG_LOW}),
+    ("default", "truck", "single", {"points_per_side": 8, "multimask_output": False, "mask_threshold": 0.5,
+                                    "stability_score_offset": 0.5, **_AMG_LOW}),
+    ("default", "scene", "small_regions", {"points_per_side": 8, "min_mask_region_area": 25, **_AMG_LOW}),
+    ("default", "scene", "point_grids", {"points_per_side": None, "point_grids": "custom", "crop_n_layers": 1,
+                                         **_AMG_LOW}),
+    ("default@128", "scene", "whole", {"points_per_side": 8, **_AMG_LOW}),
+    ("default@128", "truck", "crop", {"points_per_side": 6, "crop_n_layers": 1, **_AMG_LOW}),
+    # Random weights answer every click with about the same mask: a high mask threshold and a
+    # lax NMS keep more than one.
+    ("micro", "frame", "whole", {"points_per_side": 8, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
+                                 "mask_threshold": 5.0, "box_nms_thresh": 0.95}),
+]
+
+
+def _amg_custom_grids():
+    """Two explicit grids (layer 0, layer 1): uneven, normalised to [0, 1]."""
+    rng = np.random.default_rng(5)
+    return [rng.uniform(0.02, 0.98, size=(30, 2)), rng.uniform(0.05, 0.95, size=(12, 2))]
+
+
+def _cv2_connected_components(mask):
+    """CPU stand-in for the official CUDA kernel sam2.utils.misc.get_connected_components:
+    8-connected labels of the foreground of [N, 1, H, W] masks (0 on background) and the area of
+    each pixel's component (0 on background)."""
+    import cv2
+
+    binary = mask.to(torch.uint8).cpu().numpy()
+    labels = np.zeros(binary.shape, dtype=np.int32)
+    areas = np.zeros(binary.shape, dtype=np.int32)
+    for i in range(binary.shape[0]):
+        _, lab, stats, _ = cv2.connectedComponentsWithStats(binary[i, 0], connectivity=8)
+        labels[i, 0] = lab
+        areas[i, 0] = np.where(lab > 0, stats[lab, cv2.CC_STAT_AREA], 0)
+    return torch.from_numpy(labels).to(mask.device), torch.from_numpy(areas).to(mask.device)
+
+
+def _amg_models(repo_root):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    models, yamls, weights = {}, {}, {}
+    default_yaml = os.path.join(repo_root, "sam2_model", "weights", "default.yaml")
+    default_state = torch.load(os.path.join(repo_root, "sam2_model", "weights", "default.pt"),
+                               map_location="cpu", weights_only=True)["model"]
+    for key, size in (("default", None), ("default@128", 128)):
+        cfg = OmegaConf.load(default_yaml)
+        if size is not None:
+            # The same weights at another input size (the default model was first trained at 128).
+            cfg.model.image_size = size
+            tokens = size // 16
+            attention = cfg.model.memory_attention.layer
+            attention.self_attention.feat_sizes = [tokens, tokens]
+            attention.cross_attention.feat_sizes = [tokens, tokens]
+        OmegaConf.resolve(cfg)
+        model = instantiate(cfg.model, _recursive_=True).to(torch.device("cpu")).float().eval()
+        model.load_state_dict(default_state, strict=True)
+        models[key] = model
+        yamls[key] = OmegaConf.to_yaml(cfg)
+        weights[key] = "sam2_model/weights/default.pt"
+    parity = os.environ.get("SAM2_PARITY_MICRO", "/work/shared/parity/sam2.1_micro_stream.pt")
+    ref = load_session(parity)
+    model, resolved = build_model(config_name_for_yaml(ref["official_config_yaml"]), ref["hydra_overrides"])
+    model.load_state_dict(ref["state_dict"], strict=True)
+    models["micro"] = model
+    yamls["micro"] = resolved
+    weights["micro"] = "shared/parity/sam2.1_micro_stream.pt (state_dict)"
+    return models, yamls, weights, ref["frames"][0].numpy()
+
+
+def _amg_images(repo_root, parity_frame):
+    from PIL import Image
+
+    sys.path.insert(0, repo_root)
+    from sam2_model.train.procedural import ProceduralConfig, generate_video
+
+    scene = generate_video(3, ProceduralConfig(height=96, width=128, num_frames=1)).frames[0]
+    truck_path = os.environ.get("SAM2_TRUCK_JPG", "/work/shared/media/truck.jpg")
+    truck = np.asarray(Image.open(truck_path).convert("RGB").resize((120, 80), Image.BILINEAR))
+    frame = parity_frame[::2, ::2]
+    return {name: np.ascontiguousarray(img, dtype=np.uint8)
+            for name, img in (("scene", scene), ("truck", truck), ("frame", frame))}
+
+
+def cmd_amg(args):
+    """Reference masks of the official SAM2AutomaticMaskGenerator (see AMG_RUNS)."""
+    import sam2.utils.misc
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+    # min_mask_region_area > 0 makes the official predictor fill holes and remove sprinkles with
+    # its CUDA connected components, which a CPU install skips; run its definition with OpenCV.
+    sam2.utils.misc.get_connected_components = _cv2_connected_components
+    repo_root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    models, yamls, weights, parity_frame = _amg_models(repo_root)
+    images = _amg_images(repo_root, parity_frame)
+    runs = []
+    for model_key, image_key, setting, kwargs in AMG_RUNS:
+        model = models[model_key]
+        S = model.image_size
+        call = dict(kwargs)
+        if call.get("point_grids") == "custom":
+            call["point_grids"] = _amg_custom_grids()
+        generator = SAM2AutomaticMaskGenerator(model, **call)
+        # The official predictor hard-codes the feature sizes of a 1024 input.
+        generator.predictor._bb_feat_sizes = [(S // 4, S // 4), (S // 8, S // 8), (S // 16, S // 16)]
+        image = images[image_key]
+        start = time.time()
+        records = generator.generate(image)
+        seconds = time.time() - start
+        H, W = image.shape[:2]
+        masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, H, W), bool)
+        stored_kwargs = dict(kwargs)
+        if stored_kwargs.get("point_grids") == "custom":
+            stored_kwargs["point_grids"] = [torch.from_numpy(g) for g in call["point_grids"]]
+        runs.append({
+            "model": model_key, "image": image_key, "setting": setting, "kwargs": stored_kwargs,
+            "num_masks": len(records),
+            "masks_packed": torch.from_numpy(np.packbits(masks.reshape(len(records), -1), axis=1)),
+            "area": torch.tensor([r["area"] for r in records], dtype=torch.int64),
+            "bbox": torch.tensor([r["bbox"] for r in records], dtype=torch.float64).reshape(-1, 4),
+            "predicted_iou": torch.tensor([r["predicted_iou"] for r in records], dtype=torch.float64),
+            "stability_score": torch.tensor([r["stability_score"] for r in records], dtype=torch.float64),
+            "point_coords": torch.tensor([r["point_coords"][0] for r in records], dtype=torch.float64).reshape(-1, 2),
+            "crop_box": torch.tensor([r["crop_box"] for r in records], dtype=torch.float64).reshape(-1, 4),
+        })
+        print(f"{model_key:12s} {image_key:6s} {setting:18s} {len(records):3d} masks  {seconds:.2f} s  "
+              f"iou {np.round([r['predicted_iou'] for r in records[:6]], 3).tolist()}")
+    reference = {
+        "format_version": FORMAT_VERSION,
+        "kind": "automatic_mask_generator",
+        "generated_with": {
+            "tool": "tools/oracle/make_session.py --amg",
+            "official_package": "sam2==1.1.0 (facebookresearch/sam2 2b90b9f)",
+            "torch": str(torch.__version__),
+            "notes": [
+                "SAM2AutomaticMaskGenerator(model, **kwargs).generate(image), output_mode binary_mask",
+                "predictor._bb_feat_sizes set to the model's (S/4, S/8, S/16) feature sizes",
+                "min_mask_region_area > 0: sam2.utils.misc.get_connected_components replaced by an OpenCV "
+                "8-connectivity equivalent (the CUDA kernel is absent from a CPU install)",
+                "masks_packed: numpy.packbits of the row-major flattened H x W masks, one row per mask",
+                "models: default = sam2_model/weights/default.{yaml,pt}; default@128 = the same weights with "
+                "image_size 128; micro = shared/parity/sam2.1_micro_stream.pt",
+            ],
+        },
+        "model_yaml": yamls,
+        "model_weights": weights,
+        "images": {k: torch.from_numpy(v.copy()) for k, v in images.items()},
+        "runs": runs,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    torch.save(reference, args.out)
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1279,6 +1450,8 @@ def main(argv=None):
     p.add_argument(
         "--weights-from", default=None, help="session file whose model the image reference uses"
     )
+    p.add_argument("--amg", action="store_true",
+                   help="write the SAM2AutomaticMaskGenerator reference (tests/data/amg_reference.pt)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
     args = p.parse_args(argv)
 
@@ -1290,6 +1463,8 @@ def main(argv=None):
         return cmd_replay(args)
     if not args.out:
         p.error("--out is required")
+    if args.amg:
+        return cmd_amg(args)
     if args.image_predictor:
         if not args.weights_from:
             p.error("--image-predictor needs --weights-from SESSION.pt")
