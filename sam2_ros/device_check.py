@@ -45,6 +45,7 @@ import torch
 import sam2_model
 from sam2_model.benchmark import Timing, _peak_memory_mb, _time, object_clicks, synthetic_frames
 from sam2_model.config import DEFAULT_MODEL
+from sam2_model.prompted_tracking import track_prompted_by_first_masks
 from sam2_model.reference_sessions import LOGIT_TOLERANCE, SCORE_TOLERANCE, build_session_model, load_session
 from sam2_model.reference_sessions import make_tracker, replay
 from sam2_model.train.procedural import generate_with_events
@@ -309,18 +310,6 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return 1.0 if union == 0 else (a & b).sum().item() / union
 
 
-def _track_video(tracker: sam2_model.StreamingTracker, video, frames: int) -> List[sam2_model.TrackingResult]:
-    """Each target prompted with its true mask on frame 0, after that frame is tracked (as sam2-eval)."""
-    results = []
-    for index, frame in enumerate(video.frames[:frames or None]):
-        result = tracker.track(frame)
-        if index == 0:
-            for obj_id in range(1, video.num_targets + 1):
-                result = tracker.add_prompt(obj_id, mask=video.labels[0] == obj_id)
-        results.append(result)
-    return results
-
-
 def run_bf16(settings: CheckSettings, report: Report, budget: Budget) -> None:
     section = report.section("bf16")
     device = torch.device(settings.device)
@@ -332,8 +321,8 @@ def run_bf16(settings: CheckSettings, report: Report, budget: Budget) -> None:
 
     def one(seed: int) -> None:
         video = generate_with_events(seed)
-        full = _track_video(sam2_model.StreamingTracker(model), video, settings.bf16_frames)
-        half = _track_video(sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16), video,
+        full = track_prompted_by_first_masks(sam2_model.StreamingTracker(model), video, settings.bf16_frames)
+        half = track_prompted_by_first_masks(sam2_model.StreamingTracker(model, autocast_dtype=torch.bfloat16), video,
                             settings.bf16_frames)
         for a, b in zip(full, half):
             for row in range(len(a.obj_ids)):

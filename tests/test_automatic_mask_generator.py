@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from sam2_model.amg_geometry import box_nms, crop_boxes, mask_boxes, point_grid,
 from sam2_model.holes import remove_small_regions
 from sam2_model.mask_geometry import box_from_mask, mask_iou
 
+from flood_fill import component_areas
 from parity_sessions import PARITY_DIR
 
 REFERENCE = torch.load(Path(__file__).resolve().parent / "data" / "amg_reference.pt", weights_only=True)
@@ -256,30 +256,6 @@ def test_box_nms_keeps_ties_in_input_order_and_drops_only_above_the_threshold():
     assert box_nms(boxes[:0], scores[:0], 0.5).tolist() == []
 
 
-def _component_areas(region):
-    """8-connected component area per pixel of a bool array (0 outside), by breadth-first search."""
-    height, width = region.shape
-    areas = np.zeros(region.shape, dtype=np.int64)
-    seen = np.zeros(region.shape, dtype=bool)
-    for start in zip(*np.nonzero(region)):
-        if seen[start]:
-            continue
-        seen[start] = True
-        queue, members = deque([start]), []
-        while queue:
-            y, x = queue.popleft()
-            members.append((y, x))
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    ny, nx = y + dy, x + dx
-                    if 0 <= ny < height and 0 <= nx < width and region[ny, nx] and not seen[ny, nx]:
-                        seen[ny, nx] = True
-                        queue.append((ny, nx))
-        for member in members:
-            areas[member] = len(members)
-    return areas
-
-
 def test_small_region_cleanup_follows_the_official_image_predictor_definition():
     threshold, max_area = 0.5, 8
     logits = np.full((24, 24), -3.0)
@@ -295,8 +271,8 @@ def test_small_region_cleanup_follows_the_official_image_predictor_definition():
     foreground = logits > threshold
     background = ~foreground
     expected = logits.copy()
-    expected[background & (_component_areas(background) <= max_area)] = threshold + 10.0
-    expected[foreground & (_component_areas(foreground) <= max_area)] = threshold - 10.0
+    expected[background & (component_areas(background) <= max_area)] = threshold + 10.0
+    expected[foreground & (component_areas(foreground) <= max_area)] = threshold - 10.0
     assert expected[4, 4] == threshold + 10 and expected[5, 5] == expected[10, 10] == threshold - 10
     assert expected[11, 11] < threshold and expected[17, 3] > threshold and expected[18, 18] < threshold
 

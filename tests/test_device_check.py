@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parity_sessions import PARITY_DIR, STREAM_FILES
+from parity_sessions import EXTRA_SESSION_FILES, PARITY_DIR, STREAM_FILES
 from sam2_ros import node_latency
 from sam2_ros.device_check import SECTIONS, Budget, TimeUp
 
@@ -47,7 +47,7 @@ def test_device_check_reports_every_section_with_numbers(tmp_path):
 
     parity = report["parity"]
     # Every session: the shared ones and the two in tests/data, against the official outputs.
-    assert len(parity["sessions"]) == len(STREAM_FILES) + 2 and parity["stream_sessions_found"] == len(STREAM_FILES)
+    assert len(parity["sessions"]) == len(STREAM_FILES) + len(EXTRA_SESSION_FILES) and parity["stream_sessions_found"] == len(STREAM_FILES)
     assert parity["passed"] and _number(parity["max_logit_diff"]) and parity["max_logit_diff"] <= 1e-2
     bf16 = report["bf16"]
     assert bf16["masks_compared"] > 0 and 0 < bf16["mean_iou"] <= 1 and 0 <= bf16["agreement"] <= 1

@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 import sam2_model
-import sam2_model.tracker as tracker_module
 from parity_sessions import PARITY_DIR, build_session_model, load_session
 from sam2_model.pillow_resize import horizontal_first, pillow_bicubic_resize
 from sam2_model.transforms import IMAGENET_MEAN, IMAGENET_STD, FrameResize, preprocess_video_frame
@@ -91,11 +90,12 @@ def _unpack(packed: torch.Tensor, shape) -> np.ndarray:
     return np.unpackbits(packed.numpy(), count=int(np.prod(shape))).reshape(shape).astype(bool)
 
 
-def _ious_against_official(model: sam2_model.SAM2Model, video: dict, name: str) -> list:
+def _ious_against_official(model: sam2_model.SAM2Model, video: dict, name: str, frame_resize: str = "pillow") -> list:
     """Track the stored frames as the oracle prompted them; IoU of every object-frame's mask."""
     height, width = video["height"], video["width"]
     frames = [np.asarray(Image.open(io.BytesIO(png.numpy().tobytes())).convert("RGB")) for png in video["frames_png"]]
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0)  # as the oracle (fill_hole_area 0)
+    # As the oracle: fill_hole_area 0.
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, frame_resize=frame_resize)
     results = []
     for index, frame in enumerate(frames):
         result = tracker.track(frame)
@@ -126,10 +126,8 @@ def test_masks_match_official_video_predictor_on_frames_of_any_size(name, video_
     assert min(ious) >= MIN_IOU and np.mean(ious) >= MIN_MEAN_IOU, (min(ious), np.mean(ious))
 
 
-def test_the_old_bilinear_resize_misses_the_bar(monkeypatch):
+def test_the_old_bilinear_resize_misses_the_bar():
     """Without the Pillow resize the parity test above fails (the bundled model, 200x120 frames;
     docs/node.md lists every case)."""
-    monkeypatch.setattr(tracker_module, "preprocess_video_frame",
-                        functools.partial(preprocess_video_frame, resize=FrameResize.BILINEAR))
-    ious = _ious_against_official(_model("bundled"), _reference()["videos"][0], "bundled")
+    ious = _ious_against_official(_model("bundled"), _reference()["videos"][0], "bundled", frame_resize="bilinear")
     assert min(ious) < MIN_IOU or np.mean(ious) < MIN_MEAN_IOU

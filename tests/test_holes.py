@@ -1,35 +1,11 @@
 """Hole filling: connected-component areas against a brute-force flood fill (8-connectivity)."""
 
-from collections import deque
-
 import numpy as np
 import torch
 
 from sam2_model.holes import HOLE_FILL_LOGIT, connected_component_areas, fill_holes
 
-
-def _brute_force_areas(region: np.ndarray) -> np.ndarray:
-    height, width = region.shape
-    areas = np.zeros(region.shape, dtype=np.int64)
-    seen = np.zeros(region.shape, dtype=bool)
-    for y in range(height):
-        for x in range(width):
-            if not region[y, x] or seen[y, x]:
-                continue
-            component, queue = [], deque([(y, x)])
-            seen[y, x] = True
-            while queue:
-                cy, cx = queue.popleft()
-                component.append((cy, cx))
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        ny, nx = cy + dy, cx + dx
-                        if 0 <= ny < height and 0 <= nx < width and region[ny, nx] and not seen[ny, nx]:
-                            seen[ny, nx] = True
-                            queue.append((ny, nx))
-            for cy, cx in component:
-                areas[cy, cx] = len(component)
-    return areas
+from flood_fill import component_areas
 
 
 def test_component_areas_match_flood_fill():
@@ -38,7 +14,7 @@ def test_component_areas_match_flood_fill():
         regions = rng.random((3, 23, 31)) < density
         ours = connected_component_areas(torch.from_numpy(regions)).numpy()
         for region, areas in zip(regions, ours):
-            assert np.array_equal(areas, _brute_force_areas(region))
+            assert np.array_equal(areas, component_areas(region))
 
 
 def test_long_serpentine_component():
@@ -47,7 +23,7 @@ def test_long_serpentine_component():
     region[1::4, -1] = True
     region[3::4, 0] = True
     areas = connected_component_areas(torch.from_numpy(region)[None])[0].numpy()
-    assert np.array_equal(areas, _brute_force_areas(region))
+    assert np.array_equal(areas, component_areas(region))
     assert areas.max() == region.sum()
 
 

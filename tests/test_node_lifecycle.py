@@ -21,7 +21,7 @@ BOX = [128.0, 133.12, 212.48, 199.68]
 # Bad parameter values and what the log must say about each.
 BAD_PARAMETERS = [
     ({"device": "tpu"}, "device 'tpu' must be one of auto, cuda, cpu"),
-    ({"max_objects": 0}, "max_objects 0 must be in 1..65535"),
+    ({"max_objects": 0}, "max_objects 0 must be at least 1"),
     ({"max_objects": "many"}, "max_objects must be an integer, got 'many'"),
     ({"dtype": "float64"}, "dtype 'float64' must be one of float32, bfloat16, float16"),
     ({"qos_reliability": "sometimes"}, "qos_reliability 'sometimes' must be one of best_effort, reliable"),
