@@ -9,10 +9,10 @@ Two ways to measure, chosen by what the machine has:
 - ``pipeline`` (no ROS needed): the node's per-frame path without DDS. A camera thread puts raw
   ``rgb8`` bytes into the node's ``LatestFrameSlot`` at the rate; a worker thread takes the newest
   one and does what the node's worker does with it: ``image_codec.decode_raw`` (what
-  ``image_to_rgb`` calls), ``StreamingTracker.track``, and ``result_conversion.summarize`` where
-  that imports (it needs the ROS message packages), else only the copy of the result to host
-  memory that ``summarize`` starts with (``RESULT_TO_HOST``). Latency is from the put to the end
-  of that. Not covered: DDS transport, message building and publishing.
+  ``image_to_rgb`` calls), ``StreamingTracker.track`` and ``sam2_model.frame_summary.summarize_frame``
+  (all the node's per-pixel work: masks, boxes, areas, label map, mask crops, the host copy; ROS-free,
+  what ``result_conversion.summarize`` calls). Latency is from the put to the end of that. Not
+  covered: DDS transport, message building and publishing.
 
 Both drop frames the way the node does (the newest frame wins); ``dropped`` counts camera frames
 that never got a result.
@@ -23,12 +23,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 
 import sam2_model
+from sam2_model.frame_summary import summarize_frame
 
 from .frame_slot import LatestFrameSlot
 from .image_codec import decode_raw
@@ -36,9 +37,7 @@ from .image_codec import decode_raw
 ROS_COVERS = ("real TrackerNode over DDS in one process: camera publish -> node (slot, decode, track, "
               "summarize, messages) -> subscriber receipt of TrackedObjects")
 PIPELINE_COVERS = ("node's per-frame path without DDS: camera thread -> LatestFrameSlot -> worker "
-                   "(decode_raw, tracker.track, {post})")
-SUMMARIZE = "result_conversion.summarize"
-RESULT_TO_HOST = "result copied to host memory (logits, scores, IoUs; masks thresholded)"
+                   "(decode_raw, tracker.track, frame_summary.summarize_frame: masks, boxes, label map, crops)")
 
 
 @dataclass
@@ -146,32 +145,16 @@ def _wait(thread: threading.Thread) -> None:
 
 
 # ------------------------------------------------------------------------------------ pipeline
-def _postprocess() -> Tuple[Callable, str]:
-    try:
-        from .result_conversion import summarize
-        return summarize, SUMMARIZE
-    except ImportError:  # the ROS message packages are missing (a GPU machine without ROS)
-        return _result_to_host, RESULT_TO_HOST
-
-
-def _result_to_host(result):
-    logits = result.mask_logits.detach().float().cpu().numpy()
-    scores = result.object_score_logits.detach().float().cpu().numpy()
-    ious = result.iou_scores.detach().float().cpu().numpy()
-    return logits > 0, scores, ious
-
-
 def measure_pipeline(settings: LatencySettings) -> LatencyResult:
     """The ``pipeline`` mode (see the module docstring)."""
     model = sam2_model.build_model(settings.model, settings.checkpoint, device=settings.device)
     tracker = sam2_model.StreamingTracker(model, autocast_dtype=settings.autocast)
-    post, post_name = _postprocess()
     frames = camera_frames(max(30, settings.warmup_frames + 1), settings.height, settings.width)
     tracker.track(frames[0])
     for obj_id, click in enumerate(object_clicks(settings.objects, settings.height, settings.width), start=1):
         tracker.add_prompt(obj_id, points=[click], labels=[1])
     for frame in frames[1:1 + settings.warmup_frames]:
-        post(tracker.track(frame))
+        summarize_frame(tracker.track(frame))
 
     slot: LatestFrameSlot = LatestFrameSlot()
     stop = threading.Event()
@@ -195,7 +178,7 @@ def measure_pipeline(settings: LatencySettings) -> LatencyResult:
                     return
                 continue
             rgb = decode_raw("rgb8", settings.height, settings.width, step, pending.item)
-            post(tracker.track(rgb))
+            summarize_frame(tracker.track(rgb))
             latencies.append((time.monotonic() - pending.received_at) * 1000.0)
 
     threads = [threading.Thread(target=camera, daemon=True), threading.Thread(target=worker, daemon=True)]
@@ -209,7 +192,7 @@ def measure_pipeline(settings: LatencySettings) -> LatencyResult:
         slot.close()
         for thread in threads:
             thread.join(30)
-    return LatencyResult("pipeline", PIPELINE_COVERS.format(post=post_name), published[0], len(latencies),
+    return LatencyResult("pipeline", PIPELINE_COVERS, published[0], len(latencies),
                          latencies)
 
 

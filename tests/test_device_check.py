@@ -106,15 +106,14 @@ def test_budget_refuses_a_step_longer_than_the_time_left():
 
 def test_without_ros_the_node_latency_measures_the_pipeline_and_says_what_it_covers(monkeypatch):
     """The GPU machine has no ROS: ``auto`` falls back to the node's per-frame path without DDS,
-    and without the message packages ``summarize`` is replaced by the copy of the result to host
-    memory; the result says so."""
+    whose per-pixel work (frame_summary) needs no ROS; the result says what it covers."""
     for name in ("rclpy", "sam2_ros.result_conversion"):
         monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
     assert not node_latency.ros_available()
     settings = node_latency.LatencySettings("default", None, "cpu", None, objects=1, camera_hz=30.0, seconds=0.5,
                                             height=64, width=80, warmup_frames=0)
     result = node_latency.measure(settings, "auto")
-    assert result.mode == "pipeline" and node_latency.RESULT_TO_HOST in result.covers
-    assert "summarize" not in result.covers
+    assert result.mode == "pipeline" and result.covers == node_latency.PIPELINE_COVERS
+    assert "summarize_frame" in result.covers and "DDS" in result.covers
     assert 13 <= result.published <= 15 and result.processed >= 1
     assert result.processed + result.dropped == result.published
