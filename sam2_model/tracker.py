@@ -130,6 +130,12 @@ class StreamingTracker:
         return list(self._objects)
 
     @property
+    def frame_device(self) -> torch.device:
+        """Where ``track`` wants its frames: the CPU when Pillow resizes them, else the model's device
+        (callers put a frame there once instead of moving it to the GPU and back)."""
+        return torch.device("cpu") if self.options.frame_resize == "pillow" else self.model.device
+
+    @property
     def frame_index(self) -> int:
         """Index of the most recent frame (-1 before the first)."""
         return -1 if self._frame is None else self._frame.index

@@ -540,6 +540,11 @@ def run(settings: CheckSettings) -> Report:
                 section["status"] = f"stopped by the time limit ({stop})"
                 raise
             except Exception as error:  # noqa: BLE001 - one failing section must not lose the others
+                if budget.left() <= 0:
+                    # The alarm rang inside something that turned it into another error (e.g. the
+                    # node's start-up wait): the time limit stopped this section.
+                    section["status"] = f"stopped by the time limit ({type(error).__name__} as it rang)"
+                    raise TimeUp(str(error)) from error
                 section["status"] = f"error: {type(error).__name__}: {error}"
                 print(f"device_check: {name} failed: {error!r}", file=sys.stderr)
             finally:

@@ -358,9 +358,11 @@ class TrackerNode(LifecycleNode):
         if loaded is None:
             return
         try:
-            # rgb8/bgr8: a view on the message's bytes, moved to the model's device as it is.
-            frame = (torch.from_numpy(compressed_to_rgb(msg)).to(loaded.device) if isinstance(msg, CompressedImage)
-                     else image_to_rgb_tensor(msg, loaded.device))
+            # rgb8/bgr8: a view on the message's bytes, moved as it is to where the tracker resizes
+            # frames (the CPU for Pillow's resize, else the model's device).
+            device = loaded.tracker.frame_device
+            frame = (torch.from_numpy(compressed_to_rgb(msg)).to(device) if isinstance(msg, CompressedImage)
+                     else image_to_rgb_tensor(msg, device))
         except ImageConversionError as error:
             self._stats.on_rejected_frame()
             self.get_logger().warning(f"image on {self._input_topic} rejected: {error}",

@@ -159,5 +159,11 @@ def test_frame_resize_names_are_the_transforms_ones(session):
         sam2_model.StreamingTracker(_model(session), frame_resize="nearest")
 
 
+def test_frames_go_where_the_resize_runs(session):
+    model = _model(session)
+    assert sam2_model.StreamingTracker(model).frame_device == torch.device("cpu")  # Pillow
+    assert sam2_model.StreamingTracker(model, frame_resize="pillow_port").frame_device == model.device
+
+
 def test_every_option_has_a_help_text():
     assert set(option_help()) == set(option_names()) and all(option_help().values())
