@@ -23,6 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .visualization import tint_labels_tensor
+
 Box = Tuple[int, int, int, int]  # x, y, width, height in pixels
 NO_BOX: Box = (0, 0, 0, 0)
 # Label maps are uint8 while every id fits a byte (mono8), else int32 (written as mono16).
@@ -61,6 +63,9 @@ class FrameState:
     width: int
     objects: List[ObjectState]
     labels: Optional[np.ndarray]  # H x W object ids (uint8 or int32), 0 = background; None when not asked for
+    # The picture with the label map tinted in the objects' colours (visualization.tint_labels_tensor,
+    # on the device), H x W x 3 uint8; None when not asked for.
+    tinted: Optional[np.ndarray] = None
 
 
 def paste_mask(crop: np.ndarray, bbox: Box, frame_hw: Tuple[int, int]) -> np.ndarray:
@@ -156,7 +161,8 @@ def _label_map(logits: torch.Tensor, regions: List[_Region], ids: Sequence[int],
 
 
 @torch.inference_mode()
-def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameState:
+def summarize_frame(result, labels: bool = True, crops: bool = True,
+                    picture: Optional[torch.Tensor] = None) -> FrameState:
     """A ``TrackingResult`` -> ``FrameState`` on the host.
 
     Only the visible objects' logits are upsampled, and every later per-pixel step runs inside
@@ -167,12 +173,17 @@ def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameSta
             only ``mask_logits`` (no ``low_res_logits``) are searched over the whole frame.
         labels: compute the ``H x W`` label map.
         crops: compute each visible object's mask cropped to its box.
+        picture: the frame (H x W x 3 uint8 tensor, any device) to tint with the label map where the
+            logits are, for the node's overlay (``FrameState.tinted``); needs ``labels``.
     """
+    if picture is not None and not labels:
+        raise ValueError("tinting the picture needs the label map (labels=True)")
     height, width = (int(v) for v in result.frame_hw)
     ids = [int(i) for i in result.obj_ids]
     index = int(result.frame_index)
     if not ids:
-        return FrameState(index, height, width, [], np.zeros((height, width), np.uint8) if labels else None)
+        return FrameState(index, height, width, [], np.zeros((height, width), np.uint8) if labels else None,
+                          None if picture is None else picture.cpu().numpy())
     scores = result.object_score_logits.reshape(-1).float()
     regions = _regions(result, height, width, scores)                 # host copy 1: spans
     kept = [r.row for r in regions]
@@ -202,6 +213,10 @@ def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameSta
             if crops:
                 parts.append(region_masks[k][top:bottom + 1, left:right + 1].reshape(-1))
     label_map = _label_map(logits, regions, ids, height, width) if labels else None
+    tinted = None
+    if picture is not None:                                           # host copy 4, only for an overlay
+        drawn = [o.object_id for o in objects if o.visible and o.area > 0]
+        tinted = tint_labels_tensor(picture.to(label_map.device), label_map, drawn).cpu().numpy()
     if label_map is not None:
         parts.append(label_map.reshape(-1))
     if parts:
@@ -215,4 +230,4 @@ def summarize_frame(result, labels: bool = True, crops: bool = True) -> FrameSta
         if label_map is not None:
             label_host = packed[offset:].view(np.uint8 if label_map.dtype == torch.uint8 else np.int32)
             label_map = label_host.reshape(height, width)
-    return FrameState(index, height, width, objects, label_map)
+    return FrameState(index, height, width, objects, label_map, tinted)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-from typing import Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .mask_geometry import Box
+
+if TYPE_CHECKING:  # torch only where tensors are tinted (reports and the demo draw without it)
+    import torch
 
 Colour = Tuple[int, int, int]
 
@@ -82,19 +85,41 @@ def _check_rgb(rgb: np.ndarray, shape: Tuple[int, ...], what: str) -> None:
         raise ValueError(f"{what} of shape {tuple(shape)} does not match the picture's {rgb.shape[:2]}")
 
 
+def tint_tables(ids, alpha: float = MASK_ALPHA) -> Tuple[np.ndarray, np.ndarray]:
+    """Lookup tables by label for ``tint_labels``: colour [L, 3] and weight [L] (out of 256), with L one
+    past the largest id so that every label not drawn (0, ids not listed, anything larger) gets weight 0."""
+    ids = [int(i) for i in ids if int(i) > 0]
+    colours = np.zeros((max(ids, default=0) + 2, 3), np.uint16)
+    weights = np.zeros(max(ids, default=0) + 2, np.uint16)
+    if ids:
+        colours[ids], weights[ids] = [colour_of(i) for i in ids], _alpha_256(alpha)
+    return colours, weights
+
+
 def tint_labels(rgb: np.ndarray, labels: np.ndarray, ids, alpha: float = MASK_ALPHA) -> np.ndarray:
     """A copy of ``rgb`` where each pixel labelled with one of ``ids`` (0 = background) is blended
     with that id's colour; other labels are left as they are."""
     _check_rgb(rgb, labels.shape, "label image")
-    ids = [int(i) for i in ids if int(i) > 0]
-    if not ids:
+    if not any(int(i) > 0 for i in ids):
         return rgb.copy()
-    # Lookup tables by label, one row past the largest id for every label not drawn: weight 0.
-    colours = np.zeros((max(ids) + 2, 3), np.uint16)
-    weights = np.zeros(max(ids) + 2, np.uint16)
-    colours[ids], weights[ids] = [colour_of(i) for i in ids], _alpha_256(alpha)
+    colours, weights = tint_tables(ids, alpha)
     return _blend(rgb, np.take(colours, labels, axis=0, mode="clip"),
                   np.take(weights, labels, mode="clip")[..., None])
+
+
+def tint_labels_tensor(rgb: torch.Tensor, labels: torch.Tensor, ids, alpha: float = MASK_ALPHA) -> torch.Tensor:
+    """``tint_labels`` in torch, on the tensors' device (the node tints on the model's device): the same
+    tables and integer blend, so the same bytes. ``rgb`` H x W x 3 uint8, ``labels`` H x W integer."""
+    import torch
+
+    if tuple(rgb.shape) != (*labels.shape, 3) or rgb.dtype != torch.uint8:
+        raise ValueError(f"expected H x W x 3 uint8 pixels for a {tuple(labels.shape)} label image, "
+                         f"got {tuple(rgb.shape)} {rgb.dtype}")
+    colours, weights = (torch.from_numpy(t.astype(np.int32)).to(rgb.device) for t in tint_tables(ids, alpha))
+    index = labels.long().clamp_(0, colours.shape[0] - 1)
+    weight = weights[index][..., None]
+    mixed = rgb.int() * (256 - weight) + colours[index] * weight + 128
+    return (mixed >> 8).to(torch.uint8)
 
 
 def _edge(mask: np.ndarray, width_px: int) -> np.ndarray:
@@ -158,10 +183,11 @@ def draw_boxes(rgb: np.ndarray, boxes: Mapping[int, Box], line_px: int = 1,
     return np.asarray(picture)
 
 
-def draw_tracked(rgb: np.ndarray, labels: np.ndarray, boxes: Mapping[int, Box]) -> np.ndarray:
+def draw_tracked(rgb: np.ndarray, labels: Optional[np.ndarray], boxes: Mapping[int, Box]) -> np.ndarray:
     """The node's overlay: ``rgb`` with the label image tinted (overlaps show the object that won the
-    pixel) and each object of ``boxes`` outlined with its id; line width by the picture's size."""
-    tinted = tint_labels(rgb, labels, boxes.keys())
+    pixel) and each object of ``boxes`` outlined with its id; line width by the picture's size.
+    ``labels`` None: ``rgb`` is already tinted (``tint_labels_tensor`` on the device)."""
+    tinted = rgb if labels is None else tint_labels(rgb, labels, boxes.keys())
     if not boxes:
         return tinted
     return draw_boxes(tinted, boxes, line_px=line_px_for(*rgb.shape[:2]))

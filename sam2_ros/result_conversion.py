@@ -20,11 +20,12 @@ from sam2_ros.msg import TrackedObject, TrackedObjects
 from .image_conversion import labels_to_image, mask_to_image, rgb_to_image
 
 
-def summarize(result, labels: bool = True, crops: bool = True) -> FrameState:
+def summarize(result, labels: bool = True, crops: bool = True, picture=None) -> FrameState:
     """``sam2_model.TrackingResult`` -> FrameState on the host: per-pixel work on the result's
     device, then compact copies (see ``sam2_model.frame_summary``). ``labels``/``crops``: compute
-    the label map / the per-object mask crops (skip what nobody will receive)."""
-    return summarize_frame(result, labels=labels, crops=crops)
+    the label map / the per-object mask crops (skip what nobody will receive); ``picture`` (the
+    frame as a tensor): tint it for the overlay there too."""
+    return summarize_frame(result, labels=labels, crops=crops, picture=picture)
 
 
 def object_state(result, object_id: int) -> ObjectState:
@@ -62,11 +63,14 @@ def label_image_msg(frame: FrameState, header: Header):
 # Drawn by sam2_model.visualization, as the demo and sam2-eval's reports are: one palette.
 
 
-def draw_overlay(rgb: np.ndarray, frame: FrameState) -> np.ndarray:
-    """The input picture with each visible object's mask tinted in its colour, its box and id."""
+def draw_overlay(rgb, frame: FrameState) -> np.ndarray:
+    """The input picture with each visible object's mask tinted in its colour, its box and id. A
+    frame summarized with its picture was tinted on the device already (``rgb`` is then unused)."""
     boxes = {o.object_id: box_from_roi(o.bbox) for o in frame.objects if o.visible and o.area > 0}
+    if frame.tinted is not None:
+        return draw_tracked(frame.tinted, None, boxes)
     return draw_tracked(rgb, frame.labels, boxes)
 
 
-def overlay_msg(rgb: np.ndarray, frame: FrameState, header: Header):
+def overlay_msg(rgb, frame: FrameState, header: Header):
     return rgb_to_image(draw_overlay(rgb, frame), header)

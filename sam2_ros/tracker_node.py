@@ -384,9 +384,10 @@ class TrackerNode(LifecycleNode):
         # The result holds its own tensors: converting it needs no lock, so prompts get the
         # tracker while this frame's messages are built. Only what someone receives is computed.
         wanted = self._wanted_outputs()
-        state = summarize(result, labels=wanted.labels or wanted.overlay, crops=wanted.masks)
+        state = summarize(result, labels=wanted.labels or wanted.overlay, crops=wanted.masks,
+                          picture=frame if wanted.overlay else None)
         clock.lap("summarize")
-        self._publish(state, frame, msg.header, pending.received_at, wanted, clock)
+        self._publish(state, msg.header, pending.received_at, wanted, clock)
 
     def _subscribed(self, name: str) -> bool:
         publisher = self._outputs.get(name)
@@ -396,8 +397,8 @@ class TrackerNode(LifecycleNode):
         return WantedOutputs(masks=self.params.publish_masks and self._subscribed("objects"),
                              labels=self._subscribed("label_image"), overlay=self._subscribed("overlay"))
 
-    def _publish(self, frame: FrameState, picture: torch.Tensor, header: Header, received_at: float,
-                 wanted: WantedOutputs, clock: StageClock) -> None:
+    def _publish(self, frame: FrameState, header: Header, received_at: float, wanted: WantedOutputs,
+                 clock: StageClock) -> None:
         outputs = self._outputs
         objects = tracked_objects_msg(frame, header, 0.0)
         label = label_image_msg(frame, header) if wanted.labels else None
@@ -410,7 +411,7 @@ class TrackerNode(LifecycleNode):
         clock.lap("publish")
         # Drawing costs a few ms per frame at camera resolution: only for someone watching.
         if wanted.overlay:
-            outputs["overlay"].publish(overlay_msg(picture.cpu().numpy(), frame, header))
+            outputs["overlay"].publish(overlay_msg(None, frame, header))  # tinted on the device
             clock.lap("overlay")
         self._stats.on_processed(latency_ms)
 

@@ -114,3 +114,33 @@ def test_summary_inside_regions_equals_the_full_frame_reference(frame_hw):
     assert [o.bbox for o in state.objects] == boxes and [o.area for o in state.objects] == areas
     for row, obj in enumerate(state.objects):
         np.testing.assert_array_equal(obj.frame_mask(frame_hw), masks[row])
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_the_overlay_is_tinted_where_the_labels_are_as_the_numpy_drawing_does(count):
+    """The node's overlay: the picture tinted with the label map on the device gives the bytes of the
+    numpy drawing from the host label map (visualization.tint_labels); boxes and ids then the same."""
+    from sam2_model.visualization import MASK_ALPHA, colour_of, draw_tracked
+
+    rng = np.random.default_rng(10 + count)
+    logits = np.round(rng.normal(size=(count, 23, 31)) * 2) / 2 - 0.5
+    scores = [1.0] * count
+    if count > 2:
+        scores[1] = -2.0
+    ids = [int(i) for i in rng.choice(np.arange(1, 400), count, replace=False)]  # ids past 255: int32 labels
+    picture = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    state = summarize_frame(_result(logits, scores, ids), picture=torch.from_numpy(picture))
+    labels = _reference(logits, scores, ids)[3]
+    # The blend written out: each labelled pixel becomes (p * (256 - a) + c * a + 128) >> 8, a = alpha * 256.
+    expected = picture.astype(np.int64)
+    weight = round(MASK_ALPHA * 256)
+    for object_id in {int(v) for v in np.unique(labels)} - {0}:
+        where = labels == object_id
+        colour = np.asarray(colour_of(object_id), np.int64)
+        expected[where] = (expected[where] * (256 - weight) + colour * weight + 128) >> 8
+    np.testing.assert_array_equal(state.tinted, expected.astype(np.uint8))
+    drawn = {obj.object_id: obj.bbox for obj in state.objects if obj.visible and obj.area}
+    boxes = {i: (x, y, x + w - 1, y + h - 1) for i, (x, y, w, h) in drawn.items()}
+    np.testing.assert_array_equal(draw_tracked(state.tinted, None, boxes), draw_tracked(picture, state.labels, boxes))
+    with pytest.raises(ValueError, match="needs the label map"):
+        summarize_frame(_result(logits, scores, ids), labels=False, picture=torch.from_numpy(picture))
