@@ -22,7 +22,7 @@ from sam2_model.mask_geometry import mask_iou
 from sam2_model.train.procedural import ProceduralConfig, generate_video
 from sam2_ros.srv import Discover
 
-from node_harness import model_files, start_node  # noqa: F401 - fixture
+from node_harness import start_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(),
                                                   reason="the bundled weights are missing")]
