@@ -97,7 +97,7 @@ def test_discovers_targets_at_start_and_newcomers_without_duplicates(tmp_path):
 
 def test_bad_discover_requests_are_refused_and_change_nothing(tmp_path):
     frames, _ = _scene()
-    node = start_node(tmp_path, {"device": "cpu", "overlay": False, "max_objects": 2,
+    node = start_node(tmp_path, {"device": "cpu", "overlay": False, "max_objects": 1,
                                  "discover_points_per_side": 8})
     client = node.client
     try:
@@ -113,12 +113,11 @@ def test_bad_discover_requests_are_refused_and_change_nothing(tmp_path):
         assert client.track(frames[1], 1).ids() == []   # tracking state unchanged, node alive
         added = _discover(client, region=(0, 0, 128, 128))
         assert added.success, added.message
-        assert 1 <= len(added.object_ids) <= 2
-        assert client.track(frames[2], 2).ids() == list(added.object_ids)
-        if len(added.object_ids) == 2:
-            full = _discover(client)
-            assert not full.success and "maximum of 2 objects" in full.message, full.message
-            assert client.track(frames[3], 3).ids() == list(added.object_ids)
+        assert list(added.object_ids) == [1] and "stopped at max_objects" in added.message  # two targets
+        assert client.track(frames[2], 2).ids() == [1]
+        full = _discover(client)
+        assert not full.success and "maximum of 1 objects" in full.message, full.message
+        assert client.track(frames[3], 3).ids() == [1]
         assert node.process.alive()
     finally:
         node.close()
