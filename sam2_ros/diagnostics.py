@@ -84,6 +84,9 @@ class Snapshot:
     process_rss_bytes: Optional[int]
     cuda_allocated_bytes: Optional[int]
     seconds_since_input: Optional[float]
+    discovered_total: int = 0                      # objects added by discovery (service and worker)
+    seconds_since_discovery: Optional[float] = None  # None: no discovery yet
+    last_discovery_ms: Optional[float] = None      # how long the last discovery took (generator + prompts)
 
 
 class TrackerStatistics:
@@ -102,6 +105,9 @@ class TrackerStatistics:
         self.lost_total = 0
         self.rejected_frames_total = 0
         self.rejected_prompts_total = 0
+        self.discovered_total = 0
+        self.last_discovery_at: Optional[float] = None   # time.monotonic()
+        self.last_discovery_ms: Optional[float] = None
 
     def on_received(self, replaced_older: bool) -> None:
         self.received.add()
@@ -131,6 +137,13 @@ class TrackerStatistics:
     def on_rejected_prompt(self) -> None:
         with self._lock:
             self.rejected_prompts_total += 1
+
+    def on_discovery(self, added: int, duration_ms: float) -> None:
+        """A discovery ran (``added`` new objects, possibly none)."""
+        with self._lock:
+            self.discovered_total += added
+            self.last_discovery_at = time.monotonic()
+            self.last_discovery_ms = duration_ms
 
 
 def process_rss_bytes() -> Optional[int]:
@@ -189,6 +202,10 @@ def diagnostic_array(snapshot: Snapshot, name: str, stamp, window_s: float) -> D
         ("tracker memory (MiB)", _mib(snapshot.tracker_memory_bytes)),
         ("process memory (MiB)", _mib(snapshot.process_rss_bytes)),
         ("cuda allocated (MiB)", _mib(snapshot.cuda_allocated_bytes)),
+        ("discovered objects (total)", str(snapshot.discovered_total)),
+        ("last discovery (s ago)", "n/a" if snapshot.seconds_since_discovery is None
+         else f"{snapshot.seconds_since_discovery:.1f}"),
+        ("last discovery duration (ms)", _ms(snapshot.last_discovery_ms)),
     ]
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=snapshot.device,
                               values=[KeyValue(key=k, value=v) for k, v in values])

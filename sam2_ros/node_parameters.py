@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
 
+from sam2_model.discovery import DiscoveryOptions
+from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
 from sam2_model.tracker_options import TrackerOptions, option_help, option_types
 
 from .prompt_conversion import MAX_OBJECT_ID
@@ -49,6 +51,19 @@ class TrackerParameters:
     publish_masks: bool = True
     diagnostics_period: float = 1.0
     autostart: bool = True
+    # Discovery (~/discover, discover_on_start, discover_every_n_frames). The generator settings
+    # differ from MaskGeneratorOptions' (official) defaults: 16 points per side costs a quarter of
+    # 32's time, and the bundled model's scores are lower than a released model's (docs/node.md).
+    discover_on_start: bool = False
+    discover_every_n_frames: int = 0
+    discover_points_per_side: int = 16
+    discover_points_per_batch: int = MaskGeneratorOptions.points_per_batch
+    discover_pred_iou_thresh: float = 0.7
+    discover_stability_score_thresh: float = 0.9
+    discover_min_area: float = DiscoveryOptions.min_area
+    discover_max_area: float = DiscoveryOptions.max_area
+    discover_max_overlap: float = DiscoveryOptions.max_overlap
+    discover_order: str = DiscoveryOptions.order
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
 
     def problems(self) -> List[str]:
@@ -77,7 +92,26 @@ class TrackerParameters:
                          "(ids must fit the mono16 label image)")
         if not 0.05 <= self.diagnostics_period <= 3600:
             found.append(f"diagnostics_period {self.diagnostics_period} must be in 0.05..3600 seconds")
+        if self.discover_every_n_frames < 0:
+            found.append(f"discover_every_n_frames {self.discover_every_n_frames} must be >= 0 (0 = off)")
+        found += [f"discover_{problem}" for problem in self.discovery().problems()]
+        try:
+            self.generator()
+        except MaskGeneratorOptionsError as error:
+            found.append(f"discover_* generator setting: {error}")
         return found
+
+    def discovery(self) -> DiscoveryOptions:
+        """Which generated masks become objects (``sam2_model.discovery``)."""
+        return DiscoveryOptions(min_area=self.discover_min_area, max_area=self.discover_max_area,
+                                max_overlap=self.discover_max_overlap, order=self.discover_order)
+
+    def generator(self) -> MaskGeneratorOptions:
+        """The automatic mask generator's settings; raises MaskGeneratorOptionsError."""
+        return MaskGeneratorOptions(points_per_side=self.discover_points_per_side,
+                                    points_per_batch=self.discover_points_per_batch,
+                                    pred_iou_thresh=self.discover_pred_iou_thresh,
+                                    stability_score_thresh=self.discover_stability_score_thresh)
 
 
 _NODE_DESCRIPTIONS: Dict[str, str] = {
@@ -96,6 +130,17 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "publish_masks": "each object in ~/objects carries its mask (cropped to its bbox); false: boxes and scores only",
     "diagnostics_period": "seconds between /diagnostics messages",
     "autostart": "configure and activate at start-up (for plain `ros2 run`); false = wait for lifecycle commands",
+    "discover_on_start": "discover objects by themselves on the first frame (as the ~/discover service does)",
+    "discover_every_n_frames": "discover new objects every N processed frames, between frames in the worker; 0 = off",
+    "discover_points_per_side": "discovery: automatic mask generator clicks per side (cost grows with its square)",
+    "discover_points_per_batch": "discovery: generator clicks decoded together",
+    "discover_pred_iou_thresh": "discovery: keep generated masks whose predicted IoU is above this",
+    "discover_stability_score_thresh": "discovery: keep generated masks whose stability score is at least this",
+    "discover_min_area": "discovery: smallest new object, as a fraction of the frame",
+    "discover_max_area": "discovery: largest new object, as a fraction of the frame (larger: background)",
+    "discover_max_overlap": "discovery: a mask more than this fraction covered by tracked objects (or holding more "
+                            "than this fraction of one) is not new",
+    "discover_order": "discovery: area (largest first) or score (most confident first)",
 }
 
 

@@ -19,6 +19,7 @@ or ``python -m sam2_ros.tracker_node --ros-args ...``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import rclpy
 import torch
@@ -44,8 +45,9 @@ from std_srvs.srv import Trigger
 
 import sam2_model
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH, DEFAULT_MODEL
+from sam2_model.discovery import DiscoveryError, check_region, discover_objects
 from sam2_ros.msg import Prompt, TrackedObjects
-from sam2_ros.srv import AddObject, RemoveObject
+from sam2_ros.srv import AddObject, Discover, RemoveObject
 
 from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
 from .frame_slot import LatestFrameSlot, PendingFrame
@@ -92,6 +94,7 @@ class LoadedTracker:
     model: sam2_model.SAM2Model
     tracker: sam2_model.StreamingTracker
     device: str
+    generator: sam2_model.AutomaticMaskGenerator  # for discovery; shares the model
     checkpoint: Optional[str] = None  # the weights loaded; None = random
 
 
@@ -111,6 +114,22 @@ class LastFrame:
     header: Header
     height: int
     width: int
+    pixels: torch.Tensor  # the frame itself (H x W x 3 uint8): discovery looks at it; replaced every frame
+
+
+@dataclass
+class Discovery:
+    """What one discovery did."""
+
+    object_ids: List[int]   # the objects added
+    generated: int          # masks the generator found
+    duration_ms: float      # generator, selection and the new objects' prompts
+    full: bool              # stopped at max_objects with more new masks left
+
+    def describe(self) -> str:
+        added = f"added object(s) {self.object_ids}" if self.object_ids else "nothing new"
+        full = "; stopped at max_objects" if self.full else ""
+        return f"{added} from {self.generated} generated mask(s) in {self.duration_ms:.0f} ms{full}"
 
 
 class TrackerNode(LifecycleNode):
@@ -122,6 +141,7 @@ class TrackerNode(LifecycleNode):
         self._tracker_lock = threading.Lock()     # every StreamingTracker call, _last_frame, _last_id
         self._last_frame: Optional[LastFrame] = None
         self._last_id = 0                          # the last id this node assigned
+        self._frames_since_reset = 0               # frames tracked since configure/reset (discovery schedule)
         self._active = False
         self._slot: LatestFrameSlot = LatestFrameSlot()
         self._stats = TrackerStatistics()
@@ -153,7 +173,7 @@ class TrackerNode(LifecycleNode):
             self._free_model()
             return TransitionCallbackReturn.FAILURE
         self.params, self._loaded = params, loaded
-        self._last_id, self._last_frame = 0, None
+        self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         self._stats = TrackerStatistics()
         self._create_outputs(params)
         weights = loaded.checkpoint or "RANDOM"
@@ -245,7 +265,8 @@ class TrackerNode(LifecycleNode):
         model = sam2_model.build_model(model_ref, checkpoint, device=device, dtype=getattr(torch, params.dtype))
         tracker = sam2_model.StreamingTracker(model, params.tracking,
                                               autocast=resolve_autocast(params.autocast, device))
-        return LoadedTracker(model, tracker, device, checkpoint)
+        return LoadedTracker(model, tracker, device, sam2_model.AutomaticMaskGenerator(model, params.generator()),
+                             checkpoint)
 
     def _free_model(self) -> None:
         with self._tracker_lock:
@@ -284,6 +305,7 @@ class TrackerNode(LifecycleNode):
             self.create_service(AddObject, "~/add_object", self._on_add_object, callback_group=group),
             self.create_service(RemoveObject, "~/remove_object", self._on_remove_object, callback_group=group),
             self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
+            self.create_service(Discover, "~/discover", self._on_discover, callback_group=group),
         ]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics,
@@ -379,7 +401,12 @@ class TrackerNode(LifecycleNode):
                 self.get_logger().warning(f"image rejected by the tracker: {error}",
                                           throttle_duration_sec=WARN_THROTTLE_S)
                 return
-            self._last_frame = LastFrame(msg.header, int(frame.shape[0]), int(frame.shape[1]))
+            self._last_frame = LastFrame(msg.header, int(frame.shape[0]), int(frame.shape[1]), frame)
+            self._frames_since_reset += 1
+            if self._discovery_due():
+                # Between tracking and publishing: this frame's ~/objects already holds the new objects.
+                # The frame's latency includes the generator's time (docs/node.md).
+                result = self._scheduled_discovery(result)
         clock.lap("track")
         # The result holds its own tensors: converting it needs no lock, so prompts get the
         # tracker while this frame's messages are built. Only what someone receives is computed.
@@ -388,6 +415,84 @@ class TrackerNode(LifecycleNode):
                           picture=frame if wanted.overlay else None)
         clock.lap("summarize")
         self._publish(state, msg.header, pending.received_at, wanted, clock)
+
+    # ----------------------------------------------------------------------------- discovery
+    def _discovery_due(self) -> bool:
+        params = self.params
+        if params.discover_on_start and self._frames_since_reset == 1:
+            return True
+        every = params.discover_every_n_frames
+        return every > 0 and self._frames_since_reset % every == 0
+
+    def _scheduled_discovery(self, result):
+        """The worker's discovery (tracker lock held); returns the frame's result with the new objects."""
+        tracker = self._loaded.tracker
+        if len(tracker.obj_ids) >= tracker.options.max_objects:
+            return result
+        try:
+            found = self._discover_locked(None, 0, 0.0)
+        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError) as error:
+            self.get_logger().warning(f"discovery skipped: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+            return result
+        if found.object_ids:
+            self.get_logger().info(f"discovery on frame {self._frames_since_reset}: {found.describe()}")
+        return tracker.current_result() if found.object_ids else result
+
+    def _discover_locked(self, region, max_new: int, min_area: float) -> Discovery:
+        """Run the generator on the latest frame and add the new objects; tracker lock held.
+        Checks everything before changing anything: a refusal leaves the tracking state as it was."""
+        loaded, frame = self._loaded, self._last_frame
+        if loaded is None:
+            raise NotActiveError(f"{self.get_name()} has no model loaded")
+        if frame is None:
+            raise sam2_model.TrackingError(f"no image yet: discovery looks at the most recent frame, and none has "
+                                           f"arrived on {self._input_topic}")
+        if max_new < 0:
+            raise DiscoveryError(f"max_new_objects must be >= 0 (0 = up to max_objects), got {max_new}")
+        if not 0.0 <= min_area <= 1.0:  # also refuses NaN
+            raise DiscoveryError(f"min_area must be a fraction of the frame in [0, 1] (0 = the parameter "
+                                 f"discover_min_area), got {min_area}")
+        region = check_region(region, (frame.height, frame.width))
+        tracker = loaded.tracker
+        room = tracker.options.max_objects - len(tracker.obj_ids)
+        if room <= 0:
+            raise DiscoveryError(f"already tracking the maximum of {tracker.options.max_objects} objects "
+                                 "(max_objects): remove some before discovering more")
+        options = self.params.discovery()
+        if min_area > 0.0:
+            options = dataclasses.replace(options, min_area=float(min_area))
+            if options.min_area > options.max_area:
+                raise DiscoveryError(f"min_area {min_area} is above discover_max_area {options.max_area}")
+        started = time.monotonic()
+        generated = loaded.generator.generate(frame.pixels)
+        tracked = tracker.current_result().masks.cpu().numpy() if tracker.obj_ids else None
+        wanted = room if max_new == 0 else min(max_new, room)
+        picked = discover_objects(tracked, generated, options, region, limit=wanted + 1)
+        full = len(picked) > wanted and wanted == room
+        added = []
+        for mask in picked[:wanted]:
+            object_id = self._next_free_id(tracker.obj_ids)
+            tracker.add_prompt(object_id, mask=mask.segmentation)
+            self._last_id = object_id
+            added.append(object_id)
+        duration_ms = (time.monotonic() - started) * 1000.0
+        self._stats.on_discovery(len(added), duration_ms)
+        return Discovery(added, len(generated), duration_ms, full)
+
+    def _on_discover(self, request: Discover.Request, response: Discover.Response) -> Discover.Response:
+        roi = request.region
+        region = (roi.x_offset, roi.y_offset, roi.width, roi.height)
+        try:
+            if not self._active:
+                raise NotActiveError(f"{self.get_name()} is not active: activate it before discovering")
+            with self._tracker_lock:
+                found = self._discover_locked(region, int(request.max_new_objects), float(request.min_area))
+        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError, NotActiveError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.message = True, found.describe()
+        response.object_ids = found.object_ids
+        return response
 
     def _subscribed(self, name: str) -> bool:
         publisher = self._outputs.get(name)
@@ -506,7 +611,7 @@ class TrackerNode(LifecycleNode):
                 return response
             count = len(self._loaded.tracker.obj_ids)
             self._loaded.tracker.reset()
-            self._last_id, self._last_frame = 0, None
+            self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         response.success, response.message = True, f"reset: forgot {count} object(s); ids start at 1 again"
         return response
 
@@ -535,7 +640,10 @@ class TrackerNode(LifecycleNode):
             latency_p99_ms=percentiles[1] if percentiles else None,
             num_objects=num_objects, tracker_memory_bytes=tracker_bytes, process_rss_bytes=process_rss_bytes(),
             cuda_allocated_bytes=cuda_bytes,
-            seconds_since_input=None if last_input is None else time.monotonic() - last_input)
+            seconds_since_input=None if last_input is None else time.monotonic() - last_input,
+            discovered_total=stats.discovered_total, last_discovery_ms=stats.last_discovery_ms,
+            seconds_since_discovery=(None if stats.last_discovery_at is None
+                                     else time.monotonic() - stats.last_discovery_at))
 
     def _publish_diagnostics(self) -> None:
         publisher = self._diagnostics_pub

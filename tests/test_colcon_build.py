@@ -67,7 +67,7 @@ def test_install_space_has_everything(colcon_install):
     share = prefix / "share" / "sam2_ros"
     for relative in ["package.xml", "launch/tracker.launch.py", "config/tracker.yaml",
                      "msg/TrackedObject.msg", "msg/TrackedObjects.msg", "msg/Prompt.msg",
-                     "srv/AddObject.srv", "srv/RemoveObject.srv"]:
+                     "srv/AddObject.srv", "srv/RemoveObject.srv", "srv/Discover.srv"]:
         assert (share / relative).is_file(), f"missing share/sam2_ros/{relative}"
     for name in ["launch", "config"]:
         source = sorted(p.relative_to(REPO / name) for p in (REPO / name).rglob("*") if p.is_file()

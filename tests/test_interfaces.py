@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from sam2_ros.msg import Prompt, TrackedObject, TrackedObjects
-from sam2_ros.srv import AddObject, RemoveObject
+from sam2_ros.srv import AddObject, Discover, RemoveObject
 
 pytestmark = pytest.mark.ros
 
@@ -99,6 +99,10 @@ def test_messages_have_the_documented_fields():
     }
     assert RemoveObject.Request.get_fields_and_field_types() == {"object_id": "int32"}
     assert RemoveObject.Response.get_fields_and_field_types() == {"success": "boolean", "message": "string"}
+    assert Discover.Request.get_fields_and_field_types() == {
+        "region": "sensor_msgs/RegionOfInterest", "max_new_objects": "int32", "min_area": "float"}
+    assert Discover.Response.get_fields_and_field_types() == {
+        "success": "boolean", "message": "string", "object_ids": "sequence<int32>"}
 
 
 def test_runtime_dependencies_import():
@@ -173,6 +177,13 @@ def test_service_round_trips(ros_context, spin_until):
         response.message = "removed" if response.success else f"no object {request.object_id}"
         return response
 
+    def discover(request, response):
+        requests.append(request)
+        response.success = True
+        response.message = f"added {request.max_new_objects} object(s)"
+        response.object_ids = [7, -3, 65535][:request.max_new_objects]
+        return response
+
     server_node = rclpy.create_node("sam2_test_server", context=ros_context)
     client_node = rclpy.create_node("sam2_test_client", context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
@@ -181,6 +192,8 @@ def test_service_round_trips(ros_context, spin_until):
         server_node.create_service(RemoveObject, "sam2_test/remove_object", remove_object)
         add_client = client_node.create_client(AddObject, "sam2_test/add_object")
         remove_client = client_node.create_client(RemoveObject, "sam2_test/remove_object")
+        server_node.create_service(Discover, "sam2_test/discover", discover)
+        discover_client = client_node.create_client(Discover, "sam2_test/discover")
         executor.add_node(server_node)
         executor.add_node(client_node)
 
@@ -201,6 +214,14 @@ def test_service_round_trips(ros_context, spin_until):
         assert (response.success, response.message) == (True, "removed")
         response = call(executor, spin_until, remove_client, RemoveObject.Request(object_id=-1), "RemoveObject")
         assert (response.success, response.message) == (False, "no object -1")
+
+        discover_request = Discover.Request(
+            region=RegionOfInterest(x_offset=3, y_offset=4, height=50, width=60, do_rectify=True),
+            max_new_objects=3, min_area=0.125)
+        response = call(executor, spin_until, discover_client, discover_request, "Discover")
+        assert requests[-1] == discover_request
+        assert (response.success, response.message) == (True, "added 3 object(s)")
+        assert list(response.object_ids) == [7, -3, 65535]
     finally:
         executor.shutdown()
         server_node.destroy_node()
