@@ -49,7 +49,7 @@ def build_runner(
 
     For ``--prompt auto`` it also discovers objects as the tracker node does (``~/discover``): the
     automatic mask generator and ``sam2_model.discovery`` with the node's default settings
-    (``TrackerParameters``), again every ``discover_every`` frames when above 0;
+    (``sam2_model.discovery``, where the node's discover_* parameters take theirs), again every ``discover_every`` frames when above 0;
     ``discover_points_per_side`` replaces the node's generator grid when given.
     """
     if spec.dtype not in DTYPES:
@@ -96,17 +96,14 @@ def make_discoverer(model: Any, points_per_side: int | None = None):
         points_per_side: the generator's clicks per side; None = the node's default.
     """
     import sam2_model
-    from sam2_model.discovery import discover_objects
+    from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions, discover_objects
 
-    # One source for the defaults: the node's parameters (their generator settings differ from
-    # MaskGeneratorOptions' official ones, see node_parameters.py).
-    from ..node_parameters import TrackerParameters
-
-    params = TrackerParameters()
+    # One source for the defaults: the node's discover_* parameters take theirs from the same names.
+    generator_options = DISCOVERY_GENERATOR_OPTIONS
     if points_per_side is not None:
-        params = dataclasses.replace(params, discover_points_per_side=points_per_side)
-    generator = sam2_model.AutomaticMaskGenerator(model, params.generator())
-    options = params.discovery()
+        generator_options = dataclasses.replace(generator_options, points_per_side=points_per_side)
+    generator = sam2_model.AutomaticMaskGenerator(model, generator_options)
+    options = DiscoveryOptions()
 
     def discover(image, tracked, limit):
         picked = discover_objects(tracked, generator.generate(image), options, limit=limit)
