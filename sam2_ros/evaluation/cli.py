@@ -244,7 +244,12 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         from .model import ModelSpec, build_runner
 
         model_spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, _tracker_options(args))
-        runner = build_runner(model_spec, args.discover_every, args.discover_points_per_side)
+        auto = args.prompt == PromptKind.AUTO.value  # discovery settings only matter then
+        runner = build_runner(
+            model_spec,
+            **({"discover_every": args.discover_every, "discover_points_per_side": args.discover_points_per_side}
+               if auto else {}),
+        )
     prompt = PromptKind(args.prompt)
     results = evaluate(runner, sequences, prompt, args.bound_th, args.worst, not args.no_progress)
     summary = summarize(results)
