@@ -3,11 +3,13 @@
     python -m sam2_model.demo --out demo.gif
     python -m sam2_model.demo --out demo.gif --seed 3 --frames 64 --prompt click
     python -m sam2_model.demo --out demo.gif --model sam2.1_hiera_tiny --checkpoint sam2.1_hiera_tiny.pt
+    python -m sam2_model.demo --out demo.gif --prompt auto   # discover the objects on frame 0
 
 A fresh procedural video (``sam2_model.train.procedural``: moving, rotating shapes, distractors,
 occluding bars and exits from the picture, with exact labels) is generated; every target is
 prompted on frame 0 (its true mask, the box of that mask, or one click at its most interior
-pixel) and tracked on every later frame by ``StreamingTracker``. The GIF shows the ground truth
+pixel) and tracked on every later frame by ``StreamingTracker``. With ``--prompt auto`` nothing
+is prompted from the truth: objects are discovered on frame 0 (``discover_and_prompt``). The GIF shows the ground truth
 (left) next to the tracker's masks (right); an object the tracker reports as not visible is
 listed as "hidden" under the picture. Printed per object: mean IoU against the ground truth,
 and the frames where the ground truth hides the object next to those where the tracker said it
@@ -33,7 +35,7 @@ from PIL import Image, ImageDraw
 from .mask_geometry import box_from_mask, interior_point, mask_iou
 from .visualization import colour_of, draw_id_tag, font, tint_masks
 
-PROMPTS = ("mask", "click", "box")
+PROMPTS = ("mask", "click", "box", "auto")
 HEADER_PX = 17
 LEGEND_ROW_PX = 15
 PANEL_GAP_PX = 4
@@ -45,6 +47,37 @@ class DemoInputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- prompts
+def discover_and_prompt(tracker, model, frame: np.ndarray, labels: np.ndarray, first_extra_id: int):
+    """``--prompt auto``: discover objects on the frame as the node's ~/discover does (its generator
+    settings, ``discover_objects`` with the default options) and prompt them with their masks.
+
+    A discovered object is shown under the id of the target it matches best on this frame (greedy
+    by IoU, highest first, each target taken once; for display only: sam2-eval --prompt auto matches
+    over the whole video); the others get ids from ``first_extra_id`` on. Returns the last result
+    (None when nothing was discovered) and the ids given.
+    """
+    from .automatic_mask_generator import AutomaticMaskGenerator
+    from .discovery import DISCOVERY_GENERATOR_OPTIONS, discover_objects
+
+    generated = AutomaticMaskGenerator(model, DISCOVERY_GENERATOR_OPTIONS).generate(frame)
+    picked = [m.segmentation for m in discover_objects(None, generated, limit=tracker.options.max_objects)]
+    targets = [int(t) for t in np.unique(labels) if t]
+    pairs = sorted(((mask_iou(mask, labels == t), k, t) for k, mask in enumerate(picked) for t in targets),
+                   reverse=True)
+    shown: Dict[int, int] = {}
+    for iou, k, target in pairs:
+        if iou > 0 and k not in shown and target not in shown.values():
+            shown[k] = target
+    result, ids = None, []
+    for k, mask in enumerate(picked):
+        obj_id = shown.get(k)
+        if obj_id is None:
+            obj_id, first_extra_id = first_extra_id, first_extra_id + 1
+        result = tracker.add_prompt(obj_id, mask=mask)
+        ids.append(obj_id)
+    return result, ids
+
+
 def prompt_object(tracker, obj_id: int, truth: np.ndarray, kind: str):
     """Prompt ``obj_id`` on the tracker's current frame from its true mask, as sam2-eval does (its
     box, inclusive pixel indices; or one click at its most interior pixel)."""
@@ -186,15 +219,26 @@ def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, promp
     tracker = StreamingTracker(model)
     tracked = np.zeros((frames, len(ids), size, size), bool)
     visible = np.zeros((frames, len(ids)), bool)
+    extra: Dict[int, List[np.ndarray]] = {}  # --prompt auto: discovered objects that are no target
     started = time.perf_counter()
     for t in range(frames):
         result = tracker.track(video.frames[t])
-        if t == 0:
+        if t == 0 and prompt == "auto":
+            found, shown = discover_and_prompt(tracker, model, video.frames[0], video.labels[0], len(ids) + 1)
+            result = result if found is None else found
+            print(f"discovered {len(shown)} object(s) on frame 0: {sum(i in ids for i in shown)} on targets, "
+                  f"{sum(i not in ids for i in shown)} other", file=stream)
+        elif t == 0:
             for obj_id in ids:
                 result = prompt_object(tracker, obj_id, video.labels[0] == obj_id, prompt)
-        order = [result.obj_ids.index(obj_id) for obj_id in ids]
-        tracked[t] = result.masks[order].cpu().numpy()
-        visible[t] = result.visible[order].cpu().numpy()
+        for k, obj_id in enumerate(ids):
+            if obj_id in result.obj_ids:  # with auto, a target never discovered stays empty
+                row = result.obj_ids.index(obj_id)
+                tracked[t, k] = result.masks[row].cpu().numpy()
+                visible[t, k] = bool(result.visible[row])
+        for row, obj_id in enumerate(result.obj_ids):
+            if obj_id not in ids:
+                extra.setdefault(obj_id, []).append(result.masks[row].cpu().numpy())
     seconds = time.perf_counter() - started
 
     shown_name = Path(model_name).name
@@ -204,6 +248,7 @@ def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, promp
     for t in range(frames):
         truth = {obj_id: video.labels[t] == obj_id for obj_id in ids}
         masks = {obj_id: tracked[t, k] for k, obj_id in enumerate(ids)}
+        masks.update({obj_id: series[t] for obj_id, series in extra.items()})
         reported = {obj_id: bool(visible[t, k]) for k, obj_id in enumerate(ids)}
         pictures.append(render_frame(video.frames[t], truth, masks, reported, t, frames, scale, title))
     try:
@@ -237,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=128, help="frame side in pixels (default: 128)")
     parser.add_argument("--prompt", choices=PROMPTS, default="mask",
                         help="frame-0 prompt from each target's true mask: the mask, its box, or one click at "
-                             "its most interior pixel (default: mask)")
+                             "its most interior pixel; or auto: no prompt, objects discovered on frame 0 as the "
+                             "node's ~/discover does (default: mask)")
     parser.add_argument("--model", default="default",
                         help="'default' (the bundled small model), a released name (sam2.1_hiera_tiny, ...) or an "
                              "official-format YAML config (default: default)")

@@ -15,8 +15,16 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .automatic_mask_generator import GeneratedMask
+from .mask_generator_options import MaskGeneratorOptions
 
 ORDERS = ("area", "score")
+
+# The generator settings for discovery: the tracker node's discover_* defaults, also used by
+# sam2-eval --prompt auto and the demo. They differ from MaskGeneratorOptions' (official) defaults:
+# 16 points per side costs a quarter of 32's time, and the bundled model's scores are lower than a
+# released model's (docs/node.md).
+DISCOVERY_GENERATOR_OPTIONS = MaskGeneratorOptions(points_per_side=16, pred_iou_thresh=0.7,
+                                                   stability_score_thresh=0.9)
 Region = Tuple[int, int, int, int]  # (x, y, width, height) in image pixels
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
 
-from sam2_model.discovery import DiscoveryOptions
+from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions
 from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
 from sam2_model.tracker_options import TrackerOptions, option_help, option_types
 
@@ -52,14 +52,13 @@ class TrackerParameters:
     diagnostics_period: float = 1.0
     autostart: bool = True
     # Discovery (~/discover, discover_on_start, discover_every_n_frames). The generator settings
-    # differ from MaskGeneratorOptions' (official) defaults: 16 points per side costs a quarter of
-    # 32's time, and the bundled model's scores are lower than a released model's (docs/node.md).
+    # are sam2_model.discovery's (not MaskGeneratorOptions' official defaults; see there why).
     discover_on_start: bool = False
     discover_every_n_frames: int = 0
-    discover_points_per_side: int = 16
-    discover_points_per_batch: int = MaskGeneratorOptions.points_per_batch
-    discover_pred_iou_thresh: float = 0.7
-    discover_stability_score_thresh: float = 0.9
+    discover_points_per_side: int = DISCOVERY_GENERATOR_OPTIONS.points_per_side
+    discover_points_per_batch: int = DISCOVERY_GENERATOR_OPTIONS.points_per_batch
+    discover_pred_iou_thresh: float = DISCOVERY_GENERATOR_OPTIONS.pred_iou_thresh
+    discover_stability_score_thresh: float = DISCOVERY_GENERATOR_OPTIONS.stability_score_thresh
     discover_min_area: float = DiscoveryOptions.min_area
     discover_max_area: float = DiscoveryOptions.max_area
     discover_max_overlap: float = DiscoveryOptions.max_overlap

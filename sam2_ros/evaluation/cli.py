@@ -26,7 +26,7 @@ from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, visibility_phrases, write_report
+from .report import RunInfo, discovery_total, visibility_phrases, write_report
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -107,7 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[k.value for k in PromptKind],
         default=PromptKind.MASK.value,
         help="from each object's first true mask: the mask, its box, or one click at its most "
-        "interior pixel (default: %(default)s)",
+        "interior pixel; or auto: no prompts, objects discovered as the node's ~/discover does and "
+        "matched to the truth as in DAVIS unsupervised (default: %(default)s)",
+    )
+    scoring.add_argument(
+        "--discover-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --prompt auto, discover new objects again every N frames; 0 = first frame only "
+        "(default: %(default)s)",
+    )
+    scoring.add_argument(
+        "--discover-points-per-side",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --prompt auto, the generator's clicks per side (default: the node's "
+        "discover_points_per_side)",
     )
     scoring.add_argument(
         "--bound-th",
@@ -213,6 +230,8 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     sequences = open_sequences(args)
     if args.out.exists() and not args.out.is_dir():
         raise EvaluationInputError(f"--out {args.out} exists and is not a folder")
+    if args.live and args.prompt == PromptKind.AUTO.value:
+        raise EvaluationInputError("--prompt auto runs in-process only; the live node discovers through ~/discover")
     if runner is None and args.live:
         from .live import LiveNodeRunner
 
@@ -225,7 +244,12 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         from .model import ModelSpec, build_runner
 
         model_spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, _tracker_options(args))
-        runner = build_runner(model_spec)
+        auto = args.prompt == PromptKind.AUTO.value  # discovery settings only matter then
+        runner = build_runner(
+            model_spec,
+            **({"discover_every": args.discover_every, "discover_points_per_side": args.discover_points_per_side}
+               if auto else {}),
+        )
     prompt = PromptKind(args.prompt)
     results = evaluate(runner, sequences, prompt, args.bound_th, args.worst, not args.no_progress)
     summary = summarize(results)
@@ -249,6 +273,12 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
         f"{summary.track_ms_mean:.1f} ms/frame" + visibility_line(summary)
     )
+    discovery = discovery_total(results)
+    if discovery is not None:
+        print(
+            f"discovery: {discovery.found} of {discovery.found + discovery.missed} object(s) found, "
+            f"{discovery.missed} missed, {discovery.spurious} spurious track(s) of {discovery.tracks}"
+        )
     if live is not None:
         p50, p99 = live["latency_ms_p50"], live["latency_ms_p99"]
         print(
@@ -270,6 +300,10 @@ def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
         parser.error("--bound-th must be positive")
     if args.live_timeout <= 0:
         parser.error("--live-timeout must be positive")
+    if args.discover_every < 0:
+        parser.error("--discover-every must be >= 0 (0 = first frame only)")
+    if args.discover_points_per_side is not None and args.discover_points_per_side < 1:
+        parser.error("--discover-points-per-side must be at least 1")
     return run_command(PROG, lambda: run(args, runner), "no results written")
 
 

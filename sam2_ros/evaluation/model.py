@@ -6,6 +6,7 @@ metrics, reports, tests with stub trackers) works without torch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,16 @@ def _make_deterministic() -> Any:
     return torch
 
 
-def build_runner(spec: ModelSpec) -> InProcessRunner:
-    """An InProcessRunner that gives each sequence a fresh StreamingTracker on one shared model."""
+def build_runner(
+    spec: ModelSpec, discover_every: int = 0, discover_points_per_side: int | None = None
+) -> InProcessRunner:
+    """An InProcessRunner that gives each sequence a fresh StreamingTracker on one shared model.
+
+    For ``--prompt auto`` it also discovers objects as the tracker node does (``~/discover``): the
+    automatic mask generator and ``sam2_model.discovery`` with the node's default settings
+    (``sam2_model.discovery``, where the node's discover_* parameters take theirs), again every ``discover_every`` frames when above 0;
+    ``discover_points_per_side`` replaces the node's generator grid when given.
+    """
     if spec.dtype not in DTYPES:
         raise EvaluationInputError(f"dtype must be one of {', '.join(DTYPES)}, got {spec.dtype!r}")
     problems = spec.tracking.problems()
@@ -74,4 +83,30 @@ def build_runner(spec: ModelSpec) -> InProcessRunner:
     return InProcessRunner(
         make_tracker,
         description=f"in-process sam2_model.StreamingTracker on {spec.device} ({spec.dtype})",
+        discoverer=make_discoverer(model, discover_points_per_side),
+        discover_every=discover_every,
     )
+
+
+def make_discoverer(model: Any, points_per_side: int | None = None):
+    """The node's discovery (generator + ``discover_objects``, the node's default settings) on model.
+
+    Args:
+        model: the SAM 2 model the generator shares with the tracker.
+        points_per_side: the generator's clicks per side; None = the node's default.
+    """
+    import sam2_model
+    from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions, discover_objects
+
+    # One source for the defaults: the node's discover_* parameters take theirs from the same names.
+    generator_options = DISCOVERY_GENERATOR_OPTIONS
+    if points_per_side is not None:
+        generator_options = dataclasses.replace(generator_options, points_per_side=points_per_side)
+    generator = sam2_model.AutomaticMaskGenerator(model, generator_options)
+    options = DiscoveryOptions()
+
+    def discover(image, tracked, limit):
+        picked = discover_objects(tracked, generator.generate(image), options, limit=limit)
+        return [mask.segmentation for mask in picked]
+
+    return discover

@@ -28,6 +28,7 @@ class PromptKind(str, enum.Enum):
     MASK = "mask"
     BOX = "box"
     CLICK = "click"
+    AUTO = "auto"  # no ground-truth prompt: the runner discovers objects by itself (runner.py)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def prompt_from_mask(obj_id: int, mask: np.ndarray, kind: PromptKind) -> Prompt:
     """The prompt of the given kind for one object's ground-truth mask."""
     mask = np.asarray(mask, dtype=bool)
     kind = PromptKind(kind)
+    if kind is PromptKind.AUTO:
+        raise ValueError("--prompt auto gives no ground-truth prompts: objects are discovered, not prompted")
     if kind is PromptKind.MASK:
         return Prompt(obj_id, kind, mask=mask)
     if kind is PromptKind.BOX:

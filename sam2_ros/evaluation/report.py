@@ -18,7 +18,7 @@ import numpy as np
 from sam2_model.visualization import tint_masks
 
 from .metrics import SeriesStats
-from .scoring import ObjectResult, SequenceResult, Summary, VisibilityCounts, WorstFrame
+from .scoring import DiscoveryCounts, ObjectResult, SequenceResult, Summary, VisibilityCounts, WorstFrame
 
 # Bumped only for changes that break readers; new keys (e.g. the visibility scores) keep it.
 RESULTS_SCHEMA_VERSION = 1
@@ -85,7 +85,21 @@ def _sequence_dict(seq: SequenceResult) -> dict[str, Any]:
         "worst_frames": [
             {"frame": w.frame_index, "obj_id": w.obj_id, "J": w.j, "F": w.f, "JF": w.jf} for w in seq.worst
         ],
+        **_discovery_dict(seq),
     }
+
+
+def _discovery_dict(seq: SequenceResult) -> dict[str, Any]:
+    """--prompt auto only: the counts and which track stands for which ground-truth object."""
+    if seq.discovery is None:
+        return {}
+    return {"discovery": {**seq.discovery.as_dict(), "matches": {str(k): v for k, v in seq.matches.items()}}}
+
+
+def discovery_total(sequences: list[SequenceResult]) -> DiscoveryCounts | None:
+    """The sequences' discovery counts added up; None unless the run was --prompt auto."""
+    counts = [s.discovery for s in sequences if s.discovery is not None]
+    return sum(counts, DiscoveryCounts()) if counts else None
 
 
 def results_dict(
@@ -98,6 +112,9 @@ def results_dict(
         "summary": asdict(summary),
         "sequences": [_sequence_dict(s) for s in sequences],
     }
+    discovery = discovery_total(sequences)
+    if discovery is not None:
+        out["discovery"] = discovery.as_dict()
     if live is not None:
         out["live"] = live
     return out
@@ -272,7 +289,9 @@ def markdown_report(
         ]
     lines += [
         f"| runner | {run.runner} |",
-        f"| prompt | {run.prompt}, from each object's first ground-truth frame |",
+        f"| prompt | {run.prompt}, from each object's first ground-truth frame |"
+        if run.prompt != "auto"
+        else "| prompt | auto: objects discovered by the tracker, matched to the truth (DAVIS unsupervised) |",
         f"| boundary tolerance | bound_th = {run.bound_th} |",
     ]
     if run.max_frames is not None:
@@ -289,6 +308,13 @@ def markdown_report(
         "",
     ]
     lines += _summary_visibility_lines(summary)
+    discovery = discovery_total(sequences)
+    if discovery is not None:
+        lines += [
+            f"Discovery: {discovery.found} object(s) found, {discovery.missed} missed (scored as empty "
+            f"predictions), {discovery.spurious} spurious track(s) of {discovery.tracks}.",
+            "",
+        ]
     if live is not None:
         lines += _live_lines(live)
     for seq in sequences:
@@ -316,6 +342,13 @@ def markdown_report(
                 f"| {_fmt(f and f.mean)} | {_fmt(f and f.recall)} | {_fmt(f and f.decay)} |"
             )
         lines.append("")
+        if seq.discovery is not None:
+            matched = ", ".join(f"object {k} = track {v}" for k, v in seq.matches.items()) or "none"
+            lines += [
+                f"Discovery: {seq.discovery.found} found, {seq.discovery.missed} missed, "
+                f"{seq.discovery.spurious} spurious of {seq.discovery.tracks} track(s); {matched}.",
+                "",
+            ]
         lines += _sequence_visibility_lines(seq)
         lines += [
             f"![per-frame scores of {seq.name}]({plot_dir}/{name}_per_frame.png)",

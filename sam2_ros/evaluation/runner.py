@@ -8,7 +8,11 @@ everything downstream (scoring, reports, the CLI) works unchanged.
 
 Prompt policy, shared by every runner: an object is prompted on the first frame whose
 ground truth contains it, right after that frame has been tracked, with the prompt
-built by ``prompts.prompts_for_new_objects``.
+built by ``prompts.prompts_for_new_objects``. With ``PromptKind.AUTO`` no ground truth is
+used: the runner's ``discoverer`` (the automatic mask generator and ``sam2_model.discovery``,
+built in model.py) finds objects on the first frame, and every ``discover_every`` frames when
+that is above 0, and they are tracked under their own ids 1, 2, ... (track ids, matched to the
+ground-truth objects afterwards by ``scoring.score_auto``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ class FramePrediction:
     prompt_ms: float  # the prompts given on this frame (0 when none)
 
 
+# (frame image HxWx3 uint8, tracked masks [N, H, W] bool or None, most new objects or None)
+#   -> the new objects' HxW bool masks, in the order to add them.
+Discoverer = Callable[[np.ndarray, "np.ndarray | None", "int | None"], list[np.ndarray]]
+
+
 class Runner(Protocol):
     """Produces one FramePrediction per frame of a sequence, in order."""
 
@@ -83,14 +92,30 @@ class InProcessRunner:
         tracker_factory: Callable[[], TrackerLike],
         description: str = "in-process tracker",
         synchronize: Callable[[], None] | None = None,
+        discoverer: Discoverer | None = None,
+        discover_every: int = 0,
     ) -> None:
+        """Args:
+            tracker_factory: makes a fresh tracker for each sequence.
+            description: how the tracker runs, for the report.
+            synchronize: waits for the device (None: nothing to wait for).
+            discoverer: finds new objects on a frame, for ``PromptKind.AUTO`` (None: auto refused).
+            discover_every: with AUTO, discover again every this many frames; 0 = first frame only.
+        """
+        if discover_every < 0:
+            raise ValueError(f"discover_every must be >= 0 (0 = first frame only), got {discover_every}")
         self._tracker_factory = tracker_factory
+        self._discoverer = discoverer
+        self.discover_every = discover_every
         self.description = description
         # Converting masks to numpy already waits for the device; synchronize is for trackers
         # whose results stay lazy (kept optional so stubs need no torch).
         self._synchronize = synchronize or (lambda: None)
 
     def run(self, sequence: Sequence, prompt_kind: PromptKind) -> Iterator[FramePrediction]:
+        if PromptKind(prompt_kind) is PromptKind.AUTO:
+            yield from self._run_auto(sequence)
+            return
         tracker = self._tracker_factory()
         prompted: set[int] = set()
         for frame in sequence:
@@ -113,6 +138,40 @@ class InProcessRunner:
                 frame=frame,
                 masks=masks,
                 prompted=tuple(p.obj_id for p in new_prompts),
+                track_ms=(tracked - start) * 1e3,
+                prompt_ms=(done - tracked) * 1e3,
+            )
+
+    def _run_auto(self, sequence: Sequence) -> Iterator[FramePrediction]:
+        """Track with objects discovered on the first frame (and every discover_every frames)."""
+        if self._discoverer is None:
+            raise ValueError("this runner has no discoverer: it cannot run --prompt auto")
+        tracker = self._tracker_factory()
+        # The node leaves room for max_objects; stubs without options have no limit.
+        max_objects = getattr(getattr(tracker, "options", None), "max_objects", None)
+        next_id = 1
+        for position, frame in enumerate(sequence):
+            start = time.perf_counter()
+            result = tracker.track(frame.image)
+            self._synchronize()
+            masks = masks_from_result(result, frame.size)
+            tracked = time.perf_counter()
+            added: list[int] = []
+            if position == 0 or (self.discover_every and position % self.discover_every == 0):
+                current = np.stack(list(masks.values())) if masks else None
+                room = None if max_objects is None else max(0, max_objects - len(masks))
+                for mask in self._discoverer(frame.image, current, room):
+                    result = tracker.add_prompt(next_id, mask=mask)
+                    added.append(next_id)
+                    next_id += 1
+                if added:
+                    self._synchronize()
+                    masks = masks_from_result(result, frame.size)
+            done = time.perf_counter()
+            yield FramePrediction(
+                frame=frame,
+                masks=masks,
+                prompted=tuple(added),
                 track_ms=(tracked - start) * 1e3,
                 prompt_ms=(done - tracked) * 1e3,
             )

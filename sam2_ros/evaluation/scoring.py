@@ -23,17 +23,18 @@ Sequences and the run add up the counts over objects and take the rates of the s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 from PIL import Image
 
 from .errors import EvaluationInputError
+from .matching import max_weight_assignment
 from .metrics import DEFAULT_BOUND_TH, SeriesStats, boundary_f, jf_mean, region_similarity, series_stats
 from .prompts import PromptKind
 from .runner import FramePrediction, Runner
-from .sequence import Sequence
+from .sequence import Sequence, object_ids_in
 
 THUMBNAIL_MAX_SIDE = 320
 
@@ -168,6 +169,26 @@ def _mean_over(objects: list[ObjectResult], pick: Callable[[ObjectResult], float
     return float(np.mean(values)) if values else None
 
 
+@dataclass(frozen=True)
+class DiscoveryCounts:
+    """How discovered tracks matched the ground truth (``--prompt auto``).
+
+    found: ground-truth objects matched to a track that overlaps them (mean J above 0); missed:
+    the other ground-truth objects; spurious: tracks matched to no object; tracks: all tracks.
+    """
+
+    found: int = 0
+    missed: int = 0
+    spurious: int = 0
+    tracks: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(DiscoveryCounts)}
+
+    def __add__(self, other: DiscoveryCounts) -> DiscoveryCounts:
+        return DiscoveryCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(DiscoveryCounts)))
+
+
 @dataclass
 class SequenceResult:
     name: str
@@ -177,6 +198,8 @@ class SequenceResult:
     objects: list[ObjectResult]
     timing: TimingStats
     worst: list[WorstFrame]  # lowest J&F first
+    discovery: DiscoveryCounts | None = None  # --prompt auto only
+    matches: dict[int, int] | None = None  # --prompt auto: ground-truth object -> its track
 
     @property
     def j_mean(self) -> float | None:
@@ -316,8 +339,13 @@ def score_predictions(
     bound_th: float = DEFAULT_BOUND_TH,
     worst_k: int = 8,
     progress: Callable[[int], object] | None = None,
+    every_annotated_frame: bool = False,
 ) -> SequenceResult:
-    """Score a stream of predictions for one sequence (consumes it frame by frame)."""
+    """Score a stream of predictions for one sequence (consumes it frame by frame).
+
+    every_annotated_frame: score objects on every annotated frame from their prompt frame on,
+    the last included (the DAVIS unsupervised protocol, ``score_auto``), instead of after it.
+    """
     if not sequence.annotated:
         raise EvaluationInputError(f"{sequence.name}: no frame has ground truth")
     last_annotated = max(sequence.annotated)
@@ -331,10 +359,10 @@ def score_predictions(
         prompt_ms += pred.prompt_ms
         for obj_id in pred.prompted:
             objects[obj_id] = ObjectResult(obj_id=obj_id, prompt_frame=frame.index)
-        if frame.gt_labels is not None and frame.index != last_annotated:
+        if frame.gt_labels is not None and (every_annotated_frame or frame.index != last_annotated):
             void = None if sequence.void_label is None else frame.gt_labels == sequence.void_label
             for obj_id, obj in objects.items():
-                if obj.prompt_frame >= frame.index:
+                if obj.prompt_frame > frame.index or (obj.prompt_frame == frame.index and not every_annotated_frame):
                     continue
                 gt = frame.gt_labels == obj_id
                 # An object the tracker dropped is scored as an empty prediction.
@@ -384,6 +412,70 @@ def score_predictions(
     )
 
 
+def _pack(masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    return {k: np.packbits(m, axis=None) for k, m in masks.items()}
+
+
+def _unpack(packed: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.unpackbits(packed, count=size[0] * size[1]).reshape(size).astype(bool)
+
+
+def score_auto(
+    sequence: Sequence,
+    predictions: Iterable[FramePrediction],
+    bound_th: float = DEFAULT_BOUND_TH,
+    worst_k: int = 8,
+    progress: Callable[[int], object] | None = None,
+) -> SequenceResult:
+    """Score discovered tracks against the ground truth as in the DAVIS unsupervised protocol.
+
+    Every track is compared with every ground-truth object on every annotated frame (a track not
+    yet started counts as empty); the one-to-one assignment maximising the sum of their mean J
+    (``matching.max_weight_assignment``) decides which track stands for which object. Pairs whose
+    mean J is 0 do not count as found. Each ground-truth object is then scored with its track's
+    masks on every annotated frame; a missed object is scored with an empty prediction (J and F 0
+    where it is visible, 1 where it is hidden, as DAVIS scores its empty proposals), so missed
+    objects pull the mean down. Tracks matched to no object are spurious.
+    """
+    buffered = []  # (frame, packed masks, track ids started on it, track_ms, prompt_ms)
+    tracks: list[int] = []
+    for pred in predictions:
+        buffered.append((pred.frame, _pack(pred.masks), pred.track_ms, pred.prompt_ms))
+        tracks += [t for t in pred.prompted if t not in tracks]
+        if progress is not None:
+            progress(1)
+    annotated = [entry for entry in buffered if entry[0].gt_labels is not None]
+    gt_ids = sorted({i for entry in annotated for i in object_ids_in(entry[0].gt_labels, sequence.void_label)})
+    # Mean J of every (ground-truth object, track) over the annotated frames.
+    j_sum = np.zeros((len(gt_ids), len(tracks)))
+    for frame, packed, _, _ in annotated:
+        labels = frame.gt_labels
+        void = None if sequence.void_label is None else labels == sequence.void_label
+        empty = np.zeros(frame.size, dtype=bool)
+        track_masks = [_unpack(packed[t], frame.size) if t in packed else empty for t in tracks]
+        for row, gt_id in enumerate(gt_ids):
+            gt = labels == gt_id
+            for col, mask in enumerate(track_masks):
+                j_sum[row, col] += region_similarity(mask, gt, void)
+    j_mean = j_sum / max(1, len(annotated))
+    matches = {
+        gt_ids[row]: tracks[col] for row, col in max_weight_assignment(j_mean) if j_mean[row, col] > 0
+    }
+    first = buffered[0][0].index if buffered else 0
+
+    def renamed() -> Iterator[FramePrediction]:
+        for frame, packed, track_ms, prompt_ms in buffered:
+            masks = {gt_id: _unpack(packed[t], frame.size) for gt_id, t in matches.items() if t in packed}
+            yield FramePrediction(frame, masks, tuple(gt_ids) if frame.index == first else (), track_ms, prompt_ms)
+
+    result = score_predictions(sequence, renamed(), bound_th, worst_k, every_annotated_frame=True)
+    result.matches = matches
+    result.discovery = DiscoveryCounts(
+        found=len(matches), missed=len(gt_ids) - len(matches), spurious=len(tracks) - len(matches), tracks=len(tracks)
+    )
+    return result
+
+
 def evaluate_sequence(
     runner: Runner,
     sequence: Sequence,
@@ -392,7 +484,11 @@ def evaluate_sequence(
     worst_k: int = 8,
     progress: Callable[[int], object] | None = None,
 ) -> SequenceResult:
-    """Run the runner over the sequence and score it."""
+    """Run the runner over the sequence and score it (``score_auto`` for ``PromptKind.AUTO``)."""
+    if PromptKind(prompt_kind) is PromptKind.AUTO:
+        return score_auto(
+            sequence, runner.run(sequence, PromptKind.AUTO), bound_th=bound_th, worst_k=worst_k, progress=progress
+        )
     return score_predictions(
         sequence, runner.run(sequence, PromptKind(prompt_kind)), bound_th=bound_th, worst_k=worst_k, progress=progress
     )

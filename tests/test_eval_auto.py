@@ -1,0 +1,195 @@
+"""sam2-eval --prompt auto: the exact assignment, DAVIS-unsupervised scoring with stub trackers, the
+real model end to end on a tiny generated video, and the demo's --prompt auto."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_model import demo
+from sam2_model.config import DEFAULT_CHECKPOINT_PATH
+from sam2_model.train.procedural import ProceduralConfig, generate_video, write_davis
+from sam2_ros.evaluation import cli, davis
+from sam2_ros.evaluation.matching import max_weight_assignment
+from sam2_ros.evaluation.metrics import boundary_f, region_similarity
+from sam2_ros.evaluation.runner import InProcessRunner
+from sam2_ros.evaluation.sequence import object_ids_in
+from sam2_ros.evaluation.synthetic import synthetic_sequence
+
+from eval_stubs import PerfectTracker
+
+needs_weights = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(),
+                                   reason=f"the bundled weights {DEFAULT_CHECKPOINT_PATH} are missing")
+
+
+# ----------------------------------------------------------------------------- matching
+def brute_force_best(weights: np.ndarray) -> float:
+    """The largest total over every one-to-one assignment of min(rows, cols) pairs."""
+    rows, cols = weights.shape
+    if rows <= cols:
+        return max(sum(weights[i, c] for i, c in enumerate(p)) for p in itertools.permutations(range(cols), rows))
+    return max(sum(weights[r, j] for j, r in enumerate(p)) for p in itertools.permutations(range(rows), cols))
+
+
+def test_assignment_matches_brute_force_on_random_matrices():
+    rng = np.random.default_rng(21)
+    for trial in range(200):
+        rows, cols = (int(n) for n in rng.integers(1, 7, size=2))
+        weights = rng.random((rows, cols))
+        if trial % 3 == 0:  # ties, and zeros as for tracks that never overlap an object
+            weights = np.round(weights, 1) * (rng.random((rows, cols)) > 0.4)
+        pairs = max_weight_assignment(weights)
+        assert len(pairs) == min(rows, cols)
+        assert len({r for r, _ in pairs}) == len(pairs) == len({c for _, c in pairs})
+        assert sum(weights[r, c] for r, c in pairs) == pytest.approx(brute_force_best(weights), abs=1e-12)
+
+
+def test_assignment_empty_and_bad_input():
+    assert max_weight_assignment(np.zeros((0, 3))) == []
+    assert max_weight_assignment(np.zeros((2, 0))) == []
+    with pytest.raises(ValueError, match="2-D"):
+        max_weight_assignment(np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        max_weight_assignment(np.array([[np.nan]]))
+
+
+# ----------------------------------------------------------------------------- scoring with stubs
+class ReplayTracker(PerfectTracker):
+    """Tracks a prompt mask that is an object's true mask as that object (perfectly), and any other
+    prompt mask as a blob that stays where it was given."""
+
+    def __init__(self, labels_per_frame):
+        super().__init__(labels_per_frame)
+        self.stands_for = {}  # track id -> true object id, or the fixed mask
+
+    def predict(self, obj_id):
+        target = self.stands_for[obj_id]
+        return target if isinstance(target, np.ndarray) else self.truth(target)
+
+    def add_prompt(self, obj_id, points=None, labels=None, box=None, mask=None, clear_old_points=True):
+        assert mask is not None and points is None and box is None
+        frame_labels = self.labels[self.t]
+        same = [i for i in np.unique(frame_labels) if i and np.array_equal(frame_labels == i, mask)]
+        self.stands_for[obj_id] = int(same[0]) if same else mask.copy()
+        self.obj_ids.append(obj_id)
+        return self.result()
+
+
+BLOB = (slice(0, 4), slice(0, 4))  # a corner the synthetic objects never reach
+
+
+def stub_runner(sequence, discover_every):
+    """Discovery that finds every true object not yet tracked, plus one spurious blob on frame 0."""
+    frames = list(sequence)
+    labels_of = {f.image.tobytes(): f.gt_labels for f in frames}
+
+    def discover(image, tracked, limit):
+        labels = labels_of[image.tobytes()]
+        covered = np.zeros(labels.shape, bool) if tracked is None else tracked.any(axis=0)
+        found = [labels == i for i in object_ids_in(labels, 255) if not (covered & (labels == i)).any()]
+        if tracked is None:
+            blob = np.zeros(labels.shape, bool)
+            blob[BLOB] = True
+            found.append(blob)
+        return found
+
+    return InProcessRunner(lambda: ReplayTracker([f.gt_labels for f in frames]), description="stub",
+                           discoverer=discover, discover_every=discover_every)
+
+
+@pytest.fixture
+def synthetic_davis(tmp_path):
+    # Objects 1 and 2 from frame 0, object 3 from frame 3; every frame annotated.
+    seq = synthetic_sequence(num_frames=8, occluded=(), unannotated=(), name="shapes")
+    assert not any((f.gt_labels[BLOB] != 0).any() for f in seq)
+    davis.write_sequence(tmp_path / "davis", "shapes", seq, image_format="png")
+    return tmp_path / "davis", seq
+
+
+def test_first_frame_discovery_misses_the_late_object_and_reports_the_blob(tmp_path, synthetic_davis, capsys):
+    root, seq = synthetic_davis
+    out = tmp_path / "out"
+    assert cli.main(["--davis", str(root), "--prompt", "auto", "--out", str(out), "--no-progress"],
+                    runner=stub_runner(seq, 0)) == 0
+    results = json.loads((out / "results.json").read_text())
+    (sequence,) = results["sequences"]
+    assert sequence["discovery"] == {"found": 2, "missed": 1, "spurious": 1, "tracks": 3,
+                                     "matches": {"1": 1, "2": 2}}
+    assert results["discovery"] == {"found": 2, "missed": 1, "spurious": 1, "tracks": 3}
+    # Found objects are tracked perfectly; the missed one is scored as an empty prediction on every
+    # annotated frame (DAVIS unsupervised scores all frames): J = F = 1 where it is absent, else 0.
+    frames = list(seq)
+    by_id = {o["obj_id"]: o for o in sequence["objects"]}
+    assert by_id[1]["J_per_frame"] == [1.0] * len(frames) == by_id[2]["J_per_frame"]
+    empty = np.zeros(frames[0].size, bool)
+    expected_j = [region_similarity(empty, f.gt_labels == 3) for f in frames]
+    expected_f = [boundary_f(empty, f.gt_labels == 3) for f in frames]
+    assert by_id[3]["J_per_frame"] == pytest.approx(expected_j)
+    assert by_id[3]["F_per_frame"] == pytest.approx(expected_f)
+    assert 0 < np.mean(expected_j) < 1
+    assert results["summary"]["num_objects"] == 3
+    assert "discovery: 2 of 3 object(s) found, 1 missed, 1 spurious track(s) of 3" in capsys.readouterr().out
+    assert "Discovery: 2 found, 1 missed, 1 spurious" in (out / "report.md").read_text()
+
+
+def test_discover_every_finds_the_late_object(tmp_path, synthetic_davis):
+    root, seq = synthetic_davis
+    out = tmp_path / "out"
+    assert cli.main(["--davis", str(root), "--prompt", "auto", "--discover-every", "3", "--out", str(out),
+                     "--no-progress"], runner=stub_runner(seq, 3)) == 0
+    (sequence,) = json.loads((out / "results.json").read_text())["sequences"]
+    assert sequence["discovery"] == {"found": 3, "missed": 0, "spurious": 1, "tracks": 4,
+                                     "matches": {"1": 1, "2": 2, "3": 4}}
+
+
+def test_ground_truth_prompts_write_no_discovery(tmp_path, synthetic_davis):
+    root, seq = synthetic_davis
+    out = tmp_path / "out"
+    runner = InProcessRunner(lambda: PerfectTracker([f.gt_labels for f in seq]))
+    assert cli.main(["--davis", str(root), "--out", str(out), "--no-progress"], runner=runner) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "discovery" not in results and "discovery" not in results["sequences"][0]
+
+
+def test_auto_refuses_live_and_negative_discover_every(tmp_path, synthetic_davis, capsys):
+    root, _ = synthetic_davis
+    assert cli.main(["--davis", str(root), "--prompt", "auto", "--live", "--out", str(tmp_path / "o")]) == 2
+    assert "in-process only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--davis", str(root), "--prompt", "auto", "--discover-every", "-1"])
+    assert "--discover-every must be >= 0" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the real model
+@needs_weights
+def test_real_model_end_to_end_counts_are_consistent(tmp_path, capsys):
+    config = ProceduralConfig(height=96, width=96, num_frames=6)
+    video = generate_video(1000, config)
+    write_davis(tmp_path / "set", {"gen": video})
+    out = tmp_path / "out"
+    assert cli.main(["--davis", str(tmp_path / "set"), "--prompt", "auto", "--discover-points-per-side", "4",
+                     "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    (sequence,) = results["sequences"]
+    counts = sequence["discovery"]
+    truth_ids = sorted({i for labels in video.labels for i in object_ids_in(labels, None)})
+    assert counts["found"] + counts["missed"] == len(truth_ids)
+    assert counts["found"] + counts["spurious"] == counts["tracks"]
+    assert len(counts["matches"]) == counts["found"] == len(set(counts["matches"].values()))
+    assert sorted(o["obj_id"] for o in sequence["objects"]) == truth_ids
+    assert results["discovery"] == {k: counts[k] for k in ("found", "missed", "spurious", "tracks")}
+    assert f"discovery: {counts['found']} of {len(truth_ids)} object(s) found" in capsys.readouterr().out
+
+
+@needs_weights
+def test_demo_prompt_auto_discovers_and_writes_the_gif(tmp_path, capsys):
+    out = tmp_path / "demo.gif"
+    assert demo.main(["--out", str(out), "--frames", "8", "--size", "96", "--seed", "5", "--prompt", "auto",
+                      "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "discovered " in printed and "object(s) on frame 0" in printed
+    with Image.open(out) as gif:
+        assert gif.n_frames == 8
