@@ -113,43 +113,13 @@ class InProcessRunner:
         self._synchronize = synchronize or (lambda: None)
 
     def run(self, sequence: Sequence, prompt_kind: PromptKind) -> Iterator[FramePrediction]:
+        """Track every frame; after each, prompt what the prompt kind asks for on it (the ground truth's
+        new objects, or with AUTO the objects discovered on that frame), timed apart from tracking."""
+        tracker = self._tracker_factory()
         if PromptKind(prompt_kind) is PromptKind.AUTO:
-            yield from self._run_auto(sequence)
-            return
-        tracker = self._tracker_factory()
-        prompted: set[int] = set()
-        for frame in sequence:
-            start = time.perf_counter()
-            result = tracker.track(frame.image)
-            self._synchronize()
-            masks = masks_from_result(result, frame.size)
-            tracked = time.perf_counter()
-            new_prompts = []
-            if frame.gt_labels is not None:
-                new_prompts = prompts_for_new_objects(frame.gt_labels, prompted, prompt_kind, sequence.void_label)
-            for prompt in new_prompts:
-                result = tracker.add_prompt(prompt.obj_id, **prompt.tracker_kwargs())
-                prompted.add(prompt.obj_id)
-            if new_prompts:
-                self._synchronize()
-                masks = masks_from_result(result, frame.size)
-            done = time.perf_counter()
-            yield FramePrediction(
-                frame=frame,
-                masks=masks,
-                prompted=tuple(p.obj_id for p in new_prompts),
-                track_ms=(tracked - start) * 1e3,
-                prompt_ms=(done - tracked) * 1e3,
-            )
-
-    def _run_auto(self, sequence: Sequence) -> Iterator[FramePrediction]:
-        """Track with objects discovered on the first frame (and every discover_every frames)."""
-        if self._discoverer is None:
-            raise ValueError("this runner has no discoverer: it cannot run --prompt auto")
-        tracker = self._tracker_factory()
-        # The node leaves room for max_objects; stubs without options have no limit.
-        max_objects = getattr(getattr(tracker, "options", None), "max_objects", None)
-        next_id = 1
+            new_prompts = self._discovered_prompts(tracker)
+        else:
+            new_prompts = self._ground_truth_prompts(PromptKind(prompt_kind), sequence.void_label)
         for position, frame in enumerate(sequence):
             start = time.perf_counter()
             result = tracker.track(frame.image)
@@ -157,16 +127,12 @@ class InProcessRunner:
             masks = masks_from_result(result, frame.size)
             tracked = time.perf_counter()
             added: list[int] = []
-            if position == 0 or (self.discover_every and position % self.discover_every == 0):
-                current = np.stack(list(masks.values())) if masks else None
-                room = None if max_objects is None else max(0, max_objects - len(masks))
-                for mask in self._discoverer(frame.image, current, room):
-                    result = tracker.add_prompt(next_id, mask=mask)
-                    added.append(next_id)
-                    next_id += 1
-                if added:
-                    self._synchronize()
-                    masks = masks_from_result(result, frame.size)
+            for obj_id, kwargs in new_prompts(position, frame, masks):
+                result = tracker.add_prompt(obj_id, **kwargs)
+                added.append(obj_id)
+            if added:
+                self._synchronize()
+                masks = masks_from_result(result, frame.size)
             done = time.perf_counter()
             yield FramePrediction(
                 frame=frame,
@@ -175,3 +141,36 @@ class InProcessRunner:
                 track_ms=(tracked - start) * 1e3,
                 prompt_ms=(done - tracked) * 1e3,
             )
+
+    @staticmethod
+    def _ground_truth_prompts(prompt_kind: PromptKind, void_label):
+        """Each ground-truth object, prompted on the first frame it appears on."""
+        prompted: set[int] = set()
+
+        def on_frame(position, frame, masks):
+            if frame.gt_labels is None:
+                return
+            for prompt in prompts_for_new_objects(frame.gt_labels, prompted, prompt_kind, void_label):
+                prompted.add(prompt.obj_id)
+                yield prompt.obj_id, prompt.tracker_kwargs()
+
+        return on_frame
+
+    def _discovered_prompts(self, tracker):
+        """Objects discovered on the first frame (and every discover_every frames), by mask, with new ids."""
+        if self._discoverer is None:
+            raise ValueError("this runner has no discoverer: it cannot run --prompt auto")
+        # The node leaves room for max_objects; stubs without options have no limit.
+        max_objects = getattr(getattr(tracker, "options", None), "max_objects", None)
+        next_id = [1]
+
+        def on_frame(position, frame, masks):
+            if not (position == 0 or (self.discover_every and position % self.discover_every == 0)):
+                return
+            current = np.stack(list(masks.values())) if masks else None
+            room = None if max_objects is None else max(0, max_objects - len(masks))
+            for mask in self._discoverer(frame.image, current, room):
+                yield next_id[0], {"mask": mask}
+                next_id[0] += 1
+
+        return on_frame
