@@ -164,19 +164,26 @@ def _ms(value: Optional[float]) -> str:
 
 
 def assess(snapshot: Snapshot, window_s: float) -> Tuple[bytes, str]:
-    """(level, message): WARN when the node falls behind its input or gets no input while active."""
+    """(level, message): WARN when the node falls behind its input or gets no input while active.
+
+    Every problem that holds is named: a loaded node often loses images in transport *and* drops
+    frames it received, and an operator needs to see both, not whichever was checked first.
+    """
     if snapshot.state != "active":
         return DiagnosticStatus.OK, f"{snapshot.state}: not processing"
     if snapshot.seconds_since_input is None or snapshot.seconds_since_input > NO_INPUT_WARN_S:
         return DiagnosticStatus.WARN, f"no images on {snapshot.input_topic} (is it remapped to the camera?)"
-    if snapshot.lost_in_window > 0:
-        return DiagnosticStatus.WARN, (f"{snapshot.lost_in_window} images lost in transport in {window_s:.0f} s "
-                                       "(large images over best effort? see qos_reliability)")
+    problems = []
     received = snapshot.input_hz * window_s
     if received > 0 and snapshot.dropped_in_window / received > BEHIND_DROP_RATIO:
-        return DiagnosticStatus.WARN, (f"falling behind: processing {snapshot.processed_hz:.1f} Hz of "
-                                       f"{snapshot.input_hz:.1f} Hz input, {snapshot.dropped_in_window} frames "
-                                       f"dropped in {window_s:.0f} s")
+        problems.append(f"falling behind: processing {snapshot.processed_hz:.1f} Hz of "
+                        f"{snapshot.input_hz:.1f} Hz input, {snapshot.dropped_in_window} frames "
+                        f"dropped in {window_s:.0f} s")
+    if snapshot.lost_in_window > 0:
+        problems.append(f"{snapshot.lost_in_window} images lost in transport in {window_s:.0f} s "
+                        "(large images over best effort? see qos_reliability)")
+    if problems:
+        return DiagnosticStatus.WARN, "; ".join(problems)
     return DiagnosticStatus.OK, f"tracking {snapshot.num_objects} object(s) at {snapshot.processed_hz:.1f} Hz"
 
 

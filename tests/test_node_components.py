@@ -270,6 +270,9 @@ def test_assessment_warns_when_behind_lossy_or_without_input():
     assert level == DiagnosticStatus.WARN and "falling behind" in message
     level, message = assess(_snapshot(lost_in_window=3), 5.0)
     assert level == DiagnosticStatus.WARN and "lost in transport" in message
+    # Both at once are both named (a loaded node loses images in transport and drops frames).
+    level, message = assess(_snapshot(processed_hz=10.0, dropped_in_window=100, lost_in_window=3), 5.0)
+    assert level == DiagnosticStatus.WARN and "falling behind" in message and "lost in transport" in message
     level, message = assess(_snapshot(seconds_since_input=None), 5.0)
     assert level == DiagnosticStatus.WARN and "no images on /cam" in message
     assert assess(_snapshot(state="inactive", seconds_since_input=None), 5.0)[0] == DiagnosticStatus.OK
