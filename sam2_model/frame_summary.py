@@ -23,63 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .frame_state import MAX_BYTE_ID, NO_BOX, Box, FrameState, ObjectState, paste_mask  # noqa: F401 - re-exported
 from .visualization import tint_labels_tensor
-
-Box = Tuple[int, int, int, int]  # x, y, width, height in pixels
-NO_BOX: Box = (0, 0, 0, 0)
-# Label maps are uint8 while every id fits a byte (mono8), else int32 (written as mono16).
-MAX_BYTE_ID = 0xFF
-
-
-@dataclass
-class ObjectState:
-    """One object on one frame, in the frame's pixels (host, numpy)."""
-
-    object_id: int
-    visible: bool
-    visibility: float            # sigmoid of the object-score logit
-    iou_score: float             # the decoder's predicted IoU of the mask
-    bbox: Box                    # tight box of the mask; zeros when not visible or empty
-    area: int                    # mask pixels
-    mask: Optional[np.ndarray]   # bbox-sized bool crop of the mask (0 x 0 when empty); None when not asked for
-
-    @property
-    def occlusion(self) -> float:
-        return 1.0 - self.visibility
-
-    def frame_mask(self, frame_hw: Tuple[int, int]) -> np.ndarray:
-        """The full-frame ``H x W`` bool mask."""
-        if self.mask is None:
-            raise ValueError(f"object {self.object_id}: its mask was not computed (crops=False)")
-        return paste_mask(self.mask, self.bbox, frame_hw)
-
-
-@dataclass
-class FrameState:
-    """Every object on one frame plus, when asked for, the per-pixel winner (the label map)."""
-
-    frame_index: int
-    height: int
-    width: int
-    objects: List[ObjectState]
-    labels: Optional[np.ndarray]  # H x W object ids (uint8 or int32), 0 = background; None when not asked for
-    # The picture with the label map tinted in the objects' colours (visualization.tint_labels_tensor,
-    # on the device), H x W x 3 uint8; None when not asked for.
-    tinted: Optional[np.ndarray] = None
-
-
-def paste_mask(crop: np.ndarray, bbox: Box, frame_hw: Tuple[int, int]) -> np.ndarray:
-    """A mask cropped to its box -> the full-frame ``H x W`` bool mask (False outside the box)."""
-    height, width = (int(v) for v in frame_hw)
-    x, y, w, h = (int(v) for v in bbox)
-    crop = np.asarray(crop)
-    if crop.shape != (h, w):
-        raise ValueError(f"mask crop of shape {crop.shape} does not match its box {w}x{h} (width x height)")
-    if x < 0 or y < 0 or x + w > width or y + h > height:
-        raise ValueError(f"box x={x} y={y} {w}x{h} does not fit in the {width}x{height} frame")
-    full = np.zeros((height, width), bool)
-    full[y:y + h, x:x + w] = crop != 0
-    return full
 
 
 def _sigmoid(x: float) -> float:

@@ -17,7 +17,7 @@ import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from sam2_model.frame_summary import paste_mask
+from sam2_model.frame_state import paste_mask
 
 from .image_codec import (COLOUR_ENCODINGS, ImageConversionError, decode_compressed, decode_raw,  # noqa: F401
                           decode_raw_labels, pixel_rows)

@@ -12,7 +12,8 @@ import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from sam2_model.frame_summary import FrameState, ObjectState, summarize_frame
+from sam2_model.frame_state import FrameState, ObjectState
+from sam2_model.frame_summary import summarize_frame
 from sam2_model.mask_geometry import box_from_roi
 from sam2_model.visualization import draw_tracked
 from sam2_ros.msg import TrackedObject, TrackedObjects
