@@ -42,7 +42,9 @@ setup(
         # Evaluation tools (sam2-eval, sam2-eval-compare, sam2-make-bag) and media reading.
         "eval": ["pillow", "matplotlib", "tqdm", "rosbags", "av", "psutil"],
         # The ROS node (rclpy comes from the ROS installation) decodes JPEG/PNG itself.
-        "node": ["pillow"],
+        "node": ["pillow", "pyzmq"],
+        # sam2-server (ZeroMQ inference server for tracker nodes in other processes or machines).
+        "server": ["pyzmq"],
         "test": ["pytest", "pytest-timeout"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
