@@ -8,13 +8,17 @@ by one object with mask IoU >= ``MIN_IOU`` on the frame it is discovered on (the
 the targets present at start, within ``EVERY_N`` frames of its entry for the newcomer), and by that
 same id with IoU >= ``MIN_IOU`` on every later frame; no other object is ever created: one per
 target. The test stops at ``TESTED_FRAMES``: later, two targets touch and the bundled model's
-masks drift from one to the other (a tracking limit, not discovery's).
+masks drift from one to the other (a tracking limit, not discovery's). A second scene whose
+targets never come within ``APART_PX`` pixels of each other checks the ids on every frame of a
+24-frame video.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageFilter
 from sensor_msgs.msg import RegionOfInterest
 
 from sam2_model.config import DEFAULT_CHECKPOINT_PATH
@@ -48,6 +52,16 @@ def _scene():
         frames[t][pasted] = newcomer.frames[t][pasted]
         labels[t][pasted] = NEW_ID
     return frames, labels
+
+
+# A scene whose two targets stay apart for the whole video (checked below, not assumed).
+APART_SEED, APART_FRAMES, APART_PX = 6, 24, 6
+
+
+def _apart(a: np.ndarray, b: np.ndarray, pixels: int) -> bool:
+    """True when no pixel of ``b`` lies within ``pixels`` (chessboard distance) of ``a``."""
+    grown = Image.fromarray(a.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * pixels + 1))
+    return not (np.asarray(grown) > 0)[b].any()
 
 
 def _discover(client, region=(0, 0, 0, 0), max_new=0, min_area=0.0):
@@ -91,6 +105,26 @@ def test_discovers_targets_at_start_and_newcomers_without_duplicates(tmp_path):
         client.wait_until(lambda: int((client.latest_diagnostics() or {}).get("discovered objects (total)", 0))
                           >= len(owner), 10.0, f"diagnostics count the discovered objects ({diagnostics})")
         assert (client.latest_diagnostics() or {})["last discovery duration (ms)"] != "n/a"
+    finally:
+        node.close()
+
+
+def test_targets_discovered_at_start_keep_their_ids_on_every_frame_while_apart(tmp_path):
+    video = generate_video(APART_SEED, dataclasses.replace(CONFIG, num_frames=APART_FRAMES))
+    targets = [int(k) for k in np.unique(video.labels[0]) if k != 0]
+    assert len(targets) == 2
+    assert all(_apart(labels == targets[0], labels == targets[1], APART_PX) for labels in video.labels)
+    node = start_node(tmp_path, {"discover_on_start": True, "device": "cpu", "overlay": False})
+    try:
+        owner = {}
+        for index in range(APART_FRAMES):
+            masks = node.client.track(video.frames[index], index).masks()
+            for target in targets:
+                found = _matches(masks, video.labels[index] == target)
+                assert found == [owner.get(target, found[0] if found else None)], \
+                    f"frame {index}: target {target} covered by {found}, its id was {owner.get(target)}"
+                owner[target] = found[0]
+            assert sorted(masks) == sorted(owner.values()), f"frame {index}: objects {sorted(masks)} for {owner}"
     finally:
         node.close()
 
