@@ -54,7 +54,7 @@ class GeneratorTiming:
                 f"{self.num_masks:5d} masks  {self.masks_per_second:8.1f} masks/s")
 
 
-def _time(generate: Callable[[], list], iterations: int, warmup: int, device: torch.device) -> GeneratorTiming:
+def time_generator(generate: Callable[[], list], iterations: int, warmup: int, device: torch.device) -> GeneratorTiming:
     for _ in range(warmup):
         generate()
     samples, count = [], 0
@@ -112,8 +112,8 @@ def run_amg_benchmark(args: argparse.Namespace, device: torch.device, dtype: tor
     settings = {"points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
                 "stability_score_thresh": args.stability_score_thresh}
     print(f"automatic mask generator on a {image.shape[1]}x{image.shape[0]} generated scene: {settings}")
-    ours = _time(lambda: AutomaticMaskGenerator(model, **settings).generate(image), args.iterations, args.warmup,
-                 device)
+    ours = time_generator(lambda: AutomaticMaskGenerator(model, **settings).generate(image), args.iterations,
+                          args.warmup, device)
     ours.label = "ours"
     timings = [ours]
     print(ours.line())
@@ -124,7 +124,7 @@ def run_amg_benchmark(args: argparse.Namespace, device: torch.device, dtype: tor
             print(f"(official sam2 package not importable: {error}; skipping the comparison)")
             return timings
         with torch.inference_mode():
-            theirs = _time(lambda: generator.generate(image), args.iterations, args.warmup, device)
+            theirs = time_generator(lambda: generator.generate(image), args.iterations, args.warmup, device)
         theirs.label = "official SAM2AutomaticMaskGenerator"
         timings.append(theirs)
         print(theirs.line())

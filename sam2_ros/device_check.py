@@ -14,7 +14,10 @@ node's image decoding), run from the checkout; ROS is used only where it imports
 4. ``node_latency``: the node behind a synthetic camera (``sam2_ros.node_latency``: the real node
    where rclpy imports, else the node's per-frame path without DDS); latency p50/p99, frames
    processed and dropped.
-5. ``benchmark_compiled``: as 3 with ``torch.compile`` applied to the modules asked for, with the
+5. ``amg``: the AutomaticMaskGenerator (``sam2_model.amg_benchmark``) at 32 points per side on a
+   generated scene at each model's input size: ms per image and masks per second (the official
+   generator is not installed on a device machine; the CPU comparison is in docs/benchmarks.md).
+6. ``benchmark_compiled``: as 3 with ``torch.compile`` applied to the modules asked for, with the
    compile time and the speed-up over eager. Last, because compiling is the slowest step.
 
 Time guard: everything stops by ``--minutes`` after the start. A step starts only if the time
@@ -43,6 +46,7 @@ import numpy as np
 import torch
 
 import sam2_model
+from sam2_model.amg_benchmark import scene_image, time_generator
 from sam2_model.benchmark import Timing, _peak_memory_mb, _time, object_clicks, synthetic_frames
 from sam2_model.config import DEFAULT_MODEL
 from sam2_model.prompted_tracking import track_prompted_by_first_masks
@@ -53,7 +57,7 @@ from sam2_model.train.procedural import generate_with_events
 from . import node_latency
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("parity", "bf16", "benchmark", "node_latency", "benchmark_compiled")
+SECTIONS = ("parity", "bf16", "benchmark", "node_latency", "amg", "benchmark_compiled")
 # bf16 autocast bars (tests/test_full_size_and_bf16.py): mean mask IoU with float32, and the
 # share of visible/absent decisions that agree.
 BF16_MIN_MEAN_IOU = 0.98
@@ -91,6 +95,8 @@ class CheckSettings:
             ``pipeline`` or ``both``.
         node_autocast: the node's tracker precision (``auto``: bfloat16 on CUDA, as the node).
         camera_hz, node_seconds, node_height, node_width, node_warmup: the synthetic camera.
+        amg_models: the automatic mask generator's models; amg_points_per_side its grid;
+            amg_iterations timed images per model (after one untimed).
     """
 
     minutes: float = 8.0
@@ -119,6 +125,9 @@ class CheckSettings:
     node_height: int = 480
     node_width: int = 640
     node_warmup: int = 10
+    amg_models: str = "sam2.1_hiera_tiny,sam2.1_hiera_small"
+    amg_points_per_side: int = 32
+    amg_iterations: int = 5
 
 
 def _names(text: str) -> List[str]:
@@ -449,9 +458,29 @@ def run_node_latency(settings: CheckSettings, report: Report, budget: Budget) ->
     _free(torch.device(settings.device))
 
 
+def run_amg(settings: CheckSettings, report: Report, budget: Budget) -> None:
+    section = report.section("amg")
+    device = torch.device(settings.device)
+    options = sam2_model.MaskGeneratorOptions(points_per_side=settings.amg_points_per_side)
+    section.update(points_per_side=options.points_per_side, points_per_batch=options.points_per_batch,
+                   iterations=settings.amg_iterations, rows=[])
+    for model_name in _names(settings.amg_models):
+        model = sam2_model.build_model(model_name, device=device)
+        image = scene_image(model.image_size)
+        generator = sam2_model.AutomaticMaskGenerator(model, options)
+        timing = budget.step("amg", lambda: time_generator(lambda: generator.generate(image),
+                                                                        settings.amg_iterations, 1, device))
+        section["rows"].append({"model": model_name, "weights": _weights(model_name),
+                                "image": f"{image.shape[1]}x{image.shape[0]}", "ms_per_image": timing.ms_per_image,
+                                "masks": timing.num_masks, "masks_per_s": timing.masks_per_second})
+        report.save(f"amg {model_name}: {timing.ms_per_image:.1f} ms/image, {timing.num_masks} masks")
+        del model, generator
+        _free(device)
+
+
 RUNNERS: Dict[str, Callable[[CheckSettings, Report, Budget], None]] = {
     "parity": run_parity, "bf16": run_bf16, "benchmark": run_benchmark, "node_latency": run_node_latency,
-    "benchmark_compiled": run_benchmark_compiled,
+    "amg": run_amg, "benchmark_compiled": run_benchmark_compiled,
 }
 
 
@@ -511,6 +540,12 @@ def markdown(data: Dict[str, Any]) -> str:
                      "latency_max_ms"], node.get("rows", []))
     lines += [""] + [f"- {mode}: {covers}" for mode, covers in
                      sorted({(r["mode"], r["covers"]) for r in node.get("rows", [])})] + [""]
+    amg = data["amg"]
+    lines += ["## Automatic mask generator", "",
+              f"status: {_status(amg)}; {amg.get('points_per_side')} points per side, batches of "
+              f"{amg.get('points_per_batch')}, median of {amg.get('iterations')} image(s)", ""]
+    lines += _table(["model", "weights", "image", "ms/image", "masks", "masks/s"],
+                    ["model", "weights", "image", "ms_per_image", "masks", "masks_per_s"], amg.get("rows", [])) + [""]
     compiled = data["benchmark_compiled"]
     lines += ["## Tracker benchmark, torch.compile", "",
               f"status: {_status(compiled)}; modules {compiled.get('modules')}, backend {compiled.get('backend')}, "

@@ -21,7 +21,7 @@ TINY = ["--parity-events", "1", "--bf16-videos", "1", "--bf16-frames", "2", "--m
         "--iterations", "1", "--warmup", "1", "--bench-autocast", "none", "--compile-autocast", "none",
         "--compile-backend", "eager", "--compile-modules", "sam_mask_decoder", "--node-model", "default",
         "--node-objects", "1", "--node-seconds", "1", "--node-warmup", "1", "--node-height", "120",
-        "--node-width", "160"]
+        "--node-width", "160", "--amg-models", "default", "--amg-points-per-side", "4", "--amg-iterations", "1"]
 
 
 def _run_check(out: Path, minutes: str, *extra: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -57,6 +57,9 @@ def test_device_check_reports_every_section_with_numbers(tmp_path):
         assert all(_number(row[key]) and row[key] > 0 for key in ("p50_ms", "p99_ms", "fps", "peak_memory_mb"))
     compiled = report["benchmark_compiled"]["rows"][0]
     assert compiled["variant"] == "compiled" and compiled["compile_s"] > 0 and compiled["speedup_vs_eager"] > 0
+    [amg] = report["amg"]["rows"]
+    assert amg["model"] == "default" and amg["ms_per_image"] > 0 and amg["masks"] >= 0
+    assert report["amg"]["points_per_side"] == 4
     rows = report["node_latency"]["rows"]
     assert sorted(r["mode"] for r in rows) == ["pipeline", "ros"]  # rclpy imports here: both were measured
     for row in rows:
@@ -68,7 +71,7 @@ def test_device_check_reports_every_section_with_numbers(tmp_path):
 
     table = (out / "device_check.md").read_text()
     for heading in ("## Parity", "## bfloat16", "## Tracker benchmark, eager", "## Node latency",
-                    "## Tracker benchmark, torch.compile"):
+                    "## Automatic mask generator", "## Tracker benchmark, torch.compile"):
         assert heading in table
     assert "| default | bundled | compiled | none | 1 |" in table
     assert "parity: done" in done.stdout and "complete" in done.stdout
