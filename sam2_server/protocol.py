@@ -129,8 +129,9 @@ def _arrays(described: Any, buffers: Sequence[memoryview]) -> Dict[str, np.ndarr
     if not isinstance(described, list) or len(described) > MAX_ARRAYS:
         raise ProtocolError("bad_request", f"'arrays' must be a list of at most {MAX_ARRAYS} descriptions")
     if len(described) != len(buffers):
+        hint = " (a truncated message?)" if len(buffers) < len(described) else ""
         raise ProtocolError("bad_request", f"header lists {len(described)} array(s) but {len(buffers)} buffer(s) "
-                                           "came with it (a truncated message?)")
+                                           f"came with it{hint}")
     arrays = {}
     for item, buffer in zip(described, buffers):
         if not isinstance(item, dict):
