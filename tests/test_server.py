@@ -182,19 +182,20 @@ def test_frames_of_waiting_streams_are_encoded_together_and_none_starves(tmp_pat
 
 
 def test_a_newer_frame_replaces_a_waiting_one(tmp_path):
-    """Latest frame wins per stream: frames pipelined behind a slow one are replaced by the newest."""
+    """Latest frame wins per stream: frames pipelined behind a slow request (a discovery) are replaced
+    by the newest; the replaced ones are answered "superseded" and counted."""
     frames, _ = scene()
     with running_server(tmp_path) as server:
         client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
         client.connect()
-        context = zmq.Context.instance()
-        sock = context.socket(zmq.DEALER)
+        client.track(frames[0])
+        sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.linger = 0
         sock.connect(server.endpoint)
-        big = np.zeros((2000, 2600, 3), np.uint8)   # a slow resize keeps the model thread busy
-        for k, frame in enumerate([big, frames[0], frames[1], frames[2]]):
-            header = {"op": "track", "id": k + 1, "stream": "cam", "outputs": {"crops": True}}
-            sock.send_multipart(protocol.encode(header, {"frame": frame}))
+        sock.send_multipart(protocol.encode({"op": "discover", "id": 1, "stream": "cam", "max_new": 0,
+                                             "first_id": 1}))
+        for k in (2, 3, 4):
+            sock.send_multipart(protocol.encode({"op": "track", "id": k, "stream": "cam"}, {"frame": frames[k]}))
         replies = {}
         while len(replies) < 4 and sock.poll(int(TIMEOUT_S * 1000)):
             message = protocol.decode(sock.recv_multipart())
@@ -204,8 +205,9 @@ def test_a_newer_frame_replaces_a_waiting_one(tmp_path):
         assert replies[1]["ok"] and replies[4]["ok"]
         assert [replies[k].get("kind") for k in (2, 3)] == ["superseded", "superseded"]
         assert client.stats()["counts"]["frames_superseded"] == 2
-        # The stream went on from the newest frame: it is the second frame tracked.
+        # The stream went on from the newest frame: the second frame it tracked, after the discovery.
         assert replies[4]["frame"]["frame_index"] == 1
+        assert [o[0] for o in replies[4]["frame"]["objects"]] == replies[1]["object_ids"]
         client.close()
 
 
