@@ -251,7 +251,8 @@ def _mib(value: float) -> str:
 
 
 def summary(results: Dict[str, object]) -> str:
-    lines = [f"model {results['model']} on {results['device']}"]
+    lines = [f"model {results['model']} on {results['device']} ({results['cpu_count']} CPUs, load average "
+             f"{results['load_at_start']:.1f} at start, {results.get('load_at_end', float('nan')):.1f} at end)"]
     latency = results.get("latency")
     if latency:
         h, w = latency["frame_hw"]
@@ -300,7 +301,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = set(parts) - {"latency", "streams", "batching"}
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}")
-    results: Dict[str, object] = {"model": args.model, "device": args.device, "cpu_count": os.cpu_count()}
+    # The load average: on a shared machine, numbers mean little without it.
+    results: Dict[str, object] = {"model": args.model, "device": args.device, "cpu_count": os.cpu_count(),
+                                  "load_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="sam2_server_bench_") as tmp:
         frames_file = make_frames(max(8, args.warmup + 2), height, width, Path(tmp) / "frames.npz")
         endpoint = f"ipc://{tmp}/sam2.sock"
@@ -309,6 +312,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             results[part] = measure(args, frames_file, endpoint)
             if args.json:
                 Path(args.json).write_text(json.dumps(results, indent=2))
+    results["load_at_end"] = os.getloadavg()[0]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     print(summary(results))
     return 0
 
