@@ -174,6 +174,9 @@ class Engine:
             outputs = protocol.outputs_from_wire(message.header.get("outputs"))
             return protocol.frame_state_to_wire(session.add_prompt(message.field("object_id", int),
                                                                    protocol.prompt_from_wire(message), outputs))
+        if op == "current":
+            outputs = protocol.outputs_from_wire(message.header.get("outputs"))
+            return protocol.frame_state_to_wire(session.current(outputs))
         if op == "remove":
             session.remove_object(message.field("object_id", int))
             return {"object_ids": session.obj_ids}, {}

@@ -39,7 +39,7 @@ MAX_ARRAY_DIMS = 4
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K RGB frame is 25 MB
 ARRAY_DTYPES = ("uint8", "bool", "int32", "float32")
 
-OPS = ("open", "close", "ping", "stats", "track", "prompt", "remove", "reset", "discover")
+OPS = ("open", "close", "ping", "stats", "track", "current", "prompt", "remove", "reset", "discover")
 # What went wrong, as ``ServerError.kind``.
 ERROR_KINDS = ("prompt", "unknown_object", "tracking", "frame", "discovery", "bad_request", "full",
                "unknown_stream", "version", "superseded", "internal")

@@ -57,6 +57,7 @@ def _script(frames, labels):
                                       box=first_target_box(labels[1], 2)), ALL)),
         ("track", (frames[2], Outputs(crops=False, labels=True))),
         ("remove_object", (2,)),
+        ("current", (ALL,)),
         ("track", (frames[3], ALL)),
         ("discover", ({}, None, 0, 8, ALL)),
         ("track", (frames[4], ALL)),
