@@ -276,7 +276,8 @@ def summary(results: Dict[str, object]) -> str:
                      f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
                      f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
                      f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
-        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, memory x{streams['memory_ratio']:.2f}")
+        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, "
+                     f"memory x{streams['memory_ratio']:.2f}")
     batching = results.get("batching")
     if batching:
         lines.append(f"{batching['streams']} streams through one server: batched "

@@ -85,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     server.serve()
-    return 0
+    return 1 if server.failed else 0
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class Message:
     header: Dict[str, Any]
     arrays: Dict[str, np.ndarray] = field(default_factory=dict)
 
-    def field(self, name: str, kind: type, required: bool = True, default: Any = None) -> Any:
+    def value(self, name: str, kind: type, required: bool = True, default: Any = None) -> Any:
         """A header field of the given type (bool is not an int here), or ProtocolError."""
         if name not in self.header:
             if required:
@@ -191,7 +191,7 @@ def prompt_from_wire(message: Message) -> PromptSpec:
             raise ProtocolError("bad_request", f"prompt field {name!r} must be a list or null, got {value!r}")
     mask = message.arrays.get("mask")
     return PromptSpec(points=header.get("points"), labels=header.get("labels"), box=header.get("box"),
-                      mask=mask, clear_old_points=message.field("clear_old_points", bool, False, True))
+                      mask=mask, clear_old_points=message.value("clear_old_points", bool, False, True))
 
 
 def frame_state_to_wire(frame: FrameState) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:

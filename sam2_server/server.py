@@ -30,11 +30,12 @@ from . import protocol
 from .config import ServerConfig
 from .protocol import ProtocolError
 from .security import ServerKeys, check_bind
-from .streams import Request, Stream, StreamTable
+from .streams import QueueFull, Request, Stream, StreamTable
 
 LOG = logging.getLogger("sam2_server")
 
 POLL_MS = 100
+SOCKET_HWM = 32
 EXPIRE_EVERY_S = 0.25
 # Requests read per wake-up before replies are forwarded again (keeps replies flowing under a flood).
 MAX_READS_PER_WAKE = 256
@@ -91,6 +92,7 @@ class InferenceServer:
         self._stop = threading.Event()
         self._reply_endpoint = f"inproc://sam2-replies-{id(self)}"
         self.ready = threading.Event()  # set once bound
+        self.failed = False             # the model thread died (serve returns; the CLI exits non-zero)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -107,6 +109,9 @@ class InferenceServer:
             router.linger = 0
             # ZeroMQ drops any single part above this (and the connection that sent it) before we see it.
             router.maxmsgsize = self.config.max_message_bytes
+            # Messages buffered per client, each way: a client that floods or stops reading costs a bounded
+            # amount of memory (ZeroMQ drops past the mark; a node has one request in flight).
+            router.rcvhwm = router.sndhwm = SOCKET_HWM
             if self.keys is not None:
                 from zmq.auth.thread import ThreadAuthenticator
                 authenticator = ThreadAuthenticator(context, log=LOG)
@@ -188,7 +193,7 @@ class InferenceServer:
             if op == "stats":
                 self._send(router, identity, {"id": request_id, "ok": True, "stats": self._stats()})
                 return
-            name = message.field("stream", str)
+            name = message.value("stream", str)
             if op == "ping":
                 stream = self.streams.touch(name)
                 self._send(router, identity, {"id": request_id, "ok": True,
@@ -206,7 +211,10 @@ class InferenceServer:
                 if stream is None:
                     raise ProtocolError("unknown_stream", f"no stream {name!r} on this server (it restarted, or "
                                                           "freed the stream after a silence): open it again")
-                replaced = self.streams.submit(stream, request)
+                try:
+                    replaced = self.streams.submit(stream, request)
+                except QueueFull as error:
+                    raise ProtocolError("full", str(error)) from None
                 if replaced is not None:
                     self.stats.add("frames_superseded")
                     self._send(router, replaced.identity, {
@@ -217,7 +225,7 @@ class InferenceServer:
             self._send(router, identity, protocol.error_header(request_id, error.kind, str(error)))
 
     def _open(self, router: zmq.Socket, request: Request, name: str) -> None:
-        options = request.message.field("options", dict, required=False, default={})
+        options = request.message.value("options", dict, required=False, default={})
         if self.streams.get(name) is None and len(self.streams) >= self.config.max_streams:
             raise ProtocolError("full", f"the server already holds its maximum of {self.config.max_streams} "
                                         "streams (--max-streams)")
@@ -276,6 +284,7 @@ class InferenceServer:
                     engine.run(work)
         except Exception:  # noqa: BLE001 - logged; the I/O thread stops the server rather than hang
             LOG.exception("model thread failed")
+            self.failed = True
             self._stop.set()
         finally:
             engine.close()

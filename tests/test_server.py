@@ -435,3 +435,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_heartbeats_are_answered_while_the_model_is_busy(tmp_path):
+    """The node's timer calls heartbeat() while its worker waits on a slow request (a discovery):
+    the server's I/O thread answers at once, and the client's two sockets do not block each other."""
+    frames, _ = scene()
+    with running_server(tmp_path) as server:
+        client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        client.connect()
+        client.track(frames[0])
+        outcome = []
+        slow = threading.Thread(target=lambda: outcome.append(client.discover({}, None, 0, 1)))
+        slow.start()
+        time.sleep(0.2)                      # the discovery is on the model thread now
+        beats = []
+        while slow.is_alive() and len(beats) < 5:
+            started = time.monotonic()
+            assert client.heartbeat()
+            beats.append(time.monotonic() - started)
+        slow.join(timeout=120)
+        assert outcome and beats, "the discovery ended before a heartbeat could overlap it"
+        assert max(beats) < 1.0, f"heartbeats took {beats} s while the model was busy"
+        client.close()
