@@ -120,6 +120,8 @@ def decode(parts: Sequence[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BY
         header = json.loads(bytes(first[_PREFIX.size:]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError("bad_request", f"header is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError("bad_request", "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_request", "header must be a JSON object")
     return Message(header, _arrays(header.get("arrays", []), views[1:]))

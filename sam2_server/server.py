@@ -154,7 +154,11 @@ class InferenceServer:
                         parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._on_message(router, parts)
+                    try:
+                        self._on_message(router, parts)
+                    except Exception:  # noqa: BLE001 - a bug answering one message must not stop the server
+                        LOG.exception("unexpected error handling a message; dropped")
+                        self.stats.error("internal")
             if time.monotonic() >= next_expiry:
                 for stream in self.streams.expire():
                     self.stats.add("streams_expired")

@@ -237,6 +237,7 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
         cases = {
             "garbage": ([b"\x00\xffnot a message at all"], "bad_request", "not a sam2_server message"),
             "bad json": ([prefix + b"{not json"], "bad_request", "not valid JSON"),
+            "json bomb": ([prefix + b"[" * 60000], "bad_request", "nested too deeply"),
             "wrong version": ([struct.pack("!4sH", protocol.MAGIC, protocol.VERSION + 1) + b"{}"], "version",
                               "version 2 is not supported"),
             "truncated": ([header({"op": "track", "id": 1, "stream": "cam",

@@ -96,7 +96,7 @@ def test_refused_calls_name_the_problem_and_change_nothing(model):
     session.track(frames[0])
     session.add_prompt(1, PromptSpec(points=centre_click(labels[0], 1), labels=[1]))
     before = session.current(ALL)
-    for object_id in (0, -3, True, 1.5):
+    for object_id in (0, -3, True, 1.5, MAX_OBJECT_ID + 1):
         with pytest.raises(sam2_model.PromptError, match="positive int"):
             session.add_prompt(object_id, PromptSpec(points=[[1, 1]], labels=[1]))
     with pytest.raises(sam2_model.PromptError, match="outside"):
