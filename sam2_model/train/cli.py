@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    run.add_argument("--log-every", type=int, default=defaults.log_every, metavar="N",
+                     help="write the step's losses and timing to log.jsonl every N steps (default: %(default)s)")
     run.add_argument("--freeze", nargs="+", default=[], metavar="MODULE",
                      help="keep these modules fixed (name prefixes, e.g. image_encoder sam_mask_decoder)")
     run.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST_CHECKPOINT}")
@@ -184,7 +186,7 @@ def _train(args: argparse.Namespace, world: distributed.World, device: str) -> i
                                click_probability=args.click_probability, box_probability=args.box_probability,
                                image_step_probability=args.image_step_probability,
                                images_per_step=args.images_per_step, validate_every=args.validate_every,
-                               accumulation_steps=args.accumulation_steps)
+                               accumulation_steps=args.accumulation_steps, log_every=args.log_every)
     try:
         train_config.validate()
         if args.data_workers < 0:

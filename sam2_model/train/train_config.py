@@ -57,6 +57,8 @@ class TrainConfig:
             raise ValueError("click_probability + box_probability must lie in [0, 1]")
         if not 0 <= self.image_step_probability <= 1 or self.images_per_step < 1:
             raise ValueError("image_step_probability must lie in [0, 1] and images_per_step be >= 1")
+        if self.log_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("log_every and checkpoint_every must be >= 1")
         if self.accumulation_steps < 1:
             raise ValueError("accumulation_steps must be >= 1")
         if self.validate_every < 0:
