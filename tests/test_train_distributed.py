@@ -204,3 +204,13 @@ def test_bad_sharing_settings_are_one_line_and_exit_2(tmp_path, arguments, messa
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sam2-train: error:") and message in lines[0], done.stderr
+
+
+def test_scaling_report_gives_each_process_counts_speed_up_over_the_first():
+    from sam2_model.train.scaling_benchmark import ScalingResult, report
+
+    results = [ScalingResult(1, [2.0, 4.0, 3.0]), ScalingResult(2, [1.0, 2.0, 1.5])]
+    assert results[0].median == 3.0 and results[1].median == 1.5
+    lines = report(results, "cpu").splitlines()
+    assert lines[2].split()[0] == "1" and lines[2].endswith("1.00x")
+    assert lines[3].split()[0] == "2" and lines[3].endswith("2.00x")
