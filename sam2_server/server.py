@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Any, Dict, Optional
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
 from .config import ServerConfig
@@ -36,6 +37,12 @@ LOG = logging.getLogger("sam2_server")
 
 POLL_MS = 100
 SOCKET_HWM = 32
+WARN_EVERY_S = 10.0
+HANDSHAKE_NAMES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "authentication refused",
+                   zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error",
+                   zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "failed"}
+HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 EXPIRE_EVERY_S = 0.25
 # Requests read per wake-up before replies are forwarded again (keeps replies flowing under a flood).
 MAX_READS_PER_WAKE = 256
@@ -93,6 +100,7 @@ class InferenceServer:
         self._reply_endpoint = f"inproc://sam2-replies-{id(self)}"
         self.ready = threading.Event()  # set once bound
         self.failed = False             # the model thread died (serve returns; the CLI exits non-zero)
+        self._last_handshake_warning = -WARN_EVERY_S
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -104,7 +112,7 @@ class InferenceServer:
         authenticator = None
         router = context.socket(zmq.ROUTER)
         replies = context.socket(zmq.PULL)
-        worker = None
+        worker = monitor = None
         try:
             router.linger = 0
             # ZeroMQ drops any single part above this (and the connection that sent it) before we see it.
@@ -119,6 +127,9 @@ class InferenceServer:
                 authenticator.configure_curve(domain="*", location=self.keys.authorized_dir)
                 self.keys.apply(router)
             replies.bind(self._reply_endpoint)
+            # Connections that never become a client (no authorized CURVE key, not ZeroMQ at all) show
+            # only as failed handshakes: counted from the socket's monitor.
+            monitor = router.get_monitor_socket(HANDSHAKE_FAILURES)
             router.bind(self.config.bind)
             worker = threading.Thread(target=self._model_loop, args=(context,), name="sam2_server_model",
                                       daemon=True)
@@ -126,12 +137,15 @@ class InferenceServer:
             LOG.info("serving %s on %s (%s) at %s, up to %d streams", self.config.model, self.config.device,
                      self.config.dtype, self.config.bind, self.config.max_streams)
             self.ready.set()
-            self._io_loop(router, replies)
+            self._io_loop(router, replies, monitor)
         finally:
             self._stop.set()
             self.streams.close()
             if worker is not None:
                 worker.join(timeout=30)
+            if monitor is not None:
+                router.disable_monitor()
+                monitor.close(linger=0)
             router.close(linger=0)
             replies.close(linger=0)
             if authenticator is not None:
@@ -139,15 +153,18 @@ class InferenceServer:
             context.term()
 
     # ------------------------------------------------------------------ I/O thread
-    def _io_loop(self, router: zmq.Socket, replies: zmq.Socket) -> None:
+    def _io_loop(self, router: zmq.Socket, replies: zmq.Socket, monitor: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(replies, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         next_expiry = time.monotonic() + EXPIRE_EVERY_S
         while not self._stop.is_set():
             events = dict(poller.poll(POLL_MS))
             if replies in events:
                 self._forward_replies(router, replies)
+            if monitor in events:
+                self._count_handshake_failures(monitor)
             if router in events:
                 for _ in range(MAX_READS_PER_WAKE):
                     try:
@@ -164,6 +181,20 @@ class InferenceServer:
                     self.stats.add("streams_expired")
                     LOG.info("stream %s freed: nothing heard for %.1f s", stream.name, self.config.stream_timeout_s)
                 next_expiry = time.monotonic() + EXPIRE_EVERY_S
+
+    def _count_handshake_failures(self, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.stats.add("handshakes_failed")
+            now = time.monotonic()
+            if now - self._last_handshake_warning > WARN_EVERY_S:  # a refused client retries every 0.1 s
+                self._last_handshake_warning = now
+                LOG.warning("a connection failed its handshake (%s): an unauthorized CURVE key, or not a "
+                            "sam2_server client (counted in stats; warned at most every %.0f s)",
+                            HANDSHAKE_NAMES.get(event["event"], event["event"]), WARN_EVERY_S)
 
     @staticmethod
     def _forward_replies(router: zmq.Socket, replies: zmq.Socket) -> None:

@@ -5,6 +5,7 @@ stays flat, CURVE keeps strangers out, and a dead or restarted server is noticed
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import subprocess
 import sys
@@ -423,16 +424,21 @@ def test_curve_lets_authorized_clients_in_and_strangers_get_nothing(tmp_path):
                 outsider.connect()
             assert not outsider.heartbeat()
             outsider.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:   # not even ZeroMQ
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: robot\r\n\r\n" + bytes(range(256)) * 64)
+            time.sleep(0.3)
         with TrackerClient(endpoint, "robot1", {}, timeout_s=TIMEOUT_S, curve=authorized) as client:
             assert client.track(frames[0]).frame_index == 0
-            assert client.stats()["streams"] == ["robot1"]
+            stats = client.stats()
+            assert stats["streams"] == ["robot1"]
+            # Each stranger's attempts and the raw connection failed their handshakes, counted.
+            assert stats["counts"].get("handshakes_failed", 0) >= 2, stats["counts"]
         assert server.alive
     finally:
         server.stop()
 
 
 def _free_port() -> int:
-    import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
