@@ -57,6 +57,24 @@ def process_rss_bytes() -> int:
         return 0
 
 
+class BindError(RuntimeError):
+    """The server cannot take its address (in use by another server or program)."""
+
+
+def _refuse_if_served(endpoint: str, keys) -> None:
+    """Binding an ipc path silently takes it from a server already there: ask first."""
+    if not endpoint.startswith("ipc://") or keys is not None or not os.path.exists(endpoint[len("ipc://"):]):
+        return
+    from .client import TrackerClient
+
+    probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
+    try:
+        if probe.heartbeat():
+            raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
+    finally:
+        probe.close()
+
+
 class ServerStats:
     """Counters the ``stats`` request reports; thread-safe."""
 
@@ -88,6 +106,7 @@ class InferenceServer:
         self.config = config.check()
         check_bind(config.bind, curve=config.curve_keys is not None)
         self.keys = ServerKeys.load(config.curve_keys) if config.curve_keys else None
+        _refuse_if_served(config.bind, self.keys)
         if host is None:
             from .engine import ModelHost
             host = ModelHost.load(config)
@@ -127,10 +146,13 @@ class InferenceServer:
                 authenticator.configure_curve(domain="*", location=self.keys.authorized_dir)
                 self.keys.apply(router)
             replies.bind(self._reply_endpoint)
+            try:
+                router.bind(self.config.bind)
+            except zmq.ZMQError as error:
+                raise BindError(f"cannot bind {self.config.bind}: {error}") from None
             # Connections that never become a client (no authorized CURVE key, not ZeroMQ at all) show
             # only as failed handshakes: counted from the socket's monitor.
             monitor = router.get_monitor_socket(HANDSHAKE_FAILURES)
-            router.bind(self.config.bind)
             worker = threading.Thread(target=self._model_loop, args=(context,), name="sam2_server_model",
                                       daemon=True)
             worker.start()

@@ -335,6 +335,23 @@ def test_server_memory_is_flat_over_100_connect_track_disconnect_cycles(tmp_path
     assert growth < 8 * 2 ** 20, f"server RSS grew by {growth / 2 ** 20:.1f} MiB over 100 cycles"
 
 
+def test_a_second_server_does_not_take_the_address_of_a_running_one(tmp_path):
+    with running_server(tmp_path) as server:
+        second = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", server.endpoint], cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "another sam2-server answers" in second.stderr
+        port = _free_port()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            third = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", f"tcp://127.0.0.1:{port}"],
+                                   cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert third.returncode == 2 and "cannot bind" in third.stderr, third.stderr[-2000:]
+        client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        client.connect()    # the first server still has its address
+        client.close()
+
+
 def test_max_streams_is_enforced(tmp_path):
     with running_server(tmp_path, "--max-streams", "2") as server:
         clients = [TrackerClient(server.endpoint, f"cam{k}", {}, timeout_s=TIMEOUT_S) for k in range(3)]
