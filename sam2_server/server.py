@@ -37,6 +37,7 @@ LOG = logging.getLogger("sam2_server")
 
 POLL_MS = 100
 SOCKET_HWM = 32
+MAX_STREAM_NAME = 200
 WARN_EVERY_S = 10.0
 HANDSHAKE_NAMES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "authentication refused",
                    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error",
@@ -251,6 +252,9 @@ class InferenceServer:
                 self._send(router, identity, {"id": request_id, "ok": True, "stats": self._stats()})
                 return
             name = message.value("stream", str)
+            if not 0 < len(name) <= MAX_STREAM_NAME:
+                raise ProtocolError("bad_request", f"stream names have 1 to {MAX_STREAM_NAME} characters, "
+                                                   f"got {len(name)}")
             if op == "ping":
                 stream = self.streams.touch(name)
                 self._send(router, identity, {"id": request_id, "ok": True,

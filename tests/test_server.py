@@ -254,6 +254,8 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
             "unknown op": (protocol.encode({"op": "explode", "id": 5, "stream": "cam"}), "bad_request",
                            "unknown operation"),
             "no id": (protocol.encode({"op": "ping", "stream": "cam"}), "bad_request", "'id'"),
+            "long stream name": (protocol.encode({"op": "open", "id": 8, "stream": "x" * 5000}), "bad_request",
+                                 "stream names have"),
             "wrong field type": (protocol.encode({"op": "remove", "id": 6, "stream": "cam", "object_id": "one"}),
                                  "bad_request", "must be int"),
             "bad dtype": (protocol.encode({"op": "track", "id": 7, "stream": "cam"},
