@@ -24,6 +24,7 @@ DEVICES = ("auto", "cuda", "cpu")           # or "cuda:N"
 DTYPES = ("float32", "bfloat16", "float16")
 AUTOCAST = ("auto", "none", "bfloat16", "float16")
 RELIABILITY = ("best_effort", "reliable")
+SERVER_SCHEMES = ("ipc://", "tcp://")
 
 
 class ParameterError(ValueError):
@@ -63,17 +64,24 @@ class TrackerParameters:
     discover_max_area: float = DiscoveryOptions.max_area
     discover_max_overlap: float = DiscoveryOptions.max_overlap
     discover_order: str = DiscoveryOptions.order
+    # The model in a sam2-server (issue 22; docs/node.md "Model in a server"): "" = in this process.
+    server: str = ""
+    server_stream: str = ""                 # "" = the node's fully qualified name
+    server_timeout: float = 1.0             # seconds a reply may take (discovery: DISCOVERY_TIMEOUT_FACTOR x)
+    server_heartbeat_period: float = 0.5    # seconds between heartbeats; a dead server is noticed within
+                                            # period + timeout
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
 
     def problems(self) -> List[str]:
         """Every invalid value, as sentences naming the parameter; empty when all is well."""
-        found = []
-        if not self.model.strip():
+        found = self._server_problems()
+        # With a server, model, checkpoint, device and dtype are the server's (its command line).
+        if not self.server and not self.model.strip():
             found.append("model is empty: give 'default' (the bundled small model), a released model name "
                          "(e.g. sam2.1_hiera_tiny, with its checkpoint) or a YAML config path")
-        elif _looks_like_path(self.model) and not os.path.isfile(os.path.expanduser(self.model)):
+        elif not self.server and _looks_like_path(self.model) and not os.path.isfile(os.path.expanduser(self.model)):
             found.append(f"model {self.model!r}: no such config file")
-        if self.checkpoint and not os.path.isfile(os.path.expanduser(self.checkpoint)):
+        if self.checkpoint and not self.server and not os.path.isfile(os.path.expanduser(self.checkpoint)):
             found.append(f"checkpoint {self.checkpoint!r}: no such file")
         if self.device not in DEVICES and not _is_cuda_index(self.device):
             found.append(f"device {self.device!r} must be one of {', '.join(DEVICES)} (or cuda:N)")
@@ -98,6 +106,17 @@ class TrackerParameters:
             self.generator()
         except MaskGeneratorOptionsError as error:
             found.append(f"discover_* generator setting: {error}")
+        return found
+
+    def _server_problems(self) -> List[str]:
+        found = []
+        if self.server and not self.server.startswith(SERVER_SCHEMES):
+            found.append(f"server {self.server!r} must be an address like ipc:///tmp/sam2.sock or "
+                         "tcp://host:5555 (empty: the model runs in this node)")
+        if not 0.05 <= self.server_timeout <= 600:
+            found.append(f"server_timeout {self.server_timeout} must be in 0.05..600 seconds")
+        if not 0.05 <= self.server_heartbeat_period <= 60:
+            found.append(f"server_heartbeat_period {self.server_heartbeat_period} must be in 0.05..60 seconds")
         return found
 
     def discovery(self) -> DiscoveryOptions:
@@ -140,6 +159,12 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "discover_max_overlap": "discovery: a mask more than this fraction covered by tracked objects (or holding more "
                             "than this fraction of one) is not new",
     "discover_order": "discovery: area (largest first) or score (most confident first)",
+    "server": "sam2-server address (ipc:///tmp/sam2.sock, tcp://host:5555): the model runs there and this node "
+              "imports no PyTorch; empty = the model runs in this node (model/checkpoint/device/dtype apply)",
+    "server_stream": "this node's stream name on the server; empty = the node's fully qualified name",
+    "server_timeout": "seconds a server reply may take before the server counts as away (frames dropped)",
+    "server_heartbeat_period": "seconds between heartbeats to the server (a dead server is noticed within "
+                               "this plus server_timeout)",
 }
 
 

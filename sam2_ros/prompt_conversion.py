@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from geometry_msgs.msg import PointStamped
 
+from sam2_model.session_types import PromptSpec
+
 from .image_conversion import ImageConversionError, image_to_mask
 
 # Label images are mono16, so ids must fit 16 bits (0 is the background).
@@ -39,6 +41,10 @@ class PromptRequest:
         """Keyword arguments for ``StreamingTracker.add_prompt`` (everything except the id)."""
         return {"points": self.points, "labels": self.labels, "box": self.box, "mask": self.mask,
                 "clear_old_points": self.clear_old_points}
+
+    def spec(self) -> PromptSpec:
+        """The prompt as the tracking session takes it (everything except the id)."""
+        return PromptSpec(self.points, self.labels, self.box, self.mask, self.clear_old_points)
 
     def describe(self) -> str:
         parts = []

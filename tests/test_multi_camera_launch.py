@@ -1,0 +1,132 @@
+"""launch/multi_camera.launch.py and config/multi_camera.yaml, run against stand-ins for
+``launch``/``launch_ros`` (not installable here; see test_launch_file.py): the processes it would
+start, their command lines and parameters, and clear errors for a bad camera list."""
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
+from sam2_ros.node_parameters import parameter_names, parameters_from_values
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "multi_camera.launch.py"
+CONFIG_FILE = REPO / "config" / "multi_camera.yaml"
+SHARE = REPO  # the stand-in share directory: the source tree's config/ is what gets installed
+
+
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context.launch_configurations[self.name]
+
+
+@pytest.fixture
+def launch_module(monkeypatch):
+    fakes = {
+        "launch": {"LaunchDescription": _Recorded},
+        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded,
+                           "ExecuteProcess": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorded},
+        "launch_ros.substitutions": {"ExecutableInPackage": _Recorded},
+        "ament_index_python": {},
+        "ament_index_python.packages": {"get_package_share_directory": lambda package: str(SHARE)},
+    }
+    for name, attributes in fakes.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    namespace = {"__name__": "multi_camera_launch", "__file__": str(LAUNCH_FILE)}
+    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
+    return namespace
+
+
+def _launch(launch_module, **given):
+    description = launch_module["generate_launch_description"]()
+    actions = description.args[0]
+    declared = {a.args[0]: a.kwargs for a in actions if a.args}
+    assert set(declared) == {"config", "cameras", "bind"}
+    assert all(kwargs["description"] for kwargs in declared.values())
+    defaults = {name: kwargs["default_value"] for name, kwargs in declared.items()}
+    assert defaults["config"] == str(SHARE / "config" / "multi_camera.yaml")
+    (opaque,) = [a for a in actions if "function" in a.kwargs]
+    context = types.SimpleNamespace(launch_configurations={**defaults, **given})
+    return opaque.kwargs["function"](context)
+
+
+def test_one_server_and_one_node_per_camera_of_the_config_file(launch_module):
+    server, *nodes = _launch(launch_module)
+    executable = server.kwargs["cmd"][0]
+    assert executable.kwargs == {"executable": "sam2-server", "package": "sam2_ros"}
+    arguments = server.kwargs["cmd"][1:]
+    assert arguments[arguments.index("--bind") + 1] == "ipc:///tmp/sam2.sock"
+    assert arguments[arguments.index("--model") + 1] == "default"
+    assert "--checkpoint" not in arguments  # empty: the bundled weights
+    assert [(n.kwargs["namespace"], n.kwargs["remappings"]) for n in nodes] == [
+        ("front", [("image", "/front/camera/color/image_raw")]),
+        ("rear", [("image", "/rear/camera/color/image_raw")])]
+    for node in nodes:
+        assert (node.kwargs["package"], node.kwargs["executable"], node.kwargs["name"]) == \
+            ("sam2_ros", "tracker_node", "tracker_node")
+        (parameters,) = node.kwargs["parameters"]
+        assert parameters["server"] == "ipc:///tmp/sam2.sock"
+        # Every value is a real node parameter, and valid: the nodes would configure.
+        assert set(parameters) <= set(parameter_names())
+        assert parameters_from_values(parameters).server == "ipc:///tmp/sam2.sock"
+
+
+def test_cameras_and_bind_arguments_override_the_file(launch_module):
+    server, *nodes = _launch(launch_module, cameras="left=/stereo/left/image_raw, /wrist/image_raw",
+                             bind="tcp://127.0.0.1:5599")
+    assert server.kwargs["cmd"][1:3] == ["--bind", "tcp://127.0.0.1:5599"]
+    assert [(n.kwargs["namespace"], n.kwargs["remappings"][0][1]) for n in nodes] == [
+        ("left", "/stereo/left/image_raw"), ("wrist", "/wrist/image_raw")]
+    assert all(n.kwargs["parameters"][0]["server"] == "tcp://127.0.0.1:5599" for n in nodes)
+
+
+def test_a_custom_config_with_its_own_tracker_params(launch_module, tmp_path):
+    params = tmp_path / "tracker.yaml"
+    params.write_text("tracker_node:\n  ros__parameters:\n    max_objects: 5\n    overlay: false\n")
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"server: {{bind: 'ipc:///tmp/x.sock', model: sam2.1_hiera_tiny, checkpoint: /c/t.pt, "
+                      f"device: cuda}}\ncameras: [/a/image, /b/image]\ntracker_params_file: {params}\n")
+    server, *nodes = _launch(launch_module, config=str(config))
+    arguments = server.kwargs["cmd"][1:]
+    assert arguments[arguments.index("--checkpoint") + 1] == "/c/t.pt"
+    assert arguments[arguments.index("--device") + 1] == "cuda"
+    assert [n.kwargs["namespace"] for n in nodes] == ["a", "b"]
+    assert nodes[0].kwargs["parameters"] == [{"max_objects": 5, "overlay": False, "server": "ipc:///tmp/x.sock"}]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("cameras: []\n", "no cameras"),
+    ("cameras: [{name: front}]\n", "needs an image_topic"),
+    ("cameras: [/front/a, /front/b]\n", "both get the namespace 'front'"),
+    ("cameras: [{name: 2cam, image_topic: /x}]\n", "not a valid ROS namespace"),
+    ("server: {bind: ipc:///tmp/s, gpu: 1}\ncameras: [/x]\n", "unknown option(s) ['gpu']"),
+    ("server: {max_streams: 0}\ncameras: [/x]\n", "max_streams must be a positive integer"),
+    ("camera: [/x]\n", "unknown key(s) ['camera']"),
+])
+def test_bad_configs_are_refused_with_the_problem_named(tmp_path, text, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(MultiCameraConfigError) as error:
+        load_config(str(path))
+    assert problem in str(error.value)
+
+
+def test_camera_list_argument():
+    cameras = cameras_from_topics("/front/color/image_raw,,side=/x/y")
+    assert [(c.name, c.image_topic) for c in cameras] == [("front", "/front/color/image_raw"), ("side", "/x/y")]
+    assert load_config(str(CONFIG_FILE), cameras_override="/cam9/image").cameras[0].name == "cam9"
