@@ -30,13 +30,16 @@ class InProcessBackend:
         model: the loaded model (held here so ``close`` frees it).
         device: the model's device.
         checkpoint: the weights loaded; None = random.
+        dtype: the model's weight dtype (for the log).
     """
 
-    def __init__(self, session: TrackingSession, model, device: str, checkpoint: Optional[str]):
+    def __init__(self, session: TrackingSession, model, device: str, checkpoint: Optional[str],
+                 dtype: str = "float32"):
         self.session = session
         self.model = model
         self.device = device
         self.checkpoint = checkpoint
+        self.dtype = dtype
         self._link = LinkStatus(connected=True)
 
     @classmethod
@@ -56,7 +59,7 @@ class InProcessBackend:
         tracker = sam2_model.StreamingTracker(model, params.tracking,
                                               autocast=resolve_autocast(params.autocast, device))
         generator = sam2_model.AutomaticMaskGenerator(model, params.generator())
-        return cls(TrackingSession(tracker, generator), model, device, checkpoint)
+        return cls(TrackingSession(tracker, generator), model, device, checkpoint, params.dtype)
 
     @property
     def obj_ids(self) -> List[int]:
@@ -98,7 +101,7 @@ class InProcessBackend:
         return int(torch.cuda.memory_allocated(torch.device(self.device)))
 
     def describe(self) -> str:
-        return (f"model with weights {self.checkpoint or 'RANDOM'} on {self.device}; "
+        return (f"with weights {self.checkpoint or 'RANDOM'} on {self.device} ({self.dtype}); "
                 f"tracking {self.session.tracker.options}")
 
     def supervise(self) -> Optional[Tuple[str, str]]:
