@@ -14,12 +14,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from geometry_msgs.msg import PointStamped
 
-from sam2_model.session_types import PromptSpec
+# Label images are mono16, so ids must fit 16 bits (0 is the background): MAX_OBJECT_ID, re-exported.
+from sam2_model.session_types import MAX_OBJECT_ID, PromptSpec  # noqa: F401
 
 from .image_conversion import ImageConversionError, image_to_mask
-
-# Label images are mono16, so ids must fit 16 bits (0 is the background).
-MAX_OBJECT_ID = 0xFFFF
 
 
 class PromptConversionError(ValueError):

@@ -1,0 +1,272 @@
+"""The tracker node with its model in a sam2-server (parameter ``server``), in real ROS graphs with
+real server processes (``python -m sam2_server``):
+
+- parity: a server-backed node publishes what an in-process node publishes for the same frames and
+  prompts (the parity micro model), and its process never imports torch;
+- a server that is not up yet: the node waits (ERROR in log and diagnostics), then connects;
+- a server killed mid-stream: noticed within 2 s, frames counted dropped, and when it is back the
+  objects are re-seeded from their last published masks under their ids (checked against a
+  tracker in this process seeded the same way).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from sam2_ros.image_conversion import paste_object_mask
+from sam2_server.client import TrackerClient
+
+from node_harness import (REPO, check_frame_consistency, model_files, one_torch_thread,  # noqa: F401
+                          prompt_msg, stamp_of, start_node)
+from parity_sessions import make_tracker
+
+pytestmark = pytest.mark.ros
+
+SERVER_START_TIMEOUT_S = 60.0
+# Boxes on the micro session's first frame around two of its objects (x0, y0, x1, y1).
+BOXES = ([128.0, 133.12, 212.48, 199.68], [20.0, 20.0, 90.0, 100.0])
+
+
+class ServerProcess:
+    """``python -m sam2_server`` on the micro model, in its own process."""
+
+    def __init__(self, endpoint: str, files, log_path: Path):
+        self.endpoint, self.log_path = endpoint, log_path
+        self._log = open(log_path, "a")
+        args = [sys.executable, "-m", "sam2_server", "--bind", endpoint, "--model", str(files.config),
+                "--checkpoint", str(files.checkpoint), "--device", "cpu"]
+        # One intra-op thread, as the nodes under test and the reference trackers here run.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+
+    def wait_ready(self, timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
+        probe = TrackerClient(self.endpoint, "readiness_probe", timeout_s=0.5)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not probe.heartbeat():
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"sam2-server did not come up:\n{self.log_path.read_text()[-3000:]}")
+                time.sleep(0.1)
+        finally:
+            probe.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def endpoint():
+    # ipc paths are limited to ~100 characters: a short directory of its own, not pytest's tmp_path.
+    directory = tempfile.mkdtemp(prefix="s2n", dir="/tmp")
+    yield f"ipc://{directory}/sam2.sock"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _server(endpoint, files, tmp_path) -> ServerProcess:
+    server = ServerProcess(endpoint, files, tmp_path / "server.log")
+    server.wait_ready()
+    return server
+
+
+def _assert_same_outputs(got, want, where: str) -> None:
+    """Two nodes' outputs for one frame: the same objects, masks, boxes and scores, the same label image."""
+    assert got.ids() == want.ids(), where
+    assert got.objects.frame_index == want.objects.frame_index, where
+    for a, b in zip(got.objects.objects, want.objects.objects, strict=True):
+        np.testing.assert_array_equal(paste_object_mask(a, (256, 256)), paste_object_mask(b, (256, 256)),
+                                      err_msg=where)
+        assert (a.visible, a.area, a.bbox.x_offset, a.bbox.y_offset, a.bbox.width, a.bbox.height) == \
+            (b.visible, b.area, b.bbox.x_offset, b.bbox.y_offset, b.bbox.width, b.bbox.height), where
+        assert a.visibility == pytest.approx(b.visibility, abs=1e-6), where
+        assert a.iou_score == pytest.approx(b.iou_score, abs=1e-6), where
+    np.testing.assert_array_equal(got.labels(), want.labels(), err_msg=where)
+
+
+def _prompt_for(event, is_new):
+    object_id = 0 if is_new else event["obj_id"]
+    if event["type"] == "mask":
+        return prompt_msg(object_id, mask=event["mask"].numpy())
+    return prompt_msg(object_id, points=event.get("points"), labels=event.get("labels"), box=event.get("box"),
+                      clear_old_points=event.get("clear_old_points", True))
+
+
+def _imported_modules(log: str):
+    """Module names from ``python -X importtime`` lines (PYTHONPROFILEIMPORTTIME) in a log."""
+    return {m.group(1).strip() for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", log, re.M)}
+
+
+def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch(
+        model_files, endpoint, tmp_path, monkeypatch):  # noqa: F811
+    server = _server(endpoint, model_files, tmp_path)
+    local = start_node(tmp_path, model_files.params())
+    # The server-backed node reports every module it imports (python -X importtime, on stderr -> its log).
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    remote = start_node(tmp_path, model_files.params(server=endpoint))
+    monkeypatch.delenv("PYTHONPROFILEIMPORTTIME")
+    try:
+        session = model_files.session
+        frames = session["frames"]
+        node_frame, known_ids, compared = -1, set(), 0
+        for number, event in enumerate(session["events"]):
+            where = f"event {number}: {event['type']}"
+            if event["type"] == "track":
+                node_frame = event["frame"]
+                want = local.client.track(frames[node_frame].numpy(), node_frame)
+                got = remote.client.track(frames[node_frame].numpy(), node_frame)
+                check_frame_consistency(got, stamp_of(got.objects.header), 256, 256)
+                _assert_same_outputs(got, want, where)
+                compared += 1
+            elif event["type"] == "remove":
+                assert local.client.remove_object(event["obj_id"]).success
+                assert remote.client.remove_object(event["obj_id"]).success
+                known_ids.discard(event["obj_id"])
+            else:
+                while node_frame < event["frame"]:
+                    node_frame += 1
+                    for node in (local, remote):
+                        node.client.track(frames[node_frame].numpy(), node_frame)
+                is_new = event["obj_id"] not in known_ids
+                want = local.client.add_object(_prompt_for(event, is_new))
+                got = remote.client.add_object(_prompt_for(event, is_new))
+                assert want.success and got.success, f"{where}: {want.message} / {got.message}"
+                assert got.object_id == want.object_id == event["obj_id"], where
+                assert got.message == want.message
+                np.testing.assert_array_equal(paste_object_mask(got.object, (256, 256)),
+                                              paste_object_mask(want.object, (256, 256)), err_msg=where)
+                known_ids.add(event["obj_id"])
+                compared += 1
+        assert compared == len(session["events"])
+        # A bad prompt gets the same answer from both.
+        bad = prompt_msg(0, points=[[300.0, 10.0]], labels=[1])
+        assert remote.client.add_object(bad).message == local.client.add_object(bad).message
+        imported = _imported_modules(remote.process.log())
+        assert "sam2_ros.server_backend" in imported and "zmq" in imported  # the probe works...
+        assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "the node imported torch"
+    finally:
+        remote.close()
+        local.close()
+        server.stop()
+
+
+def _wait_log(node, text: str, timeout_s: float) -> float:
+    """Seconds until ``text`` shows in the node's log (fails after ``timeout_s``)."""
+    started = time.monotonic()
+    node.client.wait_until(lambda: text in node.process.log(), timeout_s, f"{text!r} in the node's log")
+    return time.monotonic() - started
+
+
+def _diagnostics(node):
+    status = node.client.diagnostics[-1].status[0]
+    return status.level, status.message, {kv.key: kv.value for kv in status.values}
+
+
+def test_node_waits_for_a_server_that_is_not_up_yet(model_files, endpoint, tmp_path):  # noqa: F811
+    node = start_node(tmp_path, model_files.params(server=endpoint, diagnostics_period=0.2), wait=False)
+    server = None
+    try:
+        _wait_log(node, "waiting for sam2-server", 60.0)
+        node.client.wait_until(lambda: node.client.diagnostics and _diagnostics(node)[0] == DiagnosticStatus.ERROR,
+                               10.0, "ERROR diagnostics")
+        level, message, values = _diagnostics(node)
+        assert "waiting for sam2-server" in message and values["server"] == endpoint
+        assert node.client.lifecycle_state() == "active"  # up and serving, only the model is missing
+        frames = model_files.frames()
+        stamp = node.client.publish_frame(frames[0], 0)
+        assert node.client.try_outputs(stamp, 1.5) is None
+        node.client.wait_until(lambda: int(_diagnostics(node)[2]["dropped frames (total)"]) >= 1, 5.0,
+                               "the frame counted as dropped")
+        response = node.client.add_object(prompt_msg(0, box=BOXES[0]))
+        assert not response.success and "sam2-server" in response.message
+        assert node.process.alive()
+
+        server = _server(endpoint, model_files, tmp_path)
+        _wait_log(node, "connected to sam2-server", 30.0)
+        node.client.wait_active()
+        node.client.track(frames[0], 0)
+        assert node.client.add_object(prompt_msg(0, box=BOXES[0])).object_id == 1
+        out = node.client.track(frames[1], 1)
+        assert out.ids() == [1]
+        node.client.wait_until(lambda: _diagnostics(node)[2].get("server link") == "connected", 5.0,
+                               "the diagnostics to say connected")
+        assert _diagnostics(node)[0] != DiagnosticStatus.ERROR
+    finally:
+        node.close()
+        if server is not None:
+            server.stop()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_server_killed_mid_stream_then_back_reseeds_objects_under_their_ids(
+        model_files, endpoint, tmp_path):  # noqa: F811
+    server = _server(endpoint, model_files, tmp_path)
+    node = start_node(tmp_path, model_files.params(server=endpoint, diagnostics_period=0.2))
+    frames = model_files.frames()
+    try:
+        client = node.client
+        client.track(frames[0], 0)
+        for box in BOXES:
+            assert client.add_object(prompt_msg(0, box=box)).success
+        last = None
+        for index in (1, 2, 3):
+            last = client.track(frames[index], index)
+        assert last.ids() == [1, 2]
+        masks = {o.id: paste_object_mask(o, (256, 256)) for o in last.objects.objects}
+
+        server.kill()
+        noticed_s = _wait_log(node, "lost sam2-server", 10.0)
+        assert noticed_s < 2.0, f"the node noticed the dead server after {noticed_s:.2f} s"
+        dropped_before = int(_diagnostics(node)[2]["dropped frames (total)"])
+        for index in (4, 5, 6):
+            stamp = client.publish_frame(frames[index], index)
+            assert client.try_outputs(stamp, 0.5) is None
+        client.wait_until(lambda: int(_diagnostics(node)[2]["dropped frames (total)"]) >= dropped_before + 3,
+                          5.0, "three frames counted as dropped")
+        level, message, _ = _diagnostics(node)
+        assert level == DiagnosticStatus.ERROR and "lost sam2-server" in message
+        response = client.add_object(prompt_msg(0, box=BOXES[0]))
+        assert not response.success and "sam2-server" in response.message
+
+        server = _server(endpoint, model_files, tmp_path)
+        _wait_log(node, "re-seeded from their last masks", 30.0)
+        after = client.track(frames[7], 7)
+        assert after.ids() == [1, 2]
+        assert after.objects.frame_index == last.objects.frame_index + 1  # numbering goes on
+        # What the node should have done, in this process: the last tracked frame, each object
+        # seeded with its last published mask, then the new frame.
+        reference = make_tracker(model_files.session)
+        reference.track(frames[3])
+        for object_id, mask in masks.items():
+            reference.add_prompt(object_id, mask=mask)
+        expected = reference.track(frames[7]).masks.cpu().numpy()
+        for row, obj in enumerate(after.objects.objects):
+            np.testing.assert_array_equal(paste_object_mask(obj, (256, 256)), expected[row],
+                                          err_msg=f"object {obj.id}")
+        client.wait_until(lambda: _diagnostics(node)[2].get("server reconnects (total)") == "1", 5.0,
+                          "one reconnect in the diagnostics")
+        assert client.add_object(prompt_msg(0, points=[[40.0, 40.0]], labels=[1])).object_id == 3
+    finally:
+        node.close()
+        server.stop()
