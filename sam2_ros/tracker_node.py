@@ -221,8 +221,15 @@ class TrackerNode(LifecycleNode):
 
     # ----------------------------------------------------------------------------- set-up
     def _log(self, level: str, message: str) -> None:
-        """For the backend: log at ``level`` (info, warning, error)."""
-        getattr(self.get_logger(), level)(message)
+        """For the backend: log at ``level`` (info, warning, error). One call site per level:
+        rclpy refuses a call site whose severity changes between calls."""
+        logger = self.get_logger()
+        if level == "error":
+            logger.error(message)
+        elif level == "warning":
+            logger.warning(message)
+        else:
+            logger.info(message)
 
     def _free_model(self) -> None:
         with self._tracker_lock:
@@ -466,6 +473,9 @@ class TrackerNode(LifecycleNode):
             backend = self._backend
             if backend is None:
                 raise NotActiveError(f"{self.get_name()} has no model loaded")
+            link = backend.link()
+            if not link.connected:  # the real reason there is no frame to prompt on
+                raise BackendUnavailable(link.problem)
             if self._last_frame is None:
                 raise sam2_model.TrackingError(
                     f"no image yet: prompts apply to the most recent frame, and none has arrived on "
@@ -591,10 +601,13 @@ class TrackerNode(LifecycleNode):
         """Heartbeat timer (``server`` set): the backend checks its server, reconnects and re-seeds;
         a change of state is logged here (ERROR while the server is away)."""
         backend = self._backend
-        event = backend.supervise() if backend is not None else None
+        try:
+            event = backend.supervise() if backend is not None else None
+        except Exception as error:  # noqa: BLE001 - a timer exception would end the executor: report, go on
+            self.get_logger().error(f"server supervision failed: {error!r}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
         if event is not None:
-            level, message = event
-            self._log(level, message)
+            self._log(*event)
 
     def _publish_diagnostics(self) -> None:
         publisher = self._diagnostics_pub

@@ -26,7 +26,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from sam2_ros.image_conversion import paste_object_mask
-from sam2_server.client import TrackerClient
+TrackerClient = pytest.importorskip("sam2_server.client").TrackerClient
 
 from node_harness import (REPO, check_frame_consistency, model_files, one_torch_thread,  # noqa: F401
                           prompt_msg, stamp_of, start_node)
