@@ -31,15 +31,17 @@ class InProcessBackend:
         device: the model's device.
         checkpoint: the weights loaded; None = random.
         dtype: the model's weight dtype (for the log).
+        name: the model's name or config path (for the log).
     """
 
     def __init__(self, session: TrackingSession, model, device: str, checkpoint: Optional[str],
-                 dtype: str = "float32"):
+                 dtype: str = "float32", name: str = ""):
         self.session = session
         self.model = model
         self.device = device
         self.checkpoint = checkpoint
         self.dtype = dtype
+        self.name = name
         self._link = LinkStatus(connected=True)
 
     @classmethod
@@ -59,7 +61,8 @@ class InProcessBackend:
         tracker = sam2_model.StreamingTracker(model, params.tracking,
                                               autocast=resolve_autocast(params.autocast, device))
         generator = sam2_model.AutomaticMaskGenerator(model, params.generator())
-        return cls(TrackingSession(tracker, generator), model, device, checkpoint, params.dtype)
+        return cls(TrackingSession(tracker, generator), model, device, checkpoint, params.dtype,
+                   params.model)
 
     @property
     def obj_ids(self) -> List[int]:
@@ -101,7 +104,7 @@ class InProcessBackend:
         return int(torch.cuda.memory_allocated(torch.device(self.device)))
 
     def describe(self) -> str:
-        return (f"with weights {self.checkpoint or 'RANDOM'} on {self.device} ({self.dtype}); "
+        return (f"model {self.name} with weights {self.checkpoint or 'RANDOM'} on {self.device} ({self.dtype}); "
                 f"tracking {self.session.tracker.options}")
 
     def supervise(self) -> Optional[Tuple[str, str]]:

@@ -156,7 +156,7 @@ class ServerBackend:
 
     def describe(self) -> str:
         state = "connected" if self._connected else f"waiting for it ({self._reason})"
-        return f"in sam2-server at {self.endpoint}, stream {self.stream!r} ({state}); no model in this process"
+        return f"model in sam2-server at {self.endpoint}, stream {self.stream!r} ({state}); none in this process"
 
     def link(self) -> LinkStatus:
         problem = None
@@ -235,7 +235,9 @@ class ServerBackend:
         back = self._ever_connected
         self._connected = self._ever_connected = True
         if not back:
-            return "info", f"connected to sam2-server at {self.endpoint}"
+            info = self._client.server_info
+            return "info", (f"connected to sam2-server at {self.endpoint} (model {info.get('model')} on "
+                            f"{info.get('device')}, {info.get('dtype')}), stream {self.stream!r}")
         self._reconnects += 1
         return "warning", (f"sam2-server at {self.endpoint} is back: stream re-created, objects {reseeded} "
                            "re-seeded from their last masks")

@@ -148,7 +148,7 @@ class TrackerNode(LifecycleNode):
         self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         self._stats = TrackerStatistics()
         self._create_outputs(params)
-        self.get_logger().info(f"configured: model {params.model} {backend.describe()}; input {self._input_topic}")
+        self.get_logger().info(f"configured: {backend.describe()}; input {self._input_topic}")
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition

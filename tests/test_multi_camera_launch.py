@@ -2,14 +2,19 @@
 ``launch``/``launch_ros`` (not installable here; see test_launch_file.py): the processes it would
 start, their command lines and parameters, and clear errors for a bad camera list."""
 
+import shutil
 import sys
+import tempfile
 import types
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
 from sam2_ros.node_parameters import parameter_names, parameters_from_values
+
+from node_harness import model_files, one_torch_thread  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "multi_camera.launch.py"
@@ -130,3 +135,74 @@ def test_camera_list_argument():
     cameras = cameras_from_topics("/front/color/image_raw,,side=/x/y")
     assert [(c.name, c.image_topic) for c in cameras] == [("front", "/front/color/image_raw"), ("side", "/x/y")]
     assert load_config(str(CONFIG_FILE), cameras_override="/cam9/image").cameras[0].name == "cam9"
+
+
+# ------------------------------------------------------------------------- the launch, run for real
+@pytest.mark.ros
+@pytest.mark.usefixtures("one_torch_thread")
+def test_launched_processes_track_two_cameras_on_one_server(launch_module, model_files, tmp_path):  # noqa: F811
+    """The processes the launch file describes, started for real (the server as ``python -m
+    sam2_server``, each node as the harness's node process with the launch's namespace, remapping
+    and parameters): two cameras share one server, each with its own objects and ids."""
+    pytest.importorskip("sam2_server.client")
+    from node_harness import GraphClient, NodeProcess, prompt_msg
+    from parity_sessions import make_tracker
+    from test_node_server import BOXES, ServerProcess
+
+    directory = Path(tempfile.mkdtemp(prefix="s2m", dir="/tmp"))
+    endpoint = f"ipc://{directory}/sam2.sock"
+    tracker_params = tmp_path / "tracker.yaml"
+    node_params = {k: v for k, v in model_files.params().items() if k not in ("model", "checkpoint", "device")}
+    tracker_params.write_text(yaml.safe_dump({"tracker_node": {"ros__parameters": node_params}}))
+    config = tmp_path / "cameras.yaml"
+    config.write_text(yaml.safe_dump({
+        "server": {"bind": endpoint, "model": str(model_files.config), "checkpoint": str(model_files.checkpoint),
+                   "device": "cpu"},
+        "cameras": [{"name": "cam_a", "image_topic": "/cam_a/image_raw"},
+                    {"name": "cam_b", "image_topic": "/cam_b/image_raw"}],
+        "tracker_params_file": str(tracker_params)}))
+    server_action, *node_actions = _launch(launch_module, config=str(config))
+    server = ServerProcess.from_arguments(server_action.kwargs["cmd"][1:], tmp_path / "server.log")
+    nodes, clients = [], []
+    try:
+        server.wait_ready()
+        for action in node_actions:
+            (params,) = action.kwargs["parameters"]
+            (remapping,) = action.kwargs["remappings"]
+            assert remapping[0] == "image"
+            nodes.append(NodeProcess(params, tmp_path / f"{action.kwargs['namespace']}.log",
+                                     namespace="/" + action.kwargs["namespace"], image_topic=remapping[1]))
+        clients = [GraphClient(node) for node in nodes]
+        for client in clients:
+            client.wait_active()
+        frames = model_files.frames()
+        for client in clients:
+            client.track(frames[0], 0)
+        # Each camera its own object, both numbered 1 by their own node.
+        for client, box in zip(clients, BOXES):
+            assert client.add_object(prompt_msg(0, box=box)).object_id == 1
+        references = []
+        for box in BOXES:
+            reference = make_tracker(model_files.session)
+            reference.track(frames[0])
+            reference.add_prompt(1, box=box)
+            references.append(reference)
+        for index in (1, 2, 3):
+            # Both frames published before either answer is awaited: the server serves both streams at once.
+            stamps = [client.publish_frame(frames[index], index) for client in clients]
+            for client, stamp, reference in zip(clients, stamps, references):
+                out = client.outputs(stamp)
+                assert out.ids() == [1]
+                expected = reference.track(frames[index]).masks.cpu().numpy()[0]
+                got = out.masks()[1]
+                agreement = (got == expected).mean()
+                # Frames of two streams may be encoded in one batch: float sums in another order can
+                # move a pixel on a mask's edge, nothing more.
+                assert agreement > 0.999, f"{client.target.fqn} frame {index}: {agreement:.5f} of pixels agree"
+    finally:
+        for client in clients:
+            client.close()
+        for node in nodes:
+            node.stop()
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from sam2_ros.image_conversion import paste_object_mask
+from sam2_ros.image_conversion import image_to_rgb, paste_object_mask
+from sam2_ros.srv import Discover
 TrackerClient = pytest.importorskip("sam2_server.client").TrackerClient
 
 from node_harness import (REPO, check_frame_consistency, model_files, one_torch_thread,  # noqa: F401
@@ -43,10 +44,21 @@ class ServerProcess:
     """``python -m sam2_server`` on the micro model, in its own process."""
 
     def __init__(self, endpoint: str, files, log_path: Path):
-        self.endpoint, self.log_path = endpoint, log_path
+        self._start(["--bind", endpoint, "--model", str(files.config), "--checkpoint", str(files.checkpoint),
+                     "--device", "cpu"], log_path)
+
+    @classmethod
+    def from_arguments(cls, arguments, log_path: Path) -> "ServerProcess":
+        """The server with a given command line (e.g. the one a launch file builds)."""
+        server = cls.__new__(cls)
+        server._start(list(arguments), log_path)
+        return server
+
+    def _start(self, arguments, log_path: Path) -> None:
+        self.endpoint = arguments[arguments.index("--bind") + 1]
+        self.log_path = log_path
         self._log = open(log_path, "a")
-        args = [sys.executable, "-m", "sam2_server", "--bind", endpoint, "--model", str(files.config),
-                "--checkpoint", str(files.checkpoint), "--device", "cpu"]
+        args = [sys.executable, "-m", "sam2_server", *arguments]
         # One intra-op thread, as the nodes under test and the reference trackers here run.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
@@ -121,10 +133,13 @@ def _imported_modules(log: str):
 def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch(
         model_files, endpoint, tmp_path, monkeypatch):  # noqa: F811
     server = _server(endpoint, model_files, tmp_path)
-    local = start_node(tmp_path, model_files.params())
+    # Discovery settings the micro model's low scores pass, on a coarse grid (cheap).
+    discovery = dict(discover_points_per_side=8, discover_pred_iou_thresh=0.0, discover_stability_score_thresh=0.0,
+                     discover_max_area=1.0, discover_max_overlap=1.0)
+    local = start_node(tmp_path, model_files.params(**discovery), overlay=True)
     # The server-backed node reports every module it imports (python -X importtime, on stderr -> its log).
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
-    remote = start_node(tmp_path, model_files.params(server=endpoint))
+    remote = start_node(tmp_path, model_files.params(server=endpoint, **discovery), overlay=True)
     monkeypatch.delenv("PYTHONPROFILEIMPORTTIME")
     try:
         session = model_files.session
@@ -134,10 +149,11 @@ def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch
             where = f"event {number}: {event['type']}"
             if event["type"] == "track":
                 node_frame = event["frame"]
-                want = local.client.track(frames[node_frame].numpy(), node_frame)
-                got = remote.client.track(frames[node_frame].numpy(), node_frame)
+                want = local.client.track(frames[node_frame].numpy(), node_frame, overlay=True)
+                got = remote.client.track(frames[node_frame].numpy(), node_frame, overlay=True)
                 check_frame_consistency(got, stamp_of(got.objects.header), 256, 256)
                 _assert_same_outputs(got, want, where)
+                np.testing.assert_array_equal(image_to_rgb(got.overlay), image_to_rgb(want.overlay), err_msg=where)
                 compared += 1
             elif event["type"] == "remove":
                 assert local.client.remove_object(event["obj_id"]).success
@@ -162,6 +178,15 @@ def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch
         # A bad prompt gets the same answer from both.
         bad = prompt_msg(0, points=[[300.0, 10.0]], labels=[1])
         assert remote.client.add_object(bad).message == local.client.add_object(bad).message
+        # Discovery (the generator runs on the server) finds the same new objects, numbered alike.
+        found = [node.client.call(Discover, f"{node.process.fqn}/discover", Discover.Request(), timeout_s=60.0)
+                 for node in (local, remote)]
+        assert found[0].success and found[1].success, (found[0].message, found[1].message)
+        assert list(found[0].object_ids), f"the scene should give a new object: {found[0].message}"
+        assert list(found[1].object_ids) == list(found[0].object_ids)
+        index = node_frame + 1
+        frame = frames[index % len(frames)].numpy()
+        _assert_same_outputs(remote.client.track(frame, index), local.client.track(frame, index), "after discovery")
         imported = _imported_modules(remote.process.log())
         assert "sam2_ros.server_backend" in imported and "zmq" in imported  # the probe works...
         assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "the node imported torch"
