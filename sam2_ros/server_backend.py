@@ -8,8 +8,11 @@ computed there by the same ``TrackingSession`` an in-process node uses. Faults:
   beat; until it answers, frames are dropped and the diagnostics say ERROR "waiting for ...".
 - server gone mid-stream: a request that times out, or a heartbeat without answer, marks the
   link lost (within ``server_timeout`` + ``server_heartbeat_period``); frames are dropped.
-- server back: the stream is opened again, reset, given the last frame tracked, and every
-  object is prompted with its last mask (kept here from each answer's crops), under its own id.
+- server answers again and still has the stream (it was slow, stopped, or briefly unreachable):
+  tracking goes on with the stream's memory intact.
+- server back without the stream (restarted, or it freed the stream after a long silence): the
+  stream is opened again, given the last frame tracked, and every object is prompted with its
+  last mask (kept here from each answer's crops), under its own id.
 """
 
 from __future__ import annotations
@@ -175,6 +178,14 @@ class ServerBackend:
                 return None
             return self._lost(f"no heartbeat reply within {self._client.timeout_s:.1f} s" if not alive
                               else "the server restarted: it no longer has this stream")
+        if self._ever_connected:
+            if not self._client.heartbeat():
+                return None  # still away (reported when it went)
+            if not self._client.stream_lost:
+                # Slow or briefly unreachable, but the stream is still there: go on with its memory intact.
+                self._connected = True
+                return "warning", (f"sam2-server at {self.endpoint} answers again after "
+                                   f"{time.monotonic() - self._problem_since:.1f} s; its stream was kept")
         if not self._lock.acquire(blocking=False):
             return None  # a request is still timing out; the next beat connects
         try:
@@ -214,7 +225,7 @@ class ServerBackend:
         self._reason = reason
         self._problem_since = time.monotonic()
         return "error", (f"lost sam2-server at {self.endpoint} ({reason}): frames are dropped until it is back; "
-                         f"objects {self._ids} will be re-seeded from their last masks")
+                         f"objects {self._ids} are kept (re-seeded from their last masks if the server lost them)")
 
     def _connect_locked(self) -> Optional[Tuple[str, str]]:
         """Open the stream (again); after a loss, re-seed every object. (level, message) on a change."""

@@ -145,9 +145,9 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
     sam2_server``, each node as the harness's node process with the launch's namespace, remapping
     and parameters): two cameras share one server, each with its own objects and ids."""
     pytest.importorskip("sam2_server.client")
-    from node_harness import GraphClient, NodeProcess, prompt_msg
+    from node_harness import GraphClient, NodeProcess
     from parity_sessions import make_tracker
-    from test_node_server import BOXES, ServerProcess
+    from test_node_server import SEEDING_EVENTS, ServerProcess, replay
 
     directory = Path(tempfile.mkdtemp(prefix="s2m", dir="/tmp"))
     endpoint = f"ipc://{directory}/sam2.sock"
@@ -176,29 +176,27 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
         for client in clients:
             client.wait_active()
         frames = model_files.frames()
-        for client in clients:
-            client.track(frames[0], 0)
-        # Each camera its own object, both numbered 1 by their own node.
-        for client, box in zip(clients, BOXES):
-            assert client.add_object(prompt_msg(0, box=box)).object_id == 1
-        references = []
-        for box in BOXES:
-            reference = make_tracker(model_files.session)
-            reference.track(frames[0])
-            reference.add_prompt(1, box=box)
-            references.append(reference)
-        for index in (1, 2, 3):
+        # Camera A: the session's prompts (objects 1, 2, 3); camera B: only its first click (object 1).
+        reference_a, reference_b = make_tracker(model_files.session), make_tracker(model_files.session)
+        seeded = replay(clients[0], model_files.session, SEEDING_EVENTS, reference_a)
+        replay(clients[1], model_files.session, 1, reference_b)
+        for index in range(1, seeded + 1):
+            clients[1].track(frames[index], index)
+            reference_b.track(frames[index])
+        for index in range(seeded + 1, seeded + 4):
             # Both frames published before either answer is awaited: the server serves both streams at once.
             stamps = [client.publish_frame(frames[index], index) for client in clients]
-            for client, stamp, reference in zip(clients, stamps, references):
+            for client, stamp, reference, ids in zip(clients, stamps, (reference_a, reference_b), ([1, 2, 3], [1])):
                 out = client.outputs(stamp)
-                assert out.ids() == [1]
-                expected = reference.track(frames[index]).masks.cpu().numpy()[0]
-                got = out.masks()[1]
-                agreement = (got == expected).mean()
-                # Frames of two streams may be encoded in one batch: float sums in another order can
-                # move a pixel on a mask's edge, nothing more.
-                assert agreement > 0.999, f"{client.target.fqn} frame {index}: {agreement:.5f} of pixels agree"
+                assert out.ids() == ids, client.target.fqn
+                expected = reference.track(frames[index]).masks.cpu().numpy()
+                for row, object_id in enumerate(ids):
+                    got = out.masks()[object_id]
+                    # Frames of two streams may be encoded in one batch: float sums in another order
+                    # can move a pixel on a mask's edge, nothing more.
+                    agreement = (got == expected[row]).mean()
+                    assert agreement > 0.999, f"{client.target.fqn} object {object_id} frame {index}: {agreement}"
+            assert expected.any()
     finally:
         for client in clients:
             client.close()
