@@ -2,10 +2,10 @@
 
 Two measurements (docs/benchmarks.md, "Inference server"):
 
-latency   one stream, the same model and frames: each frame tracked in this process
-          (``TrackingSession``) and through a ``sam2-server`` on ipc, alternately (so both see the
-          same machine load); the added latency per frame (server minus in-process), p50 and p99,
-          and the ping round trip.
+latency   one stream, the same model and frames: tracked in this process (``TrackingSession``),
+          then through a ``sam2-server`` on ipc; the added latency (server percentile minus
+          in-process percentile), the transport's own cost per frame (round trip minus the time the
+          request spent in the server, which the reply reports) and the ping round trip.
 streams   N streams (default 3): N in-process tracker processes, each with its own model, against
           one server and N torch-free client processes; all start together and track
           ``--frames`` frames as fast as they can. Total frames per second and the resident memory
@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -102,26 +103,35 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
     data = np.load(frames_file)
     frames, click = data["frames"], data["click"].tolist()
     model = sam2_model.build_model(args.model, args.checkpoint, device=args.device)
-    local = TrackingSession(sam2_model.StreamingTracker(model))
+    prompt, outputs = PromptSpec(points=click, labels=[1]), Outputs()
+
+    def timed(target, extra=None) -> List[float]:
+        target.track(frames[0], outputs)
+        target.add_prompt(1, prompt, outputs)
+        times = []
+        for k in range(args.warmup + args.frames):
+            started = time.perf_counter()
+            target.track(frames[1 + k % (len(frames) - 1)], outputs)
+            if k >= args.warmup:
+                times.append((time.perf_counter() - started) * 1000)
+                if extra is not None:
+                    extra.append(times[-1] - target.last_server_ms)
+        return times
+
+    # One after the other, not interleaved: two processes taking turns on the same cores disturb
+    # each other (a finished one's OpenMP threads still spin while the other computes).
+    # On a thread of its own, like the node's worker thread (and the server's model thread).
+    local_ms: List[float] = []
+    worker = threading.Thread(target=lambda: local_ms.extend(timed(TrackingSession(sam2_model.StreamingTracker(model)))))
+    worker.start()
+    worker.join()
+    del model
     server = start_server(endpoint, args)
     try:
         client = TrackerClient(endpoint, "latency", {}, timeout_s=60)
         client.connect()
-        prompt, outputs = PromptSpec(points=click, labels=[1]), Outputs()
-        for target in (local, client):
-            target.track(frames[0], outputs)
-            target.add_prompt(1, prompt, outputs)
-        local_ms, server_ms = [], []
-        for k in range(args.warmup + args.frames):
-            frame = frames[1 + k % (len(frames) - 1)]
-            started = time.perf_counter()
-            local.track(frame, outputs)
-            middle = time.perf_counter()
-            client.track(frame, outputs)
-            ended = time.perf_counter()
-            if k >= args.warmup:
-                local_ms.append((middle - started) * 1000)
-                server_ms.append((ended - middle) * 1000)
+        transport = []
+        server_ms = timed(client, transport)
         pings = []
         for _ in range(50):
             started = time.perf_counter()
@@ -130,9 +140,11 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         client.close()
     finally:
         stop(server)
-    added = [s - m for s, m in zip(server_ms, local_ms)]
-    return {"frame_hw": list(frames.shape[1:3]), "frames": len(local_ms), "in_process_ms": percentiles(local_ms),
-            "server_ms": percentiles(server_ms), "added_ms": percentiles(added), "ping_ms": percentiles(pings)}
+    local, served = percentiles(local_ms), percentiles(server_ms)
+    added = {key: served[key] - local[key] for key in local}
+    return {"frame_hw": list(frames.shape[1:3]), "frames": len(local_ms), "in_process_ms": local,
+            "server_ms": served, "added_ms": added, "transport_ms": percentiles(transport),
+            "ping_ms": percentiles(pings)}
 
 
 # ---------------------------------------------------------------------- N streams: throughput and memory
@@ -215,9 +227,16 @@ def run_worker(args: argparse.Namespace) -> None:
         target.track(frames[1 + k % (len(frames) - 1)], outputs)
     print("ready", flush=True)
     sys.stdin.readline()
+
+    def run() -> None:
+        for k in range(args.frames):
+            target.track(frames[1 + k % (len(frames) - 1)], outputs)
+
+    # The frames on a thread of their own, as in the node (its worker thread) and the server.
     started = time.perf_counter()
-    for k in range(args.frames):
-        target.track(frames[1 + k % (len(frames) - 1)], outputs)
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
     seconds = time.perf_counter() - started
     report = {"frames": args.frames, "seconds": seconds, "rss_bytes": rss_bytes(),
               "torch_loaded": "torch" in sys.modules}
@@ -237,7 +256,7 @@ def summary(results: Dict[str, object]) -> str:
     if latency:
         h, w = latency["frame_hw"]
         lines.append(f"one stream, {w}x{h}, {latency['frames']} frames (ms p50 / p99):")
-        for name in ("in_process_ms", "server_ms", "added_ms", "ping_ms"):
+        for name in ("in_process_ms", "server_ms", "added_ms", "transport_ms", "ping_ms"):
             values = latency[name]
             lines.append(f"  {name[:-3]:<11} {values['p50']:8.2f} / {values['p99']:8.2f}")
     streams = results.get("streams")

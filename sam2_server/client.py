@@ -138,6 +138,9 @@ class TrackerClient:
         self._server_alive = False
         self._stream_lost = False
         self.server_info: Dict[str, Any] = {}
+        # Milliseconds the last answered request spent in the server (queued + computed); the round
+        # trip minus this is the cost of the transport and the wire format.
+        self.last_server_ms: Optional[float] = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -250,6 +253,7 @@ class TrackerClient:
                 self._server_alive = False
                 raise
         self._server_alive = True
+        self.last_server_ms = reply.header.get("server_ms")
         if not reply.header.get("ok", False):
             kind = str(reply.header.get("kind", "bad_request"))
             if kind == "unknown_stream":

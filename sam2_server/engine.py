@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -83,53 +85,86 @@ class ModelHost:
         return TrackingSession(tracker, sam2_model.AutomaticMaskGenerator(self.model, generator_settings))
 
 
+@dataclass
+class _Frame:
+    """A frame on its way through a round: decoded and resized, waiting for its features."""
+
+    stream: Stream
+    request: Request
+    outputs: Any        # session_types.Outputs
+    ready: Any          # tracker.PreparedFrame
+    pixels: Any         # the frame as a tensor where the tracker resizes it
+
+
 class Engine:
     """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
 
+    Frames of a round are resized in parallel, encoded in one batch per encoder key, then each
+    stream's own tracking (memory attention, decoder, memory encoder, summary) runs in parallel:
+    the streams share nothing but the model, which inference only reads. A single frame runs on
+    the model thread itself.
+
     Args:
         host: the model.
-        send: called with each ``Reply`` (from this thread; the server forwards it to the socket).
+        send: called with each ``Reply``, always from the model thread (the socket is not thread-safe).
         on_batch: called with each encoder batch size (statistics).
+        workers: threads for the per-stream work of a round.
     """
 
-    def __init__(self, host: ModelHost, send: Callable[[Reply], None], on_batch: Callable[[int], None]):
+    def __init__(self, host: ModelHost, send: Callable[[Reply], None], on_batch: Callable[[int], None],
+                 workers: int = 4):
         self.host, self.send, self.on_batch = host, send, on_batch
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sam2_server_stream")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def run(self, work: Round) -> None:
         for stream, request in work.others:
-            self._answer(stream, request, self._operation)
+            self.send(self._answer(stream, request, self._operation))
         self._track_frames(work.frames)
 
+    def _each(self, function, items) -> list:
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
+
     # ------------------------------------------------------------------ frames
+    def _prepare(self, item: Tuple[Stream, Request]):
+        stream, request = item
+        try:
+            outputs = protocol.outputs_from_wire(request.message.header.get("outputs"))
+            return _Frame(stream, request, outputs, *stream.session.prepare(_frame_of(request.message)))
+        except Exception as error:  # noqa: BLE001 - answered, counted; the others go on
+            return self._refusal(stream, request, error)
+
     def _track_frames(self, frames: List[Tuple[Stream, Request]]) -> None:
-        prepared = []
-        for stream, request in frames:
-            try:
-                frame = _frame_of(request.message)
-                outputs = protocol.outputs_from_wire(request.message.header.get("outputs"))
-                prepared.append((stream, request, outputs, *stream.session.prepare(frame)))
-            except Exception as error:  # noqa: BLE001 - answered, counted; the others go on
-                self._refuse(stream, request, error)
         groups = defaultdict(list)
-        for item in prepared:
-            groups[item[0].session.tracker.encode_key].append(item)
+        for result in self._each(self._prepare, frames):
+            if isinstance(result, _Frame):
+                groups[result.stream.session.tracker.encode_key].append(result)
+            else:
+                self.send(result)
         for group in groups.values():
             try:
-                features = group[0][0].session.tracker.encode([item[3] for item in group])
+                features = group[0].stream.session.tracker.encode([item.ready for item in group])
             except Exception as error:  # noqa: BLE001 - e.g. out of device memory: every frame refused
-                for stream, request, *_ in group:
-                    self._refuse(stream, request, error)
+                for item in group:
+                    self.send(self._refusal(item.stream, item.request, error))
                 continue
             self.on_batch(len(group))
-            for (stream, request, outputs, ready, pixels), frame_features in zip(group, features):
-                self._answer(stream, request, lambda s, r: self._finish_track(s, ready, pixels, frame_features,
-                                                                              outputs))
+            for reply in self._each(self._finish, list(zip(group, features))):
+                self.send(reply)
 
-    @staticmethod
-    def _finish_track(stream: Stream, ready, pixels, features, outputs):
-        state = stream.session.track_encoded(ready, pixels, features, outputs)
-        stream.frames_tracked += 1
-        return protocol.frame_state_to_wire(state)
+    def _finish(self, item) -> Reply:
+        frame, features = item
+
+        def track(stream: Stream, request: Request):
+            state = stream.session.track_encoded(frame.ready, frame.pixels, features, frame.outputs)
+            stream.frames_tracked += 1
+            return protocol.frame_state_to_wire(state)
+
+        return self._answer(frame.stream, frame.request, track)
 
     # ------------------------------------------------------------------ other requests
     def _operation(self, stream: Stream, request: Request):
@@ -149,20 +184,23 @@ class Engine:
             return protocol.discovery_to_wire(_discover(session, message))
         raise ProtocolError("bad_request", f"operation {op!r} is not run by the model thread")
 
-    def _answer(self, stream: Stream, request: Request, compute) -> None:
+    def _answer(self, stream: Stream, request: Request, compute) -> Reply:
         try:
             fields, arrays = compute(stream, request)
         except Exception as error:  # noqa: BLE001 - a request's fault never stops the server
-            self._refuse(stream, request, error)
-            return
-        self.send((request, {"ok": True, "stream_epoch": stream.epoch, **fields}, arrays))
+            return self._refusal(stream, request, error)
+        # How long the request was in the server (queued and computed): the client's round trip minus
+        # this is what the transport and the wire format cost.
+        server_ms = (time.monotonic() - request.received_at) * 1000.0
+        return request, {"ok": True, "stream_epoch": stream.epoch, "server_ms": server_ms, **fields}, arrays
 
-    def _refuse(self, stream: Stream, request: Request, error: BaseException) -> None:
+    @staticmethod
+    def _refusal(stream: Stream, request: Request, error: BaseException) -> Reply:
         kind = error_kind(error)
         if kind == "internal":
-            LOG.exception("stream %s: %s failed unexpectedly", stream.name, request.op, exc_info=error)
-        self.send((request, {"ok": False, "kind": kind, "message": str(error) or repr(error),
-                             "stream_epoch": stream.epoch}, {}))
+            LOG.error("stream %s: %s failed unexpectedly", stream.name, request.op, exc_info=error)
+        return request, {"ok": False, "kind": kind, "message": str(error) or repr(error),
+                         "stream_epoch": stream.epoch}, {}
 
 
 def _frame_of(message: Message):

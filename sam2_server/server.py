@@ -268,7 +268,7 @@ class InferenceServer:
             self.stats.add("frames_tracked", size)
             self.stats.add(f"batch_size_{size}")
 
-        engine = Engine(self.host, send, on_batch)
+        engine = Engine(self.host, send, on_batch, workers=min(self.config.max_batch, os.cpu_count() or 1))
         try:
             while not self._stop.is_set():
                 work = self.streams.take_round(wait_s=POLL_MS / 1000)
@@ -278,6 +278,7 @@ class InferenceServer:
             LOG.exception("model thread failed")
             self._stop.set()
         finally:
+            engine.close()
             out.close(linger=0)
 
 
