@@ -33,7 +33,7 @@ from sam2_model.session_types import DiscoveryOutcome, Outputs, PromptSpec
 from sam2_server.client import ServerError, ServerUnavailable, TrackerClient
 
 from .image_conversion import compressed_to_rgb, image_to_rgb
-from .node_parameters import TrackerParameters
+from .node_parameters import TrackerParameters, resolve_autocast
 from .tracker_backend import BackendUnavailable, LinkStatus
 
 # Discovery runs the automatic mask generator on the server (seconds on a CPU): its reply may
@@ -231,6 +231,7 @@ class ServerBackend:
         """Open the stream (again); after a loss, re-seed every object. (level, message) on a change."""
         try:
             self._client.connect()
+            self._resolve_autocast_locked()
             reseeded = self._reseed_locked() if self._ever_connected else []
         except ServerUnavailable as error:
             if self._ever_connected or self._announced_waiting:
@@ -252,6 +253,18 @@ class ServerBackend:
         self._reconnects += 1
         return "warning", (f"sam2-server at {self.endpoint} is back: stream re-created, objects {reseeded} "
                            "re-seeded from their last masks")
+
+    def _resolve_autocast_locked(self) -> None:
+        """``autocast: auto`` means what it means in an in-process node, on the server's device
+        (bfloat16 on cuda, none on cpu): learnt at the first connect, the stream (still empty) is
+        opened again with it, and later re-connections send it from the start."""
+        options = self._client.options
+        if "autocast" in options:
+            return  # set by the node's parameter, or resolved before
+        resolved = resolve_autocast("auto", str(self._client.server_info.get("device") or "cpu"))
+        options["autocast"] = resolved
+        if resolved is not None:
+            self._client.connect()
 
     def _reseed_locked(self) -> List[int]:
         """The new stream gets the last frame and every object's last mask, under its id."""

@@ -128,6 +128,33 @@ def test_server_parameters_are_checked_and_make_the_model_parameters_the_servers
     assert "autocast" not in stream_options(parameters_from_values({"server": "tcp://base:5555"}))
 
 
+class _ClientStandIn:
+    """Records what the backend asks of a TrackerClient whose server runs on ``device``."""
+
+    def __init__(self, device: str, options: dict):
+        self.options, self.server_info, self.connects = options, {"device": device}, []
+
+    def connect(self):
+        self.connects.append(dict(self.options))
+
+
+@pytest.mark.parametrize("device, autocast, expected", [
+    ("cuda:0", "auto", ["bfloat16"]), ("cpu", "auto", [None]), ("cuda", "none", [None]),
+    ("cuda", "float16", ["float16"])])
+def test_autocast_auto_is_resolved_for_the_servers_device(device, autocast, expected):
+    from sam2_ros.node_parameters import parameters_from_values
+    from sam2_ros.server_backend import ServerBackend, stream_options
+
+    client = _ClientStandIn(device, stream_options(parameters_from_values({"server": "tcp://b:1",
+                                                                            "autocast": autocast})))
+    backend = ServerBackend(client, "tcp://b:1", "/cam/tracker_node", lambda level, message: None)
+    with backend._lock:
+        assert backend._connect_locked()[0] == "info"
+    # The stream the server keeps is the last one opened: it computes as an in-process node on that device would.
+    assert client.connects[-1].get("autocast") == expected[0]
+    assert len(client.connects) == (2 if autocast == "auto" and expected[0] else 1)
+
+
 # ------------------------------------------------------------------------------ real graphs
 def _server(endpoint, files, tmp_path) -> ServerProcess:
     server = ServerProcess(endpoint, files, tmp_path / "server.log")
