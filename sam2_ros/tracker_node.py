@@ -15,6 +15,10 @@ tracks the newest frame; one lock serialises every tracker call (worker and prom
 Run: ``ros2 run sam2_ros tracker_node --ros-args -r image:=/camera/color/image_raw`` (the bundled
 ``default`` model; for a robot give an official one: ``-p model:=sam2.1_hiera_tiny -p checkpoint:=...``)
 or ``python -m sam2_ros.tracker_node --ros-args ...``.
+
+The model runs behind ``sam2_ros.tracker_backend``: in this process (default), or in a
+``sam2-server`` with ``-p server:=ipc:///tmp/sam2.sock`` (this process then imports no torch;
+heartbeats, reconnection and re-seeding in ``sam2_ros.server_backend``).
 """
 
 from __future__ import annotations
