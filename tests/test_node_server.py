@@ -128,6 +128,26 @@ def test_server_parameters_are_checked_and_make_the_model_parameters_the_servers
     assert "autocast" not in stream_options(parameters_from_values({"server": "tcp://base:5555"}))
 
 
+def test_diagnostics_say_error_while_the_server_is_away():
+    from builtin_interfaces.msg import Time
+
+    from sam2_ros.diagnostics import Snapshot, diagnostic_array, diagnostic_values
+
+    base = dict(state="active", device="server ipc:///tmp/s", input_topic="/cam/image", input_hz=10.0,
+                processed_hz=0.0, dropped_in_window=50, received_total=50, processed_total=0, dropped_total=50,
+                lost_in_window=0, lost_total=0, rejected_frames_total=0, rejected_prompts_total=0,
+                latency_p50_ms=None, latency_p99_ms=None, num_objects=2, tracker_memory_bytes=0,
+                process_rss_bytes=None, cuda_allocated_bytes=None, seconds_since_input=0.1)
+    away = Snapshot(**base, server="ipc:///tmp/s", link_problem="lost sam2-server at ipc:///tmp/s for 3 s", reconnects=2)
+    array = diagnostic_array(away, "tracker_node: SAM 2 tracker", Time(), 5.0)
+    assert array.status[0].level == DiagnosticStatus.ERROR
+    assert array.status[0].message == "lost sam2-server at ipc:///tmp/s for 3 s"
+    values = diagnostic_values(array)
+    assert (values["server link"], values["server reconnects (total)"]) == (away.link_problem, "2")
+    # An in-process node has no server rows.
+    assert "server" not in diagnostic_values(diagnostic_array(Snapshot(**base), "n", Time(), 5.0))
+
+
 class _ClientStandIn:
     """Records what the backend asks of a TrackerClient whose server runs on ``device``."""
 
