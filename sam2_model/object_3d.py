@@ -165,21 +165,20 @@ def estimate_object(state: ObjectState, depth_m: np.ndarray, intrinsics: Pinhole
     if count < options.min_points:
         return Object3D(state.object_id, False, num_points=count)
     z = depth[rows, cols]
-    u = (cols + x0).astype(np.float32)
-    v = (rows + y0).astype(np.float32)
-    points = np.stack([(u - np.float32(intrinsics.cx)) * z / np.float32(intrinsics.fx),
-                       (v - np.float32(intrinsics.cy)) * z / np.float32(intrinsics.fy), z], axis=1)
-    low, median, high = np.percentile(points, [options.low_percentile, 50.0, options.high_percentile], axis=0)
-    size = (high - low).astype(np.float64)
+    # Per axis, not as an N x 3 array: the stack alone would cost as much as the percentiles.
+    x = (cols + x0 - np.float32(intrinsics.cx)) * z / np.float32(intrinsics.fx)
+    y = (rows + y0 - np.float32(intrinsics.cy)) * z / np.float32(intrinsics.fy)
+    quantiles = [options.low_percentile, 50.0, options.high_percentile]
+    low, median, high = np.array([np.percentile(axis, quantiles) for axis in (x, y, z)], np.float64).T
+    size = high - low
     # The erosion took erode_px pixels off each side of the mask: give them back on x and y.
     size[0] += 2 * options.erode_px * median[2] / intrinsics.fx
     size[1] += 2 * options.erode_px * median[2] / intrinsics.fy
     sampled = None
     if points_stride > 0:
         on_grid = ((rows + y0) % points_stride == 0) & ((cols + x0) % points_stride == 0)
-        sampled = points[on_grid]
-    return Object3D(state.object_id, True, median.astype(np.float64), size, ((low + high) / 2).astype(np.float64),
-                    count, sampled)
+        sampled = np.stack([x[on_grid], y[on_grid], z[on_grid]], axis=1).astype(np.float32)
+    return Object3D(state.object_id, True, median, size, (low + high) / 2, count, sampled)
 
 
 def estimate_objects(objects: Sequence[ObjectState], depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
