@@ -181,6 +181,18 @@ def estimate_object(state: ObjectState, depth_m: np.ndarray, intrinsics: Pinhole
     return Object3D(state.object_id, True, median, size, (low + high) / 2, count, sampled)
 
 
+def estimate_mask(object_id: int, mask: np.ndarray, depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
+                  options: DepthOptions, points_stride: int = 0) -> Object3D:
+    """``estimate_object`` for a full-frame ``H x W`` bool mask (cropped to its box here)."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return Object3D(int(object_id), False)
+    y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    state = ObjectState(int(object_id), True, 1.0, 1.0, (x0, y0, x1 - x0, y1 - y0), int(rows.size),
+                        np.asarray(mask[y0:y1, x0:x1], bool))
+    return estimate_object(state, depth_m, intrinsics, options, points_stride)
+
+
 def estimate_objects(objects: Sequence[ObjectState], depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
                      options: DepthOptions, points_stride: int = 0) -> List[Object3D]:
     """Every object's 3D on one frame (``depth_m``: H x W metres, aligned to the colour image)."""

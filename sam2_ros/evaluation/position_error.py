@@ -1,0 +1,50 @@
+"""The 3D position error of tracked objects, where a sequence has depth: scored by sam2-eval.
+
+On a frame with depth (aligned to the image, with the camera's intrinsics) an object's position is
+what the node would publish (``sam2_model.object_3d``: the per-axis median of its eroded mask's
+valid depth points). The error is the distance in metres between the position from the tracked
+mask and the position from the ground-truth mask, both on the frame's depth: it measures how the
+segmentation's mistakes move the object in 3D (with ground-truth depth, as the procedural
+generator's layered depth is, it is the whole 3D error of the node's estimate). Frames where
+either mask is empty, or either has too few valid depth points, have no error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sam2_model.object_3d import DepthOptions, PinholeIntrinsics, estimate_mask
+
+
+@dataclass(frozen=True)
+class PositionErrorStats:
+    """One object's (or a run's) 3D position errors, metres."""
+
+    mean: float
+    median: float
+    p90: float
+    max: float
+    num_frames: int
+
+
+def position_error(pred: np.ndarray, gt: np.ndarray, depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
+                   options: DepthOptions = DepthOptions()) -> float | None:
+    """Distance (m) between the positions from the predicted and the ground-truth masks; None
+    when either has no 3D."""
+    if not pred.any() or not gt.any():
+        return None
+    found = estimate_mask(1, pred, depth_m, intrinsics, options)
+    truth = estimate_mask(1, gt, depth_m, intrinsics, options)
+    if not (found.has_position and truth.has_position):
+        return None
+    return float(np.linalg.norm(found.position - truth.position))
+
+
+def error_stats(errors: list[float]) -> PositionErrorStats | None:
+    if not errors:
+        return None
+    values = np.asarray(errors, np.float64)
+    return PositionErrorStats(float(values.mean()), float(np.median(values)), float(np.percentile(values, 90)),
+                              float(values.max()), int(values.size))
