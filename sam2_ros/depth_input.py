@@ -50,6 +50,12 @@ class DepthInput:
     """Depth and camera_info for the worker; thread-safe."""
 
     def __init__(self, settings: DepthSettings, depth_topic: str, info_topic: str, window_s: float = 5.0):
+        """Args:
+            settings: the geometry options, pairing tolerance, depth scale and cloud density.
+            depth_topic: the resolved depth topic (raw or compressedDepth), for messages.
+            info_topic: the resolved camera_info topic, for messages.
+            window_s: the diagnostics' window (rates, WARN while problems are recent).
+        """
         self.settings = settings
         self.depth_topic, self.info_topic = depth_topic, info_topic
         self._depths = StampPairing(settings.max_age_s)
@@ -135,6 +141,10 @@ class ProblemThrottle:
     the messages with their numbers blanked (offsets and sizes change from frame to frame)."""
 
     def __init__(self, period_s: float, max_kinds: int = 64):
+        """Args:
+            period_s: least time between two warnings of one kind.
+            max_kinds: kinds remembered (then forgotten all at once, so memory stays bounded).
+        """
         self.period_s, self.max_kinds = period_s, max_kinds
         self._last: dict = {}
 

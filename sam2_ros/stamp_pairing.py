@@ -40,6 +40,10 @@ class StampPairing:
     """A bounded buffer of recent stamped items (depth images), searched by nearest stamp."""
 
     def __init__(self, max_age_s: float, length: int = BUFFER_LENGTH):
+        """Args:
+            max_age_s: the farthest an item's stamp may be from the asked stamp (seconds).
+            length: items kept (the oldest goes first).
+        """
         self.max_age_ns = int(round(max_age_s * NS_PER_S))
         self._items: Deque[Tuple[int, Any]] = deque(maxlen=length)
         self._last_put = float("-inf")   # time.monotonic() of the newest item

@@ -243,9 +243,11 @@ def _depth_status(client):
     return None
 
 
-def test_compressed_depth_input(model_files, tmp_path):  # noqa: F811
+def test_compressed_depth_input_without_published_masks(model_files, tmp_path):  # noqa: F811
+    """compressedDepth on <depth>/compressedDepth; publish_masks false: the masks are computed for
+    the 3D but not published."""
     namespace = "/sam2_depth_compressed"
-    params = model_files.params(use_depth=True, depth_compressed=True)
+    params = model_files.params(use_depth=True, depth_compressed=True, publish_masks=False)
     node = start_node(tmp_path, params, namespace=namespace)
     try:
         depth = DepthClient(node, f"{namespace}/depth/compressedDepth", f"{namespace}/camera_info", compressed=True)
@@ -258,6 +260,8 @@ def test_compressed_depth_input(model_files, tmp_path):  # noqa: F811
         obj = out.objects.objects[0]
         # Quantized inverse depth: the decoder must give back A / (q - B), about 1.3 m.
         assert abs(decoded - 1.3) < 0.01
-        _check_3d(obj, paste_object_mask(obj, (256, 256)), decoded)
+        assert (obj.mask.width, obj.mask.height) == (0, 0) and obj.area > 0
+        assert obj.has_position and obj.num_points > 0
+        assert obj.position.z == pytest.approx(decoded, abs=1e-4) and obj.size.z == pytest.approx(0.0, abs=1e-4)
     finally:
         node.close()
