@@ -5,8 +5,9 @@ what the node would publish (``sam2_model.object_3d``: the per-axis median of it
 valid depth points). The error is the distance in metres between the position from the tracked
 mask and the position from the ground-truth mask, both on the frame's depth: it measures how the
 segmentation's mistakes move the object in 3D (with ground-truth depth, as the procedural
-generator's layered depth is, it is the whole 3D error of the node's estimate). Frames where
-either mask is empty, or either has too few valid depth points, have no error.
+generator's layered depth is, it is the whole 3D error of the node's estimate). A runner that
+reports positions itself (the live node with ``use_depth``) is scored on those instead. Frames
+where either mask is empty, or either has too few valid depth points, have no error.
 """
 
 from __future__ import annotations
@@ -30,16 +31,21 @@ class PositionErrorStats:
 
 
 def position_error(pred: np.ndarray, gt: np.ndarray, depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
-                   options: DepthOptions = DepthOptions()) -> float | None:
-    """Distance (m) between the positions from the predicted and the ground-truth masks; None
-    when either has no 3D."""
+                   options: DepthOptions = DepthOptions(), reported: np.ndarray | None = None) -> float | None:
+    """Distance (m) between the position from the predicted mask (or the one the tracker
+    ``reported``, e.g. the live node's) and the one from the ground-truth mask; None when either
+    has no 3D."""
     if not pred.any() or not gt.any():
         return None
-    found = estimate_mask(1, pred, depth_m, intrinsics, options)
     truth = estimate_mask(1, gt, depth_m, intrinsics, options)
-    if not (found.has_position and truth.has_position):
+    if not truth.has_position:
         return None
-    return float(np.linalg.norm(found.position - truth.position))
+    if reported is None:
+        found = estimate_mask(1, pred, depth_m, intrinsics, options)
+        if not found.has_position:
+            return None
+        reported = found.position
+    return float(np.linalg.norm(np.asarray(reported, np.float64) - truth.position))
 
 
 def error_stats(errors: list[float]) -> PositionErrorStats | None:

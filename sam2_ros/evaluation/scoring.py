@@ -387,7 +387,13 @@ def score_predictions(
                 obj.f.append(f)
                 obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any())
                 if frame.depth_m is not None and sequence.intrinsics is not None:
-                    error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)
+                    if pred.positions is None:
+                        error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)
+                    elif obj_id in pred.positions:
+                        error = position_error(mask, gt, frame.depth_m, sequence.intrinsics,
+                                               reported=pred.positions[obj_id])
+                    else:  # the tracker reported no 3D for it
+                        error = None
                     if error is not None:
                         obj.position_frames.append(frame.index)
                         obj.position_errors.append(error)
