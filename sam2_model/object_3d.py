@@ -114,22 +114,21 @@ class Object3D:
 
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary erosion by a (2 radius + 1)^2 square; outside the array counts as background.
-    Separable: a pixel stays when its whole row window, then its whole column window, is set
+    Separable: a pixel stays when its whole column window, then its whole row window, is set
     (running sums, so the cost does not grow with the radius)."""
     mask = np.asarray(mask, bool)
     if radius <= 0 or mask.size == 0:
         return mask.copy()
     window = 2 * radius + 1
-    out = mask
-    for axis in (0, 1):
-        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)])
-        sums = np.cumsum(padded, axis=axis, dtype=np.int32)
-        sums = np.concatenate([np.zeros_like(sums.take([0], axis=axis)), sums], axis=axis)
-        length = out.shape[axis]
-        upper = sums.take(np.arange(window, window + length), axis=axis)
-        lower = sums.take(np.arange(0, length), axis=axis)
-        out = (upper - lower) == window
-    return out
+    height, width = mask.shape
+    # Down the columns: sums over rows y - r .. y + r (zero rows padded above and below).
+    sums = np.zeros((height + window, width), np.int32)
+    np.cumsum(np.pad(mask, ((radius, radius), (0, 0))), axis=0, dtype=np.int32, out=sums[1:])
+    out = (sums[window:] - sums[:height]) == window
+    # Along the rows, on that.
+    sums = np.zeros((height, width + window), np.int32)
+    np.cumsum(np.pad(out, ((0, 0), (radius, radius))), axis=1, dtype=np.int32, out=sums[:, 1:])
+    return (sums[:, window:] - sums[:, :width]) == window
 
 
 def depth_in_metres(depth: np.ndarray, scale: float) -> np.ndarray:
@@ -166,8 +165,8 @@ def estimate_object(state: ObjectState, depth_m: np.ndarray, intrinsics: Pinhole
         return Object3D(state.object_id, False, num_points=count)
     z = depth[rows, cols]
     # Per axis, not as an N x 3 array: the stack alone would cost as much as the percentiles.
-    x = (cols + x0 - np.float32(intrinsics.cx)) * z / np.float32(intrinsics.fx)
-    y = (rows + y0 - np.float32(intrinsics.cy)) * z / np.float32(intrinsics.fy)
+    x = ((cols + x0).astype(np.float32) - np.float32(intrinsics.cx)) * z / np.float32(intrinsics.fx)
+    y = ((rows + y0).astype(np.float32) - np.float32(intrinsics.cy)) * z / np.float32(intrinsics.fy)
     quantiles = [options.low_percentile, 50.0, options.high_percentile]
     low, median, high = np.array([np.percentile(axis, quantiles) for axis in (x, y, z)], np.float64).T
     size = high - low
