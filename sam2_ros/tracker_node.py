@@ -421,7 +421,7 @@ class TrackerNode(LifecycleNode):
         # The result holds its own tensors: converting it needs no lock, so prompts get the
         # tracker while this frame's messages are built. Only what someone receives is computed.
         wanted = self._wanted_outputs()
-        depth = self._depth
+        depth = self._depth if any(self._subscribed(n) for n in ("objects", "markers", "points")) else None
         state = summarize(result, labels=wanted.labels or wanted.overlay, crops=wanted.masks or depth is not None,
                           picture=frame if wanted.overlay else None)
         clock.lap("summarize")
