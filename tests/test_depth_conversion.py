@@ -156,3 +156,28 @@ def test_point_cloud_holds_every_objects_points_with_its_id():
     np.testing.assert_array_equal(points["id"], [2, 2, 5])
     np.testing.assert_allclose(np.stack([points["x"], points["y"], points["z"]], 1), np.vstack([first, second]))
     assert point_cloud_msg([], Header()).width == 0
+
+
+# ---------------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("values, fragment", [
+    ({"depth_min": 5.0, "depth_max": 1.0}, "depth range min_depth 5.0 .. max_depth 1.0"),
+    ({"points_stride": 0}, "points_stride 0 must be in 1..64"),
+    ({"depth_scale": -1.0}, "depth_scale -1.0 must be >= 0"),
+    ({"depth_max_age": -0.5}, "depth_max_age -0.5 must be in 0..10"),
+    ({"depth_low_percentile": 60.0}, "percentiles 60.0 / 99.5"),
+    ({"depth_min_points": 0}, "min_points 0 must be at least 1"),
+    ({"use_depth": "yes"}, "use_depth must be true or false"),
+])
+def test_bad_depth_parameters_are_named(values, fragment):
+    from sam2_ros.node_parameters import ParameterError, parameters_from_values
+
+    with pytest.raises(ParameterError, match=fragment):
+        parameters_from_values(values)
+
+
+def test_depth_parameters_default_to_the_geometry_options():
+    from sam2_model.object_3d import DepthOptions
+    from sam2_ros.node_parameters import TrackerParameters
+
+    params = TrackerParameters()
+    assert params.depth_options() == DepthOptions() and params.use_depth is False
