@@ -8,7 +8,8 @@ Compressed depth is what image_transport's ``compressedDepth`` plugin publishes 
 ``<depth topic>/compressedDepth``: a 12-byte header (int32 format, float32 depthParam[2], little
 endian) followed by a PNG. For 16UC1 the PNG holds the raw 16-bit values; for 32FC1 it holds
 quantized inverse depth ``q = A / depth + B`` (q = 0: no reading), decoded as
-``depth = A / (q - B)`` with A, B = depthParam. The plugin's ``rvl`` format is not supported.
+``depth = A / (q - B)`` with A, B = depthParam. A 16UC1 PNG without the header (older
+publishers) is read as well. The plugin's ``rvl`` format is not supported.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .image_codec import ImageConversionError, as_uint8_buffer, pixel_rows
 # encoding -> (numpy dtype of one sample, metres per unit by that encoding's convention)
 DEPTH_ENCODINGS = {"16UC1": (np.uint16, 0.001), "mono16": (np.uint16, 0.001), "32FC1": (np.float32, 1.0)}
 COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class DepthConversionError(ImageConversionError):
@@ -67,11 +69,16 @@ def decode_compressed_depth(data, format_field: str, scale: float = 0.0) -> np.n
                                    "publisher's compressedDepth format to png")
     _check_encoding(encoding)
     buffer = as_uint8_buffer(data)
-    if buffer.size <= COMPRESSED_DEPTH_HEADER.size:
+    header_size = COMPRESSED_DEPTH_HEADER.size
+    if encoding == "16UC1" and buffer[:len(PNG_SIGNATURE)].tobytes() == PNG_SIGNATURE:
+        header_size = 0  # some older publishers wrote 16UC1 without the header
+    elif buffer.size <= header_size:
         raise DepthConversionError(f"compressed depth has {buffer.size} bytes: no PNG after the 12-byte header")
-    _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack(buffer[:COMPRESSED_DEPTH_HEADER.size].tobytes())
+    quant_a = quant_b = 0.0
+    if header_size:
+        _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack(buffer[:header_size].tobytes())
     try:
-        image = PILImage.open(io.BytesIO(buffer[COMPRESSED_DEPTH_HEADER.size:].tobytes()))
+        image = PILImage.open(io.BytesIO(buffer[header_size:].tobytes()))
         image.load()
     except Exception as error:  # Pillow raises many types for corrupt data
         raise DepthConversionError(f"compressed depth ({format_field!r}) is not a readable PNG: {error}") from None

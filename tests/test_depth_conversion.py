@@ -58,6 +58,8 @@ def test_compressed_depth_16uc1_is_the_png_after_the_header():
     data = struct.pack("<iff", 0, 0.0, 0.0) + _png16(values)
     np.testing.assert_allclose(decode_compressed_depth(data, "16UC1; compressedDepth png"), values / 1000.0)
     np.testing.assert_allclose(decode_compressed_depth(data, "16UC1; compressedDepth"), values / 1000.0)
+    # Without the header (some older publishers): the PNG itself.
+    np.testing.assert_allclose(decode_compressed_depth(_png16(values), "16UC1; compressedDepth"), values / 1000.0)
 
 
 def test_compressed_depth_32fc1_is_quantized_inverse_depth():
