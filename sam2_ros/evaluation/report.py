@@ -402,6 +402,15 @@ def markdown_report(
         "counts over objects.",
         "",
     ]
+    if summary.position_error is not None:
+        lines += [
+            "3D position error, on the same frames where the data has depth: the distance in metres between "
+            "the object's position from the predicted mask (or the one the live node published) and from the "
+            "true mask, both on that frame's depth; a position is the per-axis median of the mask's valid depth "
+            "points, its border eroded by 2 pixels, back-projected with the camera's intrinsics (as the node's "
+            "use_depth computes it).",
+            "",
+        ]
     return "\n".join(lines)
 
 
