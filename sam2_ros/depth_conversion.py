@@ -13,7 +13,7 @@ from typing import Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
