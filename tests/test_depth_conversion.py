@@ -183,3 +183,44 @@ def test_depth_parameters_default_to_the_geometry_options():
 
     params = TrackerParameters()
     assert params.depth_options() == DepthOptions() and params.use_depth is False
+
+
+# ---------------------------------------------------------------------------------- the node's depth input
+def _depth_input_frame():
+    """A FrameState with one 20x10 object at pixels x 30..49, y 20..29; a 16UC1 wall at 1.25 m."""
+    import array as array_module
+
+    from sensor_msgs.msg import Image
+
+    from sam2_model.frame_state import FrameState, ObjectState
+
+    state = FrameState(0, 64, 80, [ObjectState(4, True, 0.9, 0.9, (30, 20, 20, 10), 200, np.ones((10, 20), bool))],
+                       None)
+    depth = Image(height=64, width=80, encoding="16UC1", step=160)
+    depth.data = array_module.array("B", np.full((64, 80), 1250, "<u2").tobytes())
+    depth.header.stamp.sec = 5
+    return state, depth
+
+
+def test_depth_input_pairs_estimates_and_reports():
+    from sam2_model.object_3d import DepthOptions
+    from sam2_ros.depth_input import DepthInput, DepthSettings
+
+    state, depth = _depth_input_frame()
+    inputs = DepthInput(DepthSettings(DepthOptions(), 0.02, 0.0, 2), "/depth", "/info")
+    found = inputs.estimate(state, depth.header, points=False, wait_s=0)
+    assert found.objects is None and "no depth image received yet" in found.problem
+    inputs.put_depth(depth)
+    found = inputs.estimate(state, depth.header, points=False, wait_s=0)
+    assert found.objects is None and found.problem == "no camera_info received yet on /info"
+    inputs.put_camera_info(CameraInfo(width=80, height=64, k=[100.0, 0, 39.5, 0, 100.0, 31.5, 0, 0, 1]))
+    found = inputs.estimate(state, depth.header, points=True, wait_s=0)
+    (obj,) = found.objects
+    # Eroded by 2: pixels x 32..47, y 22..27 at 1.25 m; the median pixel (39.5, 24.5).
+    assert obj.has_position and obj.num_points == 16 * 6
+    np.testing.assert_allclose(obj.position, [0.0, (24.5 - 31.5) * 1.25 / 100, 1.25], atol=1e-6)
+    assert len(obj.points) == 8 * 3   # stride 2: even columns 32..46, even rows 22..26
+    status = inputs.status("tracker_node: depth")
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == b"\x01" and "no camera_info received yet" in status.message   # recent problems
+    assert values["frames with 3D (total)"] == "1" and values["frames without 3D (total)"] == "2"
