@@ -9,7 +9,6 @@ integer nanoseconds), no ROS, so it is tested without a graph.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Deque, Optional, Tuple
@@ -19,11 +18,11 @@ NS_PER_S = 1_000_000_000
 # tracker delay worth pairing across.
 BUFFER_LENGTH = 30
 # A colour frame taken by the worker before its depth partner arrived (the two topics travel
-# separately) waits up to this long for it, but only while the depth stream is live and roughly
-# in step (its newest stamp within IN_STEP_S of the colour frame's): a dead or badly skewed depth
-# stream must not slow tracking down.
+# separately) waits up to this long for it, but only while the depth stream is in step (its
+# newest stamp less than IN_STEP_S behind the colour frame's): a depth stream that stopped falls
+# behind within IN_STEP_S, and a badly skewed one is behind from the start, so neither slows
+# tracking down for long.
 PARTNER_WAIT_S = 0.1
-LIVE_S = 1.0
 IN_STEP_S = 1.0
 
 
@@ -46,13 +45,11 @@ class StampPairing:
         """
         self.max_age_ns = int(round(max_age_s * NS_PER_S))
         self._items: Deque[Tuple[int, Any]] = deque(maxlen=length)
-        self._last_put = float("-inf")   # time.monotonic() of the newest item
         self._changed = threading.Condition()
 
     def put(self, stamp_ns: int, item: Any) -> None:
         with self._changed:
             self._items.append((int(stamp_ns), item))
-            self._last_put = time.monotonic()
             self._changed.notify_all()
 
     def clear(self) -> None:
@@ -60,14 +57,14 @@ class StampPairing:
             self._items.clear()
 
     def _partner_may_come(self, stamp_ns: int) -> bool:
-        if not self._items or time.monotonic() - self._last_put > LIVE_S:
+        if not self._items:
             return False
         newest = max(s for s, _ in self._items)
         return stamp_ns - IN_STEP_S * NS_PER_S <= newest < stamp_ns
 
     def pair(self, stamp_ns: int, wait_s: float = PARTNER_WAIT_S) -> Pairing:
         """The item with this stamp, else the nearest within max_age (ties: the earlier one).
-        Waits up to ``wait_s`` for a later item while a live stream has none yet (PARTNER_WAIT_S)."""
+        Waits up to ``wait_s`` for a later item while a stream in step has none yet (PARTNER_WAIT_S)."""
         stamp_ns = int(stamp_ns)
         with self._changed:
             self._changed.wait_for(lambda: not self._partner_may_come(stamp_ns), wait_s)
