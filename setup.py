@@ -21,6 +21,7 @@ CONSOLE_SCRIPTS = [
     "sam2-make-bag = sam2_ros.evaluation.make_bag:main",
     "sam2-eval-compare = sam2_ros.evaluation.compare:main",
     "sam2-train = sam2_model.train.cli:main",
+    "sam2-server = sam2_server.cli:main",
 ]
 
 setup(
@@ -31,7 +32,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["sam2_model", "sam2_model.*", "sam2_ros", "sam2_ros.*"]),
+    packages=find_packages(include=["sam2_model", "sam2_model.*", "sam2_ros", "sam2_ros.*", "sam2_server",
+                                    "sam2_server.*"]),
     package_data={"sam2_model": ["*.yaml", "*.json", "**/*.yaml", "**/*.json", "weights/*.pt"]},
     install_requires=[
         "torch>=2.1",

@@ -84,6 +84,14 @@ class TrackingResult:
 
 
 @dataclass
+class PreparedFrame:
+    """A frame ready for the image encoder (``StreamingTracker.prepare_frame``)."""
+
+    pixels: torch.Tensor  # [1, 3, S, S] normalised model input, on the model's device
+    frame_hw: tuple       # the frame's (height, width)
+
+
+@dataclass
 class _CurrentFrame:
     index: int
     frame_hw: tuple
@@ -159,16 +167,49 @@ class StreamingTracker:
 
     @torch.inference_mode()
     def track(self, frame: FrameLike) -> TrackingResult:
-        """Take the next frame (``H x W x 3`` uint8 RGB) and track every object on it."""
-        model = self.model
-        pixels, frame_hw = preprocess_video_frame(frame, model.image_size, model.device, self._model_dtype,
-                                                  FrameResize(self.options.frame_resize))
+        """Take the next frame (``H x W x 3`` uint8 RGB) and track every object on it.
+
+        The same as ``track_encoded(prepared, encode([prepared])[0])`` with
+        ``prepared = prepare_frame(frame)``, the split a server uses to encode the frames of
+        several trackers in one pass."""
+        prepared = self.prepare_frame(frame)
+        return self.track_encoded(prepared, self.encode([prepared])[0])
+
+    def prepare_frame(self, frame: FrameLike) -> PreparedFrame:
+        """A frame resized and normalised for the image encoder (raises ``FrameError``)."""
+        pixels, frame_hw = preprocess_video_frame(frame, self.model.image_size, self.model.device,
+                                                  self._model_dtype, FrameResize(self.options.frame_resize))
+        return PreparedFrame(pixels, frame_hw)
+
+    @property
+    def encode_key(self) -> tuple:
+        """Trackers with equal keys may share one ``encode`` pass (same model, same autocast)."""
+        return id(self.model), self.options.autocast
+
+    @torch.inference_mode()
+    def encode(self, frames: Sequence[PreparedFrame]) -> List[FrameFeatures]:
+        """The image encoder on several prepared frames in one batch (frames of any trackers with
+        this tracker's ``encode_key``); one ``FrameFeatures`` of batch 1 per frame, in order."""
+        if not frames:
+            return []
+        with self._autocast():
+            pixels = frames[0].pixels if len(frames) == 1 else torch.cat([f.pixels for f in frames])
+            features = self.model.encode_image(pixels)
+        if len(frames) == 1:
+            return [features]
+        # Copies, so that no tracker keeps the whole batch's storage alive after its next frame.
+        row = lambda t, i: t[i:i + 1].clone()  # noqa: E731
+        return [FrameFeatures(row(features.image_embed, i), row(features.image_pos, i),
+                              [row(t, i) for t in features.high_res]) for i in range(len(frames))]
+
+    @torch.inference_mode()
+    def track_encoded(self, prepared: PreparedFrame, features: FrameFeatures) -> TrackingResult:
+        """Track every object on a frame whose features ``encode`` computed."""
         with self._autocast():
             self._commit_prompted_memories()
-            features = model.encode_image(pixels)
             index = self._next_index
             self._next_index += 1
-            self._frame = _CurrentFrame(index, frame_hw, features)
+            self._frame = _CurrentFrame(index, prepared.frame_hw, features)
             if self._objects:
                 self._track_all(index, features)
         return self._result()

@@ -80,7 +80,8 @@ def test_install_space_has_everything(colcon_install):
 
     # ros2 run sam2_ros <name>: executables in lib/sam2_ros, one per console script of setup.py.
     scripts = console_scripts()
-    assert set(scripts) == {"tracker_node", "sam2-eval", "sam2-eval-compare", "sam2-make-bag", "sam2-train"}
+    assert set(scripts) == {"tracker_node", "sam2-eval", "sam2-eval-compare", "sam2-make-bag", "sam2-train",
+                            "sam2-server"}
     lib = prefix / "lib" / "sam2_ros"
     assert sorted(p.name for p in lib.iterdir()) == sorted(scripts)
     for name, target in scripts.items():
@@ -102,7 +103,7 @@ def test_install_space_has_everything(colcon_install):
     for relative in ["sam2_ros/msg/__init__.py", "sam2_ros/srv/__init__.py", "sam2_model/__init__.py"]:
         assert (site / relative).is_file(), f"missing {relative} in {site}"
     assert list((site / "sam2_ros").glob("sam2_ros_s__rosidl_typesupport_c*.so"))
-    for package in ["sam2_ros", "sam2_model"]:
+    for package in ["sam2_ros", "sam2_model", "sam2_server"]:
         source = {p.relative_to(REPO) for p in (REPO / package).rglob("*.py") if "__pycache__" not in p.parts}
         installed = {p.relative_to(site) for p in (site / package).rglob("*.py") if "__pycache__" not in p.parts}
         assert source <= installed, f"not installed: {sorted(map(str, source - installed))}"

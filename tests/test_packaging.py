@@ -28,6 +28,7 @@ EXPECTED_SCRIPTS = {
     "sam2-make-bag": "sam2_ros.evaluation.make_bag:main",
     "sam2-eval-compare": "sam2_ros.evaluation.compare:main",
     "sam2-train": "sam2_model.train.cli:main",
+    "sam2-server": "sam2_server.cli:main",
 }
 
 
@@ -43,7 +44,7 @@ def wheel(tmp_path_factory) -> Path:
     for name in ["setup.py", "pyproject.toml", "package.xml", "MANIFEST.in", "README.md"]:
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
-    for name in ["sam2_model", "sam2_ros"]:
+    for name in ["sam2_model", "sam2_ros", "sam2_server"]:
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run(
@@ -61,7 +62,7 @@ def test_wheel_contents_and_metadata(wheel):
         metadata = email.message_from_bytes(archive.read(metadata_name))
         (entry_points_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = archive.read(entry_points_name).decode()
-    for package in ["sam2_model", "sam2_ros"]:
+    for package in ["sam2_model", "sam2_ros", "sam2_server"]:
         missing = python_sources(package) - names
         assert not missing, f"not in the wheel: {sorted(missing)}"
     assert not any(n.startswith(("tests/", "tools/", "launch/", "msg/")) for n in names)

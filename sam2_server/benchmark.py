@@ -1,0 +1,317 @@
+"""``python -m sam2_server.benchmark``: what the server costs and saves, against tracking in-process.
+
+Two measurements (docs/benchmarks.md, "Inference server"):
+
+latency   one stream, the same model and frames: tracked in this process (``TrackingSession``),
+          then through a ``sam2-server`` on ipc; the added latency (server percentile minus
+          in-process percentile), the transport's own cost per frame (round trip minus the time the
+          request spent in the server, which the reply reports) and the ping round trip.
+streams   N streams (default 3): N in-process tracker processes, each with its own model, against
+          one server and N torch-free client processes; all start together and track
+          ``--frames`` frames as fast as they can. Total frames per second and the resident memory
+          of all processes (server included).
+batching  N client streams against one server with ``--max-batch N`` and with ``--max-batch 1``
+          (frames encoded together vs one at a time): the GPU measurement of tools/device_server.sh.
+
+Every tracker holds one object, clicked on the first frame. Prints a summary and, with
+``--json PATH``, writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PERCENTILES = (50, 99)
+
+
+# ---------------------------------------------------------------------- helpers
+def rss_bytes(pid: Optional[int] = None) -> int:
+    """VmRSS of a process (this one by default), from /proc."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
+def percentiles(values_ms: List[float]) -> Dict[str, float]:
+    return {f"p{p}": float(np.percentile(values_ms, p)) for p in PERCENTILES} | {"mean": float(np.mean(values_ms))}
+
+
+def make_frames(count: int, height: int, width: int, path: Path) -> Path:
+    """A procedural video with targets to track (``.npz``: frames, and the click on the first one)."""
+    from sam2_model.train.procedural import ProceduralConfig, generate_video
+
+    video = generate_video(3, ProceduralConfig(num_frames=count, height=height, width=width, max_distractors=0,
+                                               occluder_probability=0.0, exit_probability=0.0, min_targets=2,
+                                               max_targets=2))
+    ys, xs = np.nonzero(video.labels[0] == 1)
+    click = np.array([[xs[len(xs) // 2], ys[len(ys) // 2]]], dtype=np.float64)
+    np.savez(path, frames=video.frames, click=click)
+    return path
+
+
+def _env() -> Dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                PYTHONUNBUFFERED="1")
+
+
+def start_server(endpoint: str, args: argparse.Namespace, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sam2_server", "--bind", endpoint, "--model", args.model, "--device",
+               args.device, "--log-level", "WARNING", *extra]
+    if args.checkpoint:
+        command += ["--checkpoint", args.checkpoint]
+    process = subprocess.Popen(command, cwd=REPO, env=_env())
+    from .client import TrackerClient
+
+    probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
+    deadline = time.monotonic() + 120
+    while not probe.heartbeat():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"sam2-server did not start (exit {process.poll()})")
+        time.sleep(0.1)
+    probe.close()
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# ---------------------------------------------------------------------- one stream: added latency
+def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
+    import sam2_model
+    from sam2_model.session_types import Outputs, PromptSpec
+    from sam2_model.tracking_session import TrackingSession
+
+    from .client import TrackerClient
+
+    data = np.load(frames_file)
+    frames, click = data["frames"], data["click"].tolist()
+    model = sam2_model.build_model(args.model, args.checkpoint, device=args.device)
+    prompt, outputs = PromptSpec(points=click, labels=[1]), Outputs()
+
+    def timed(target, extra=None) -> List[float]:
+        target.track(frames[0], outputs)
+        target.add_prompt(1, prompt, outputs)
+        times = []
+        for k in range(args.warmup + args.frames):
+            started = time.perf_counter()
+            target.track(frames[1 + k % (len(frames) - 1)], outputs)
+            if k >= args.warmup:
+                times.append((time.perf_counter() - started) * 1000)
+                if extra is not None:
+                    extra.append(times[-1] - target.last_server_ms)
+        return times
+
+    # One after the other, not interleaved: two processes taking turns on the same cores disturb
+    # each other (a finished one's OpenMP threads still spin while the other computes).
+    # On a thread of its own, like the node's worker thread (and the server's model thread).
+    local_ms: List[float] = []
+    worker = threading.Thread(target=lambda: local_ms.extend(timed(TrackingSession(sam2_model.StreamingTracker(model)))))
+    worker.start()
+    worker.join()
+    del model
+    server = start_server(endpoint, args)
+    try:
+        client = TrackerClient(endpoint, "latency", {}, timeout_s=60)
+        client.connect()
+        transport = []
+        server_ms = timed(client, transport)
+        pings = []
+        for _ in range(50):
+            started = time.perf_counter()
+            client.heartbeat()
+            pings.append((time.perf_counter() - started) * 1000)
+        client.close()
+    finally:
+        stop(server)
+    local, served = percentiles(local_ms), percentiles(server_ms)
+    added = {key: served[key] - local[key] for key in local}
+    return {"frame_hw": list(frames.shape[1:3]), "frames": len(local_ms), "in_process_ms": local,
+            "server_ms": served, "added_ms": added, "transport_ms": percentiles(transport),
+            "ping_ms": percentiles(pings)}
+
+
+# ---------------------------------------------------------------------- N streams: throughput and memory
+def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path, endpoint: str
+             ) -> Dict[str, object]:
+    """Start ``count`` worker processes, release them together, collect their reports."""
+    command = [sys.executable, "-m", "sam2_server.benchmark", "--role", role, "--frames-file", str(frames_file),
+               "--frames", str(args.frames), "--warmup", str(args.warmup), "--model", args.model,
+               "--device", args.device, "--endpoint", endpoint]
+    if args.checkpoint:
+        command += ["--checkpoint", args.checkpoint]
+    workers = [subprocess.Popen(command + ["--stream", f"cam{k}"], cwd=REPO, env=_env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for k in range(count)]
+    for worker in workers:
+        line = worker.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"a {role} worker failed to start: {line!r}")
+    started = time.perf_counter()
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    reports = [json.loads(worker.stdout.readline()) for worker in workers]
+    wall = time.perf_counter() - started
+    for worker in workers:
+        worker.wait(timeout=60)
+    total = sum(r["frames"] for r in reports)
+    return {"wall_s": wall, "total_fps": total / wall, "worker_rss_bytes": [r["rss_bytes"] for r in reports],
+            "per_stream_fps": [r["frames"] / r["seconds"] for r in reports]}
+
+
+def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
+    in_process = _workers("inprocess", args.streams, args, frames_file, endpoint)
+    in_process["total_rss_bytes"] = sum(in_process["worker_rss_bytes"])
+    server = start_server(endpoint, args, "--max-batch", str(args.streams))
+    try:
+        served = _workers("client", args.streams, args, frames_file, endpoint)
+        served["server_rss_bytes"] = rss_bytes(server.pid)
+    finally:
+        stop(server)
+    served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
+    return {"streams": args.streams, "in_process": in_process, "server": served,
+            "fps_ratio": served["total_fps"] / in_process["total_fps"],
+            "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"]}
+
+
+def measure_batching(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
+    results = {}
+    for name, batch in (("batched", args.streams), ("sequential", 1)):
+        server = start_server(endpoint, args, "--max-batch", str(batch))
+        try:
+            results[name] = _workers("client", args.streams, args, frames_file, endpoint)
+        finally:
+            stop(server)
+    results["speedup"] = results["batched"]["total_fps"] / results["sequential"]["total_fps"]
+    results["streams"] = args.streams
+    return results
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """One stream in a process of its own: ``inprocess`` (own model) or ``client`` (torch-free)."""
+    from sam2_model.session_types import Outputs, PromptSpec
+
+    data = np.load(args.frames_file)
+    frames, click = data["frames"], data["click"].tolist()
+    if args.role == "inprocess":
+        import sam2_model
+        from sam2_model.tracking_session import TrackingSession
+
+        model = sam2_model.build_model(args.model, args.checkpoint, device=args.device)
+        target = TrackingSession(sam2_model.StreamingTracker(model))
+    else:
+        from .client import TrackerClient
+
+        target = TrackerClient(args.endpoint, args.stream, {}, timeout_s=120)
+        target.connect()
+    outputs = Outputs()
+    target.track(frames[0], outputs)
+    target.add_prompt(1, PromptSpec(points=click, labels=[1]), outputs)
+    for k in range(args.warmup):
+        target.track(frames[1 + k % (len(frames) - 1)], outputs)
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+    def run() -> None:
+        for k in range(args.frames):
+            target.track(frames[1 + k % (len(frames) - 1)], outputs)
+
+    # The frames on a thread of their own, as in the node (its worker thread) and the server.
+    started = time.perf_counter()
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    seconds = time.perf_counter() - started
+    report = {"frames": args.frames, "seconds": seconds, "rss_bytes": rss_bytes(),
+              "torch_loaded": "torch" in sys.modules}
+    if args.role == "client":
+        target.close()
+    print(json.dumps(report), flush=True)
+
+
+# ---------------------------------------------------------------------- report
+def _mib(value: float) -> str:
+    return f"{value / 2 ** 20:.0f} MiB"
+
+
+def summary(results: Dict[str, object]) -> str:
+    lines = [f"model {results['model']} on {results['device']}"]
+    latency = results.get("latency")
+    if latency:
+        h, w = latency["frame_hw"]
+        lines.append(f"one stream, {w}x{h}, {latency['frames']} frames (ms p50 / p99):")
+        for name in ("in_process_ms", "server_ms", "added_ms", "transport_ms", "ping_ms"):
+            values = latency[name]
+            lines.append(f"  {name[:-3]:<11} {values['p50']:8.2f} / {values['p99']:8.2f}")
+    streams = results.get("streams")
+    if streams:
+        a, b = streams["in_process"], streams["server"]
+        lines.append(f"{streams['streams']} streams: in-process processes {a['total_fps']:.2f} fps, "
+                     f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
+                     f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
+                     f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
+        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, memory x{streams['memory_ratio']:.2f}")
+    batching = results.get("batching")
+    if batching:
+        lines.append(f"{batching['streams']} streams through one server: batched "
+                     f"{batching['batched']['total_fps']:.2f} fps, sequential {batching['sequential']['total_fps']:.2f}"
+                     f" fps: x{batching['speedup']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sam2_server.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="latency,streams", help="comma list of latency, streams, batching")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT")
+    parser.add_argument("--frames", type=int, default=40, help="frames timed per stream")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--json", default=None, help="write the results here")
+    # Worker processes (internal).
+    parser.add_argument("--role", choices=("inprocess", "client"), help=argparse.SUPPRESS)
+    parser.add_argument("--frames-file", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--stream", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role:
+        run_worker(args)
+        return 0
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"latency", "streams", "batching"}
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}")
+    results: Dict[str, object] = {"model": args.model, "device": args.device, "cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="sam2_server_bench_") as tmp:
+        frames_file = make_frames(max(8, args.warmup + 2), height, width, Path(tmp) / "frames.npz")
+        endpoint = f"ipc://{tmp}/sam2.sock"
+        for part in parts:
+            measure = {"latency": measure_latency, "streams": measure_streams, "batching": measure_batching}[part]
+            results[part] = measure(args, frames_file, endpoint)
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=2))
+    print(summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

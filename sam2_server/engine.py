@@ -1,0 +1,229 @@
+"""The server's model side: one model on one device, a ``TrackingSession`` per stream, and the
+execution of a round of requests (frames of several streams through the image encoder together).
+
+Runs on the server's model thread only; the I/O thread never touches torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Tuple
+
+import torch
+
+import sam2_model
+from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryError, DiscoveryOptions
+from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
+from sam2_model.tracker_options import TrackerOptionsError
+from sam2_model.tracking_session import TrackingSession
+
+from . import protocol
+from .config import ServerConfig
+from .protocol import Message, ProtocolError
+from .streams import Request, Round, Stream
+
+LOG = logging.getLogger("sam2_server")
+
+# A reply: the request it answers, its header fields and arrays.
+Reply = Tuple[Request, Dict[str, Any], Dict[str, Any]]
+
+
+def error_kind(error: BaseException) -> str:
+    """The wire's name for what went wrong (the most specific class first)."""
+    if isinstance(error, ProtocolError):
+        return error.kind
+    if isinstance(error, sam2_model.UnknownObjectError):
+        return "unknown_object"
+    if isinstance(error, sam2_model.TrackingError):
+        return "tracking"
+    if isinstance(error, sam2_model.PromptError):
+        return "prompt"
+    if isinstance(error, sam2_model.FrameError):
+        return "frame"
+    if isinstance(error, DiscoveryError):
+        return "discovery"
+    if isinstance(error, (TrackerOptionsError, MaskGeneratorOptionsError, TypeError, ValueError)):
+        return "bad_request"
+    return "internal"
+
+
+@dataclass
+class ModelHost:
+    """The model the streams share, on its device."""
+
+    model: sam2_model.SAM2Model
+    config: ServerConfig
+
+    @classmethod
+    def load(cls, config: ServerConfig) -> "ModelHost":
+        checkpoint = os.path.expanduser(config.checkpoint) if config.checkpoint else None
+        model = sam2_model.build_model(os.path.expanduser(config.model), checkpoint, device=config.device,
+                                       dtype=getattr(torch, config.dtype))
+        return cls(model, config)
+
+    def new_session(self, options: Dict[str, Any]) -> TrackingSession:
+        """A stream's session from its client's options (TrackerOptions fields, and ``generator``:
+        MaskGeneratorOptions fields); ValueError naming a bad one."""
+        options = dict(options)
+        generator_options = options.pop("generator", None)
+        if generator_options is None:
+            generator_settings = DISCOVERY_GENERATOR_OPTIONS
+        elif isinstance(generator_options, dict):
+            try:
+                generator_settings = MaskGeneratorOptions.from_kwargs(**generator_options)
+            except TypeError as error:
+                raise ProtocolError("bad_request", str(error)) from None
+        else:
+            raise ProtocolError("bad_request", f"options 'generator' must be an object, got {generator_options!r}")
+        tracker = sam2_model.StreamingTracker(self.model, **options)
+        return TrackingSession(tracker, sam2_model.AutomaticMaskGenerator(self.model, generator_settings))
+
+
+@dataclass
+class _Frame:
+    """A frame on its way through a round: decoded and resized, waiting for its features."""
+
+    stream: Stream
+    request: Request
+    outputs: Any        # session_types.Outputs
+    ready: Any          # tracker.PreparedFrame
+    pixels: Any         # the frame as a tensor where the tracker resizes it
+
+
+class Engine:
+    """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
+
+    Frames of a round are resized in parallel, encoded in one batch per encoder key, then each
+    stream's own tracking (memory attention, decoder, memory encoder, summary) runs in parallel:
+    the streams share nothing but the model, which inference only reads. A single frame runs on
+    the model thread itself.
+
+    Args:
+        host: the model.
+        send: called with each ``Reply``, always from the model thread (the socket is not thread-safe).
+        on_batch: called with each encoder batch size (statistics).
+        workers: threads for the per-stream work of a round.
+    """
+
+    def __init__(self, host: ModelHost, send: Callable[[Reply], None], on_batch: Callable[[int], None],
+                 workers: int = 4):
+        self.host, self.send, self.on_batch = host, send, on_batch
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sam2_server_stream")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def run(self, work: Round) -> None:
+        for stream, request in work.others:
+            self.send(self._answer(stream, request, self._operation))
+        self._track_frames(work.frames)
+
+    def _each(self, function, items) -> list:
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
+
+    # ------------------------------------------------------------------ frames
+    def _prepare(self, item: Tuple[Stream, Request]):
+        stream, request = item
+        try:
+            outputs = protocol.outputs_from_wire(request.message.header.get("outputs"))
+            return _Frame(stream, request, outputs, *stream.session.prepare(_frame_of(request.message)))
+        except Exception as error:  # noqa: BLE001 - answered, counted; the others go on
+            return self._refusal(stream, request, error)
+
+    def _track_frames(self, frames: List[Tuple[Stream, Request]]) -> None:
+        groups = defaultdict(list)
+        for result in self._each(self._prepare, frames):
+            if isinstance(result, _Frame):
+                groups[result.stream.session.tracker.encode_key].append(result)
+            else:
+                self.send(result)
+        for group in groups.values():
+            try:
+                features = group[0].stream.session.tracker.encode([item.ready for item in group])
+            except Exception as error:  # noqa: BLE001 - e.g. out of device memory: every frame refused
+                for item in group:
+                    self.send(self._refusal(item.stream, item.request, error))
+                continue
+            self.on_batch(len(group))
+            for reply in self._each(self._finish, list(zip(group, features))):
+                self.send(reply)
+
+    def _finish(self, item) -> Reply:
+        frame, features = item
+
+        def track(stream: Stream, request: Request):
+            state = stream.session.track_encoded(frame.ready, frame.pixels, features, frame.outputs)
+            stream.frames_tracked += 1
+            return protocol.frame_state_to_wire(state)
+
+        return self._answer(frame.stream, frame.request, track)
+
+    # ------------------------------------------------------------------ other requests
+    def _operation(self, stream: Stream, request: Request):
+        message, session = request.message, stream.session
+        op = request.op
+        if op == "prompt":
+            outputs = protocol.outputs_from_wire(message.header.get("outputs"))
+            return protocol.frame_state_to_wire(session.add_prompt(message.field("object_id", int),
+                                                                   protocol.prompt_from_wire(message), outputs))
+        if op == "remove":
+            session.remove_object(message.field("object_id", int))
+            return {"object_ids": session.obj_ids}, {}
+        if op == "reset":
+            session.reset()
+            return {}, {}
+        if op == "discover":
+            return protocol.discovery_to_wire(_discover(session, message))
+        raise ProtocolError("bad_request", f"operation {op!r} is not run by the model thread")
+
+    def _answer(self, stream: Stream, request: Request, compute) -> Reply:
+        try:
+            fields, arrays = compute(stream, request)
+        except Exception as error:  # noqa: BLE001 - a request's fault never stops the server
+            return self._refusal(stream, request, error)
+        # How long the request was in the server (queued and computed): the client's round trip minus
+        # this is what the transport and the wire format cost.
+        server_ms = (time.monotonic() - request.received_at) * 1000.0
+        return request, {"ok": True, "stream_epoch": stream.epoch, "server_ms": server_ms, **fields}, arrays
+
+    @staticmethod
+    def _refusal(stream: Stream, request: Request, error: BaseException) -> Reply:
+        kind = error_kind(error)
+        if kind == "internal":
+            LOG.error("stream %s: %s failed unexpectedly", stream.name, request.op, exc_info=error)
+        return request, {"ok": False, "kind": kind, "message": str(error) or repr(error),
+                         "stream_epoch": stream.epoch}, {}
+
+
+def _frame_of(message: Message):
+    frame = message.arrays.get("frame")
+    if frame is None:
+        raise ProtocolError("bad_request", "track needs the array 'frame'")
+    if frame.dtype != "uint8" or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
+        raise sam2_model.FrameError(f"frame must be a non-empty H x W x 3 uint8 RGB image, got {frame.dtype} "
+                                    f"{list(frame.shape)}")
+    return frame
+
+
+def _discover(session: TrackingSession, message: Message):
+    options = message.field("options", dict, required=False, default={})
+    known = {f.name for f in dataclasses.fields(DiscoveryOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ProtocolError("bad_request", f"unknown discovery option(s) {unknown}; known: {sorted(known)}")
+    region = message.header.get("region")
+    if region is not None and (not isinstance(region, list) or len(region) != 4
+                               or not all(isinstance(v, int) for v in region)):
+        raise ProtocolError("bad_request", f"region must be [x, y, width, height] integers or null, got {region!r}")
+    outputs = message.header.get("outputs")
+    return session.discover(DiscoveryOptions(**options), None if region is None else tuple(region),
+                            message.field("max_new", int), message.field("first_id", int),
+                            None if outputs is None else protocol.outputs_from_wire(outputs))

@@ -1,0 +1,290 @@
+"""``InferenceServer``: one SAM 2 model serving many tracker streams over ZeroMQ (no ROS).
+
+Two threads:
+    I/O thread    owns the ROUTER socket: decodes requests, answers ``open``/``close``/``ping``/
+                  ``stats`` itself (so heartbeats are answered while the model works), queues the
+                  rest on their stream (``streams.StreamTable``), frees silent streams, and
+                  forwards the model thread's replies to the clients.
+    model thread  takes rounds of queued work and runs them (``engine.Engine``): frames of
+                  different streams waiting at the same time go through the image encoder together.
+
+A bad message (garbage, truncated, oversized, another protocol version, an unknown stream or
+operation) is answered with an error when it can be, else dropped, and always counted; nothing
+a client sends stops the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any, Dict, Optional
+
+import zmq
+
+from . import protocol
+from .config import ServerConfig
+from .protocol import ProtocolError
+from .security import ServerKeys, check_bind
+from .streams import Request, Stream, StreamTable
+
+LOG = logging.getLogger("sam2_server")
+
+POLL_MS = 100
+EXPIRE_EVERY_S = 0.25
+# Requests read per wake-up before replies are forwarded again (keeps replies flowing under a flood).
+MAX_READS_PER_WAKE = 256
+
+
+def process_rss_bytes() -> int:
+    """Resident memory of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class ServerStats:
+    """Counters the ``stats`` request reports; thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: Counter = Counter()
+        self.errors: Counter = Counter()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self.errors[kind] += 1
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"counts": dict(self.counts), "errors": dict(self.errors)}
+
+
+class InferenceServer:
+    """Args:
+        config: the settings (``ServerConfig``); the bind is checked against the security rules.
+        host: the loaded model (``engine.ModelHost``); None: load it from ``config`` (imports torch).
+    """
+
+    def __init__(self, config: ServerConfig, host=None):
+        self.config = config.check()
+        check_bind(config.bind, curve=config.curve_keys is not None)
+        self.keys = ServerKeys.load(config.curve_keys) if config.curve_keys else None
+        if host is None:
+            from .engine import ModelHost
+            host = ModelHost.load(config)
+        self.host = host
+        self.epoch = random.SystemRandom().randrange(1, 1 << 31)  # this server process
+        self._stream_counter = itertools.count(1)
+        self.streams = StreamTable(config.max_streams, config.stream_timeout_s, config.max_batch)
+        self.stats = ServerStats()
+        self._stop = threading.Event()
+        self._reply_endpoint = f"inproc://sam2-replies-{id(self)}"
+        self.ready = threading.Event()  # set once bound
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve(self) -> None:
+        """Bind and serve until ``stop()``."""
+        context = zmq.Context()
+        authenticator = None
+        router = context.socket(zmq.ROUTER)
+        replies = context.socket(zmq.PULL)
+        worker = None
+        try:
+            router.linger = 0
+            # ZeroMQ drops any single part above this (and the connection that sent it) before we see it.
+            router.maxmsgsize = self.config.max_message_bytes
+            if self.keys is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+                authenticator = ThreadAuthenticator(context, log=LOG)
+                authenticator.start()
+                authenticator.configure_curve(domain="*", location=self.keys.authorized_dir)
+                self.keys.apply(router)
+            replies.bind(self._reply_endpoint)
+            router.bind(self.config.bind)
+            worker = threading.Thread(target=self._model_loop, args=(context,), name="sam2_server_model",
+                                      daemon=True)
+            worker.start()
+            LOG.info("serving %s on %s (%s) at %s, up to %d streams", self.config.model, self.config.device,
+                     self.config.dtype, self.config.bind, self.config.max_streams)
+            self.ready.set()
+            self._io_loop(router, replies)
+        finally:
+            self._stop.set()
+            self.streams.close()
+            if worker is not None:
+                worker.join(timeout=30)
+            router.close(linger=0)
+            replies.close(linger=0)
+            if authenticator is not None:
+                authenticator.stop()
+            context.term()
+
+    # ------------------------------------------------------------------ I/O thread
+    def _io_loop(self, router: zmq.Socket, replies: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(replies, zmq.POLLIN)
+        next_expiry = time.monotonic() + EXPIRE_EVERY_S
+        while not self._stop.is_set():
+            events = dict(poller.poll(POLL_MS))
+            if replies in events:
+                self._forward_replies(router, replies)
+            if router in events:
+                for _ in range(MAX_READS_PER_WAKE):
+                    try:
+                        parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._on_message(router, parts)
+            if time.monotonic() >= next_expiry:
+                for stream in self.streams.expire():
+                    self.stats.add("streams_expired")
+                    LOG.info("stream %s freed: nothing heard for %.1f s", stream.name, self.config.stream_timeout_s)
+                next_expiry = time.monotonic() + EXPIRE_EVERY_S
+
+    @staticmethod
+    def _forward_replies(router: zmq.Socket, replies: zmq.Socket) -> None:
+        while True:
+            try:
+                parts = replies.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            router.send_multipart(parts, copy=False)  # a client that left is silently skipped by ROUTER
+
+    def _send(self, router: zmq.Socket, identity: bytes, header: Dict[str, Any], arrays=None) -> None:
+        if not header.get("ok", True):
+            self.stats.error(header["kind"])
+        self.stats.add("replies")
+        router.send_multipart([identity, *protocol.encode({**header, "server_epoch": self.epoch}, arrays)],
+                              copy=False)
+
+    def _on_message(self, router: zmq.Socket, parts) -> None:
+        self.stats.add("requests")
+        identity = parts[0].bytes
+        request_id = None
+        try:
+            message = protocol.decode(parts[1:], self.config.max_message_bytes)
+            request_id = message.header.get("id")
+            if not isinstance(request_id, int) or isinstance(request_id, bool):
+                raise ProtocolError("bad_request", "request field 'id' must be an integer")
+            op = message.header.get("op")
+            if op not in protocol.OPS:
+                raise ProtocolError("bad_request", f"unknown operation {op!r}; known: {', '.join(protocol.OPS)}")
+            request = Request(identity, message, time.monotonic())
+            if op == "stats":
+                self._send(router, identity, {"id": request_id, "ok": True, "stats": self._stats()})
+                return
+            name = message.field("stream", str)
+            if op == "ping":
+                stream = self.streams.touch(name)
+                self._send(router, identity, {"id": request_id, "ok": True,
+                                              "stream_epoch": None if stream is None else stream.epoch})
+            elif op == "open":
+                self._open(router, request, name)
+            elif op == "close":
+                closed = self.streams.remove(name)
+                if closed is not None:
+                    self.stats.add("streams_closed")
+                    LOG.info("stream %s closed by its client", name)
+                self._send(router, identity, {"id": request_id, "ok": True, "closed": closed is not None})
+            else:
+                stream = self.streams.touch(name)
+                if stream is None:
+                    raise ProtocolError("unknown_stream", f"no stream {name!r} on this server (it restarted, or "
+                                                          "freed the stream after a silence): open it again")
+                replaced = self.streams.submit(stream, request)
+                if replaced is not None:
+                    self.stats.add("frames_superseded")
+                    self._send(router, replaced.identity, {
+                        "id": replaced.request_id, "ok": False, "kind": "superseded",
+                        "message": "a newer frame of this stream arrived before this one was tracked"})
+        except ProtocolError as error:
+            LOG.debug("request refused (%s): %s", error.kind, error)
+            self._send(router, identity, protocol.error_header(request_id, error.kind, str(error)))
+
+    def _open(self, router: zmq.Socket, request: Request, name: str) -> None:
+        options = request.message.field("options", dict, required=False, default={})
+        if self.streams.get(name) is None and len(self.streams) >= self.config.max_streams:
+            raise ProtocolError("full", f"the server already holds its maximum of {self.config.max_streams} "
+                                        "streams (--max-streams)")
+        try:
+            session = self.host.new_session(options)
+        except ProtocolError:
+            raise
+        except (TypeError, ValueError) as error:
+            raise ProtocolError("bad_request", f"stream options refused: {error}") from None
+        epoch = (self.epoch << 20) + next(self._stream_counter)  # unique across server restarts too
+        stream = Stream(name, epoch, session, options, time.monotonic())
+        old = self.streams.put(stream)
+        self.stats.add("streams_opened")
+        if old is not None:
+            for waiting in old.queue:
+                self._send(router, waiting.identity, protocol.error_header(
+                    waiting.request_id, "unknown_stream", f"stream {name!r} was opened again"))
+        LOG.info("stream %s opened%s", name, " (replacing the old one)" if old is not None else "")
+        model = self.host.model
+        self._send(router, request.identity, {
+            "id": request.request_id, "ok": True, "stream_epoch": epoch, "model": self.config.model,
+            "device": str(model.device), "dtype": self.config.dtype, "image_size": int(model.image_size)})
+
+    def _stats(self) -> Dict[str, Any]:
+        snapshot = self.stats.snapshot()
+        snapshot.update(streams=self.streams.names(), max_streams=self.config.max_streams,
+                        rss_bytes=process_rss_bytes(), server_epoch=self.epoch)
+        return snapshot
+
+    # ------------------------------------------------------------------ model thread
+    def _model_loop(self, context: zmq.Context) -> None:
+        from .engine import Engine  # torch lives on this thread's side only
+
+        out = context.socket(zmq.PUSH)
+        out.linger = 0
+        out.connect(self._reply_endpoint)
+
+        def send(reply) -> None:
+            request, header, arrays = reply
+            if not header.get("ok", True):
+                self.stats.error(header["kind"])
+            self.stats.add("replies")
+            parts = protocol.encode({**header, "id": request.request_id, "server_epoch": self.epoch}, arrays)
+            out.send_multipart([request.identity, *parts], copy=False)
+
+        def on_batch(size: int) -> None:
+            self.stats.add("encoder_batches")
+            self.stats.add("frames_tracked", size)
+            self.stats.add(f"batch_size_{size}")
+
+        engine = Engine(self.host, send, on_batch, workers=min(self.config.max_batch, os.cpu_count() or 1))
+        try:
+            while not self._stop.is_set():
+                work = self.streams.take_round(wait_s=POLL_MS / 1000)
+                if work is not None:
+                    engine.run(work)
+        except Exception:  # noqa: BLE001 - logged; the I/O thread stops the server rather than hang
+            LOG.exception("model thread failed")
+            self._stop.set()
+        finally:
+            engine.close()
+            out.close(linger=0)
+
+
+def run(config: ServerConfig, host=None, stop: Optional[threading.Event] = None) -> None:
+    """Serve until interrupted (or ``stop`` is set)."""
+    server = InferenceServer(config, host)
+    if stop is not None:
+        threading.Thread(target=lambda: (stop.wait(), server.stop()), daemon=True).start()
+    server.serve()

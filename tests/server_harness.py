@@ -1,0 +1,90 @@
+"""Real ``sam2-server`` processes for the tests: ``python -m sam2_server`` started from the working tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List
+
+from sam2_server.client import TrackerClient
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60.0
+
+
+class ServerProcess:
+    def __init__(self, endpoint: str, args: List[str], log_path: Path):
+        self.endpoint, self.args, self.log_path = endpoint, args, log_path
+        self.process: subprocess.Popen = None  # type: ignore[assignment]
+
+    def start(self, curve=None) -> "ServerProcess":
+        """Launch and wait until it answers a heartbeat (with ``curve`` keys for a CURVE server)."""
+        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "sam2_server", "--bind", self.endpoint, *self.args],
+                                        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.wait_ready(curve)
+        return self
+
+    def wait_ready(self, curve=None) -> None:
+        probe = TrackerClient(self.endpoint, "probe", timeout_s=0.5, curve=curve)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        try:
+            while not probe.heartbeat():
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"sam2-server exited with {self.process.returncode}:\n{self.log()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"sam2-server not answering after {START_TIMEOUT_S} s:\n{self.log()}")
+                time.sleep(0.1)
+        finally:
+            probe.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (Linux /proc)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing cleaned up."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def running_server(tmp_path: Path, *args: str, endpoint: str = "") -> Iterator[ServerProcess]:
+    """A server on ``ipc://<tmp>/sam2.sock`` (or ``endpoint``) with the bundled model unless ``args`` say
+    otherwise; stopped afterwards, failing the test if it died on the way."""
+    endpoint = endpoint or f"ipc://{tmp_path}/sam2.sock"
+    server = ServerProcess(endpoint, list(args), tmp_path / "server.log").start()
+    try:
+        yield server
+        assert server.alive, f"the server died:\n{server.log()}"
+    finally:
+        code = server.stop()
+        if code not in (0, -signal.SIGKILL):
+            raise AssertionError(f"server exited with {code}:\n{server.log()}")

@@ -1,0 +1,35 @@
+"""tools/device_server.sh on the CPU with tiny settings: the GPU run's script works end to end and
+writes its numbers (batched against sequential streams, one stream's added latency)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sam2_model.config import DEFAULT_CHECKPOINT_PATH
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing")
+
+
+def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", MODEL="default", STREAMS="2", FRAMES="2",
+               SIZE="64x48", OUT=str(tmp_path), MINUTES="4")
+    result = subprocess.run(["bash", str(REPO / "tools" / "device_server.sh")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "device_server.json").read_text())
+    batching = report["batching"]
+    assert batching["streams"] == 2 and batching["speedup"] > 0
+    for mode in ("batched", "sequential"):
+        assert len(batching[mode]["per_stream_fps"]) == 2 and batching[mode]["total_fps"] > 0
+    latency = report["latency"]
+    assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
+    assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency
+    assert "streams through one server: batched" in result.stdout

@@ -1,0 +1,155 @@
+"""sam2_server's parts without a model: the wire format, the stream table's scheduling, the bind rules, keygen."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from sam2_model.frame_state import FrameState, ObjectState
+from sam2_model.session_types import DiscoveryOutcome, Outputs, PromptSpec
+from sam2_server import protocol
+from sam2_server.config import ServerConfig, ServerConfigError
+from sam2_server.protocol import Message, ProtocolError
+from sam2_server.security import SecurityError, ServerKeys, check_bind, keygen
+from sam2_server.streams import Request, Stream, StreamTable
+
+
+def _frame_state() -> FrameState:
+    rng = np.random.default_rng(0)
+    crop = rng.random((3, 5)) > 0.5
+    objects = [ObjectState(4, True, 0.1 + 1e-12, 0.7234567891234567, (2, 1, 5, 3), int(crop.sum()), crop),
+               ObjectState(300, False, 1e-30, float("nan"), (0, 0, 0, 0), 0, np.zeros((0, 0), bool)),
+               ObjectState(9, True, 0.5, 0.25, (0, 0, 1, 1), 1, None)]
+    labels = rng.integers(0, 400, (6, 8)).astype(np.int32)
+    tinted = rng.integers(0, 255, (6, 8, 3)).astype(np.uint8)
+    return FrameState(17, 6, 8, objects, labels, tinted)
+
+
+def _round_trip(header, arrays):
+    parts = protocol.encode(header, arrays)
+    return protocol.decode([bytes(p) for p in parts])
+
+
+def test_frame_state_survives_the_wire_exactly():
+    state = _frame_state()
+    back = protocol.frame_state_from_wire(_round_trip(*protocol.frame_state_to_wire(state)))
+    assert (back.frame_index, back.height, back.width) == (17, 6, 8)
+    for a, b in zip(back.objects, state.objects):
+        assert (a.object_id, a.visible, a.bbox, a.area) == (b.object_id, b.visible, b.bbox, b.area)
+        assert a.visibility == b.visibility and (a.iou_score == b.iou_score or np.isnan(b.iou_score))
+        assert (a.mask is None) == (b.mask is None)
+        if b.mask is not None:
+            assert a.mask.dtype == bool and np.array_equal(a.mask, b.mask)
+    assert back.labels.dtype == np.int32 and np.array_equal(back.labels, state.labels)
+    assert np.array_equal(back.tinted, state.tinted)
+    outcome = DiscoveryOutcome([5, 6], 11, 12.5, True, state)
+    again = protocol.discovery_from_wire(_round_trip(*protocol.discovery_to_wire(outcome)))
+    assert (again.object_ids, again.generated, again.duration_ms, again.full) == ([5, 6], 11, 12.5, True)
+    assert again.frame.frame_index == 17
+
+
+def test_prompts_and_outputs_survive_the_wire():
+    mask = np.eye(4, dtype=bool)
+    fields, arrays = protocol.prompt_to_wire(PromptSpec(points=[[1, 2.5]], labels=[1], box=None, mask=mask,
+                                                        clear_old_points=False))
+    back = protocol.prompt_from_wire(_round_trip({"op": "prompt", **fields}, arrays))
+    assert back.points == [[1.0, 2.5]] and back.labels == [1] and back.box is None
+    assert np.array_equal(back.mask, mask) and back.clear_old_points is False
+    assert protocol.outputs_from_wire(protocol.outputs_to_wire(Outputs(False, True, True))) == Outputs(False, True, True)
+    with pytest.raises(ProtocolError, match="booleans"):
+        protocol.outputs_from_wire({"crops": 1})
+
+
+def test_decode_names_what_is_wrong():
+    good = protocol.encode({"op": "ping", "id": 1}, {"a": np.zeros(3, np.float32)})
+    with pytest.raises(ProtocolError) as version:
+        protocol.decode([b"S2TP\x00\x09{}"])
+    assert version.value.kind == "version"
+    for parts, words in [([], "empty"), ([b"hello"], "not a sam2_server"), ([good[0]], "truncated"),
+                         ([good[0], b"123"], "needs 12 bytes"),
+                         ([good[0], *good[1:], b"x"], r"1 array\(s\) but 2 buffer"),
+                         ([good[0][:6] + b"[1]"], "JSON object")]:
+        with pytest.raises(ProtocolError, match=words) as error:
+            protocol.decode(parts)
+        assert error.value.kind == "bad_request"
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        protocol.decode([good[0], b"x" * 2000], max_message_bytes=1024)
+    with pytest.raises(ValueError, match="cannot be sent"):
+        protocol.encode({}, {"a": np.zeros(2, np.float64)})
+    assert Message({"n": True}).field("n", bool) is True
+    with pytest.raises(ProtocolError, match="must be int"):
+        Message({"n": True}).field("n", int)
+
+
+def _request(op: str, k: int = 0) -> Request:
+    return Request(b"client", Message({"op": op, "id": k}), time.monotonic())
+
+
+def _streams(table: StreamTable, names):
+    made = {}
+    for name in names:
+        made[name] = Stream(name, len(made) + 1, None, {}, time.monotonic())
+        table.put(made[name])
+    return made
+
+
+def test_rounds_take_one_request_per_stream_in_order_and_rotate():
+    table = StreamTable(max_streams=8, timeout_s=10, max_batch=2)
+    s = _streams(table, ["a", "b", "c"])
+    for name in "abc":
+        table.submit(s[name], _request("track", 1))
+    table.submit(s["a"], _request("prompt", 2))      # after a's frame: must wait for it
+    first = table.take_round(0)
+    assert [x[0].name for x in first.frames] == ["a", "b"] and first.others == []
+    second = table.take_round(0)                      # c was left waiting: it goes first now
+    assert [x[0].name for x in second.frames] == ["c"] and [x[0].name for x in second.others] == ["a"]
+    assert table.take_round(0) is None
+
+
+def test_latest_frame_wins_but_other_requests_keep_their_place():
+    table = StreamTable(max_streams=8, timeout_s=10, max_batch=8)
+    s = _streams(table, ["a"])["a"]
+    assert table.submit(s, _request("track", 1)) is None
+    replaced = table.submit(s, _request("track", 2))
+    assert replaced.request_id == 1 and s.frames_superseded == 1
+    table.submit(s, _request("reset", 3))
+    assert table.submit(s, _request("track", 4)) is None   # a frame after a reset is not merged across it
+    assert [r.request_id for r in s.queue] == [2, 3, 4]
+
+
+def test_silent_streams_expire_unless_work_is_queued():
+    table = StreamTable(max_streams=8, timeout_s=1.0, max_batch=8)
+    s = _streams(table, ["idle", "busy", "fresh"])
+    s["idle"].last_seen = s["busy"].last_seen = time.monotonic() - 5
+    table.submit(s["busy"], _request("track"))
+    assert [x.name for x in table.expire()] == ["idle"]
+    assert table.names() == ["busy", "fresh"]
+
+
+def test_binding_off_loopback_needs_curve():
+    for endpoint in ("ipc:///tmp/x.sock", "tcp://127.0.0.1:5555", "tcp://localhost:5555", "tcp://[::1]:5555"):
+        check_bind(endpoint, curve=False)
+    for endpoint in ("tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://8.8.8.8:5555"):
+        with pytest.raises(SecurityError, match="without CURVE"):
+            check_bind(endpoint, curve=False)
+        check_bind(endpoint, curve=True)
+    with pytest.raises(SecurityError, match="ipc://PATH or tcp://"):
+        check_bind("udp://x:1", curve=True)
+    with pytest.raises(ServerConfigError, match="max_streams"):
+        ServerConfig(max_streams=0).check()
+
+
+def test_keygen_makes_a_server_pair_and_authorized_clients(tmp_path):
+    written = keygen(str(tmp_path), "robot1")
+    keygen(str(tmp_path), "robot2")           # the server pair is kept, a second client added
+    keys = ServerKeys.load(str(tmp_path))
+    assert len(keys.public) == 40 and sorted(p.name for p in (tmp_path / "authorized_clients").iterdir()) == \
+        ["robot1.key", "robot2.key"]
+    assert (tmp_path / "server.key_secret").stat().st_mode & 0o077 == 0
+    assert written["client_secret"].endswith("clients/robot1.key_secret")
+    with pytest.raises(SecurityError, match="already has keys"):
+        keygen(str(tmp_path), "robot1")
+    with pytest.raises(SecurityError, match="keygen"):
+        ServerKeys.load(str(tmp_path / "nothing"))
