@@ -16,6 +16,7 @@ from sam2_ros.evaluation.davis import read_sequence
 from sam2_ros.evaluation.errors import EvaluationInputError
 from sam2_ros.evaluation.make_bag import main as make_bag_main
 from sam2_ros.evaluation.position_error import position_error
+from sam2_ros.evaluation.sequence import Frame
 
 from eval_stubs import FlawedTracker, PerfectTracker, StubRunner
 
@@ -117,3 +118,32 @@ def test_depth_topic_without_camera_info_is_refused(davis_root, tmp_path):
         read_bag(bag, depth_topic=DEFAULT_DEPTH_TOPIC, camera_info_topic="/missing")
     with pytest.raises(EvaluationInputError, match="no depth topic '/nodepth'"):
         read_bag(bag, depth_topic="/nodepth", camera_info_topic=DEFAULT_CAMERA_INFO_TOPIC)
+
+
+def test_make_bag_from_a_video_with_a_depth_folder(video, tmp_path, capsys):
+    from sam2_model.depth_format import write_depth_sequence
+    from sam2_ros.evaluation import davis
+
+    from test_eval_bag import write_video
+
+    frames = [Frame(index=i, image=image, stamp_ns=0, gt_labels=labels)
+              for i, (image, labels) in enumerate(zip(video.frames, video.labels))]
+    write_video(tmp_path / "clip.mkv", frames)
+    (tmp_path / "masks").mkdir()
+    for frame in frames:
+        davis.write_label_png(tmp_path / "masks" / f"{frame.index:05d}.png", frame.gt_labels)
+    write_depth_sequence(tmp_path, "clip", enumerate(video.depth), procedural_intrinsics(64, 80))
+    bag = tmp_path / "bag"
+    assert make_bag_main(["--video", str(tmp_path / "clip.mkv"), "--masks", str(tmp_path / "masks"),
+                          "--depth", str(tmp_path / "Depth" / "clip"), "--out", str(bag), "--no-progress"]) == 0
+    assert "8 depth images" in capsys.readouterr().out
+    read = read_bag(bag, depth_topic=DEFAULT_DEPTH_TOPIC, camera_info_topic=DEFAULT_CAMERA_INFO_TOPIC)
+    assert read.intrinsics == procedural_intrinsics(64, 80)
+    for frame, depth in zip(read, video.depth, strict=True):
+        np.testing.assert_allclose(frame.depth_m, depth, atol=0.0005)
+    # A depth folder without its camera is refused, naming what is missing.
+    (tmp_path / "Depth" / "clip" / "camera_info.json").unlink()
+    assert make_bag_main(["--video", str(tmp_path / "clip.mkv"), "--masks", str(tmp_path / "masks"),
+                          "--depth", str(tmp_path / "Depth" / "clip"), "--out", str(tmp_path / "bag2"),
+                          "--no-progress"]) == 2
+    assert "no camera_info.json" in capsys.readouterr().err
