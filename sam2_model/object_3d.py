@@ -1,5 +1,5 @@
 """Where each tracked object is in 3D, from its mask and an aligned depth image; called by the ROS
-node (``sam2_ros.depth_conversion``) and sam2-eval. numpy only: no ROS, no torch.
+node (``sam2_ros.depth_input``) and sam2-eval (``position_error``). numpy only: no ROS, no torch.
 
 Inputs are what the tracker already gives the host per frame (``frame_state.ObjectState``: each
 object's box and its mask cropped to the box) plus a depth image in metres aligned to the colour
@@ -199,8 +199,8 @@ def estimate_objects(objects: Sequence[ObjectState], depth_m: np.ndarray, intrin
 
 
 # ---------------------------------------------------------------------------------- rendering
-# The inverse direction, for tests, the benchmark and generated evaluation data: a depth image
-# of simple shapes seen by a pinhole camera (ray casting, closest hit wins).
+# The inverse direction, for the benchmark (``sam2_ros.depth_benchmark``): the depth image of
+# simple shapes seen by a pinhole camera (ray casting, nearest hit). The tests ray cast their own.
 
 
 def pixel_rays(intrinsics: PinholeIntrinsics) -> np.ndarray:
