@@ -16,6 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 
 from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions
 from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
+from sam2_model.object_3d import DepthOptions
 from sam2_model.tracker_options import TrackerOptions, option_help, option_types
 
 from .prompt_conversion import MAX_OBJECT_ID
@@ -70,6 +71,18 @@ class TrackerParameters:
     server_timeout: float = 1.0             # seconds a reply may take (discovery: DISCOVERY_TIMEOUT_FACTOR x)
     server_heartbeat_period: float = 0.5    # seconds between heartbeats; a dead server is noticed within
                                             # period + timeout
+    # Depth: 3D of each object from an aligned depth image (sam2_model.object_3d, docs/node.md).
+    use_depth: bool = False
+    depth_compressed: bool = False
+    depth_scale: float = 0.0
+    depth_max_age: float = 0.02
+    depth_min: float = DepthOptions.min_depth
+    depth_max: float = DepthOptions.max_depth
+    depth_erode_px: int = DepthOptions.erode_px
+    depth_low_percentile: float = DepthOptions.low_percentile
+    depth_high_percentile: float = DepthOptions.high_percentile
+    depth_min_points: int = DepthOptions.min_points
+    points_stride: int = 4
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
 
     def problems(self) -> List[str]:
@@ -102,6 +115,7 @@ class TrackerParameters:
         if self.discover_every_n_frames < 0:
             found.append(f"discover_every_n_frames {self.discover_every_n_frames} must be >= 0 (0 = off)")
         found += [f"discover_{problem}" for problem in self.discovery().problems()]
+        found += self._depth_problems()
         try:
             self.generator()
         except MaskGeneratorOptionsError as error:
@@ -118,6 +132,22 @@ class TrackerParameters:
         if not 0.05 <= self.server_heartbeat_period <= 60:
             found.append(f"server_heartbeat_period {self.server_heartbeat_period} must be in 0.05..60 seconds")
         return found
+
+    def _depth_problems(self) -> List[str]:
+        found = [f"depth: {problem}" for problem in self.depth_options().problems()]
+        if not (self.depth_scale >= 0.0 and self.depth_scale < float("inf")):
+            found.append(f"depth_scale {self.depth_scale} must be >= 0 metres per unit (0 = by encoding)")
+        if not 0.0 <= self.depth_max_age <= 10.0:
+            found.append(f"depth_max_age {self.depth_max_age} must be in 0..10 seconds")
+        if not 1 <= self.points_stride <= 64:
+            found.append(f"points_stride {self.points_stride} must be in 1..64 pixels")
+        return found
+
+    def depth_options(self) -> DepthOptions:
+        """How 3D is estimated (``sam2_model.object_3d``)."""
+        return DepthOptions(min_depth=self.depth_min, max_depth=self.depth_max, erode_px=self.depth_erode_px,
+                            low_percentile=self.depth_low_percentile, high_percentile=self.depth_high_percentile,
+                            min_points=self.depth_min_points)
 
     def discovery(self) -> DiscoveryOptions:
         """Which generated masks become objects (``sam2_model.discovery``)."""
@@ -165,6 +195,18 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "server_timeout": "seconds a server reply may take before the server counts as away (frames dropped)",
     "server_heartbeat_period": "seconds between heartbeats to the server (a dead server is noticed within "
                                "this plus server_timeout)",
+    "use_depth": "subscribe to depth (aligned to the colour image) and camera_info; objects get 3D, ~/markers and "
+                 "~/points are published",
+    "depth_compressed": "subscribe to depth/compressedDepth (image_transport compressedDepth, png) instead of depth",
+    "depth_scale": "metres per depth unit; 0 = by encoding (16UC1: millimetres, 32FC1: metres)",
+    "depth_max_age": "seconds: a colour frame takes the depth image with its stamp, else the nearest within this",
+    "depth_min": "metres: nearer depth readings are ignored",
+    "depth_max": "metres: farther depth readings are ignored",
+    "depth_erode_px": "pixels of each mask's border left out of its 3D (background seen at the edge)",
+    "depth_low_percentile": "size: from this percentile of an object's points, per axis",
+    "depth_high_percentile": "size: to this percentile of an object's points, per axis",
+    "depth_min_points": "an object with fewer valid depth pixels has no 3D (has_position false)",
+    "points_stride": "~/points: every N-th pixel per axis of each object",
 }
 
 

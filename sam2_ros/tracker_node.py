@@ -40,15 +40,18 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 import sam2_model
 from sam2_model.discovery import DiscoveryError
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.srv import AddObject, Discover, RemoveObject
 
+from .depth_conversion import fill_3d, markers_msg, point_cloud_msg
+from .depth_input import DepthFrame, DepthInput, DepthSettings, ProblemThrottle, without_masks
 from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
 from .frame_slot import LatestFrameSlot, PendingFrame
 from .image_conversion import ImageConversionError
@@ -135,6 +138,11 @@ class TrackerNode(LifecycleNode):
         self._diagnostics_timer = None
         self._supervision_group = MutuallyExclusiveCallbackGroup()
         self._supervision_timer = None             # heartbeats to a model server
+        # use_depth: depth and camera_info in, 3D out (sam2_ros.depth_input); None when off.
+        self._depth: Optional[DepthInput] = None
+        self._depth_group = MutuallyExclusiveCallbackGroup()
+        self._markers_shown: set = set()          # ids whose markers RViz shows (to delete when they go)
+        self._depth_warnings = ProblemThrottle(WARN_THROTTLE_S)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -168,7 +176,7 @@ class TrackerNode(LifecycleNode):
                                      callback_group=self._prompt_group),
             self.create_subscription(Prompt, "~/prompt", self._on_prompt, PROMPT_QUEUE_DEPTH,
                                      callback_group=self._prompt_group),
-        ]
+        ] + self._subscribe_depth(image_qos)
         self._slot = LatestFrameSlot()
         self._stop_worker.clear()
         self._worker = threading.Thread(target=self._worker_loop, name="sam2_tracker_worker", daemon=True)
@@ -269,6 +277,7 @@ class TrackerNode(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
             self.create_service(Discover, "~/discover", self._on_discover, callback_group=group),
         ]
+        self._create_depth_outputs(params, out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=self._diagnostics_group)
@@ -280,6 +289,7 @@ class TrackerNode(LifecycleNode):
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
+        self._depth = None
         for service in self._prompt_services:
             self.destroy_service(service)
         self._prompt_services = []
@@ -355,7 +365,8 @@ class TrackerNode(LifecycleNode):
         clock.lap("convert")
         # Only what someone receives is computed (per-pixel work on the model's device).
         wanted = self._wanted_outputs()
-        outputs = Outputs(crops=wanted.masks, labels=wanted.labels, tinted=wanted.overlay)
+        depth = self._depth if any(self._subscribed(n) for n in ("objects", "markers", "points")) else None
+        outputs = Outputs(crops=wanted.masks or depth is not None, labels=wanted.labels, tinted=wanted.overlay)
         with self._tracker_lock:
             if self._backend is None or not self._active:
                 return
@@ -377,7 +388,12 @@ class TrackerNode(LifecycleNode):
                 # The frame's latency includes the generator's time (docs/node.md).
                 state = self._scheduled_discovery(state, outputs)
         clock.lap("track")  # tracking and the frame's summary (masks, boxes, crops, label map)
-        self._publish(state, msg.header, pending.received_at, wanted, clock)
+        frame_3d = self._frame_3d(depth, state, msg.header)
+        if frame_3d is not None:
+            clock.lap("depth")
+            if not wanted.masks:
+                state = without_masks(state)  # crops were for the 3D only
+        self._publish(state, msg.header, pending.received_at, wanted, clock, frame_3d)
 
     # ----------------------------------------------------------------------------- discovery
     def _discovery_due(self) -> bool:
@@ -451,9 +467,11 @@ class TrackerNode(LifecycleNode):
                              labels=self._subscribed("label_image"), overlay=self._subscribed("overlay"))
 
     def _publish(self, frame: FrameState, header: Header, received_at: float, wanted: WantedOutputs,
-                 clock: StageClock) -> None:
+                 clock: StageClock, frame_3d: Optional[DepthFrame] = None) -> None:
         outputs = self._outputs
         objects = tracked_objects_msg(frame, header, 0.0)
+        if frame_3d is not None and frame_3d.objects is not None:
+            fill_3d(objects.objects, frame_3d.objects)
         label = label_image_msg(frame, header) if wanted.labels else None
         clock.lap("messages")
         latency_ms = (time.monotonic() - received_at) * 1000.0
@@ -466,7 +484,54 @@ class TrackerNode(LifecycleNode):
         if wanted.overlay:
             outputs["overlay"].publish(overlay_msg(None, frame, header))  # tinted on the device
             clock.lap("overlay")
+        if frame_3d is not None:
+            self._publish_3d(frame_3d, header)
+            clock.lap("markers")
         self._stats.on_processed(latency_ms)
+
+    # ----------------------------------------------------------------------------- depth (use_depth)
+    def _create_depth_outputs(self, params: TrackerParameters, out_qos: QoSProfile) -> None:
+        self._depth, self._markers_shown = None, set()
+        if not params.use_depth:
+            return
+        depth_topic = self.resolve_topic_name("depth")
+        if params.depth_compressed:  # image_transport's naming, as for image/compressed
+            depth_topic = depth_topic.rstrip("/") + "/compressedDepth"
+        settings = DepthSettings(params.depth_options(), params.depth_max_age, params.depth_scale,
+                                 params.points_stride)
+        self._depth = DepthInput(settings, depth_topic, self.resolve_topic_name("camera_info"))
+        self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, "~/markers", out_qos)
+        self._outputs["points"] = self.create_lifecycle_publisher(PointCloud2, "~/points", out_qos)
+
+    def _subscribe_depth(self, qos: QoSProfile) -> list:
+        depth = self._depth
+        if depth is None:
+            return []
+        depth.clear()
+        depth_type = CompressedImage if self.params.depth_compressed else Image
+        return [self.create_subscription(depth_type, depth.depth_topic, depth.put_depth, qos,
+                                         callback_group=self._depth_group),
+                self.create_subscription(CameraInfo, depth.info_topic, depth.put_camera_info, qos,
+                                         callback_group=self._depth_group)]
+
+    def _frame_3d(self, depth: Optional[DepthInput], state: FrameState, header: Header) -> Optional[DepthFrame]:
+        """The frame's 3D (None without use_depth); a problem is warned about and the frame goes on without."""
+        if depth is None:
+            return None
+        found = depth.estimate(state, header, points=self._subscribed("points"))
+        if found.problem and self._depth_warnings.should_warn(found.problem):
+            self.get_logger().warning(f"no 3D for this frame: {found.problem}")
+        return found
+
+    def _publish_3d(self, frame_3d: DepthFrame, header: Header) -> None:
+        """~/markers (boxes and ids; a departed object's are deleted) and ~/points, for subscribers."""
+        estimates = frame_3d.objects or []
+        if self._subscribed("markers"):
+            markers, self._markers_shown = markers_msg(estimates, header, self._markers_shown)
+            if markers.markers:
+                self._outputs["markers"].publish(markers)
+        if self._subscribed("points") and frame_3d.objects is not None:
+            self._outputs["points"].publish(point_cloud_msg(estimates, header))
 
     # ----------------------------------------------------------------------------- prompts
     def _apply_prompt(self, request: PromptRequest) -> Tuple[int, ObjectState, LastFrame]:
@@ -619,6 +684,9 @@ class TrackerNode(LifecycleNode):
             return
         array = diagnostic_array(self._snapshot(), f"{self.get_name()}: SAM 2 tracker",
                                  self.get_clock().now().to_msg(), self._stats.window_s)
+        depth = self._depth
+        if depth is not None:  # use_depth: a second status, for the depth input alone
+            array.status.append(depth.status(f"{self.get_name()}: depth"))
         publisher.publish(array)
 
 

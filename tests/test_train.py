@@ -367,20 +367,23 @@ def test_held_out_validation_scores_every_frame_and_leaves_the_model_as_it_was()
     assert set(validate(model, procedural_validation_set(model, clip_length=1, count=2))) == {"box"}
 
 
-def test_device_script_fits_the_run_to_its_minutes_and_brings_back_official_weights(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_device_script_fits_the_run_to_its_minutes_and_brings_back_official_weights(tmp_path, processes):
     """tools/device_train.sh (made for short GPU leases), tried on the CPU with tiny settings: a
     probe inside the warm-up, then the same run resumed to a length chosen from its speed, and
-    weights-only official weights, the log and a summary in $OUT."""
+    weights-only official weights, the log and a summary in $OUT; with GPUS=2 the same under
+    torchrun (gloo on the CPU, one clip per process)."""
     out = tmp_path / "out"
-    env = dict(os.environ, DEVICE="cpu", PYTHON=sys.executable, OUT=str(out), PROBE_STEPS="2")
-    done = subprocess.run(["bash", str(REPO / "tools" / "device_train.sh"), "0.2", "--clips-per-step", "1",
+    env = dict(os.environ, DEVICE="cpu", PYTHON=sys.executable, OUT=str(out), PROBE_STEPS="2", GPUS=str(processes))
+    done = subprocess.run(["bash", str(REPO / "tools" / "device_train.sh"), "0.2", "--clips-per-step", str(processes),
                            "--clip-length", "2", "--video-frames", "12", "--images-per-step", "2",
                            "--max-objects", "1", "--threads", "1", "--data-workers", "0", "--warmup", "4"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "probe:" in done.stderr and "resuming at step 2" in done.stderr
     summary = (out / "summary.txt").read_text()
-    assert "device: cpu" in summary and "steps planned: 3" in summary and "exit status: 0" in summary
+    assert f"device: cpu, processes: {processes}" in summary
+    assert "steps planned: 3" in summary and "exit status: 0" in summary
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 3]
     payload = torch.load(out / "model.pt", weights_only=True)

@@ -15,7 +15,9 @@
 # summary.txt. Options after MINUTES are passed to sam2-train and override the defaults below
 # (the last occurrence of an option wins; keep --warmup above PROBE_STEPS). PYTHON (default
 # python3) runs it; DEVICE (default cuda) picks the device, so the same script can be tried on a
-# CPU with tiny settings.
+# CPU with tiny settings. GPUS (default: every GPU the machine has, 1 on a CPU) > 1 trains with
+# that many processes under torchrun (DistributedDataParallel, one GPU each, NCCL; gloo on a
+# CPU), each taking 32 clips of every step (the global batch grows with the GPUs).
 set -euo pipefail
 
 MINUTES="${1:?usage: bash tools/device_train.sh MINUTES [sam2-train options...]}"
@@ -32,12 +34,19 @@ START=$SECONDS
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 
-workers=$(( $(nproc) - 2 )); (( workers < 1 )) && workers=1
+if [[ -z "${GPUS:-}" ]]; then
+  GPUS=1
+  [[ "$DEVICE" == cuda* ]] && GPUS=$("$PYTHON" -c "import torch; print(max(1, torch.cuda.device_count()))")
+fi
+launcher=("$PYTHON")
+(( GPUS > 1 )) && launcher=("$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$GPUS")
+# The data workers share the cores left over by the training processes.
+workers=$(( ($(nproc) - 2) / GPUS )); (( workers < 1 )) && workers=1
 # Defaults sized for a GPU: many clips per step (a small model is launch-bound, so a larger
 # batch costs little more per step), the recipe of docs/benchmarks.md otherwise.
-train=("$PYTHON" -m sam2_model.train --config default --device "$DEVICE" --procedural --events
-       --video-frames 24 --clip-length 16 --clips-per-step 32 --image-step-probability 0.2
-       --images-per-step 64 --click-probability 0.3 --box-probability 0.2 --lr 2e-4
+train=("${launcher[@]}" -m sam2_model.train --config default --device "$DEVICE" --procedural --events
+       --video-frames 24 --clip-length 16 --clips-per-step $(( 32 * GPUS )) --image-step-probability 0.2
+       --images-per-step $(( 64 * GPUS )) --click-probability 0.3 --box-probability 0.2 --lr 2e-4
        --warmup "$(( PROBE_STEPS * 2 ))" --focal-weight 2 --dice-weight 5 --max-feature-rms 1
        --checkpoint-every 100 --data-workers "$workers" --no-progress --out "$RUN" "$@")
 
@@ -76,7 +85,7 @@ cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 device_name=$("$PYTHON" -c "import sys, torch; d = torch.device(sys.argv[1])
 print(torch.cuda.get_device_name(d) if d.type == 'cuda' else d)" "$DEVICE")
 {
-  echo "device: $device_name"
+  echo "device: $device_name, processes: $GPUS"
   echo "minutes asked: $MINUTES, seconds used: $(( SECONDS - START )), steps planned: $steps, exit status: $status"
   tail -n 1 "$RUN/log.jsonl"
 } > "$OUT/summary.txt"

@@ -6,6 +6,8 @@ Examples::
     sam2-train --config sam2.1_hiera_tiny --checkpoint sam2.1_hiera_tiny.pt --davis my_videos/ --out runs/ft
     # train the bundled default architecture from scratch on the procedural generator
     sam2-train --config sam2_model/weights/default.yaml --procedural --steps 6000 --out runs/default
+    # the same on 4 GPUs of one machine (DistributedDataParallel; each GPU takes a quarter of the clips)
+    torchrun --standalone --nproc_per_node 4 -m sam2_model.train --config ... --clips-per-step 32 ...
 
 Bad input (unknown config, unreadable checkpoint or folder) prints one line and exits 2.
 """
@@ -19,10 +21,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from ..build import build_model
 from ..checkpoint import CheckpointError
 from ..config import DEFAULT_CONFIG_PATH, DEFAULT_MODEL, ConfigError
+from . import distributed
 from .clips import ClipSource, DavisClips, ProceduralClips
 from .losses import LossWeights
 from .procedural import ProceduralConfig
@@ -73,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clips-per-step", type=int, default=defaults.clips_per_step,
                      help="clips per optimiser step, run as one batch: on small models far more objects per "
                           "second than one clip at a time (default: %(default)s)")
+    run.add_argument("--accumulation-steps", type=int, default=defaults.accumulation_steps, metavar="K",
+                     help="run each process's clips of a step in K passes, gradients summed (a larger batch than "
+                          "fits in memory; same result; default: %(default)s)")
+    run.add_argument("--dist-timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="S",
+                     help="under torchrun: seconds a process waits for the others at a gradient exchange before "
+                          "failing (default: %(default)s)")
     run.add_argument("--max-feature-rms", type=float, default=defaults.max_feature_rms, metavar="RMS",
                      help="keep the image features' root mean square at most this (0: no cap; 1 is a good "
                           "value when training an image encoder from scratch, see docs/benchmarks.md)")
@@ -99,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=defaults.warmup_steps)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    run.add_argument("--log-every", type=int, default=defaults.log_every, metavar="N",
+                     help="write the step's losses and timing to log.jsonl every N steps (default: %(default)s)")
     run.add_argument("--freeze", nargs="+", default=[], metavar="MODULE",
                      help="keep these modules fixed (name prefixes, e.g. image_encoder sam_mask_decoder)")
     run.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST_CHECKPOINT}")
@@ -151,7 +163,20 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model = build_model(args.config, args.checkpoint, device=args.device)
+        world = distributed.world_from_environment()
+        device = distributed.process_device(world, args.device)
+    except distributed.DistributedSetupError as error:
+        raise TrainInputError(str(error)) from None
+    distributed.start(world, device, args.dist_timeout)
+    try:
+        return _train(args, world, device)
+    finally:
+        distributed.stop()
+
+
+def _train(args: argparse.Namespace, world: distributed.World, device: str) -> int:
+    try:
+        model = build_model(args.config, args.checkpoint, device=device)
     except (ConfigError, CheckpointError, OSError) as error:
         raise TrainInputError(str(error)) from None
     train_config = TrainConfig(steps=args.steps, clip_length=args.clip_length, max_objects=args.max_objects,
@@ -160,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
                                clips_per_step=args.clips_per_step, max_feature_rms=args.max_feature_rms,
                                click_probability=args.click_probability, box_probability=args.box_probability,
                                image_step_probability=args.image_step_probability,
-                               images_per_step=args.images_per_step, validate_every=args.validate_every)
+                               images_per_step=args.images_per_step, validate_every=args.validate_every,
+                               accumulation_steps=args.accumulation_steps, log_every=args.log_every)
     try:
         train_config.validate()
         if args.data_workers < 0:
@@ -168,24 +194,31 @@ def run(args: argparse.Namespace) -> int:
         source = _clip_source(args, args.clip_length)
         # Image steps read single frames from the same data.
         image_source = _clip_source(args, 1) if train_config.image_step_probability > 0 else None
-        validation = _validation_set(args, model) if train_config.validate_every > 0 else None
+        validation = _validation_set(args, model) if train_config.validate_every > 0 and world.is_main else None
+        weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight,
+                              object_score=args.object_score_weight)
+        trainer = Trainer(model, source, train_config, args.out, weights=weights,
+                          config_yaml=_config_yaml_text(args.config), image_source=image_source,
+                          validation=validation, world=world)
     except ValueError as error:
         raise TrainInputError(str(error)) from None
-    weights = LossWeights(mask_focal=args.focal_weight, dice=args.dice_weight,
-                          object_score=args.object_score_weight)
-    trainer = Trainer(model, source, train_config, args.out, weights=weights,
-                      config_yaml=_config_yaml_text(args.config), image_source=image_source, validation=validation)
     last = args.out / LAST_CHECKPOINT
     if args.resume:
         if not last.exists():
             raise TrainInputError(f"--resume: {last} does not exist")
         trainer.resume(last)
-        print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
+        if world.is_main:
+            print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
     weights = trainer.run(progress=not args.no_progress, data_workers=args.data_workers)
-    print(f"trained {trainer.step} steps; weights: {weights}")
+    if world.is_main:
+        processes = f" on {world.world_size} processes" if world.distributed else ""
+        print(f"trained {trainer.step} steps{processes}; weights: {weights}")
     return 0
 
 
+# Under torchrun, an exception that ends a process is written where torchrun reads it, so the
+# job's failure report names the rank, its error and traceback (the other ranks are stopped).
+@record
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:

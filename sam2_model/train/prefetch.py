@@ -15,25 +15,25 @@ from collections import deque
 from typing import Deque, Optional, Tuple
 
 from .clips import ClipSource
-from .step_data import StepData, draw_step_data
+from .step_data import EVERY_CLIP, ClipShare, StepData, draw_step_data
 from .train_config import TrainConfig
 
 # What each worker draws from, set once by the pool's initializer.
-_worker_inputs: Optional[Tuple[TrainConfig, ClipSource, Optional[ClipSource], int]] = None
+_worker_inputs: Optional[Tuple[TrainConfig, ClipSource, Optional[ClipSource], int, ClipShare]] = None
 
 
 def _start_worker(config: TrainConfig, source: ClipSource, image_source: Optional[ClipSource],
-                  image_size: int) -> None:
+                  image_size: int, share: ClipShare) -> None:
     import torch
 
     torch.set_num_threads(1)  # the workers share the cores among themselves and with training
     global _worker_inputs
-    _worker_inputs = (config, source, image_source, image_size)
+    _worker_inputs = (config, source, image_source, image_size, share)
 
 
 def _draw(step: int) -> StepData:
-    config, source, image_source, image_size = _worker_inputs
-    return draw_step_data(config, step, source, image_source, image_size)
+    config, source, image_source, image_size, share = _worker_inputs
+    return draw_step_data(config, step, source, image_source, image_size, share)
 
 
 class StepDataPrefetcher:
@@ -41,11 +41,13 @@ class StepDataPrefetcher:
     ``lookahead`` later steps are being drawn meanwhile."""
 
     def __init__(self, workers: int, config: TrainConfig, source: ClipSource,
-                 image_source: Optional[ClipSource], image_size: int, lookahead: Optional[int] = None):
+                 image_source: Optional[ClipSource], image_size: int, lookahead: Optional[int] = None,
+                 share: ClipShare = EVERY_CLIP):
+        """``share``: the clips this process trains on (its share of each step, distributed runs)."""
         if workers < 1:
             raise ValueError("a prefetcher needs at least one worker")
         self._pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_start_worker, initargs=(config, source, image_source, image_size))
+            workers, initializer=_start_worker, initargs=(config, source, image_source, image_size, share))
         self._lookahead = lookahead or 2 * workers
         self._last_step = config.steps
         self._pending: Deque[Tuple[int, "multiprocessing.pool.AsyncResult"]] = deque()

@@ -19,7 +19,7 @@ from ..memory_bank import FrameMemory, ObjectMemory, gather_memories, pointer_wi
 from ..sam2 import FrameFeatures, MaskPrediction, SAM2Model
 from ..tracker import PREVIOUS_LOGITS_CLAMP
 from .losses import LossTerms, LossWeights, add_terms, prediction_losses
-from .prompting import PointPrompts, sample_box, sample_click, sample_correction
+from .prompting import ObjectDraws, PointPrompts, sample_box, sample_click, sample_correction
 from .step_data import RolloutPlan
 
 
@@ -54,9 +54,12 @@ class ClipRollout:
     every decoder pass. Batching clips matters on small models: the per-operation overhead is
     shared, so 32 objects cost about 7x one object, not 32x."""
 
-    def __init__(self, model: SAM2Model, generator: torch.Generator, weights: LossWeights = LossWeights()):
+    def __init__(self, model: SAM2Model, draws: "ObjectDraws | torch.Generator",
+                 weights: LossWeights = LossWeights()):
+        """``draws``: the random numbers of simulated prompts (a generator alone: this rollout
+        holds the whole batch of objects)."""
         self.model = model
-        self.generator = generator
+        self.draws = draws if isinstance(draws, ObjectDraws) else ObjectDraws(draws)
         self.weights = weights
         self._spatial_window = model.config.num_maskmem - 1
         self._pointer_window = pointer_window(model)
@@ -126,14 +129,12 @@ class ClipRollout:
             prediction = model.predict_masks(conditioned, features.high_res, mask_input=target[:, None].float(),
                                              multimask=model.use_multimask(True, 0))
         else:
-            prompts = sample_box(target, self.generator) if plan.prompt_kind == "box" \
-                else sample_click(target, self.generator)
+            prompts = sample_box(target, self.draws) if plan.prompt_kind == "box" \
+                else sample_click(target, self.draws)
             prediction = self._decode(conditioned, features, prompts, None, is_initial=True)
         predictions = [prediction]
         for _ in range(plan.initial_corrections):
             prompts, prediction = self._correct(conditioned, features, prompts, prediction, target, is_initial=True)
-            if prediction is None:
-                break
             predictions.append(prediction)
         return predictions, True
 
@@ -147,21 +148,18 @@ class ClipRollout:
         predictions = [prediction]
         if correct:
             _, corrected = self._correct(conditioned, features, None, prediction, target, is_initial=False)
-            if corrected is not None:
-                predictions.append(corrected)
-                return predictions, True
+            predictions.append(corrected)
+            return predictions, True
         return predictions, False
 
     def _correct(self, conditioned: torch.Tensor, features: FrameFeatures, prompts: Optional[PointPrompts],
                  previous: MaskPrediction, target: torch.Tensor, is_initial: bool
-                 ) -> Tuple[Optional[PointPrompts], Optional[MaskPrediction]]:
+                 ) -> Tuple[PointPrompts, MaskPrediction]:
         """One more click on each object's error, decoded with the previous logits as mask input
         (as a correction through ``StreamingTracker.add_prompt`` does)."""
         predicted = F.interpolate(previous.low_res_masks.detach(), size=target.shape[-2:], mode="bilinear",
                                   align_corners=False)[:, 0] > 0
-        click = sample_correction(predicted, target, self.generator)
-        if click is None:
-            return prompts, None
+        click = sample_correction(predicted, target, self.draws)
         prompts = click if prompts is None else prompts.extend(click.coords, click.labels)
         mask_input = previous.low_res_masks.detach().clamp(-PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
         return prompts, self._decode(conditioned, features, prompts, mask_input, is_initial)

@@ -2,6 +2,10 @@
 
 Used by the trainer and by the data workers of ``prefetch``; it imports neither the trainer nor
 the model, so a worker process loads only the data side (clips, generator, numpy, torch).
+
+Each clip of a step has its own random stream, ``(seed, step, clip)``: a process of a
+distributed run draws only its share of the step's clips and still gets exactly the clips a
+single process would have drawn at those positions (``ClipShare``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,33 @@ def sample_image_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutP
     return RolloutPlan(kind, int(rng.integers(0, config.max_initial_corrections + 1)), ())
 
 
+@dataclass(frozen=True)
+class ClipShare:
+    """Which of a step's clips one process trains on: a contiguous block of the global batch
+    (every clip on a single process). Ranks get ``floor`` or ``ceil`` of ``total / world``."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def clips(self, total: int) -> range:
+        if total < self.world_size:
+            raise ValueError(f"{total} clip(s) per step cannot be shared by {self.world_size} processes: "
+                             f"give at least one per process (--clips-per-step / --images-per-step >= "
+                             f"{self.world_size})")
+        return contiguous_block(total, self.rank, self.world_size)
+
+
+def contiguous_block(total: int, index: int, parts: int) -> range:
+    """Block ``index`` of ``total`` items cut into ``parts`` contiguous blocks whose sizes differ
+    by at most one (the first ``total % parts`` blocks are the longer)."""
+    base, extra = divmod(total, parts)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (1 if index < extra else 0))
+
+
+EVERY_CLIP = ClipShare()
+
+
 @dataclass
 class StepData:
     """What one step trains on, drawn from ``(seed, step)`` alone and on the CPU, so that a worker
@@ -53,7 +84,9 @@ class StepData:
     clips: List[TrainingClip]
     obj_ids: List[List[int]]  # the objects trained on, per clip
     plan: RolloutPlan
-    generator_seed: int       # seeds the rollout's torch generator (correction clicks)
+    generator_seed: int       # seeds the rollout's torch generator (prompt and correction clicks)
+    first_clip: int = 0       # position of clips[0] in the step's global batch (distributed runs)
+    total_clips: int = 0      # clips in the step's global batch, over all processes
 
 
 def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, max_objects: int):
@@ -66,15 +99,18 @@ def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, ma
 
 
 def draw_step_data(config: TrainConfig, step: int, source: ClipSource, image_source: Optional[ClipSource],
-                   image_size: int) -> StepData:
+                   image_size: int, share: ClipShare = EVERY_CLIP) -> StepData:
+    """The step's plan (the same on every process) and ``share``'s clips of its global batch."""
     rng = np.random.default_rng([config.seed, step])
     generator_seed = int(rng.integers(0, 2**62))
     # Drawn only when image steps are on, so runs without them see the data they always did.
     image_step = config.image_step_probability > 0 and rng.random() < config.image_step_probability
     if image_step:
-        drawn = [_draw_clip(rng, image_source, image_size, config.max_objects) for _ in range(config.images_per_step)]
-        plan = sample_image_plan(config, rng)
+        clip_source, total, plan = image_source, config.images_per_step, sample_image_plan(config, rng)
     else:
-        drawn = [_draw_clip(rng, source, image_size, config.max_objects) for _ in range(config.clips_per_step)]
-        plan = sample_plan(config, rng)
-    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed)
+        clip_source, total, plan = source, config.clips_per_step, sample_plan(config, rng)
+    mine = share.clips(total)
+    drawn = [_draw_clip(np.random.default_rng([config.seed, step, index]), clip_source, image_size,
+                        config.max_objects) for index in mine]
+    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed,
+                    first_clip=mine.start, total_clips=total)

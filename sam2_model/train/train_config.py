@@ -30,6 +30,9 @@ class TrainConfig:
     # Clips per optimiser step, run as one batch (one prompt plan for all): less noisy steps, and
     # on small models far more objects per second than one clip at a time.
     clips_per_step: int = 1
+    # Each process's share of a step's clips is run in this many passes, gradients summed before
+    # the optimiser step: a global batch larger than fits in memory at once (same result).
+    accumulation_steps: int = 1
     # Cap on the root mean square of the stride-16 image features (0: none). Unchecked, training
     # from scratch grows them far past the sine position encodings (RMS 0.7) and the prompt and
     # mask embeddings added to them, until the decoder can no longer locate a click and memory
@@ -54,5 +57,9 @@ class TrainConfig:
             raise ValueError("click_probability + box_probability must lie in [0, 1]")
         if not 0 <= self.image_step_probability <= 1 or self.images_per_step < 1:
             raise ValueError("image_step_probability must lie in [0, 1] and images_per_step be >= 1")
+        if self.log_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("log_every and checkpoint_every must be >= 1")
+        if self.accumulation_steps < 1:
+            raise ValueError("accumulation_steps must be >= 1")
         if self.validate_every < 0:
             raise ValueError("validate_every must be >= 0 (0: no validation)")

@@ -5,6 +5,10 @@ official key names, so ``build_model`` and the official code load it as they loa
 checkpoint (both ignore the extra entry); ``train_state`` holds what resuming needs.
 Every step draws its data from ``(seed, step)``, so a resumed run sees the clips an
 uninterrupted run would have seen.
+
+Under torchrun the step's clips are shared among the processes and gradients averaged by
+``DistributedDataParallel`` (``distributed``): the weights after a step equal, within float
+rounding, those of one process training on the whole batch.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import read_checkpoint
 from ..sam2 import SAM2Model
-from .clips import ClipSource, model_clip
+from . import distributed
+from .clips import ClipSource, ModelClip, model_clip
+from .distributed import SINGLE_PROCESS, World
 from .losses import LossWeights
-from .rollout import ClipRollout
-from .step_data import StepData, draw_step_data
+from .prompting import ObjectDraws
+from .rollout import ClipRollout, RolloutResult
+from .step_data import RolloutPlan, StepData, contiguous_block, draw_step_data
 from .train_config import TrainConfig
 from .validation import ValidationSet, validate
 
@@ -58,16 +66,39 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+class _RolloutLoss(torch.nn.Module):
+    """The rollout as a module's ``forward``, which is what DistributedDataParallel hooks into."""
+
+    def __init__(self, model: SAM2Model, weights: LossWeights):
+        super().__init__()
+        self.model = model
+        self.weights = weights
+
+    def forward(self, images: torch.Tensor, truth: torch.Tensor, clip_of_object: torch.Tensor,
+                plan: RolloutPlan, draws: ObjectDraws) -> Tuple[torch.Tensor, RolloutResult]:
+        result = ClipRollout(self.model, draws, self.weights).run(images, truth, plan, clip_of_object)
+        return result.losses.total, result
+
+
 class Trainer:
     def __init__(self, model: SAM2Model, source: ClipSource, config: TrainConfig, out_dir: "str | Path",
                  weights: LossWeights = LossWeights(), config_yaml: Optional[str] = None,
-                 image_source: Optional[ClipSource] = None, validation: Optional[ValidationSet] = None):
+                 image_source: Optional[ClipSource] = None, validation: Optional[ValidationSet] = None,
+                 world: World = SINGLE_PROCESS):
         """``image_source`` gives the single frames of image steps (clips of one frame);
-        ``validation`` the held-out clips scored every ``config.validate_every`` steps."""
+        ``validation`` the held-out clips scored every ``config.validate_every`` steps;
+        ``world``: this process's place in a distributed run (its process group started)."""
         config.validate()
+        passes = world.world_size * config.accumulation_steps
+        if config.clips_per_step < passes or (config.image_step_probability > 0 and config.images_per_step < passes):
+            raise ValueError(f"{world.world_size} process(es) x {config.accumulation_steps} accumulation step(s) "
+                             f"need at least {passes} clips per step (clips_per_step {config.clips_per_step}"
+                             + (f", images_per_step {config.images_per_step}"
+                                if config.image_step_probability > 0 else "") + ")")
+        self.world = world
         if config.image_step_probability > 0 and image_source is None:
             raise ValueError("image_step_probability > 0 needs an image_source")
-        if config.validate_every > 0 and validation is None:
+        if config.validate_every > 0 and validation is None and world.is_main:
             raise ValueError("validate_every > 0 needs a validation set")
         self.validation = validation
         self.model = model
@@ -92,6 +123,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
         self.step = 0
+        self._rollout = _RolloutLoss(model, weights)
+        # Image steps leave the memory path unused, and a mask prompt the decoder: unused
+        # parameters must be looked for. device_ids=None: the inputs are already on the device.
+        self._ddp = DistributedDataParallel(self._rollout, device_ids=None, find_unused_parameters=True) \
+            if world.distributed else None
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: Optional[Path] = None) -> Path:
@@ -133,41 +169,68 @@ class Trainer:
         return contextlib.nullcontext()
 
     def draw_step_data(self, step: int) -> StepData:
-        return draw_step_data(self.config, step, self.source, self.image_source, self.model.image_size)
+        return draw_step_data(self.config, step, self.source, self.image_source, self.model.image_size,
+                              self.world.share)
 
     def train_step(self, data: Optional[StepData] = None) -> StepReport:
-        """One optimiser step on ``clips_per_step`` clips; ``data``: this step's, drawn elsewhere
-        (by default here, from ``(seed, step)``)."""
+        """One optimiser step on ``clips_per_step`` clips (this process's share of them in a
+        distributed run); ``data``: this step's, drawn elsewhere (by default here, from ``(seed, step)``)."""
         config = self.config
         model = self.model.train()
         started = time.perf_counter()
         if data is None:
             data = self.draw_step_data(self.step)
-        generator = torch.Generator().manual_seed(data.generator_seed)
         lr = learning_rate(config, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        image_step, plan = data.image_step, data.plan
         clips = [model_clip(clip, ids, model.image_size, model.device) for clip, ids in zip(data.clips, data.obj_ids)]
+        counts = distributed.gather_counts(sum(len(clip.obj_ids) for clip in clips), model.device)
+        objects, first_object = sum(counts), sum(counts[:self.world.rank])
+        sums: Dict[str, float] = {}
+        # Mean square of the image features times the number of images, and that number.
+        feature_squares = torch.zeros(2, dtype=torch.float64)
+        passes = config.accumulation_steps
+        for index in range(passes):
+            batch = [clips[k] for k in contiguous_block(len(clips), index, passes)]
+            # Every pass replays the step's random draws and takes its own objects' rows.
+            draws = ObjectDraws(torch.Generator().manual_seed(data.generator_seed), first_object, objects)
+            first_object += sum(len(clip.obj_ids) for clip in batch)
+            synchronise = index == passes - 1 or self._ddp is None
+            with contextlib.nullcontext() if synchronise else self._ddp.no_sync():
+                result = self._pass(batch, data.plan, draws, objects, sums)
+            images = sum(clip.images.shape[0] for clip in batch)
+            feature_squares += torch.tensor([result.feature_rms ** 2 * images, images], dtype=torch.float64)
+        # The whole step's figures (for logs and the feature cap), whichever process holds what.
+        names = sorted(sums)
+        summed = distributed.sum_across(torch.tensor([sums[name] for name in names] + feature_squares.tolist(),
+                                                     dtype=torch.float64, device=model.device)).cpu()
+        totals = dict(zip(names, summed[:len(names)].tolist()))
+        feature_rms = math.sqrt(float(summed[-2] / summed[-1]))
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+        self.optimizer.step()
+        self._cap_feature_scale(feature_rms)
+        self.step += 1
+        return StepReport(self.step, totals, lr, time.perf_counter() - started, objects, data.image_step)
+
+    def _pass(self, clips: List[ModelClip], plan: RolloutPlan, draws: ObjectDraws, objects: int,
+              sums: Dict[str, float]) -> RolloutResult:
+        """Forward and backward on some clips of the step; their loss terms added to ``sums``."""
         images = torch.stack([clip.images for clip in clips])
         truth = torch.cat([clip.truth for clip in clips])
         clip_of_object = torch.cat([torch.full((len(clip.obj_ids),), k, dtype=torch.long)
                                     for k, clip in enumerate(clips)])
         with self._autocast():
-            result = ClipRollout(model, generator, self.weights).run(images, truth, plan, clip_of_object)
-        # Normalise per object and per supervised decoder pass, so the scale does not depend on
-        # how many objects, clips or corrections a step had.
-        scale = 1.0 / max(1, result.num_supervised * len(truth))
-        (result.losses.total * scale).backward()
-        totals = {name: value * scale for name, value in result.losses.as_floats().items()}
-        objects = len(truth)
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
-        self.optimizer.step()
-        self._cap_feature_scale(result.feature_rms)
-        self.step += 1
-        return StepReport(self.step, totals, lr, time.perf_counter() - started, objects, image_step)
+            total, result = (self._ddp or self._rollout)(images, truth, clip_of_object, plan, draws)
+        # Normalise per object of the whole step and per supervised decoder pass, so the scale does
+        # not depend on how many objects, clips or corrections a step had, nor on how they are
+        # shared: DDP averages the processes' gradients, so each process's part is scaled back up.
+        scale = 1.0 / max(1, result.num_supervised * objects)
+        (total * (scale * self.world.world_size)).backward()
+        for name, value in result.losses.as_floats().items():
+            sums[name] = sums.get(name, 0.0) + value * scale
+        return result
 
     def _cap_feature_scale(self, feature_rms: float) -> None:
         """A max-norm constraint on the image features: the neck's outputs are linear in its
@@ -189,32 +252,44 @@ class Trainer:
         print(f"step {self.step}: held-out J ({summary})", file=sys.stderr, flush=True)
 
     def run(self, progress: bool = True, on_step: Optional[Callable[[StepReport], None]] = None,
-            data_workers: int = 0) -> Path:
+            data_workers: int = 0) -> Optional[Path]:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end.
-        ``data_workers`` > 0: draw the data in that many worker processes (same data, same result)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ``data_workers`` > 0: draw the data in that many worker processes (same data, same result).
+        Returns the final weights' path (None on the other processes of a distributed run: rank 0
+        alone writes files)."""
+        main = self.world.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             next_data = self.draw_step_data
             if data_workers > 0:
                 from .prefetch import StepDataPrefetcher
 
                 prefetcher = stack.enter_context(StepDataPrefetcher(
-                    data_workers, self.config, self.source, self.image_source, self.model.image_size))
+                    data_workers, self.config, self.source, self.image_source, self.model.image_size,
+                    share=self.world.share))
                 next_data = prefetcher.get
-            self._run_steps(progress, on_step, next_data)
+            self._run_steps(progress and main, on_step, next_data)
+        if not main:
+            return None
         self.save()
         return self.export()
 
     def _run_steps(self, progress: bool, on_step: Optional[Callable[[StepReport], None]],
                    next_data: Callable[[int], StepData]) -> None:
+        main = self.world.is_main
         bar = _progress_bar(self.config.steps, self.step, enabled=progress)
         smoothed = None
-        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") as log:
+        with open(self.out_dir / LOG_FILE, "a", encoding="utf-8") if main else contextlib.nullcontext() as log:
             while self.step < self.config.steps:
                 waited = time.perf_counter()
                 data = next_data(self.step)
                 waited = time.perf_counter() - waited
                 report = dataclasses.replace(self.train_step(data), data_seconds=waited)
+                if on_step is not None:
+                    on_step(report)
+                if not main:
+                    continue
                 total = report.losses["total"]
                 smoothed = total if smoothed is None else 0.95 * smoothed + 0.05 * total
                 bar.update(1, f"loss {smoothed:.4f} lr {report.lr:.2e} {report.seconds:.2f}s/step")
@@ -225,8 +300,6 @@ class Trainer:
                     self.save()
                 if self.config.validate_every > 0 and report.step % self.config.validate_every == 0:
                     self._log_validation(log)
-                if on_step is not None:
-                    on_step(report)
         bar.close()
 
 
