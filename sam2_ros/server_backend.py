@@ -239,11 +239,12 @@ class ServerBackend:
             self._announced_waiting, self._reason = True, "not answering"
             return "error", (f"waiting for sam2-server at {self.endpoint}: {error}. Start it "
                              f"(sam2-server --bind {self.endpoint} ...); frames are dropped until it answers")
-        except ServerError as error:  # refused: full, version mismatch...
-            message = f"sam2-server at {self.endpoint} refused the stream: {error}"
-            changed = message != self._reason
-            self._reason = message
-            return ("error", message) if changed else None
+        except ServerError as error:  # refused: full (--max-streams), bad options, version mismatch...
+            reason = f"it refused the stream: {error}"
+            changed, self._reason = reason != self._reason, reason
+            self._announced_waiting = True
+            return ("error", f"sam2-server at {self.endpoint}: {reason}; trying again every heartbeat") if changed \
+                else None
         back = self._ever_connected
         self._connected = self._ever_connected = True
         if not back:

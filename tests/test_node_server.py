@@ -433,3 +433,30 @@ def test_a_stopped_server_that_resumes_keeps_the_stream(model_files, endpoint, t
     finally:
         node.close()
         server.stop()
+
+
+def test_a_full_server_refuses_the_stream_until_a_place_frees(model_files, endpoint, tmp_path):  # noqa: F811
+    directory = tmp_path / "full"
+    directory.mkdir()
+    server = ServerProcess.from_arguments(["--bind", endpoint, "--model", str(model_files.config), "--checkpoint",
+                                           str(model_files.checkpoint), "--device", "cpu", "--max-streams", "1"],
+                                          directory / "server.log")
+    first = second = None
+    try:
+        server.wait_ready()
+        first = start_node(tmp_path, model_files.params(server=endpoint))
+        second = start_node(tmp_path, model_files.params(server=endpoint, diagnostics_period=0.2), wait=False)
+        _wait_log(second, "refused the stream", 30.0)
+        second.client.wait_until(lambda: second.client.diagnostics and "refused the stream" in _diagnostics(second)[1],
+                                 10.0, "the refusal in the diagnostics")
+        assert _diagnostics(second)[0] == DiagnosticStatus.ERROR
+        first.close()  # its stream is freed: the waiting node gets the place
+        first = None
+        _wait_log(second, "connected to sam2-server", 30.0)
+        second.client.wait_active()
+        assert second.client.track(model_files.frames()[0], 0).ids() == []
+    finally:
+        for node in (first, second):
+            if node is not None:
+                node.close()
+        server.stop()
