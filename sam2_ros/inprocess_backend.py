@@ -79,9 +79,6 @@ class InProcessBackend:
     def track(self, frame, outputs: Outputs) -> FrameState:
         return self.session.track(frame, outputs)
 
-    def current(self, outputs: Outputs) -> FrameState:
-        return self.session.current(outputs)
-
     def add_prompt(self, object_id: int, prompt: PromptSpec, outputs: Outputs) -> FrameState:
         return self.session.add_prompt(object_id, prompt, outputs)
 

@@ -91,7 +91,6 @@ class ServerBackend:
         # A re-created stream counts frames from 0 again; published indices go on from the node's.
         self._index_offset = 0
         self._last_index = -1
-        self._memory_bytes = 0
         self._connected = False
         self._ever_connected = False
         self._problem_since = time.monotonic()
@@ -124,9 +123,6 @@ class ServerBackend:
         self._frame = frame
         return self._remember(state, outputs)
 
-    def current(self, outputs: Outputs) -> FrameState:
-        return self._remember(self._request(self._client.current, _with_crops(outputs)), outputs)
-
     def add_prompt(self, object_id: int, prompt: PromptSpec, outputs: Outputs) -> FrameState:
         return self._remember(self._request(self._client.add_prompt, object_id, prompt, _with_crops(outputs)),
                               outputs)
@@ -152,7 +148,7 @@ class ServerBackend:
         return found
 
     def memory_bytes(self) -> int:
-        return self._memory_bytes  # the server holds the memory; not asked for on every diagnostics tick
+        return 0  # the memory is the server's (its statistics report it); not asked on every diagnostics tick
 
     def cuda_allocated_bytes(self) -> Optional[int]:
         return None  # the GPU is the server's
