@@ -9,9 +9,11 @@
     ros2 launch sam2_ros tracker.launch.py use_depth:=true image_topic:=/camera/camera/color/image_raw \
         depth_topic:=/camera/camera/aligned_depth_to_color/image_raw \
         camera_info_topic:=/camera/camera/color/camera_info
+    # the model in a running sam2-server (this node then imports no PyTorch; docs/node.md)
+    ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw server:=ipc:///tmp/sam2.sock
 
 Parameters come from ``params_file`` (default: the installed config/tracker.yaml); ``model``,
-``checkpoint``, ``device``, ``compressed`` and ``use_depth`` override it when given (non-empty).
+``checkpoint``, ``device``, ``compressed``, ``use_depth`` and ``server`` override it when given (non-empty).
 
 Clicks: the node listens on ``~/click`` remapped to ``click_topic``. The default is where
 rqt_image_view publishes clicks on the node's own overlay (``<overlay topic>_mouse_left``), so
@@ -36,6 +38,7 @@ OVERRIDES = {
     "device": str,
     "compressed": lambda text: text.strip().lower() in ("true", "1", "yes"),
     "use_depth": lambda text: text.strip().lower() in ("true", "1", "yes"),
+    "server": str,
 }
 
 
@@ -104,6 +107,9 @@ def generate_launch_description():
                               description="geometry_msgs/PointStamped clicks that start a new object "
                                           "(rqt_image_view's <image topic>_mouse_left); empty: ~/click"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("server", default_value="",
+                              description="address of a running sam2-server (ipc:///tmp/sam2.sock, tcp://host:5555) "
+                                          "that runs the model; empty: from params_file (default: in the node)"),
         DeclareLaunchArgument("use_depth", default_value="",
                               description="true: 3D of each object from depth_topic and camera_info_topic; "
                                           "empty: from params_file"),
