@@ -460,3 +460,33 @@ def test_a_full_server_refuses_the_stream_until_a_place_frees(model_files, endpo
             if node is not None:
                 node.close()
         server.stop()
+
+
+def test_depth_3d_works_with_the_model_in_a_server(model_files, endpoint, tmp_path, monkeypatch):  # noqa: F811
+    """use_depth (issue 23) and server together: the 3D comes from the crops the server sends back."""
+    from test_node_depth import BOX, STRIDE, DepthClient, _check_3d, depth_image
+
+    server = _server(endpoint, model_files, tmp_path)
+    namespace = "/sam2_server_depth"
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # the node lists its imports (see the parity test)
+    node = start_node(tmp_path, model_files.params(server=endpoint, use_depth=True, points_stride=STRIDE),
+                      namespace=namespace,
+                      extra_args=("-r", f"depth:={namespace}/aligned_depth", "-r", f"camera_info:={namespace}/info"))
+    try:
+        depth = DepthClient(node, f"{namespace}/aligned_depth", f"{namespace}/info")
+        frames = model_files.frames()[8:]   # the session's objects are in view on frames 8..19
+        depth.track(frames[0], 0, depth_image(1.2, 0))
+        assert node.client.add_object(prompt_msg(box=BOX)).success
+        assert node.client.add_object(prompt_msg(points=[POINT[0]], labels=[1])).success
+        for index, encoding, distance in [(1, "16UC1", 1.2), (2, "32FC1", 0.85)]:
+            out = depth.track(frames[index], index, depth_image(distance, index, encoding))
+            assert out.ids() == [1, 2]
+            for obj in out.objects.objects:
+                _check_3d(obj, paste_object_mask(obj, (256, 256)), distance)
+            assert depth.markers.wait(stamp_of(out.objects.header)) is not None
+        imported = _imported_modules(node.process.log())
+        assert "sam2_model.object_3d" in imported and "sam2_ros.server_backend" in imported
+        assert "torch" not in {m.split(".")[0] for m in imported}, "the node imported torch"
+    finally:
+        node.close()
+        server.stop()
