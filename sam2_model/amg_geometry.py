@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from itertools import product
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch

@@ -138,7 +138,8 @@ def test_diagnostics_say_error_while_the_server_is_away():
                 lost_in_window=0, lost_total=0, rejected_frames_total=0, rejected_prompts_total=0,
                 latency_p50_ms=None, latency_p99_ms=None, num_objects=2, tracker_memory_bytes=0,
                 process_rss_bytes=None, cuda_allocated_bytes=None, seconds_since_input=0.1)
-    away = Snapshot(**base, server="ipc:///tmp/s", link_problem="lost sam2-server at ipc:///tmp/s for 3 s", reconnects=2)
+    away = Snapshot(**base, server="ipc:///tmp/s", link_problem="lost sam2-server at ipc:///tmp/s for 3 s",
+                    reconnects=2)
     array = diagnostic_array(away, "tracker_node: SAM 2 tracker", Time(), 5.0)
     assert array.status[0].level == DiagnosticStatus.ERROR
     assert array.status[0].message == "lost sam2-server at ipc:///tmp/s for 3 s"
