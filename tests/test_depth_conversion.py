@@ -90,6 +90,12 @@ def test_camera_info_k_gives_the_intrinsics():
     assert (found.fx, found.fy, found.cx, found.cy, found.width, found.height) == (615.0, 612.0, 320.5, 240.25,
                                                                                     640, 480)
     assert intrinsics_from_camera_info(CameraInfo()).problems()   # an uncalibrated camera's zero K
+    # 2x2 binning of a 100x80 region of interest at (40, 20): the published images are 50x40.
+    info.binning_x = info.binning_y = 2
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 40, 20, 100, 80
+    found = intrinsics_from_camera_info(info)
+    assert (found.fx, found.fy, found.cx, found.cy, found.width, found.height) == (307.5, 306.0, 140.25, 110.125,
+                                                                                    50, 40)
 
 
 # ---------------------------------------------------------------------------------- pairing
