@@ -44,10 +44,20 @@ def depth_to_metres(msg, scale: float = 0.0) -> np.ndarray:
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> PinholeIntrinsics:
-    """CameraInfo's K (row-major 3x3: fx 0 cx / 0 fy cy / 0 0 1) and image size. Unchecked:
-    ``PinholeIntrinsics.check`` says what is wrong (e.g. an uncalibrated camera's zero K)."""
+    """CameraInfo's K (row-major 3x3: fx 0 cx / 0 fy cy / 0 0 1) for the images the camera
+    publishes: K is for the full sensor, so a region of interest shifts the principal point and
+    binning divides everything by the bin size (as image_geometry's PinholeCameraModel does); the
+    size is the published image's. Unchecked: ``PinholeIntrinsics.check`` says what is wrong (e.g.
+    an uncalibrated camera's zero K)."""
     k = [float(v) for v in msg.k]
-    return PinholeIntrinsics(fx=k[0], fy=k[4], cx=k[2], cy=k[5], width=int(msg.width), height=int(msg.height))
+    bin_x, bin_y = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
+    roi = msg.roi
+    full = roi.width == 0 or roi.height == 0
+    x0, y0 = (0, 0) if full else (int(roi.x_offset), int(roi.y_offset))
+    width = int(msg.width) if full else int(roi.width)
+    height = int(msg.height) if full else int(roi.height)
+    return PinholeIntrinsics(fx=k[0] / bin_x, fy=k[4] / bin_y, cx=(k[2] - x0) / bin_x, cy=(k[5] - y0) / bin_y,
+                             width=width // bin_x, height=height // bin_y)
 
 
 def fill_3d(objects: Sequence, estimates: Iterable[Object3D]) -> None:

@@ -68,7 +68,6 @@ class DepthInput:
         self.with_3d_total = 0
         self.without_3d_total = 0
         self.last_problem = ""
-        self.last_problem_at: Optional[float] = None
 
     # ------------------------------------------------------------------ subscription side
     def put_depth(self, msg) -> None:
@@ -86,11 +85,14 @@ class DepthInput:
     def estimate(self, frame: FrameState, header, points: bool, wait_s: float = PARTNER_WAIT_S) -> DepthFrame:
         """The 3D of every object of ``frame`` (the colour image's ``header``); ``points``: keep
         each object's sampled points for ~/points."""
-        found, problem = self._estimate(frame, header, points, wait_s)
+        try:
+            found, problem = self._estimate(frame, header, points, wait_s)
+        except Exception as error:  # noqa: BLE001 - whatever depth does, the frame is still published
+            found, problem = None, f"3D failed unexpectedly: {error!r}"
         with self._lock:
             if found is None:
                 self.without_3d_total += 1
-                self.last_problem, self.last_problem_at = problem, time.monotonic()
+                self.last_problem = problem
             else:
                 self.with_3d_total += 1
         (self.without_3d if found is None else self.with_3d).add()

@@ -90,6 +90,12 @@ def test_camera_info_k_gives_the_intrinsics():
     assert (found.fx, found.fy, found.cx, found.cy, found.width, found.height) == (615.0, 612.0, 320.5, 240.25,
                                                                                     640, 480)
     assert intrinsics_from_camera_info(CameraInfo()).problems()   # an uncalibrated camera's zero K
+    # 2x2 binning of a 100x80 region of interest at (40, 20): the published images are 50x40.
+    info.binning_x = info.binning_y = 2
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 40, 20, 100, 80
+    found = intrinsics_from_camera_info(info)
+    assert (found.fx, found.fy, found.cx, found.cy, found.width, found.height) == (307.5, 306.0, 140.25, 110.125,
+                                                                                    50, 40)
 
 
 # ---------------------------------------------------------------------------------- pairing
@@ -224,3 +230,19 @@ def test_depth_input_pairs_estimates_and_reports():
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == b"\x01" and "no camera_info received yet" in status.message   # recent problems
     assert values["frames with 3D (total)"] == "1" and values["frames without 3D (total)"] == "2"
+
+
+def test_an_unexpected_3d_failure_leaves_the_frame_without_3d():
+    """A bug in the 3D step must not drop the tracked frame: it comes back as a problem."""
+    from dataclasses import replace
+
+    from sam2_model.object_3d import DepthOptions
+    from sam2_ros.depth_input import DepthInput, DepthSettings
+
+    state, depth = _depth_input_frame()
+    broken = replace(state, objects=[replace(state.objects[0], bbox=(30, 20, 5, 5))])   # crop 20x10, box 5x5
+    inputs = DepthInput(DepthSettings(DepthOptions(), 0.02, 0.0, 2), "/depth", "/info")
+    inputs.put_depth(depth)
+    inputs.put_camera_info(CameraInfo(width=80, height=64, k=[100.0, 0, 39.5, 0, 100.0, 31.5, 0, 0, 1]))
+    found = inputs.estimate(broken, depth.header, points=False, wait_s=0)
+    assert found.objects is None and found.problem.startswith("3D failed unexpectedly: ValueError")
