@@ -16,9 +16,10 @@ memories live at the model's resolution, so tracking continues and outputs come 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -83,6 +84,19 @@ class PreparedFrame:
 
     pixels: torch.Tensor  # [1, 3, S, S] normalised model input, on the model's device
     frame_hw: tuple       # the frame's (height, width)
+
+
+@dataclass
+class _Decoding:
+    """One tracker's frame between memory attention and the mask decoder; several trackers' frames
+    go through the decoder and the memory encoder together (``track_encoded_together``)."""
+
+    tracker: "StreamingTracker"
+    index: int
+    states: list                  # the ObjectMemory of each row
+    conditioned: torch.Tensor     # [N, C, h, w] memory-conditioned features
+    high_res: List[torch.Tensor]  # the frame's high-resolution features, one row per object
+    image_embed: torch.Tensor     # the frame's features, one row per object
 
 
 @dataclass
@@ -196,17 +210,9 @@ class StreamingTracker:
         return [FrameFeatures(row(features.image_embed, i), row(features.image_pos, i),
                               [row(t, i) for t in features.high_res]) for i in range(len(frames))]
 
-    @torch.inference_mode()
     def track_encoded(self, prepared: PreparedFrame, features: FrameFeatures) -> TrackingResult:
         """Track every object on a frame whose features ``encode`` computed."""
-        with self._autocast():
-            self._commit_prompted_memories()
-            index = self._next_index
-            self._next_index += 1
-            self._frame = _CurrentFrame(index, prepared.frame_hw, features)
-            if self._objects:
-                self._track_all(index, features)
-        return self._result()
+        return track_encoded_together([(self, prepared, features)])[0]
 
     @torch.inference_mode()
     def add_prompt(self, obj_id: int, points: Optional[Sequence[Sequence[float]]] = None,
@@ -353,20 +359,26 @@ class StreamingTracker:
                 # appearance does not compete with the correction.
                 state.forget_recent_around(frame.index, self.model.config.num_maskmem)
 
-    def _track_all(self, index: int, features: FrameFeatures) -> None:
-        model = self.model
+    def _begin_frame(self, prepared: PreparedFrame, features: FrameFeatures) -> Optional["_Decoding"]:
+        """A new frame up to the mask decoder: prompted memories committed, memory attention done.
+        None when no object is tracked."""
+        self._commit_prompted_memories()
+        index = self._next_index
+        self._next_index += 1
+        self._frame = _CurrentFrame(index, prepared.frame_hw, features)
+        if not self._objects:
+            return None
         states = list(self._objects.values())
-        batch = len(states)
-        expanded = features.expand(batch)
+        expanded = features.expand(len(states))
         memory = self._memory_batch(states, index)
         # The frame's features unexpanded: memory attention shares its frame-only work across objects.
-        conditioned = model.attend_to_memory(features.image_embed, features.image_pos, memory)
-        prediction = model.predict_masks(conditioned, expanded.high_res,
-                                         multimask=model.use_multimask(False, 0))
-        # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
-        binarize = torch.zeros(batch, dtype=torch.bool, device=model.device)
-        memory_features, positions = model.encode_memory(expanded.image_embed, prediction.high_res_masks,
-                                                         prediction.object_score_logits, binarize)
+        conditioned = self.model.attend_to_memory(features.image_embed, features.image_pos, memory)
+        return _Decoding(self, index, states, conditioned, expanded.high_res, expanded.image_embed)
+
+    def _finish_frame(self, step: "_Decoding", prediction: MaskPrediction, memory_features: torch.Tensor,
+                      positions: torch.Tensor) -> None:
+        """Store each object's output and memory of the frame (``prediction`` rows: ``step.states``)."""
+        index, states = step.index, step.states
         self._remember_memory_positions(positions)
         low_res = self._fill_holes(prediction.low_res_masks)
         for row, state in enumerate(states):
@@ -415,3 +427,43 @@ class StreamingTracker:
             ious = torch.zeros(0, device=model.device)
         return TrackingResult(frame.index, self.obj_ids, low_res, scores, ious, frame.frame_hw,
                               self.options.non_overlap_masks)
+
+
+def _rows(prediction: MaskPrediction, start: int, stop: int) -> MaskPrediction:
+    pick = lambda t: None if t is None else t[start:stop]  # noqa: E731
+    return MaskPrediction(*(pick(getattr(prediction, f.name)) for f in dataclasses.fields(MaskPrediction)))
+
+
+@torch.inference_mode()
+def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame, FrameFeatures]]
+                           ) -> List[TrackingResult]:
+    """Track one encoded frame in each of several trackers (one model, one ``encode_key``): each
+    tracker's memory attention on its own (its memories are its own length), then every object of
+    every tracker through the mask decoder and the memory encoder in one batch. One tracker alone
+    is exactly ``track_encoded``; several agree with one at a time to float rounding."""
+    if not items:
+        return []
+    first = items[0][0]
+    if any(t.encode_key != first.encode_key for t, _, _ in items):
+        raise TrackingError("trackers tracked together must share their model and autocast setting")
+    model = first.model
+    with first._autocast():
+        steps = [s for s in (tracker._begin_frame(prepared, features) for tracker, prepared, features in items)
+                 if s is not None]
+        if steps:
+            join = (lambda parts: parts[0]) if len(steps) == 1 else torch.cat  # one tracker: no copies
+            conditioned = join([s.conditioned for s in steps])
+            high_res = [join([s.high_res[k] for s in steps]) for k in range(len(steps[0].high_res))]
+            prediction = model.predict_masks(conditioned, high_res, multimask=model.use_multimask(False, 0))
+            # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
+            binarize = torch.zeros(conditioned.shape[0], dtype=torch.bool, device=model.device)
+            memory_features, positions = model.encode_memory(join([s.image_embed for s in steps]),
+                                                             prediction.high_res_masks,
+                                                             prediction.object_score_logits, binarize)
+            start = 0
+            for step in steps:
+                stop = start + len(step.states)
+                rows = prediction if len(steps) == 1 else _rows(prediction, start, stop)
+                step.tracker._finish_frame(step, rows, memory_features[start:stop], positions[start:stop])
+                start = stop
+    return [tracker._result() for tracker, _, _ in items]

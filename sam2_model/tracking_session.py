@@ -10,7 +10,7 @@ Object ids are the caller's (the node's): they survive a server restart.
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,9 +22,9 @@ from .frame_summary import summarize_frame
 from .prompts import PromptError
 from .session_types import MAX_OBJECT_ID, DiscoveryOutcome, Outputs, PromptSpec, next_free_ids
 from .sam2 import FrameFeatures
-from .tracker import PreparedFrame, StreamingTracker, TrackingError, TrackingResult
+from .tracker import PreparedFrame, StreamingTracker, TrackingError, TrackingResult, track_encoded_together
 
-__all__ = ["TrackingSession", "Outputs", "PromptSpec", "DiscoveryOutcome"]
+__all__ = ["TrackingSession", "track_together", "Outputs", "PromptSpec", "DiscoveryOutcome"]
 
 
 class TrackingSession:
@@ -86,15 +86,16 @@ class TrackingSession:
     def track_encoded(self, prepared: PreparedFrame, pixels: torch.Tensor, features: FrameFeatures,
                       outputs: Outputs = Outputs()) -> FrameState:
         """Second half of ``track`` (see ``prepare``)."""
-        result = self.tracker.track_encoded(prepared, features)
-        self._pixels = pixels
-        self._frames_tracked += 1
-        return self._summarize(result, outputs)
+        return self.summarize(track_together([(self, prepared, pixels, features)])[0], outputs)
 
     def current(self, outputs: Outputs = Outputs()) -> FrameState:
         """Every object on the most recent frame (e.g. after a discovery)."""
         self._require_frame("the current state is that of the most recent frame")
         return self._summarize(self.tracker.current_result(), outputs)
+
+    def summarize(self, result: TrackingResult, outputs: Outputs) -> FrameState:
+        """A tracking result of this session's most recent frame -> ``FrameState`` (``track_together``)."""
+        return self._summarize(result, outputs)
 
     def _summarize(self, result: TrackingResult, outputs: Outputs) -> FrameState:
         labels = outputs.labels or outputs.tinted
@@ -173,3 +174,17 @@ class TrackingSession:
     def memory_bytes(self) -> int:
         """Bytes the tracker holds between frames (memory bank, outputs, current features)."""
         return self.tracker.memory_bytes()
+
+
+def track_together(items: Sequence[Tuple[TrackingSession, PreparedFrame, torch.Tensor, FrameFeatures]]
+                   ) -> List[TrackingResult]:
+    """Second half of ``track`` for several sessions at once: ``(session, prepared, pixels,
+    features)`` each (``prepare``, then one ``encode`` for all). Every object of every session goes
+    through the mask decoder and the memory encoder in one batch (``tracker.track_encoded_together``);
+    ``summarize`` each result afterwards (in any order, on any thread)."""
+    results = track_encoded_together([(session.tracker, prepared, features)
+                                      for session, prepared, _, features in items])
+    for session, _, pixels, _ in items:
+        session._pixels = pixels
+        session._frames_tracked += 1
+    return results

@@ -22,7 +22,7 @@ import sam2_model
 from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryError, DiscoveryOptions
 from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
 from sam2_model.tracker_options import TrackerOptionsError
-from sam2_model.tracking_session import TrackingSession
+from sam2_model.tracking_session import TrackingSession, track_together
 
 from . import protocol
 from .config import ServerConfig
@@ -100,10 +100,11 @@ class _Frame:
 class Engine:
     """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
 
-    Frames of a round are resized in parallel, encoded in one batch per encoder key, then each
-    stream's own tracking (memory attention, decoder, memory encoder, summary) runs in parallel:
-    the streams share nothing but the model, which inference only reads. A single frame runs on
-    the model thread itself.
+    Frames of a round are resized in parallel and encoded in one batch per encoder key; each
+    stream's memory attention runs on its own (memories differ in length per stream), then every
+    object of every stream goes through the mask decoder and the memory encoder in one batch; the
+    per-stream summaries (masks to the host) run in parallel threads. A single frame takes exactly
+    the in-process path.
 
     Args:
         host: the model.
@@ -149,23 +150,24 @@ class Engine:
         for group in groups.values():
             try:
                 features = group[0].stream.session.tracker.encode([item.ready for item in group])
+                results = track_together([(item.stream.session, item.ready, item.pixels, f)
+                                          for item, f in zip(group, features)])
             except Exception as error:  # noqa: BLE001 - e.g. out of device memory: every frame refused
                 for item in group:
                     self.send(self._refusal(item.stream, item.request, error))
                 continue
             self.on_batch(len(group))
-            for reply in self._each(self._finish, list(zip(group, features))):
+            for reply in self._each(self._finish, list(zip(group, results))):
                 self.send(reply)
 
     def _finish(self, item) -> Reply:
-        frame, features = item
+        frame, result = item
 
-        def track(stream: Stream, request: Request):
-            state = stream.session.track_encoded(frame.ready, frame.pixels, features, frame.outputs)
+        def summarize(stream: Stream, request: Request):
             stream.frames_tracked += 1
-            return protocol.frame_state_to_wire(state)
+            return protocol.frame_state_to_wire(stream.session.summarize(result, frame.outputs))
 
-        return self._answer(frame.stream, frame.request, track)
+        return self._answer(frame.stream, frame.request, summarize)
 
     # ------------------------------------------------------------------ other requests
     def _operation(self, stream: Stream, request: Request):

@@ -202,3 +202,36 @@ def test_encode_then_track_encoded_is_track_and_batches_match(model):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     result = split.track_encoded(mine, batched[0])
     assert result.obj_ids == [1] and result.frame_index == 3
+
+
+def test_trackers_tracked_together_match_each_alone(model):
+    """Several trackers' objects through the decoder and memory encoder in one batch (the server's
+    round): the same results as each tracker alone, to float rounding, frame after frame."""
+    from sam2_model.tracker import track_encoded_together
+
+    frames, labels = scene()
+    other_frames, other_labels = scene(seed=4)
+    together = [sam2_model.StreamingTracker(model) for _ in range(3)]
+    alone = [sam2_model.StreamingTracker(model) for _ in range(3)]
+    videos = [frames, other_frames, frames]
+    for group in (together, alone):
+        for tracker, video in zip(group, videos):
+            tracker.track(torch.from_numpy(video[0].copy()))
+        # Different object counts: two, one, none.
+        group[0].add_prompt(1, points=centre_click(labels[0], 1), labels=[1])
+        group[0].add_prompt(2, box=first_target_box(labels[0], 2))
+        group[1].add_prompt(5, points=centre_click(other_labels[0], 1), labels=[1])
+    for t in range(1, 4):
+        prepared = [tracker.prepare_frame(torch.from_numpy(video[t].copy()))
+                    for tracker, video in zip(together, videos)]
+        features = together[0].encode(prepared)
+        results = track_encoded_together(list(zip(together, prepared, features)))
+        for tracker, ready, feature, result in zip(alone, prepared, features, results):
+            expected = tracker.track_encoded(ready, feature)
+            assert result.obj_ids == expected.obj_ids and result.frame_index == expected.frame_index == t
+            torch.testing.assert_close(result.low_res_logits, expected.low_res_logits, atol=1e-3, rtol=1e-4)
+            torch.testing.assert_close(result.object_score_logits, expected.object_score_logits, atol=1e-3,
+                                       rtol=1e-4)
+    with pytest.raises(sam2_model.TrackingError, match="share their model"):
+        other_model = sam2_model.StreamingTracker(sam2_model.build_model("default"))
+        track_encoded_together([(together[0], prepared[0], features[0]), (other_model, prepared[1], features[1])])
