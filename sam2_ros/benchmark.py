@@ -61,9 +61,9 @@ class CaseResult:
 
     @property
     def own_ms(self) -> List[float]:
-        """Per frame, the node's latency minus its own ``track`` stage on that frame: what the node
-        adds, measured within one frame (robust to load changes between frames); empty for nodes
-        without stage timings."""
+        """Per frame, the node's latency minus its own ``track`` stage on that frame (tracking and
+        the frame's summary, see ``stage_timing``): what the node adds, measured within one frame
+        (robust to load changes between frames); empty for nodes without stage timings."""
         inside = self.stages.get("track", [])
         if len(inside) != len(self.latency_ms):
             return []

@@ -71,6 +71,8 @@ class TrackerParameters:
     server_timeout: float = 1.0             # seconds a reply may take (discovery: DISCOVERY_TIMEOUT_FACTOR x)
     server_heartbeat_period: float = 0.5    # seconds between heartbeats; a dead server is noticed within
                                             # period + timeout
+    server_public_key: str = ""             # CURVE (a server on another machine): its server.key ...
+    server_client_key: str = ""             # ... and this robot's NAME.key_secret (sam2-server keygen)
     # Depth: 3D of each object from an aligned depth image (sam2_model.object_3d, docs/node.md).
     use_depth: bool = False
     depth_compressed: bool = False
@@ -131,6 +133,13 @@ class TrackerParameters:
             found.append(f"server_timeout {self.server_timeout} must be in 0.05..600 seconds")
         if not 0.05 <= self.server_heartbeat_period <= 60:
             found.append(f"server_heartbeat_period {self.server_heartbeat_period} must be in 0.05..60 seconds")
+        keys = {"server_public_key": self.server_public_key, "server_client_key": self.server_client_key}
+        if any(keys.values()) and not all(keys.values()):
+            found.append("server_public_key and server_client_key go together (CURVE needs the server's public key "
+                         "and this client's key pair): give both or neither")
+        for name, path in keys.items():
+            if path and not os.path.isfile(os.path.expanduser(path)):
+                found.append(f"{name} {path!r}: no such file")
         return found
 
     def _depth_problems(self) -> List[str]:
@@ -195,6 +204,9 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "server_timeout": "seconds a server reply may take before the server counts as away (frames dropped)",
     "server_heartbeat_period": "seconds between heartbeats to the server (a dead server is noticed within "
                                "this plus server_timeout)",
+    "server_public_key": "CURVE encryption to a server on another machine: the server's public key file "
+                         "(server.key from sam2-server keygen); empty = no CURVE (ipc or loopback only)",
+    "server_client_key": "CURVE: this client's key pair file (NAME.key_secret from sam2-server keygen --client NAME)",
     "use_depth": "subscribe to depth (aligned to the colour image) and camera_info; objects get 3D, ~/markers and "
                  "~/points are published",
     "depth_compressed": "subscribe to depth/compressedDepth (image_transport compressedDepth, png) instead of depth",

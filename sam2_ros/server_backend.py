@@ -30,10 +30,11 @@ from sam2_model.discovery import DiscoveryOptions, Region
 from sam2_model.errors import DiscoveryError, FrameError, PromptError, TrackingError, UnknownObjectError
 from sam2_model.frame_state import Box, FrameState, paste_mask
 from sam2_model.session_types import DiscoveryOutcome, Outputs, PromptSpec
-from sam2_server.client import ServerError, ServerUnavailable, TrackerClient
+from sam2_server.client import CurveClientKeys, ServerError, ServerUnavailable, TrackerClient
+from sam2_server.security import SecurityError
 
 from .image_conversion import compressed_to_rgb, image_to_rgb
-from .node_parameters import TrackerParameters, resolve_autocast
+from .node_parameters import ParameterError, TrackerParameters, resolve_autocast
 from .tracker_backend import BackendUnavailable, LinkStatus
 
 # Discovery runs the automatic mask generator on the server (seconds on a CPU): its reply may
@@ -101,8 +102,14 @@ class ServerBackend:
     @classmethod
     def from_parameters(cls, params: TrackerParameters, stream: str,
                         log: Callable[[str, str], None]) -> "ServerBackend":
+        curve = None
+        if params.server_public_key:
+            try:
+                curve = CurveClientKeys.load(params.server_public_key, params.server_client_key)
+            except (SecurityError, OSError, ValueError) as error:
+                raise ParameterError(f"server_public_key / server_client_key: {error}") from None
         client = TrackerClient(params.server, stream, stream_options(params), timeout_s=params.server_timeout,
-                               discover_timeout_s=params.server_timeout * DISCOVERY_TIMEOUT_FACTOR)
+                               discover_timeout_s=params.server_timeout * DISCOVERY_TIMEOUT_FACTOR, curve=curve)
         backend = cls(client, params.server, stream, log)
         with backend._lock:
             event = backend._connect_locked()

@@ -1,8 +1,10 @@
 """Where the worker's time per frame goes: milliseconds per stage of recent frames, kept by the
 tracker node and read by the node benchmark (``python -m sam2_ros.benchmark``).
 
-Wall-clock laps: on a GPU, kernels still running when ``track`` returns are counted in the next
-stage that waits for them (``summarize``, whose host copies synchronise)."""
+Wall-clock laps. Since the node's model sits behind a backend (issue 22), ``track`` is the
+backend's whole answer: tracking and the frame's summary (masks, boxes, crops, label map), whose
+host copies synchronise the GPU; there is no separate ``summarize`` stage any more (reports made
+before list one)."""
 
 from __future__ import annotations
 

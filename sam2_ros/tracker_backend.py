@@ -80,8 +80,11 @@ def open_backend(params, stream: str, log: Callable[[str, str], None]) -> Tracke
     """The backend the parameters ask for: ``server`` empty -> the model in this process (loads
     it: torch), else a client of that server (no torch imported). ``log(level, message)``."""
     if params.server:
-        from .server_backend import ServerBackend
-
+        try:
+            from .server_backend import ServerBackend
+        except ImportError as error:  # pyzmq (or sam2_server) missing from this Python
+            raise ImportError(f"the parameter server needs sam2_server's client and pyzmq in this Python "
+                              f"(apt install python3-zmq, or pip install pyzmq): {error}") from None
         return ServerBackend.from_parameters(params, stream, log)
     from .inprocess_backend import InProcessBackend
 

@@ -147,12 +147,12 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
     pytest.importorskip("sam2_server.client")
     from node_harness import GraphClient, NodeProcess
     from parity_sessions import make_tracker
-    from test_node_server import SEEDING_EVENTS, ServerProcess, replay
+    from test_node_server import PATIENT, SEEDING_EVENTS, ServerProcess, replay
 
     directory = Path(tempfile.mkdtemp(prefix="s2m", dir="/tmp"))
     endpoint = f"ipc://{directory}/sam2.sock"
     tracker_params = tmp_path / "tracker.yaml"
-    node_params = {k: v for k, v in model_files.params().items() if k not in ("model", "checkpoint", "device")}
+    node_params = {k: v for k, v in model_files.params(**PATIENT).items() if k not in ("model", "checkpoint", "device")}
     tracker_params.write_text(yaml.safe_dump({"tracker_node": {"ros__parameters": node_params}}))
     config = tmp_path / "cameras.yaml"
     config.write_text(yaml.safe_dump({

@@ -40,6 +40,9 @@ SERVER_START_TIMEOUT_S = 60.0
 # (earlier, the micro model loses them on some frames), so masks compared below are not empty.
 SEEDING_EVENTS = 13
 POINT = [[76.8, 89.6]]  # the session's first click (object 1)
+# Tests that do not time fault detection give a loaded machine (several test runs on two cores)
+# time for each reply: a late one would count as a lost server and drop a frame the test waits for.
+PATIENT = {"server_timeout": 5.0}
 
 
 class ServerProcess:
@@ -65,8 +68,8 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
-    def wait_ready(self, timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
-        probe = TrackerClient(self.endpoint, "readiness_probe", timeout_s=0.5)
+    def wait_ready(self, timeout_s: float = SERVER_START_TIMEOUT_S, curve=None) -> None:
+        probe = TrackerClient(self.endpoint, "readiness_probe", timeout_s=0.5, curve=curve)
         deadline = time.monotonic() + timeout_s
         try:
             while not probe.heartbeat():
@@ -126,6 +129,8 @@ def test_server_parameters_are_checked_and_make_the_model_parameters_the_servers
     assert "fill_hole_area" not in options  # unset: the server's model decides
     assert options["generator"]["points_per_side"] == 8
     assert "autocast" not in stream_options(parameters_from_values({"server": "tcp://base:5555"}))
+    with pytest.raises(ParameterError, match="server_public_key and server_client_key go together"):
+        parameters_from_values({"server": "tcp://base:5555", "server_public_key": __file__})
 
 
 def test_diagnostics_say_error_while_the_server_is_away():
@@ -243,7 +248,7 @@ def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch
     local = start_node(tmp_path, model_files.params(**discovery), overlay=True)
     # The server-backed node reports every module it imports (python -X importtime, on stderr -> its log).
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
-    remote = start_node(tmp_path, model_files.params(server=endpoint, **discovery), overlay=True)
+    remote = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint, **discovery), overlay=True)
     monkeypatch.delenv("PYTHONPROFILEIMPORTTIME")
     try:
         session = model_files.session
@@ -313,8 +318,8 @@ def _diagnostics(node):
 
 
 def test_node_waits_for_a_server_that_is_not_up_yet(model_files, endpoint, tmp_path):  # noqa: F811
-    node = start_node(tmp_path, model_files.params(server=endpoint, diagnostics_period=0.2, publish_masks=False),
-                      wait=False)
+    params = model_files.params(**PATIENT, server=endpoint, diagnostics_period=0.2, publish_masks=False)
+    node = start_node(tmp_path, params, wait=False)
     server = None
     try:
         _wait_log(node, "waiting for sam2-server", 60.0)
@@ -445,8 +450,9 @@ def test_a_full_server_refuses_the_stream_until_a_place_frees(model_files, endpo
     first = second = None
     try:
         server.wait_ready()
-        first = start_node(tmp_path, model_files.params(server=endpoint))
-        second = start_node(tmp_path, model_files.params(server=endpoint, diagnostics_period=0.2), wait=False)
+        first = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint))
+        second = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint, diagnostics_period=0.2),
+                            wait=False)
         _wait_log(second, "refused the stream", 30.0)
         second.client.wait_until(lambda: second.client.diagnostics and "refused the stream" in _diagnostics(second)[1],
                                  10.0, "the refusal in the diagnostics")
@@ -470,7 +476,7 @@ def test_depth_3d_works_with_the_model_in_a_server(model_files, endpoint, tmp_pa
     server = _server(endpoint, model_files, tmp_path)
     namespace = "/sam2_server_depth"
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # the node lists its imports (see the parity test)
-    node = start_node(tmp_path, model_files.params(server=endpoint, use_depth=True, points_stride=STRIDE),
+    node = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint, use_depth=True, points_stride=STRIDE),
                       namespace=namespace,
                       extra_args=("-r", f"depth:={namespace}/aligned_depth", "-r", f"camera_info:={namespace}/info"))
     try:
@@ -490,4 +496,43 @@ def test_depth_3d_works_with_the_model_in_a_server(model_files, endpoint, tmp_pa
         assert "torch" not in {m.split(".")[0] for m in imported}, "the node imported torch"
     finally:
         node.close()
+        server.stop()
+
+
+def test_a_node_reaches_a_curve_server_with_its_keys_and_a_node_without_them_waits(model_files, tmp_path):  # noqa: F811
+    """A base station: the server on tcp with CURVE (sam2-server keygen); the node's keys are its
+    server_public_key and server_client_key parameters."""
+    import socket
+
+    from sam2_server.client import CurveClientKeys
+
+    keys = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "sam2_server", "keygen", str(keys), "--client", "robot1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    server = ServerProcess.from_arguments(["--bind", endpoint, "--curve-keys", str(keys), "--model",
+                                           str(model_files.config), "--checkpoint", str(model_files.checkpoint),
+                                           "--device", "cpu"], tmp_path / "server.log")
+    robot = stranger = None
+    try:
+        server.wait_ready(curve=CurveClientKeys.load(str(keys / "server.key"),
+                                                     str(keys / "clients" / "robot1.key_secret")))
+        stranger = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint), wait=False)
+        robot = start_node(tmp_path, model_files.params(**PATIENT, server=endpoint,
+                                                        server_public_key=str(keys / "server.key"),
+                                                        server_client_key=str(keys / "clients" / "robot1.key_secret")))
+        frames = model_files.frames()
+        robot.client.track(frames[0], 0)
+        assert robot.client.add_object(prompt_msg(0, points=POINT, labels=[1])).object_id == 1
+        assert robot.client.track(frames[1], 1).ids() == [1]
+        _wait_log(stranger, "waiting for sam2-server", 30.0)
+        assert "connected to sam2-server" not in stranger.process.log()
+    finally:
+        for node in (robot, stranger):
+            if node is not None:
+                node.close()
         server.stop()
