@@ -11,11 +11,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List
 
+import pytest
+
 from sam2_server.client import TrackerClient
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
 LONG_STREAM_TIMEOUT_S = 600.0
+
+
+SERVER_TORCH_THREADS = 1
+
+
+@pytest.fixture
+def torch_threads_as_the_server():
+    """This process's torch on the test servers' thread count for the test: a reference computed
+    here equals the server's bit for bit only then, whatever an earlier test left the count at."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(SERVER_TORCH_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class ServerProcess:
@@ -25,7 +44,10 @@ class ServerProcess:
 
     def start(self, curve=None) -> "ServerProcess":
         """Launch and wait until it answers a heartbeat (with ``curve`` keys for a CURVE server)."""
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # One torch thread, as the tests' in-process references use (torch_threads_as_the_server):
+        # results are bit-identical only at the same thread count.
+        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   OMP_NUM_THREADS=str(SERVER_TORCH_THREADS))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "sam2_server", "--bind", self.endpoint, *self.args],
                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -26,12 +26,14 @@ from sam2_server import protocol
 from sam2_server.client import ServerError, ServerUnavailable, TrackerClient
 from sam2_server.security import CurveClientKeys
 
-from server_harness import REPO, ServerProcess, running_server
+from server_harness import REPO, ServerProcess, running_server, torch_threads_as_the_server  # noqa: F401
 from session_checks import assert_same_frame, centre_click, first_target_box, scene
 
-pytestmark = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing")
+pytestmark = [pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing"),
+              pytest.mark.usefixtures("torch_threads_as_the_server")]
 
 ALL = Outputs(crops=True, labels=True, tinted=True)
+VANISHED_STREAM_TIMEOUT_S = 3.0
 TIMEOUT_S = 20.0  # generous: three test processes share two cores
 
 
@@ -320,14 +322,15 @@ def test_server_memory_is_flat_over_100_connect_track_disconnect_cycles(tmp_path
             client._calls.close()
             client._pings.close()
 
-    with running_server(tmp_path, "--stream-timeout", "0.5", "--max-streams", "200") as server:
+    # The timeout must outlast the gaps between one cycle's calls on a loaded machine (0.5 s did not).
+    with running_server(tmp_path, "--stream-timeout", str(VANISHED_STREAM_TIMEOUT_S), "--max-streams", "200") as server:
         for k in range(20):   # warm-up: allocator pools, caches
             cycle(k)
-        time.sleep(1.0)
+        time.sleep(VANISHED_STREAM_TIMEOUT_S + 1.0)
         before = server.rss_bytes()
         for k in range(20, 120):
             cycle(k)
-        time.sleep(1.5)
+        time.sleep(VANISHED_STREAM_TIMEOUT_S + 1.5)
         after = server.rss_bytes()
         probe = TrackerClient(server.endpoint, "probe", {}, timeout_s=TIMEOUT_S)
         stats = probe.stats()
