@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Optional
 
-import numpy as np
 from geometry_msgs.msg import PointStamped
 
 # Label images are mono16, so ids must fit 16 bits (0 is the background): MAX_OBJECT_ID, re-exported.
@@ -29,30 +28,10 @@ class PromptRequest:
     """One prompt for the tracker. ``object_id`` 0 means "a new object, the node assigns its id"."""
 
     object_id: int
-    points: Optional[List[List[float]]] = None
-    labels: Optional[List[int]] = None
-    box: Optional[List[float]] = None
-    mask: Optional[np.ndarray] = None  # H x W bool
-    clear_old_points: bool = True
-
-    def tracker_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments for ``StreamingTracker.add_prompt`` (everything except the id)."""
-        return {"points": self.points, "labels": self.labels, "box": self.box, "mask": self.mask,
-                "clear_old_points": self.clear_old_points}
-
-    def spec(self) -> PromptSpec:
-        """The prompt as the tracking session takes it (everything except the id)."""
-        return PromptSpec(self.points, self.labels, self.box, self.mask, self.clear_old_points)
+    prompt: PromptSpec  # what to apply (the same for the in-process tracker and the server)
 
     def describe(self) -> str:
-        parts = []
-        if self.points is not None:
-            parts.append(f"{len(self.points)} point(s)")
-        if self.box is not None:
-            parts.append("a box")
-        if self.mask is not None:
-            parts.append(f"a {self.mask.shape[1]}x{self.mask.shape[0]} mask")
-        return " + ".join(parts) or "nothing"
+        return self.prompt.describe()
 
 
 def check_object_id(object_id: int, allow_new: bool = True) -> int:
@@ -83,7 +62,7 @@ def prompt_from_msg(msg) -> PromptRequest:
             raise PromptConversionError(f"bad mask prompt: {error}") from None
     if points is None and box is None and mask is None:
         raise PromptConversionError("empty prompt: give points with labels, use_box with a box, or a mask")
-    return PromptRequest(object_id, points, labels, box, mask, bool(msg.clear_old_points))
+    return PromptRequest(object_id, PromptSpec(points, labels, box, mask, bool(msg.clear_old_points)))
 
 
 def prompt_from_click(msg: PointStamped, frame_hw: Optional[tuple]) -> PromptRequest:
@@ -100,4 +79,4 @@ def prompt_from_click(msg: PointStamped, frame_hw: Optional[tuple]) -> PromptReq
             x = width - 1.0
         if height <= y <= height + 0.5:
             y = height - 1.0
-    return PromptRequest(0, points=[[x, y]], labels=[1])
+    return PromptRequest(0, PromptSpec(points=[[x, y]], labels=[1]))

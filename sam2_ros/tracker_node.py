@@ -556,7 +556,7 @@ class TrackerNode(LifecycleNode):
                 raise sam2_model.UnknownObjectError(
                     f"unknown object id {object_id}: tracked ids are {backend.obj_ids}; "
                     "use object_id 0 for a new object")
-            state = backend.add_prompt(object_id, request.spec(), Outputs(crops=True))
+            state = backend.add_prompt(object_id, request.prompt, Outputs(crops=True))
             if request.object_id == 0:
                 self._last_id = object_id
             frame = self._last_frame

@@ -154,8 +154,9 @@ def test_prompt_from_msg():
     msg = Prompt(object_id=0, points=[Point(x=1.0, y=2.0), Point(x=3.0, y=4.0, z=9.0)], labels=[1, 0],
                  clear_old_points=False)
     request = prompt_from_msg(msg)
-    assert request.points == [[1.0, 2.0], [3.0, 4.0]] and request.labels == [1, 0] and request.box is None
-    assert request.mask is None and request.clear_old_points is False
+    prompt = request.prompt
+    assert prompt.points == [[1.0, 2.0], [3.0, 4.0]] and prompt.labels == [1, 0] and prompt.box is None
+    assert prompt.mask is None and prompt.clear_old_points is False
     assert request.describe() == "2 point(s)"
 
     msg = Prompt(object_id=5, use_box=True, box=[1.0, 2.0, 3.0, 4.0])
@@ -163,10 +164,10 @@ def test_prompt_from_msg():
     mask[1, 2] = True
     msg.mask = mask_to_image(mask, Header())
     request = prompt_from_msg(msg)
-    assert request.object_id == 5 and request.box == [1.0, 2.0, 3.0, 4.0]
-    np.testing.assert_array_equal(request.mask, mask)
+    assert request.object_id == 5 and request.prompt.box == [1.0, 2.0, 3.0, 4.0]
+    np.testing.assert_array_equal(request.prompt.mask, mask)
     assert request.describe() == "a box + a 6x4 mask"
-    assert set(request.tracker_kwargs()) == {"points", "labels", "box", "mask", "clear_old_points"}
+    assert set(request.prompt.tracker_kwargs()) == {"points", "labels", "box", "mask", "clear_old_points"}
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -184,11 +185,11 @@ def test_prompt_from_msg_refuses(fields, message):
 def test_click_on_the_far_edge_lands_on_the_last_pixel():
     click = PointStamped()
     click.point.x, click.point.y = 640.0, 480.0
-    assert prompt_from_click(click, (480, 640)).points == [[639.0, 479.0]]
+    assert prompt_from_click(click, (480, 640)).prompt.points == [[639.0, 479.0]]
     click.point.x = 700.0
-    assert prompt_from_click(click, (480, 640)).points == [[700.0, 479.0]]  # the tracker says "outside"
+    assert prompt_from_click(click, (480, 640)).prompt.points == [[700.0, 479.0]]  # the tracker says "outside"
     request = prompt_from_click(click, None)
-    assert request.object_id == 0 and request.labels == [1]
+    assert request.object_id == 0 and request.prompt.labels == [1]
     assert check_object_id(0) == 0
     with pytest.raises(PromptConversionError):
         check_object_id(0, allow_new=False)
@@ -324,7 +325,7 @@ def test_click_reads_the_last_frame_under_the_tracker_lock():
     probe = _NodeProbe()
     TrackerNode._on_click(probe, PointStamped(point=Point(x=20.0, y=3.0)))
     assert probe.lock_held_on_read == [True]           # the worker replaces _last_frame under the lock
-    assert probe.prompts[0].points == [[19.0, 3.0]]    # the frame's size was used: pulled onto the last column
+    assert probe.prompts[0].prompt.points == [[19.0, 3.0]]    # the frame's size was used: pulled onto the last column
 
 
 def test_shutdown_and_error_release_everything_the_same_way():
