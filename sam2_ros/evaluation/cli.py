@@ -26,7 +26,7 @@ from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, discovery_total, visibility_phrases, write_report
+from .report import RunInfo, discovery_total, identity_phrase, visibility_phrases, write_report
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -200,10 +200,11 @@ def evaluate(
 
 
 def visibility_line(summary: Summary) -> str:
-    """The console summary's visibility part: misses always, hidden frames and returns when an
-    object is hidden on a scored frame."""
+    """The console summary's visibility part: misses and identity switches always, hidden frames
+    and returns when an object is hidden on a scored frame."""
     hidden, returns, missed = visibility_phrases(summary.visibility)
-    return f"; {hidden}, {returns}, {missed}" if summary.hidden_frames else "; " + missed
+    switches = identity_phrase(summary.visibility)
+    return f"; {hidden}, {returns}, {missed}, {switches}" if summary.hidden_frames else f"; {missed}, {switches}"
 
 
 def _add_tracker_options(group) -> None:
