@@ -110,3 +110,37 @@ def test_switches_in_results_report_and_console(tmp_path, capsys):
     assert "identity switches 2/12 (17%) of predicted frames" in text
     # Per object 0 -> 0 and 0 -> 2: mean +1, and with two objects the t interval (12.71 x 1) holds 0.
     assert "identity switches per object: difference +1.000, 95 % interval [-11.706, +13.706] (0 -> 2)" in text
+
+
+# ---------------------------------------------------------------- variants on shared features
+
+
+def test_variants_share_features_and_equal_separate_runs(tmp_path, capsys):
+    """--variant official --variant robust: each variant's results equal a run of that policy alone
+    (the image features computed once and shared change nothing), one folder per variant."""
+    import os
+    from pathlib import Path
+
+    import torch
+
+    parity_dir = Path(os.environ.get("SAM2_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
+    parity = torch.load(parity_dir / "sam2.1_micro_stream.pt", weights_only=True)
+    config, checkpoint = tmp_path / "micro.yaml", tmp_path / "micro.pt"
+    config.write_text(parity["resolved_config_yaml"])
+    torch.save({"model": parity["state_dict"]}, checkpoint)
+    seq = synthetic_sequence(num_frames=6, height=64, width=64, occluded=(3,), late_object_from=100, unannotated=())
+    davis.write_sequence(tmp_path / "davis", "s", seq, image_format="png")
+    common = ["--davis", str(tmp_path / "davis"), "--model", str(config), "--checkpoint", str(checkpoint),
+              "--fill-hole-area", "0", "--no-progress"]
+    assert eval_main(common + ["--variant", "official", "--variant", "robust", "--out", str(tmp_path / "v")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("official: J&F ") and lines[1].startswith("robust: J&F ")
+    for policy in ("official", "robust"):
+        alone = tmp_path / f"alone_{policy}"
+        assert eval_main(common + ["--memory-policy", policy, "--out", str(alone)]) == 0
+        shared = json.loads((tmp_path / "v" / policy / "results.json").read_text())["sequences"][0]["objects"]
+        single = json.loads((alone / "results.json").read_text())["sequences"][0]["objects"]
+        assert [(o["J_per_frame"], o["F_per_frame"]) for o in shared] == \
+            [(o["J_per_frame"], o["F_per_frame"]) for o in single]
+    assert eval_main(common + ["--variant", "sideways", "--out", str(tmp_path / "bad")]) == 2
+    assert "memory_policy 'sideways'" in capsys.readouterr().err
