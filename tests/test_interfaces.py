@@ -84,6 +84,8 @@ def test_messages_have_the_documented_fields():
     assert TrackedObject.get_fields_and_field_types() == {
         "id": "int32", "visible": "boolean", "visibility": "float", "occlusion": "float", "iou_score": "float",
         "bbox": "sensor_msgs/RegionOfInterest", "area": "uint32", "mask": "sensor_msgs/Image",
+        # memory_policy robust (issue 25)
+        "box_predicted": "boolean", "predicted_bbox": "sensor_msgs/RegionOfInterest",
     }
     assert TrackedObjects.get_fields_and_field_types() == {
         "header": "std_msgs/Header", "frame_index": "uint64", "latency_ms": "float",
