@@ -137,7 +137,8 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     predicted = state.kalman.predict() if state.kalman is not None else None
     visible = seen.visible and seen.box is not None
     rejected = False
-    if visible and options.motion_gate and predicted is not None and state.frames_hidden > 0:
+    reappearing = state.frames_hidden > 0
+    if visible and predicted is not None and ((options.motion_gate and reappearing) or options.jump_gate):
         distance = np.hypot(*(_centre_size(seen.box)[:2] - _centre_size(predicted)[:2]))
         rejected = distance > gate_limit(state.frames_hidden, options) * state.last_size
         visible = not rejected

@@ -18,7 +18,8 @@ from typing import List
 OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
-COMPONENTS = ("kalman", "motion_gate", "memory_gate")
+COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate")
+# "robust" alone: the components on by default (jump_gate is opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -47,6 +48,10 @@ class RobustMemoryOptions:
             frames judged absent always enter (they are the absence evidence: a prototype that
             also dropped them stopped reporting hidden objects absent). A skipped frame leaves
             a gap in the recent memories, so memory never grows.
+        jump_gate: the motion gate's test on every visible frame, not only on re-appearances: a
+            mask whose centre jumps farther than ``gate_distance`` box sizes from the predicted
+            centre (the mask moved onto a look-alike while the model still calls the object
+            visible) is refused the same way. Off in plain ``robust``; ``robust:...+jump_gate``.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -61,6 +66,7 @@ class RobustMemoryOptions:
     kalman: bool = True
     motion_gate: bool = True
     memory_gate: bool = True
+    jump_gate: bool = False
     gate_distance: float = 1.5
     gate_growth: float = 0.25
     min_iou: float = 0.5
@@ -73,8 +79,8 @@ class RobustMemoryOptions:
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
-        if self.motion_gate and not self.kalman:
-            found.append("motion_gate needs kalman (it compares a re-appearance with the predicted box)")
+        if (self.motion_gate or self.jump_gate) and not self.kalman:
+            found.append("motion_gate and jump_gate need kalman (they compare a mask with the predicted box)")
         return found
 
     @property
@@ -103,7 +109,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
                                 f"known: {', '.join(COMPONENTS)}")
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["motion_gate"]:
+    if switches["motion_gate"] or switches["jump_gate"]:
         switches["kalman"] = True
     return RobustMemoryOptions(**switches)
 

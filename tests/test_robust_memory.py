@@ -95,6 +95,25 @@ def test_the_gate_widens_with_time_hidden():
     assert not decide(state, seen(near_limit + 2 * -2 * np.array([1, 0, 1, 0])), options).accepted
 
 
+def test_jump_gate_refuses_a_visible_mask_that_jumps():
+    options = parse_memory_policy("robust:jump_gate")
+    assert options.components == ["kalman", "jump_gate"]
+    state = RobustObjectState()
+    state.start(box_at(10, 30), options)
+    for t in range(1, 7):
+        assert decide(state, seen(box_at(10 + 2 * t, 30)), options).accepted
+    # Never reported hidden, but the mask jumps 5 box sizes away in one frame: refused.
+    decision = decide(state, seen(box_at(24, 80)), options)
+    assert not decision.accepted and decision.predicted_box is not None
+    assert decide(state, seen(box_at(28, 30)), options).accepted  # back on its track
+    # Without it (plain robust: the gate acts on re-appearances only) the jump is taken.
+    plain = RobustMemoryOptions()
+    state = RobustObjectState()
+    state.start(box_at(10, 30), plain)
+    assert decide(state, seen(box_at(12, 30)), plain).accepted
+    assert decide(state, seen(box_at(14, 80)), plain).accepted
+
+
 @pytest.mark.parametrize(("iou", "score", "admitted"), [(0.9, 5.0, True), (0.3, 5.0, False), (0.9, 0.5, False)])
 def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
     options = RobustMemoryOptions()
