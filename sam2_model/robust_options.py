@@ -5,13 +5,16 @@
 
 * ``"official"``: SAM 2's video predictor exactly (the default);
 * ``"robust"``: every component below on, at its default threshold;
-* ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations.
+* ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
+* ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
+  (``,name=value``; ``robust,min_iou=0.3`` keeps the default components).
 
 Torch-free, like ``tracker_options``: the ROS side validates the parameter without the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import List
 
@@ -95,14 +98,15 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     (``robust:motion_gate`` is ``kalman+motion_gate``)."""
     if not isinstance(text, str):
         raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
-    name, separator, listed = text.partition(":")
-    if name == OFFICIAL and not separator:
+    head, *settings = text.split(",")
+    name, separator, listed = head.partition(":")
+    if name == OFFICIAL and not separator and not settings:
         return None
     if name != ROBUST:
         raise MemoryPolicyError(f"memory_policy {text!r} must be one of {', '.join(MEMORY_POLICIES)}, or "
                                 f"robust:<components> with components from {'+'.join(COMPONENTS)}")
     if not separator:
-        return RobustMemoryOptions()
+        return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = [part for part in listed.split("+") if part]
     unknown = [part for part in chosen if part not in COMPONENTS]
     if unknown or not chosen:
@@ -111,7 +115,26 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     switches = {name: name in chosen for name in COMPONENTS}
     if switches["motion_gate"] or switches["jump_gate"]:
         switches["kalman"] = True
-    return RobustMemoryOptions(**switches)
+    return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
+
+
+def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: str) -> RobustMemoryOptions:
+    thresholds = [f.name for f in fields(RobustMemoryOptions) if f.type in (float, "float")]
+    values = {}
+    for setting in settings:
+        key, equals, value = setting.partition("=")
+        if key not in thresholds or not equals:
+            raise MemoryPolicyError(f"memory_policy {text!r}: {setting!r} is not threshold=value with a threshold "
+                                    f"from {', '.join(thresholds)}")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise MemoryPolicyError(f"memory_policy {text!r}: {key} needs a number, got {value!r}") from None
+    options = dataclasses.replace(options, **values)
+    problems = options.problems()
+    if problems:
+        raise MemoryPolicyError(f"memory_policy {text!r}: " + "; ".join(problems))
+    return options
 
 
 def robust_option_names() -> List[str]:

@@ -129,7 +129,11 @@ def test_memory_policy_names():
     assert parse_memory_policy("robust") == RobustMemoryOptions()
     assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
     assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
-    for bad in ("fast", "robust:wings", "robust:", "official:kalman"):
+    loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
+    assert (loose.components, loose.gate_distance, loose.gate_growth) == (["kalman", "motion_gate"], 3.0, 1.0)
+    assert parse_memory_policy("robust,min_iou=0.25").min_iou == 0.25
+    for bad in ("fast", "robust:wings", "robust:", "official:kalman", "official,min_iou=1", "robust,wings=2",
+                "robust,min_iou=high", "robust,gate_distance=-1"):
         with pytest.raises(MemoryPolicyError):
             parse_memory_policy(bad)
     with pytest.raises(TrackerOptionsError, match="memory_policy 'fast'"):
