@@ -5,9 +5,15 @@
         model:=sam2.1_hiera_tiny checkpoint:=$HOME/checkpoints/sam2.1_hiera_tiny.pt device:=cuda
     # trying it out: the small model bundled with the package (model "default", the params file's default)
     ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw
+    # with 3D from a RealSense's aligned depth (rs_launch.py align_depth.enable:=true)
+    ros2 launch sam2_ros tracker.launch.py use_depth:=true image_topic:=/camera/camera/color/image_raw \
+        depth_topic:=/camera/camera/aligned_depth_to_color/image_raw \
+        camera_info_topic:=/camera/camera/color/camera_info
+    # the model in a running sam2-server (this node then imports no PyTorch; docs/node.md)
+    ros2 launch sam2_ros tracker.launch.py image_topic:=/camera/color/image_raw server:=ipc:///tmp/sam2.sock
 
 Parameters come from ``params_file`` (default: the installed config/tracker.yaml); ``model``,
-``checkpoint``, ``device`` and ``compressed`` override it when given (non-empty).
+``checkpoint``, ``device``, ``compressed``, ``use_depth`` and ``server`` override it when given (non-empty).
 
 Clicks: the node listens on ``~/click`` remapped to ``click_topic``. The default is where
 rqt_image_view publishes clicks on the node's own overlay (``<overlay topic>_mouse_left``), so
@@ -31,6 +37,8 @@ OVERRIDES = {
     "checkpoint": str,
     "device": str,
     "compressed": lambda text: text.strip().lower() in ("true", "1", "yes"),
+    "use_depth": lambda text: text.strip().lower() in ("true", "1", "yes"),
+    "server": str,
 }
 
 
@@ -61,6 +69,8 @@ def _tracker_node(context, *args, **kwargs):
     remappings = [("image", arg("image_topic"))]
     if arg("click_topic").strip():
         remappings.append(("~/click", arg("click_topic")))
+    # use_depth's inputs (docs/node.md, 3D from depth); "depth" also moves depth/compressedDepth.
+    remappings += [(name, arg(f"{name}_topic")) for name in ("depth", "camera_info") if arg(f"{name}_topic").strip()]
     return [
         Node(
             package="sam2_ros",
@@ -97,5 +107,17 @@ def generate_launch_description():
                               description="geometry_msgs/PointStamped clicks that start a new object "
                                           "(rqt_image_view's <image topic>_mouse_left); empty: ~/click"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("server", default_value="",
+                              description="address of a running sam2-server (ipc:///tmp/sam2.sock, tcp://host:5555) "
+                                          "that runs the model; empty: from params_file (default: in the node)"),
+        DeclareLaunchArgument("use_depth", default_value="",
+                              description="true: 3D of each object from depth_topic and camera_info_topic; "
+                                          "empty: from params_file"),
+        DeclareLaunchArgument("depth_topic", default_value="",
+                              description="depth aligned to the colour image (sensor_msgs/Image 16UC1/32FC1); "
+                                          "empty: the node's relative 'depth'"),
+        DeclareLaunchArgument("camera_info_topic", default_value="",
+                              description="the colour camera's sensor_msgs/CameraInfo; empty: the node's relative "
+                                          "'camera_info'"),
         OpaqueFunction(function=_tracker_node),
     ])

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "build_model": "build", "save_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
     "ConfigError": "config", "ModelConfig": "config", "RELEASED_MODELS": "config", "DEFAULT_MODEL": "config",
-    "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "prompts",
-    "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "tracker", "TrackingResult": "tracker",
-    "UnknownObjectError": "tracker", "FrameError": "transforms", "TrackerOptions": "tracker_options",
+    "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "errors",
+    "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "errors", "TrackingResult": "tracker",
+    "UnknownObjectError": "errors", "FrameError": "errors", "DiscoveryError": "errors",
+    "TrackerOptions": "tracker_options",
     "TrackerOptionsError": "tracker_options", "AutomaticMaskGenerator": "automatic_mask_generator",
     "GeneratedMask": "automatic_mask_generator", "MaskGeneratorOptions": "mask_generator_options",
     "MaskGeneratorOptionsError": "mask_generator_options",
@@ -36,11 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import DEFAULT_MODEL, RELEASED_MODELS, ConfigError, ModelConfig
     from .image_predictor import ImagePrediction, ImagePredictor
     from .mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
-    from .prompts import PromptError
+    from .errors import DiscoveryError, FrameError, PromptError, TrackingError, UnknownObjectError
     from .sam2 import SAM2Model
-    from .tracker import StreamingTracker, TrackingError, TrackingResult, UnknownObjectError
+    from .tracker import StreamingTracker, TrackingResult
     from .tracker_options import TrackerOptions, TrackerOptionsError
-    from .transforms import FrameError
 
 
 def __getattr__(name: str) -> Any:

@@ -14,28 +14,18 @@ from __future__ import annotations
 
 import math
 from itertools import product
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
+
+# Point grids are numpy only (sam2_model.point_grids, torch-free for option checks); re-exported.
+from .point_grids import layer_points_per_side, point_grid, validate_point_grids  # noqa: F401
 
 CropBox = Tuple[int, int, int, int]
 
 # A mask whose box comes this close (pixels) to a crop's inner edge was probably cut by the crop.
 CROP_EDGE_TOLERANCE = 20.0
-
-
-def point_grid(points_per_side: int) -> np.ndarray:
-    """``points_per_side**2`` points ``(x, y)`` in ``[0, 1]``, centred in equal cells; x varies fastest."""
-    half_cell = 1.0 / (2 * points_per_side)
-    ticks = np.linspace(half_cell, 1.0 - half_cell, points_per_side)
-    ys, xs = np.meshgrid(ticks, ticks, indexing="ij")
-    return np.stack([xs.reshape(-1), ys.reshape(-1)], axis=-1)
-
-
-def layer_points_per_side(points_per_side: int, crop_n_layers: int, downscale_factor: int) -> List[int]:
-    """Points per side of the grid used in each crop layer: layer ``i`` divides by ``factor**i`` (floored)."""
-    return [int(points_per_side / (downscale_factor ** layer)) for layer in range(crop_n_layers + 1)]
 
 
 def crop_boxes(image_hw: Tuple[int, int], crop_n_layers: int, overlap_ratio: float) -> List[Tuple[CropBox, int]]:
@@ -144,20 +134,3 @@ def paste_mask(mask: torch.Tensor, crop_box: CropBox, image_hw: Tuple[int, int])
     full = torch.zeros(image_hw, dtype=torch.bool, device=mask.device)
     full[y0:y1, x0:x1] = mask
     return full
-
-
-def validate_point_grids(grids: Sequence[np.ndarray], layers_needed: int) -> List[np.ndarray]:
-    """Explicit grids, one per crop layer: ``[N, 2]`` arrays of normalised ``(x, y)`` in ``[0, 1]``."""
-    if len(grids) < layers_needed:
-        raise ValueError(f"point_grids: need one grid per crop layer ({layers_needed} with crop_n_layers="
-                         f"{layers_needed - 1}), got {len(grids)}")
-    checked = []
-    for layer, grid in enumerate(grids):
-        array = np.asarray(grid, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
-            raise ValueError(f"point_grids[{layer}] must be a non-empty N x 2 array of (x, y), got shape "
-                             f"{array.shape}")
-        if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
-            raise ValueError(f"point_grids[{layer}] must hold coordinates normalised to [0, 1]")
-        checked.append(array)
-    return checked

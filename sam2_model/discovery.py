@@ -10,12 +10,15 @@ masks of one thing: a part, the whole, the whole with a neighbour). Masks are ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .automatic_mask_generator import GeneratedMask
+from .errors import DiscoveryError  # noqa: F401 - re-exported
 from .mask_generator_options import MaskGeneratorOptions
+
+if TYPE_CHECKING:  # torch-free at run time: the ROS node imports DiscoveryOptions without a model
+    from .automatic_mask_generator import GeneratedMask
 
 ORDERS = ("area", "score")
 
@@ -26,10 +29,6 @@ ORDERS = ("area", "score")
 DISCOVERY_GENERATOR_OPTIONS = MaskGeneratorOptions(points_per_side=16, pred_iou_thresh=0.7,
                                                    stability_score_thresh=0.9)
 Region = Tuple[int, int, int, int]  # (x, y, width, height) in image pixels
-
-
-class DiscoveryError(ValueError):
-    """A discovery setting or request that cannot be met (the message names it)."""
 
 
 @dataclass(frozen=True)

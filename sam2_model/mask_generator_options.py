@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .amg_geometry import layer_points_per_side, point_grid, validate_point_grids
+from .point_grids import layer_points_per_side, point_grid, validate_point_grids
 
 
 class MaskGeneratorOptionsError(ValueError):

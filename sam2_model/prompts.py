@@ -8,9 +8,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-
-class PromptError(ValueError):
-    """A prompt the model cannot take: wrong shapes, coordinates outside the frame, etc."""
+from .errors import PromptError  # noqa: F401 - raised here, defined torch-free for the ROS node
 
 
 def validate_points(points: Optional[Sequence[Sequence[float]]], labels: Optional[Sequence[int]],

@@ -23,6 +23,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+# Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
+from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
@@ -36,14 +38,6 @@ from .transforms import (FrameLike, FrameResize, mask_to_model_input, preprocess
 
 # Prompted masks re-entering the decoder as mask input are clamped like upstream.
 PREVIOUS_LOGITS_CLAMP = 32.0
-
-
-class TrackingError(ValueError):
-    """A call the tracker cannot honour (prompt before any frame, unknown object, ...)."""
-
-
-class UnknownObjectError(TrackingError):
-    pass
 
 
 @dataclass

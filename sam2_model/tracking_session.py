@@ -20,7 +20,7 @@ from .discovery import DiscoveryError, DiscoveryOptions, Region, check_region, d
 from .frame_state import FrameState
 from .frame_summary import summarize_frame
 from .prompts import PromptError
-from .session_types import DiscoveryOutcome, Outputs, PromptSpec, next_free_ids
+from .session_types import MAX_OBJECT_ID, DiscoveryOutcome, Outputs, PromptSpec, next_free_ids
 from .sam2 import FrameFeatures
 from .tracker import PreparedFrame, StreamingTracker, TrackingError, TrackingResult
 
@@ -110,8 +110,10 @@ class TrackingSession:
         """Prompt object ``object_id`` (> 0; new or tracked) on the most recent frame. Raises
         ``PromptError`` (bad prompt), ``TrackingError`` (no frame yet, too many objects); a
         refused prompt changes nothing."""
-        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id <= 0:
-            raise PromptError(f"object id must be a positive int, got {object_id!r}")
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) \
+                or not 0 < object_id <= MAX_OBJECT_ID:
+            raise PromptError(f"object id must be a positive int up to {MAX_OBJECT_ID} (ids are written into "
+                              f"mono16 label images), got {object_id!r}")
         self._require_frame("prompts apply to the most recent frame")
         result = self.tracker.add_prompt(int(object_id), **prompt.tracker_kwargs())
         return self._summarize(result, outputs)
@@ -145,8 +147,8 @@ class TrackingSession:
             raise DiscoveryError("discovery is not available: this session has no mask generator")
         if max_new < 0:
             raise DiscoveryError(f"max_new_objects must be >= 0 (0 = up to max_objects), got {max_new}")
-        if first_id <= 0:
-            raise DiscoveryError(f"first_id must be a positive object id, got {first_id}")
+        if not 0 < first_id <= MAX_OBJECT_ID:
+            raise DiscoveryError(f"first_id must be an object id in 1..{MAX_OBJECT_ID}, got {first_id}")
         options.check()
         region = check_region(region, self.frame_hw)
         tracker = self.tracker

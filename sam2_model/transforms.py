@@ -26,16 +26,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .errors import FrameError  # noqa: F401 - defined torch-free (the ROS node catches it), re-exported
 from .pillow_resize import pillow_bicubic_resize
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 FrameLike = Union[np.ndarray, torch.Tensor]
-
-
-class FrameError(ValueError):
-    """A frame that is not an HxWx3 uint8 RGB image."""
 
 
 class FrameResize(str, Enum):

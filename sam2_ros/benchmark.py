@@ -329,7 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     node = NodeUnderTest(params)
     results = []
     try:
-        model = node.node._loaded.model  # the node's own model: the same weights for both timings
+        model = node.node._backend.model  # the node's own model (in-process backend): the same weights for both timings
         node.wait_connected(np.zeros((32, 32, 3), np.uint8))
         print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); model {args.model}; "
               f"{args.frames} frames per case", flush=True)

@@ -87,6 +87,11 @@ class Snapshot:
     discovered_total: int = 0                      # objects added by discovery (service and worker)
     seconds_since_discovery: Optional[float] = None  # None: no discovery yet
     last_discovery_ms: Optional[float] = None      # how long the last discovery took (generator + prompts)
+    # Model in a sam2-server (parameter `server`): why it cannot be reached now (None: it answers),
+    # and how often the node re-created its stream after the server came back.
+    server: str = ""                   # its address; "" = the model runs in the node's process
+    link_problem: Optional[str] = None
+    reconnects: int = 0
 
 
 class TrackerStatistics:
@@ -130,6 +135,12 @@ class TrackerStatistics:
         with self._lock:
             self.lost_total += max(count, 0)
 
+    def on_unprocessed(self) -> None:
+        """A frame the model could not take (its server is away): counted as dropped."""
+        self.dropped.add()
+        with self._lock:
+            self.dropped_total += 1
+
     def on_rejected_frame(self) -> None:
         with self._lock:
             self.rejected_frames_total += 1
@@ -169,6 +180,8 @@ def assess(snapshot: Snapshot, window_s: float) -> Tuple[bytes, str]:
     Every problem that holds is named: a loaded node often loses images in transport *and* drops
     frames it received, and an operator needs to see both, not whichever was checked first.
     """
+    if snapshot.link_problem:  # the model's server is away: nothing gets tracked, whatever the state
+        return DiagnosticStatus.ERROR, snapshot.link_problem
     if snapshot.state != "active":
         return DiagnosticStatus.OK, f"{snapshot.state}: not processing"
     if snapshot.seconds_since_input is None or snapshot.seconds_since_input > NO_INPUT_WARN_S:
@@ -214,6 +227,9 @@ def diagnostic_array(snapshot: Snapshot, name: str, stamp, window_s: float) -> D
          else f"{snapshot.seconds_since_discovery:.1f}"),
         ("last discovery duration (ms)", _ms(snapshot.last_discovery_ms)),
     ]
+    if snapshot.server:
+        values += [("server", snapshot.server), ("server link", snapshot.link_problem or "connected"),
+                   ("server reconnects (total)", str(snapshot.reconnects))]
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=snapshot.device,
                               values=[KeyValue(key=k, value=v) for k, v in values])
     array = DiagnosticArray(status=[status])

@@ -10,10 +10,9 @@ Decoding itself (``decode_raw``, ``decode_compressed``, ...) lives in the ROS-fr
 from __future__ import annotations
 
 import array
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import numpy as np
-import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -21,6 +20,9 @@ from sam2_model.frame_state import paste_mask
 
 from .image_codec import (COLOUR_ENCODINGS, ImageConversionError, decode_compressed, decode_raw,  # noqa: F401
                           decode_raw_labels, pixel_rows)
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: a server-backed node never loads it
+    import torch
 
 
 # Decoding is shared with sam2-eval (image_codec, ROS-free); this module wraps it for rclpy messages.
@@ -47,13 +49,15 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 _IN_PLACE_ENCODINGS = {"rgb8": False, "bgr8": True, "8UC3": True}  # encoding -> stored as BGR
 
 
-def image_to_rgb_tensor(msg: Image, device="cpu") -> torch.Tensor:
+def image_to_rgb_tensor(msg: Image, device="cpu") -> "torch.Tensor":
     """sensor_msgs/Image -> ``H x W x 3`` uint8 RGB tensor on ``device``.
 
     rgb8/bgr8 are not converted on the host: the tensor is a view on the message's buffer (row
     padding skipped by strides), moved to the device as it is; bgr8's channel swap happens there.
     Other encodings go through ``image_to_rgb``.
     """
+    import torch  # here only: a node whose model runs in sam2_server imports no torch
+
     swap = _IN_PLACE_ENCODINGS.get(msg.encoding)
     if swap is None:
         return torch.from_numpy(image_to_rgb(msg)).to(device)

@@ -16,6 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 
 from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions
 from sam2_model.mask_generator_options import MaskGeneratorOptions, MaskGeneratorOptionsError
+from sam2_model.object_3d import DepthOptions
 from sam2_model.tracker_options import TrackerOptions, option_help, option_types
 
 from .prompt_conversion import MAX_OBJECT_ID
@@ -24,6 +25,7 @@ DEVICES = ("auto", "cuda", "cpu")           # or "cuda:N"
 DTYPES = ("float32", "bfloat16", "float16")
 AUTOCAST = ("auto", "none", "bfloat16", "float16")
 RELIABILITY = ("best_effort", "reliable")
+SERVER_SCHEMES = ("ipc://", "tcp://")
 
 
 class ParameterError(ValueError):
@@ -63,17 +65,36 @@ class TrackerParameters:
     discover_max_area: float = DiscoveryOptions.max_area
     discover_max_overlap: float = DiscoveryOptions.max_overlap
     discover_order: str = DiscoveryOptions.order
+    # The model in a sam2-server (issue 22; docs/node.md "Model in a server"): "" = in this process.
+    server: str = ""
+    server_stream: str = ""                 # "" = the node's fully qualified name
+    server_timeout: float = 1.0             # seconds a reply may take (discovery: DISCOVERY_TIMEOUT_FACTOR x)
+    server_heartbeat_period: float = 0.5    # seconds between heartbeats; a dead server is noticed within
+                                            # period + timeout
+    # Depth: 3D of each object from an aligned depth image (sam2_model.object_3d, docs/node.md).
+    use_depth: bool = False
+    depth_compressed: bool = False
+    depth_scale: float = 0.0
+    depth_max_age: float = 0.02
+    depth_min: float = DepthOptions.min_depth
+    depth_max: float = DepthOptions.max_depth
+    depth_erode_px: int = DepthOptions.erode_px
+    depth_low_percentile: float = DepthOptions.low_percentile
+    depth_high_percentile: float = DepthOptions.high_percentile
+    depth_min_points: int = DepthOptions.min_points
+    points_stride: int = 4
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
 
     def problems(self) -> List[str]:
         """Every invalid value, as sentences naming the parameter; empty when all is well."""
-        found = []
-        if not self.model.strip():
+        found = self._server_problems()
+        # With a server, model, checkpoint, device and dtype are the server's (its command line).
+        if not self.server and not self.model.strip():
             found.append("model is empty: give 'default' (the bundled small model), a released model name "
                          "(e.g. sam2.1_hiera_tiny, with its checkpoint) or a YAML config path")
-        elif _looks_like_path(self.model) and not os.path.isfile(os.path.expanduser(self.model)):
+        elif not self.server and _looks_like_path(self.model) and not os.path.isfile(os.path.expanduser(self.model)):
             found.append(f"model {self.model!r}: no such config file")
-        if self.checkpoint and not os.path.isfile(os.path.expanduser(self.checkpoint)):
+        if self.checkpoint and not self.server and not os.path.isfile(os.path.expanduser(self.checkpoint)):
             found.append(f"checkpoint {self.checkpoint!r}: no such file")
         if self.device not in DEVICES and not _is_cuda_index(self.device):
             found.append(f"device {self.device!r} must be one of {', '.join(DEVICES)} (or cuda:N)")
@@ -94,11 +115,39 @@ class TrackerParameters:
         if self.discover_every_n_frames < 0:
             found.append(f"discover_every_n_frames {self.discover_every_n_frames} must be >= 0 (0 = off)")
         found += [f"discover_{problem}" for problem in self.discovery().problems()]
+        found += self._depth_problems()
         try:
             self.generator()
         except MaskGeneratorOptionsError as error:
             found.append(f"discover_* generator setting: {error}")
         return found
+
+    def _server_problems(self) -> List[str]:
+        found = []
+        if self.server and not self.server.startswith(SERVER_SCHEMES):
+            found.append(f"server {self.server!r} must be an address like ipc:///tmp/sam2.sock or "
+                         "tcp://host:5555 (empty: the model runs in this node)")
+        if not 0.05 <= self.server_timeout <= 600:
+            found.append(f"server_timeout {self.server_timeout} must be in 0.05..600 seconds")
+        if not 0.05 <= self.server_heartbeat_period <= 60:
+            found.append(f"server_heartbeat_period {self.server_heartbeat_period} must be in 0.05..60 seconds")
+        return found
+
+    def _depth_problems(self) -> List[str]:
+        found = [f"depth: {problem}" for problem in self.depth_options().problems()]
+        if not (self.depth_scale >= 0.0 and self.depth_scale < float("inf")):
+            found.append(f"depth_scale {self.depth_scale} must be >= 0 metres per unit (0 = by encoding)")
+        if not 0.0 <= self.depth_max_age <= 10.0:
+            found.append(f"depth_max_age {self.depth_max_age} must be in 0..10 seconds")
+        if not 1 <= self.points_stride <= 64:
+            found.append(f"points_stride {self.points_stride} must be in 1..64 pixels")
+        return found
+
+    def depth_options(self) -> DepthOptions:
+        """How 3D is estimated (``sam2_model.object_3d``)."""
+        return DepthOptions(min_depth=self.depth_min, max_depth=self.depth_max, erode_px=self.depth_erode_px,
+                            low_percentile=self.depth_low_percentile, high_percentile=self.depth_high_percentile,
+                            min_points=self.depth_min_points)
 
     def discovery(self) -> DiscoveryOptions:
         """Which generated masks become objects (``sam2_model.discovery``)."""
@@ -140,6 +189,24 @@ _NODE_DESCRIPTIONS: Dict[str, str] = {
     "discover_max_overlap": "discovery: a mask more than this fraction covered by tracked objects (or holding more "
                             "than this fraction of one) is not new",
     "discover_order": "discovery: area (largest first) or score (most confident first)",
+    "server": "sam2-server address (ipc:///tmp/sam2.sock, tcp://host:5555): the model runs there and this node "
+              "imports no PyTorch; empty = the model runs in this node (model/checkpoint/device/dtype apply)",
+    "server_stream": "this node's stream name on the server; empty = the node's fully qualified name",
+    "server_timeout": "seconds a server reply may take before the server counts as away (frames dropped)",
+    "server_heartbeat_period": "seconds between heartbeats to the server (a dead server is noticed within "
+                               "this plus server_timeout)",
+    "use_depth": "subscribe to depth (aligned to the colour image) and camera_info; objects get 3D, ~/markers and "
+                 "~/points are published",
+    "depth_compressed": "subscribe to depth/compressedDepth (image_transport compressedDepth, png) instead of depth",
+    "depth_scale": "metres per depth unit; 0 = by encoding (16UC1: millimetres, 32FC1: metres)",
+    "depth_max_age": "seconds: a colour frame takes the depth image with its stamp, else the nearest within this",
+    "depth_min": "metres: nearer depth readings are ignored",
+    "depth_max": "metres: farther depth readings are ignored",
+    "depth_erode_px": "pixels of each mask's border left out of its 3D (background seen at the edge)",
+    "depth_low_percentile": "size: from this percentile of an object's points, per axis",
+    "depth_high_percentile": "size: to this percentile of an object's points, per axis",
+    "depth_min_points": "an object with fewer valid depth pixels has no 3D (has_position false)",
+    "points_stride": "~/points: every N-th pixel per axis of each object",
 }
 
 

@@ -14,10 +14,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from geometry_msgs.msg import PointStamped
 
-from .image_conversion import ImageConversionError, image_to_mask
+# Label images are mono16, so ids must fit 16 bits (0 is the background): MAX_OBJECT_ID, re-exported.
+from sam2_model.session_types import MAX_OBJECT_ID, PromptSpec  # noqa: F401
 
-# Label images are mono16, so ids must fit 16 bits (0 is the background).
-MAX_OBJECT_ID = 0xFFFF
+from .image_conversion import ImageConversionError, image_to_mask
 
 
 class PromptConversionError(ValueError):
@@ -39,6 +39,10 @@ class PromptRequest:
         """Keyword arguments for ``StreamingTracker.add_prompt`` (everything except the id)."""
         return {"points": self.points, "labels": self.labels, "box": self.box, "mask": self.mask,
                 "clear_old_points": self.clear_old_points}
+
+    def spec(self) -> PromptSpec:
+        """The prompt as the tracking session takes it (everything except the id)."""
+        return PromptSpec(self.points, self.labels, self.box, self.mask, self.clear_old_points)
 
     def describe(self) -> str:
         parts = []

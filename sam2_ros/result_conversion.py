@@ -13,7 +13,6 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from sam2_model.frame_state import FrameState, ObjectState
-from sam2_model.frame_summary import summarize_frame
 from sam2_model.mask_geometry import box_from_roi
 from sam2_model.visualization import draw_tracked
 from sam2_ros.msg import TrackedObject, TrackedObjects
@@ -26,12 +25,14 @@ def summarize(result, labels: bool = True, crops: bool = True, picture=None) -> 
     device, then compact copies (see ``sam2_model.frame_summary``). ``labels``/``crops``: compute
     the label map / the per-object mask crops (skip what nobody will receive); ``picture`` (the
     frame as a tensor): tint it for the overlay there too."""
+    from sam2_model.frame_summary import summarize_frame  # torch: only where the model runs in-process
+
     return summarize_frame(result, labels=labels, crops=crops, picture=picture)
 
 
 def object_state(result, object_id: int) -> ObjectState:
     """One object of a ``TrackingResult`` (e.g. the one a prompt just added), with its mask crop."""
-    frame = summarize_frame(result, labels=False, crops=True)
+    frame = summarize(result, labels=False, crops=True)
     return next(o for o in frame.objects if o.object_id == int(object_id))
 
 

@@ -15,22 +15,23 @@ tracks the newest frame; one lock serialises every tracker call (worker and prom
 Run: ``ros2 run sam2_ros tracker_node --ros-args -r image:=/camera/color/image_raw`` (the bundled
 ``default`` model; for a robot give an official one: ``-p model:=sam2.1_hiera_tiny -p checkpoint:=...``)
 or ``python -m sam2_ros.tracker_node --ros-args ...``.
+
+The model runs behind ``sam2_ros.tracker_backend``: in this process (default), or in a
+``sam2-server`` with ``-p server:=ipc:///tmp/sam2.sock`` (this process then imports no torch;
+heartbeats, reconnection and re-seeding in ``sam2_ros.server_backend``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
-import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -39,26 +40,28 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 import sam2_model
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH, DEFAULT_MODEL
-from sam2_model.discovery import DiscoveryError, check_region, discover_objects
+from sam2_model.discovery import DiscoveryError
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.srv import AddObject, Discover, RemoveObject
 
+from .depth_conversion import fill_3d, markers_msg, point_cloud_msg
+from .depth_input import DepthFrame, DepthInput, DepthSettings, ProblemThrottle, without_masks
 from .diagnostics import Snapshot, TrackerStatistics, diagnostic_array, process_rss_bytes
 from .frame_slot import LatestFrameSlot, PendingFrame
-from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb_tensor
-from .node_parameters import (ParameterError, TrackerParameters, declare_parameters, read_parameters, resolve_autocast,
-                              resolve_device)
+from .image_conversion import ImageConversionError
+from .node_parameters import TrackerParameters, declare_parameters, read_parameters
 from .prompt_conversion import (MAX_OBJECT_ID, PromptConversionError, PromptRequest, check_object_id,
                                 prompt_from_click, prompt_from_msg)
-from .result_conversion import (FrameState, ObjectState, label_image_msg, object_state, overlay_msg, summarize,
-                                tracked_object_msg, tracked_objects_msg)
+from .result_conversion import (FrameState, ObjectState, label_image_msg, overlay_msg, tracked_object_msg,
+                                tracked_objects_msg)
 from .stage_timing import StageClock, StageTimes
+from .tracker_backend import BackendUnavailable, DiscoveryOutcome, Outputs, TrackerBackend, open_backend
 
 NODE_NAME = "tracker_node"
 WARN_THROTTLE_S = 2.0
@@ -67,8 +70,9 @@ PROMPT_QUEUE_DEPTH = 50
 # How long the worker waits for a frame before checking whether it should stop.
 WORKER_POLL_S = 0.1
 
-# Everything a prompt can get wrong, answered as success=false / a throttled warning.
-PROMPT_ERRORS = (PromptConversionError, sam2_model.PromptError, sam2_model.TrackingError)
+# Everything a prompt can get wrong, answered as success=false / a throttled warning (a model
+# server that is away included: the node keeps running and reconnects).
+PROMPT_ERRORS = (PromptConversionError, sam2_model.PromptError, sam2_model.TrackingError, BackendUnavailable)
 
 
 def _logged_transition(callback):
@@ -88,17 +92,6 @@ class NotActiveError(RuntimeError):
 
 
 @dataclass
-class LoadedTracker:
-    """What configure builds and cleanup frees."""
-
-    model: sam2_model.SAM2Model
-    tracker: sam2_model.StreamingTracker
-    device: str
-    generator: sam2_model.AutomaticMaskGenerator  # for discovery; shares the model
-    checkpoint: Optional[str] = None  # the weights loaded; None = random
-
-
-@dataclass
 class WantedOutputs:
     """What this frame must produce: outputs nobody subscribes to are not computed."""
 
@@ -114,22 +107,6 @@ class LastFrame:
     header: Header
     height: int
     width: int
-    pixels: torch.Tensor  # the frame itself (H x W x 3 uint8): discovery looks at it; replaced every frame
-
-
-@dataclass
-class Discovery:
-    """What one discovery did."""
-
-    object_ids: List[int]   # the objects added
-    generated: int          # masks the generator found
-    duration_ms: float      # generator, selection and the new objects' prompts
-    full: bool              # stopped at max_objects with more new masks left
-
-    def describe(self) -> str:
-        added = f"added object(s) {self.object_ids}" if self.object_ids else "nothing new"
-        full = "; stopped at max_objects" if self.full else ""
-        return f"{added} from {self.generated} generated mask(s) in {self.duration_ms:.0f} ms{full}"
 
 
 class TrackerNode(LifecycleNode):
@@ -137,8 +114,8 @@ class TrackerNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         declare_parameters(self)
         self.params: Optional[TrackerParameters] = None
-        self._loaded: Optional[LoadedTracker] = None
-        self._tracker_lock = threading.Lock()     # every StreamingTracker call, _last_frame, _last_id
+        self._backend: Optional[TrackerBackend] = None  # the model: in this process or in a sam2-server
+        self._tracker_lock = threading.Lock()     # every backend call, _last_frame, _last_id
         self._last_frame: Optional[LastFrame] = None
         self._last_id = 0                          # the last id this node assigned
         self._frames_since_reset = 0               # frames tracked since configure/reset (discovery schedule)
@@ -159,6 +136,13 @@ class TrackerNode(LifecycleNode):
         self._inputs = []
         self._diagnostics_pub = None
         self._diagnostics_timer = None
+        self._supervision_group = MutuallyExclusiveCallbackGroup()
+        self._supervision_timer = None             # heartbeats to a model server
+        # use_depth: depth and camera_info in, 3D out (sam2_ros.depth_input); None when off.
+        self._depth: Optional[DepthInput] = None
+        self._depth_group = MutuallyExclusiveCallbackGroup()
+        self._markers_shown: set = set()          # ids whose markers RViz shows (to delete when they go)
+        self._depth_warnings = ProblemThrottle(WARN_THROTTLE_S)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -166,19 +150,17 @@ class TrackerNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             params = read_parameters(self)
-            loaded = self._load_tracker(params)
+            backend = open_backend(params, params.server_stream or self.get_fully_qualified_name(), self._log)
         except Exception as error:  # noqa: BLE001 - ConfigError, CheckpointError, ParameterError, CUDA errors...
             self.get_logger().error(f"configure failed: {error}. Fix the parameters and configure again "
                                     f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure).")
             self._free_model()
             return TransitionCallbackReturn.FAILURE
-        self.params, self._loaded = params, loaded
+        self.params, self._backend = params, backend
         self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         self._stats = TrackerStatistics()
         self._create_outputs(params)
-        weights = loaded.checkpoint or "RANDOM"
-        self.get_logger().info(f"configured: model {params.model} with weights {weights} on {loaded.device} "
-                               f"({params.dtype}); input {self._input_topic}; tracking {loaded.tracker.options}")
+        self.get_logger().info(f"configured: {backend.describe()}; input {self._input_topic}")
         return TransitionCallbackReturn.SUCCESS
 
     @_logged_transition
@@ -194,7 +176,7 @@ class TrackerNode(LifecycleNode):
                                      callback_group=self._prompt_group),
             self.create_subscription(Prompt, "~/prompt", self._on_prompt, PROMPT_QUEUE_DEPTH,
                                      callback_group=self._prompt_group),
-        ]
+        ] + self._subscribe_depth(image_qos)
         self._slot = LatestFrameSlot()
         self._stop_worker.clear()
         self._worker = threading.Thread(target=self._worker_loop, name="sam2_tracker_worker", daemon=True)
@@ -244,41 +226,29 @@ class TrackerNode(LifecycleNode):
 
     def _on_parameters_set(self, parameters) -> None:
         # Everything is read at configure; say so rather than let a change look ignored.
-        if self._loaded is not None:
+        if self._backend is not None:
             names = ", ".join(p.name for p in parameters)
             self.get_logger().warning(f"parameter(s) {names} take effect when the node is configured again "
                                       "(deactivate, cleanup, configure, activate)")
 
     # ----------------------------------------------------------------------------- set-up
-    def _load_tracker(self, params: TrackerParameters) -> LoadedTracker:
-        device = resolve_device(params.device)
-        checkpoint = os.path.expanduser(params.checkpoint) or None
-        if checkpoint is None and params.model == DEFAULT_MODEL:
-            checkpoint = DEFAULT_CHECKPOINT_PATH
-            if not os.path.isfile(checkpoint):
-                raise ParameterError(f"model {DEFAULT_MODEL!r}: its bundled weights {checkpoint} are missing "
-                                     "(reinstall the package, or choose an official model: model:=sam2.1_hiera_tiny "
-                                     "checkpoint:=...)")
-        if checkpoint is None:
-            self.get_logger().warning("no checkpoint given: the model has RANDOM weights (only useful for tests)")
-        model_ref = os.path.expanduser(params.model)
-        model = sam2_model.build_model(model_ref, checkpoint, device=device, dtype=getattr(torch, params.dtype))
-        tracker = sam2_model.StreamingTracker(model, params.tracking,
-                                              autocast=resolve_autocast(params.autocast, device))
-        return LoadedTracker(model, tracker, device, sam2_model.AutomaticMaskGenerator(model, params.generator()),
-                             checkpoint)
+    def _log(self, level: str, message: str) -> None:
+        """For the backend: log at ``level`` (info, warning, error). One call site per level:
+        rclpy refuses a call site whose severity changes between calls."""
+        logger = self.get_logger()
+        if level == "error":
+            logger.error(message)
+        elif level == "warning":
+            logger.warning(message)
+        else:
+            logger.info(message)
 
     def _free_model(self) -> None:
         with self._tracker_lock:
-            loaded, self._loaded = self._loaded, None
+            backend, self._backend = self._backend, None
             self._last_frame = None
-        if loaded is None:
-            return
-        on_cuda = loaded.device.startswith("cuda")
-        del loaded
-        gc.collect()
-        if on_cuda:
-            torch.cuda.empty_cache()
+        if backend is not None:
+            backend.close()  # frees the model (in-process) or the server's stream
 
     def _input_topic_name(self, compressed: bool) -> str:
         """The image topic after remapping. Compressed input follows image_transport's naming:
@@ -307,20 +277,26 @@ class TrackerNode(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
             self.create_service(Discover, "~/discover", self._on_discover, callback_group=group),
         ]
+        self._create_depth_outputs(params, out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=self._diagnostics_group)
+        if params.server:  # heartbeats, reconnection and re-seeding (sam2_ros.server_backend)
+            self._supervision_timer = self.create_timer(params.server_heartbeat_period, self._supervise_backend,
+                                                        callback_group=self._supervision_group)
 
     def _destroy_outputs(self) -> None:
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
+        self._depth = None
         for service in self._prompt_services:
             self.destroy_service(service)
         self._prompt_services = []
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = None
+        for timer in (self._diagnostics_timer, self._supervision_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._diagnostics_timer = self._supervision_timer = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
@@ -376,45 +352,48 @@ class TrackerNode(LifecycleNode):
     def _process(self, pending: PendingFrame) -> None:
         msg = pending.item
         clock = StageClock(self.stage_times)
-        loaded = self._loaded
-        if loaded is None:
+        backend = self._backend
+        if backend is None:
             return
         try:
-            # rgb8/bgr8: a view on the message's bytes, moved as it is to where the tracker resizes
-            # frames (the CPU for Pillow's resize, else the model's device).
-            device = loaded.tracker.frame_device
-            frame = (torch.from_numpy(compressed_to_rgb(msg)).to(device) if isinstance(msg, CompressedImage)
-                     else image_to_rgb_tensor(msg, device))
+            frame = backend.to_frame(msg)
         except ImageConversionError as error:
             self._stats.on_rejected_frame()
             self.get_logger().warning(f"image on {self._input_topic} rejected: {error}",
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return
         clock.lap("convert")
+        # Only what someone receives is computed (per-pixel work on the model's device).
+        wanted = self._wanted_outputs()
+        depth = self._depth if any(self._subscribed(n) for n in ("objects", "markers", "points")) else None
+        outputs = Outputs(crops=wanted.masks or depth is not None, labels=wanted.labels, tinted=wanted.overlay)
         with self._tracker_lock:
-            if self._loaded is None or not self._active:
+            if self._backend is None or not self._active:
                 return
             try:
-                result = self._loaded.tracker.track(frame)
+                state = backend.track(frame, outputs)
             except sam2_model.FrameError as error:
                 self._stats.on_rejected_frame()
                 self.get_logger().warning(f"image rejected by the tracker: {error}",
                                           throttle_duration_sec=WARN_THROTTLE_S)
                 return
-            self._last_frame = LastFrame(msg.header, int(frame.shape[0]), int(frame.shape[1]), frame)
+            except BackendUnavailable as error:
+                self._stats.on_unprocessed()  # counted as dropped: the model could not take it
+                self.get_logger().error(f"frame dropped: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+                return
+            self._last_frame = LastFrame(msg.header, state.height, state.width)
             self._frames_since_reset += 1
             if self._discovery_due():
                 # Between tracking and publishing: this frame's ~/objects already holds the new objects.
                 # The frame's latency includes the generator's time (docs/node.md).
-                result = self._scheduled_discovery(result)
-        clock.lap("track")
-        # The result holds its own tensors: converting it needs no lock, so prompts get the
-        # tracker while this frame's messages are built. Only what someone receives is computed.
-        wanted = self._wanted_outputs()
-        state = summarize(result, labels=wanted.labels or wanted.overlay, crops=wanted.masks,
-                          picture=frame if wanted.overlay else None)
-        clock.lap("summarize")
-        self._publish(state, msg.header, pending.received_at, wanted, clock)
+                state = self._scheduled_discovery(state, outputs)
+        clock.lap("track")  # tracking and the frame's summary (masks, boxes, crops, label map)
+        frame_3d = self._frame_3d(depth, state, msg.header)
+        if frame_3d is not None:
+            clock.lap("depth")
+            if not wanted.masks:
+                state = without_masks(state)  # crops were for the 3D only
+        self._publish(state, msg.header, pending.received_at, wanted, clock, frame_3d)
 
     # ----------------------------------------------------------------------------- discovery
     def _discovery_due(self) -> bool:
@@ -424,60 +403,44 @@ class TrackerNode(LifecycleNode):
         every = params.discover_every_n_frames
         return every > 0 and self._frames_since_reset % every == 0
 
-    def _scheduled_discovery(self, result):
-        """The worker's discovery (tracker lock held); returns the frame's result with the new objects."""
-        tracker = self._loaded.tracker
-        if len(tracker.obj_ids) >= tracker.options.max_objects:
-            return result
+    def _scheduled_discovery(self, state: FrameState, outputs: Outputs) -> FrameState:
+        """The worker's discovery (tracker lock held); returns the frame's state with the new objects."""
+        if len(self._backend.obj_ids) >= self.params.tracking.max_objects:
+            return state
         try:
-            found = self._discover_locked(None, 0, 0.0)
-        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError) as error:
+            found = self._discover_locked(None, 0, 0.0, outputs)
+        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError, BackendUnavailable) as error:
             self.get_logger().warning(f"discovery skipped: {error}", throttle_duration_sec=WARN_THROTTLE_S)
-            return result
+            return state
         if found.object_ids:
             self.get_logger().info(f"discovery on frame {self._frames_since_reset}: {found.describe()}")
-        return tracker.current_result() if found.object_ids else result
+        return found.frame if found.object_ids and found.frame is not None else state
 
-    def _discover_locked(self, region, max_new: int, min_area: float) -> Discovery:
+    def _discover_locked(self, region, max_new: int, min_area: float,
+                         outputs: Optional[Outputs] = None) -> DiscoveryOutcome:
         """Run the generator on the latest frame and add the new objects; tracker lock held.
-        Checks everything before changing anything: a refusal leaves the tracking state as it was."""
-        loaded, frame = self._loaded, self._last_frame
-        if loaded is None:
+        Checks everything before changing anything: a refusal leaves the tracking state as it was.
+        ``outputs``: also summarize the frame with the new objects (``DiscoveryOutcome.frame``)."""
+        backend, frame = self._backend, self._last_frame
+        if backend is None:
             raise NotActiveError(f"{self.get_name()} has no model loaded")
         if frame is None:
             raise sam2_model.TrackingError(f"no image yet: discovery looks at the most recent frame, and none has "
                                            f"arrived on {self._input_topic}")
-        if max_new < 0:
-            raise DiscoveryError(f"max_new_objects must be >= 0 (0 = up to max_objects), got {max_new}")
         if not 0.0 <= min_area <= 1.0:  # also refuses NaN
             raise DiscoveryError(f"min_area must be a fraction of the frame in [0, 1] (0 = the parameter "
                                  f"discover_min_area), got {min_area}")
-        region = check_region(region, (frame.height, frame.width))
-        tracker = loaded.tracker
-        room = tracker.options.max_objects - len(tracker.obj_ids)
-        if room <= 0:
-            raise DiscoveryError(f"already tracking the maximum of {tracker.options.max_objects} objects "
-                                 "(max_objects): remove some before discovering more")
         options = self.params.discovery()
         if min_area > 0.0:
             options = dataclasses.replace(options, min_area=float(min_area))
             if options.min_area > options.max_area:
                 raise DiscoveryError(f"min_area {min_area} is above discover_max_area {options.max_area}")
-        started = time.monotonic()
-        generated = loaded.generator.generate(frame.pixels)
-        tracked = tracker.current_result().masks.cpu().numpy() if tracker.obj_ids else None
-        wanted = room if max_new == 0 else min(max_new, room)
-        picked = discover_objects(tracked, generated, options, region, limit=wanted + 1)
-        full = len(picked) > wanted and wanted == room
-        added = []
-        for mask in picked[:wanted]:
-            object_id = self._next_free_id(tracker.obj_ids)
-            tracker.add_prompt(object_id, mask=mask.segmentation)
-            self._last_id = object_id
-            added.append(object_id)
-        duration_ms = (time.monotonic() - started) * 1000.0
-        self._stats.on_discovery(len(added), duration_ms)
-        return Discovery(added, len(generated), duration_ms, full)
+        # The backend checks the rest (max_new, region, room) before changing anything.
+        found = backend.discover(options, region, max_new, self._next_free_id(backend.obj_ids), outputs)
+        if found.object_ids:
+            self._last_id = found.object_ids[-1]
+        self._stats.on_discovery(len(found.object_ids), found.duration_ms)
+        return found
 
     def _on_discover(self, request: Discover.Request, response: Discover.Response) -> Discover.Response:
         roi = request.region
@@ -487,7 +450,8 @@ class TrackerNode(LifecycleNode):
                 raise NotActiveError(f"{self.get_name()} is not active: activate it before discovering")
             with self._tracker_lock:
                 found = self._discover_locked(region, int(request.max_new_objects), float(request.min_area))
-        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError, NotActiveError) as error:
+        except (DiscoveryError, sam2_model.PromptError, sam2_model.TrackingError, NotActiveError,
+                BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
         response.success, response.message = True, found.describe()
@@ -503,9 +467,11 @@ class TrackerNode(LifecycleNode):
                              labels=self._subscribed("label_image"), overlay=self._subscribed("overlay"))
 
     def _publish(self, frame: FrameState, header: Header, received_at: float, wanted: WantedOutputs,
-                 clock: StageClock) -> None:
+                 clock: StageClock, frame_3d: Optional[DepthFrame] = None) -> None:
         outputs = self._outputs
         objects = tracked_objects_msg(frame, header, 0.0)
+        if frame_3d is not None and frame_3d.objects is not None:
+            fill_3d(objects.objects, frame_3d.objects)
         label = label_image_msg(frame, header) if wanted.labels else None
         clock.lap("messages")
         latency_ms = (time.monotonic() - received_at) * 1000.0
@@ -518,7 +484,54 @@ class TrackerNode(LifecycleNode):
         if wanted.overlay:
             outputs["overlay"].publish(overlay_msg(None, frame, header))  # tinted on the device
             clock.lap("overlay")
+        if frame_3d is not None:
+            self._publish_3d(frame_3d, header)
+            clock.lap("markers")
         self._stats.on_processed(latency_ms)
+
+    # ----------------------------------------------------------------------------- depth (use_depth)
+    def _create_depth_outputs(self, params: TrackerParameters, out_qos: QoSProfile) -> None:
+        self._depth, self._markers_shown = None, set()
+        if not params.use_depth:
+            return
+        depth_topic = self.resolve_topic_name("depth")
+        if params.depth_compressed:  # image_transport's naming, as for image/compressed
+            depth_topic = depth_topic.rstrip("/") + "/compressedDepth"
+        settings = DepthSettings(params.depth_options(), params.depth_max_age, params.depth_scale,
+                                 params.points_stride)
+        self._depth = DepthInput(settings, depth_topic, self.resolve_topic_name("camera_info"))
+        self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, "~/markers", out_qos)
+        self._outputs["points"] = self.create_lifecycle_publisher(PointCloud2, "~/points", out_qos)
+
+    def _subscribe_depth(self, qos: QoSProfile) -> list:
+        depth = self._depth
+        if depth is None:
+            return []
+        depth.clear()
+        depth_type = CompressedImage if self.params.depth_compressed else Image
+        return [self.create_subscription(depth_type, depth.depth_topic, depth.put_depth, qos,
+                                         callback_group=self._depth_group),
+                self.create_subscription(CameraInfo, depth.info_topic, depth.put_camera_info, qos,
+                                         callback_group=self._depth_group)]
+
+    def _frame_3d(self, depth: Optional[DepthInput], state: FrameState, header: Header) -> Optional[DepthFrame]:
+        """The frame's 3D (None without use_depth); a problem is warned about and the frame goes on without."""
+        if depth is None:
+            return None
+        found = depth.estimate(state, header, points=self._subscribed("points"))
+        if found.problem and self._depth_warnings.should_warn(found.problem):
+            self.get_logger().warning(f"no 3D for this frame: {found.problem}")
+        return found
+
+    def _publish_3d(self, frame_3d: DepthFrame, header: Header) -> None:
+        """~/markers (boxes and ids; a departed object's are deleted) and ~/points, for subscribers."""
+        estimates = frame_3d.objects or []
+        if self._subscribed("markers"):
+            markers, self._markers_shown = markers_msg(estimates, header, self._markers_shown)
+            if markers.markers:
+                self._outputs["markers"].publish(markers)
+        if self._subscribed("points") and frame_3d.objects is not None:
+            self._outputs["points"].publish(point_cloud_msg(estimates, header))
 
     # ----------------------------------------------------------------------------- prompts
     def _apply_prompt(self, request: PromptRequest) -> Tuple[int, ObjectState, LastFrame]:
@@ -526,25 +539,28 @@ class TrackerNode(LifecycleNode):
         if not self._active:
             raise NotActiveError(f"{self.get_name()} is not active: activate it before sending prompts")
         with self._tracker_lock:
-            if self._loaded is None:
+            backend = self._backend
+            if backend is None:
                 raise NotActiveError(f"{self.get_name()} has no model loaded")
-            tracker = self._loaded.tracker
+            link = backend.link()
+            if not link.connected:  # the real reason there is no frame to prompt on
+                raise BackendUnavailable(link.problem)
             if self._last_frame is None:
                 raise sam2_model.TrackingError(
                     f"no image yet: prompts apply to the most recent frame, and none has arrived on "
                     f"{self._input_topic}")
             object_id = request.object_id
             if object_id == 0:
-                object_id = self._next_free_id(tracker.obj_ids)
-            elif object_id not in tracker.obj_ids:
+                object_id = self._next_free_id(backend.obj_ids)
+            elif object_id not in backend.obj_ids:
                 raise sam2_model.UnknownObjectError(
-                    f"unknown object id {object_id}: tracked ids are {tracker.obj_ids}; "
+                    f"unknown object id {object_id}: tracked ids are {backend.obj_ids}; "
                     "use object_id 0 for a new object")
-            result = tracker.add_prompt(object_id, **request.tracker_kwargs())
+            state = backend.add_prompt(object_id, request.spec(), Outputs(crops=True))
             if request.object_id == 0:
                 self._last_id = object_id
             frame = self._last_frame
-        return object_id, object_state(result, object_id), frame
+        return object_id, next(o for o in state.objects if o.object_id == object_id), frame
 
     def _next_free_id(self, in_use) -> int:
         """Ids increase (a removed object's id is not handed out again soon), wrapping at the
@@ -594,11 +610,11 @@ class TrackerNode(LifecycleNode):
         try:
             object_id = check_object_id(request.object_id, allow_new=False)
             with self._tracker_lock:
-                if self._loaded is None:
+                if self._backend is None:
                     raise NotActiveError(f"{self.get_name()} has no model loaded")
-                self._loaded.tracker.remove_object(object_id)
-                remaining = self._loaded.tracker.obj_ids
-        except (PromptConversionError, sam2_model.TrackingError, NotActiveError) as error:
+                self._backend.remove_object(object_id)
+                remaining = self._backend.obj_ids
+        except (PromptConversionError, sam2_model.TrackingError, NotActiveError, BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
         response.success, response.message = True, f"removed object {object_id}; tracking {remaining}"
@@ -606,11 +622,15 @@ class TrackerNode(LifecycleNode):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._tracker_lock:
-            if self._loaded is None:
+            if self._backend is None:
                 response.success, response.message = False, f"{self.get_name()} has no model loaded"
                 return response
-            count = len(self._loaded.tracker.obj_ids)
-            self._loaded.tracker.reset()
+            count = len(self._backend.obj_ids)
+            try:
+                self._backend.reset()
+            except BackendUnavailable as error:
+                response.success, response.message = False, str(error)
+                return response
             self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         response.success, response.message = True, f"reset: forgot {count} object(s); ids start at 1 again"
         return response
@@ -619,17 +639,16 @@ class TrackerNode(LifecycleNode):
     def _snapshot(self) -> Snapshot:
         stats = self._stats
         with self._tracker_lock:
-            loaded = self._loaded
-            num_objects = len(loaded.tracker.obj_ids) if loaded else 0
-            tracker_bytes = loaded.tracker.memory_bytes() if loaded else 0
-            device = loaded.device if loaded else "none"
-        cuda_bytes = None
-        if device.startswith("cuda"):
-            cuda_bytes = int(torch.cuda.memory_allocated(torch.device(device)))
+            backend = self._backend
+            num_objects = len(backend.obj_ids) if backend else 0
+            tracker_bytes = backend.memory_bytes() if backend else 0
+            device = backend.device if backend else "none"
+            cuda_bytes = backend.cuda_allocated_bytes() if backend else None
+            link = backend.link() if backend else None
         percentiles = stats.processed.percentiles((50, 99))
         last_input = stats.received.last_time()
         return Snapshot(
-            state="active" if self._active else ("inactive" if loaded else "unconfigured"),
+            state="active" if self._active else ("inactive" if backend else "unconfigured"),
             device=device, input_topic=self._input_topic,
             input_hz=stats.received.rate(), processed_hz=stats.processed.rate(),
             dropped_in_window=stats.dropped.count(), received_total=stats.received_total,
@@ -643,7 +662,21 @@ class TrackerNode(LifecycleNode):
             seconds_since_input=None if last_input is None else time.monotonic() - last_input,
             discovered_total=stats.discovered_total, last_discovery_ms=stats.last_discovery_ms,
             seconds_since_discovery=(None if stats.last_discovery_at is None
-                                     else time.monotonic() - stats.last_discovery_at))
+                                     else time.monotonic() - stats.last_discovery_at),
+            server=self.params.server if self.params else "", link_problem=link.problem if link else None,
+            reconnects=link.reconnects if link else 0)
+
+    def _supervise_backend(self) -> None:
+        """Heartbeat timer (``server`` set): the backend checks its server, reconnects and re-seeds;
+        a change of state is logged here (ERROR while the server is away)."""
+        backend = self._backend
+        try:
+            event = backend.supervise() if backend is not None else None
+        except Exception as error:  # noqa: BLE001 - a timer exception would end the executor: report, go on
+            self.get_logger().error(f"server supervision failed: {error!r}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        if event is not None:
+            self._log(*event)
 
     def _publish_diagnostics(self) -> None:
         publisher = self._diagnostics_pub
@@ -651,15 +684,18 @@ class TrackerNode(LifecycleNode):
             return
         array = diagnostic_array(self._snapshot(), f"{self.get_name()}: SAM 2 tracker",
                                  self.get_clock().now().to_msg(), self._stats.window_s)
+        depth = self._depth
+        if depth is not None:  # use_depth: a second status, for the depth input alone
+            array.status.append(depth.status(f"{self.get_name()}: depth"))
         publisher.publish(array)
 
 
 def main(args=None) -> None:
     rclpy.init(args=args)
     node = TrackerNode()
-    # Threads: image reception, prompts/services, diagnostics and lifecycle requests each get one,
+    # Threads: image reception, prompts/services, diagnostics, server heartbeats and lifecycle requests each get one,
     # so none waits behind another; the model itself runs on the node's worker thread.
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = MultiThreadedExecutor(num_threads=5)
     executor.add_node(node)
     try:
         node.autostart()

@@ -2,10 +2,11 @@
 
 Two measurements (docs/benchmarks.md, "Inference server"):
 
-latency   one stream, the same model and frames: tracked in this process (``TrackingSession``),
-          then through a ``sam2-server`` on ipc; the added latency (server percentile minus
-          in-process percentile), the transport's own cost per frame (round trip minus the time the
-          request spent in the server, which the reply reports) and the ping round trip.
+latency   one stream, the same model and frames: tracked in this process (``TrackingSession``) and
+          through a ``sam2-server`` on ipc, in alternating blocks of frames; the added latency
+          (server percentile minus in-process percentile), the transport's own cost per frame (round
+          trip minus the time the request spent in the server, which the reply reports) and the
+          ping round trip.
 streams   N streams (default 3): N in-process tracker processes, each with its own model, against
           one server and N torch-free client processes; all start together and track
           ``--frames`` frames as fast as they can. Total frames per second and the resident memory
@@ -34,6 +35,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 PERCENTILES = (50, 99)
+LATENCY_BLOCK = 10  # frames in a row for one side of the latency comparison
 
 
 # ---------------------------------------------------------------------- helpers
@@ -104,35 +106,42 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
     frames, click = data["frames"], data["click"].tolist()
     model = sam2_model.build_model(args.model, args.checkpoint, device=args.device)
     prompt, outputs = PromptSpec(points=click, labels=[1]), Outputs()
-
-    def timed(target, extra=None) -> List[float]:
-        target.track(frames[0], outputs)
-        target.add_prompt(1, prompt, outputs)
-        times = []
-        for k in range(args.warmup + args.frames):
-            started = time.perf_counter()
-            target.track(frames[1 + k % (len(frames) - 1)], outputs)
-            if k >= args.warmup:
-                times.append((time.perf_counter() - started) * 1000)
-                if extra is not None:
-                    extra.append(times[-1] - target.last_server_ms)
-        return times
-
-    # One after the other, not interleaved: two processes taking turns on the same cores disturb
-    # each other (a finished one's OpenMP threads still spin while the other computes).
-    # On a thread of its own, like the node's worker thread (and the server's model thread).
-    local_ms: List[float] = []
-    worker = threading.Thread(target=lambda: local_ms.extend(timed(TrackingSession(sam2_model.StreamingTracker(model)))))
-    worker.start()
-    worker.join()
-    del model
+    local = TrackingSession(sam2_model.StreamingTracker(model))
     server = start_server(endpoint, args)
+    local_ms: List[float] = []
+    server_ms: List[float] = []
+    transport: List[float] = []
+    pings: List[float] = []
     try:
         client = TrackerClient(endpoint, "latency", {}, timeout_s=60)
         client.connect()
-        transport = []
-        server_ms = timed(client, transport)
-        pings = []
+        for target in (local, client):
+            target.track(frames[0], outputs)
+            target.add_prompt(1, prompt, outputs)
+
+        def block(target, first: int, count: int, times: List[float]) -> None:
+            for k in range(first, first + count):
+                started = time.perf_counter()
+                target.track(frames[1 + k % (len(frames) - 1)], outputs)
+                if k >= args.warmup:
+                    times.append((time.perf_counter() - started) * 1000)
+                    if target is client:
+                        transport.append(times[-1] - client.last_server_ms)
+
+        def run() -> None:
+            # Blocks of frames taken in turn: both see the same drift of a shared machine's load, and a
+            # process that just finished (its OpenMP threads still spinning) disturbs only the first
+            # frame of the other's block. In-process tracking on a thread of its own, like the node's
+            # worker thread (and the server's model thread).
+            total = args.warmup + args.frames
+            for first in range(0, total, LATENCY_BLOCK):
+                count = min(LATENCY_BLOCK, total - first)
+                block(local, first, count, local_ms)
+                block(client, first, count, server_ms)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
         for _ in range(50):
             started = time.perf_counter()
             client.heartbeat()
@@ -140,9 +149,9 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         client.close()
     finally:
         stop(server)
-    local, served = percentiles(local_ms), percentiles(server_ms)
-    added = {key: served[key] - local[key] for key in local}
-    return {"frame_hw": list(frames.shape[1:3]), "frames": len(local_ms), "in_process_ms": local,
+    in_process, served = percentiles(local_ms), percentiles(server_ms)
+    added = {key: served[key] - in_process[key] for key in in_process}
+    return {"frame_hw": list(frames.shape[1:3]), "frames": len(local_ms), "in_process_ms": in_process,
             "server_ms": served, "added_ms": added, "transport_ms": percentiles(transport),
             "ping_ms": percentiles(pings)}
 
@@ -251,7 +260,8 @@ def _mib(value: float) -> str:
 
 
 def summary(results: Dict[str, object]) -> str:
-    lines = [f"model {results['model']} on {results['device']}"]
+    lines = [f"model {results['model']} on {results['device']} ({results['cpu_count']} CPUs, load average "
+             f"{results['load_at_start']:.1f} at start, {results.get('load_at_end', float('nan')):.1f} at end)"]
     latency = results.get("latency")
     if latency:
         h, w = latency["frame_hw"]
@@ -266,7 +276,8 @@ def summary(results: Dict[str, object]) -> str:
                      f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
                      f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
                      f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
-        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, memory x{streams['memory_ratio']:.2f}")
+        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, "
+                     f"memory x{streams['memory_ratio']:.2f}")
     batching = results.get("batching")
     if batching:
         lines.append(f"{batching['streams']} streams through one server: batched "
@@ -300,7 +311,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = set(parts) - {"latency", "streams", "batching"}
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}")
-    results: Dict[str, object] = {"model": args.model, "device": args.device, "cpu_count": os.cpu_count()}
+    # The load average: on a shared machine, numbers mean little without it.
+    results: Dict[str, object] = {"model": args.model, "device": args.device, "cpu_count": os.cpu_count(),
+                                  "load_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="sam2_server_bench_") as tmp:
         frames_file = make_frames(max(8, args.warmup + 2), height, width, Path(tmp) / "frames.npz")
         endpoint = f"ipc://{tmp}/sam2.sock"
@@ -309,6 +322,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             results[part] = measure(args, frames_file, endpoint)
             if args.json:
                 Path(args.json).write_text(json.dumps(results, indent=2))
+    results["load_at_end"] = os.getloadavg()[0]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     print(summary(results))
     return 0
 

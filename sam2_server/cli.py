@@ -76,16 +76,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                           dtype=args.dtype, max_streams=args.max_streams, stream_timeout_s=args.stream_timeout,
                           curve_keys=args.curve_keys, max_message_bytes=int(args.max_message_mb * 2 ** 20),
                           max_batch=args.max_batch)
-    from .server import InferenceServer  # after parsing: --help and keygen need no model
+    from .server import BindError, InferenceServer  # after parsing: --help and keygen need no model
     try:
         server = InferenceServer(config)
-    except (ServerConfigError, SecurityError, ValueError, OSError) as error:  # settings, keys, model, checkpoint
+    except (ServerConfigError, SecurityError, BindError, ValueError, OSError) as error:  # settings, keys, model
         print(f"sam2-server: {error}", file=sys.stderr)
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
-    server.serve()
-    return 0
+    try:
+        server.serve()
+    except BindError as error:
+        print(f"sam2-server: {error}", file=sys.stderr)
+        return 2
+    return 1 if server.failed else 0
 
 
 if __name__ == "__main__":

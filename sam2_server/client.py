@@ -176,6 +176,10 @@ class TrackerClient:
         reply = self._call("track", {"outputs": protocol.outputs_to_wire(outputs)}, {"frame": frame})
         return self._frame_state(reply)
 
+    def current(self, outputs: Outputs = Outputs()) -> FrameState:
+        """Every object on the most recent frame, now (e.g. after a removal)."""
+        return self._frame_state(self._call("current", {"outputs": protocol.outputs_to_wire(outputs)}))
+
     def add_prompt(self, object_id: int, prompt: PromptSpec, outputs: Outputs = Outputs()) -> FrameState:
         fields, arrays = protocol.prompt_to_wire(prompt)
         reply = self._call("prompt", {"object_id": int(object_id), "outputs": protocol.outputs_to_wire(outputs),

@@ -1,7 +1,8 @@
 """The server's model side: one model on one device, a ``TrackingSession`` per stream, and the
 execution of a round of requests (frames of several streams through the image encoder together).
 
-Runs on the server's model thread only; the I/O thread never touches torch.
+``Engine`` runs on the server's model thread (and its helper threads); the I/O thread only builds
+a stream's session (``ModelHost.new_session``: options and bookkeeping, no computation).
 """
 
 from __future__ import annotations
@@ -172,10 +173,13 @@ class Engine:
         op = request.op
         if op == "prompt":
             outputs = protocol.outputs_from_wire(message.header.get("outputs"))
-            return protocol.frame_state_to_wire(session.add_prompt(message.field("object_id", int),
+            return protocol.frame_state_to_wire(session.add_prompt(message.value("object_id", int),
                                                                    protocol.prompt_from_wire(message), outputs))
+        if op == "current":
+            outputs = protocol.outputs_from_wire(message.header.get("outputs"))
+            return protocol.frame_state_to_wire(session.current(outputs))
         if op == "remove":
-            session.remove_object(message.field("object_id", int))
+            session.remove_object(message.value("object_id", int))
             return {"object_ids": session.obj_ids}, {}
         if op == "reset":
             session.reset()
@@ -214,7 +218,7 @@ def _frame_of(message: Message):
 
 
 def _discover(session: TrackingSession, message: Message):
-    options = message.field("options", dict, required=False, default={})
+    options = message.value("options", dict, required=False, default={})
     known = {f.name for f in dataclasses.fields(DiscoveryOptions)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -225,5 +229,5 @@ def _discover(session: TrackingSession, message: Message):
         raise ProtocolError("bad_request", f"region must be [x, y, width, height] integers or null, got {region!r}")
     outputs = message.header.get("outputs")
     return session.discover(DiscoveryOptions(**options), None if region is None else tuple(region),
-                            message.field("max_new", int), message.field("first_id", int),
+                            message.value("max_new", int), message.value("first_id", int),
                             None if outputs is None else protocol.outputs_from_wire(outputs))

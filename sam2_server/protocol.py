@@ -39,7 +39,7 @@ MAX_ARRAY_DIMS = 4
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K RGB frame is 25 MB
 ARRAY_DTYPES = ("uint8", "bool", "int32", "float32")
 
-OPS = ("open", "close", "ping", "stats", "track", "prompt", "remove", "reset", "discover")
+OPS = ("open", "close", "ping", "stats", "track", "current", "prompt", "remove", "reset", "discover")
 # What went wrong, as ``ServerError.kind``.
 ERROR_KINDS = ("prompt", "unknown_object", "tracking", "frame", "discovery", "bad_request", "full",
                "unknown_stream", "version", "superseded", "internal")
@@ -60,7 +60,7 @@ class Message:
     header: Dict[str, Any]
     arrays: Dict[str, np.ndarray] = field(default_factory=dict)
 
-    def field(self, name: str, kind: type, required: bool = True, default: Any = None) -> Any:
+    def value(self, name: str, kind: type, required: bool = True, default: Any = None) -> Any:
         """A header field of the given type (bool is not an int here), or ProtocolError."""
         if name not in self.header:
             if required:
@@ -120,6 +120,8 @@ def decode(parts: Sequence[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BY
         header = json.loads(bytes(first[_PREFIX.size:]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError("bad_request", f"header is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError("bad_request", "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_request", "header must be a JSON object")
     return Message(header, _arrays(header.get("arrays", []), views[1:]))
@@ -191,7 +193,7 @@ def prompt_from_wire(message: Message) -> PromptSpec:
             raise ProtocolError("bad_request", f"prompt field {name!r} must be a list or null, got {value!r}")
     mask = message.arrays.get("mask")
     return PromptSpec(points=header.get("points"), labels=header.get("labels"), box=header.get("box"),
-                      mask=mask, clear_old_points=message.field("clear_old_points", bool, False, True))
+                      mask=mask, clear_old_points=message.value("clear_old_points", bool, False, True))
 
 
 def frame_state_to_wire(frame: FrameState) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:

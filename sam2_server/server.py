@@ -25,16 +25,25 @@ from collections import Counter
 from typing import Any, Dict, Optional
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
 from .config import ServerConfig
 from .protocol import ProtocolError
 from .security import ServerKeys, check_bind
-from .streams import Request, Stream, StreamTable
+from .streams import QueueFull, Request, Stream, StreamTable
 
 LOG = logging.getLogger("sam2_server")
 
 POLL_MS = 100
+SOCKET_HWM = 32
+MAX_STREAM_NAME = 200
+WARN_EVERY_S = 10.0
+HANDSHAKE_NAMES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "authentication refused",
+                   zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error",
+                   zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "failed"}
+HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 EXPIRE_EVERY_S = 0.25
 # Requests read per wake-up before replies are forwarded again (keeps replies flowing under a flood).
 MAX_READS_PER_WAKE = 256
@@ -47,6 +56,24 @@ def process_rss_bytes() -> int:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+class BindError(RuntimeError):
+    """The server cannot take its address (in use by another server or program)."""
+
+
+def _refuse_if_served(endpoint: str, keys) -> None:
+    """Binding an ipc path silently takes it from a server already there: ask first."""
+    if not endpoint.startswith("ipc://") or keys is not None or not os.path.exists(endpoint[len("ipc://"):]):
+        return
+    from .client import TrackerClient
+
+    probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
+    try:
+        if probe.heartbeat():
+            raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
+    finally:
+        probe.close()
 
 
 class ServerStats:
@@ -80,6 +107,7 @@ class InferenceServer:
         self.config = config.check()
         check_bind(config.bind, curve=config.curve_keys is not None)
         self.keys = ServerKeys.load(config.curve_keys) if config.curve_keys else None
+        _refuse_if_served(config.bind, self.keys)
         if host is None:
             from .engine import ModelHost
             host = ModelHost.load(config)
@@ -91,6 +119,8 @@ class InferenceServer:
         self._stop = threading.Event()
         self._reply_endpoint = f"inproc://sam2-replies-{id(self)}"
         self.ready = threading.Event()  # set once bound
+        self.failed = False             # the model thread died (serve returns; the CLI exits non-zero)
+        self._last_handshake_warning = -WARN_EVERY_S
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -102,11 +132,14 @@ class InferenceServer:
         authenticator = None
         router = context.socket(zmq.ROUTER)
         replies = context.socket(zmq.PULL)
-        worker = None
+        worker = monitor = None
         try:
             router.linger = 0
             # ZeroMQ drops any single part above this (and the connection that sent it) before we see it.
             router.maxmsgsize = self.config.max_message_bytes
+            # Messages buffered per client, each way: a client that floods or stops reading costs a bounded
+            # amount of memory (ZeroMQ drops past the mark; a node has one request in flight).
+            router.rcvhwm = router.sndhwm = SOCKET_HWM
             if self.keys is not None:
                 from zmq.auth.thread import ThreadAuthenticator
                 authenticator = ThreadAuthenticator(context, log=LOG)
@@ -114,19 +147,28 @@ class InferenceServer:
                 authenticator.configure_curve(domain="*", location=self.keys.authorized_dir)
                 self.keys.apply(router)
             replies.bind(self._reply_endpoint)
-            router.bind(self.config.bind)
+            try:
+                router.bind(self.config.bind)
+            except zmq.ZMQError as error:
+                raise BindError(f"cannot bind {self.config.bind}: {error}") from None
+            # Connections that never become a client (no authorized CURVE key, not ZeroMQ at all) show
+            # only as failed handshakes: counted from the socket's monitor.
+            monitor = router.get_monitor_socket(HANDSHAKE_FAILURES)
             worker = threading.Thread(target=self._model_loop, args=(context,), name="sam2_server_model",
                                       daemon=True)
             worker.start()
             LOG.info("serving %s on %s (%s) at %s, up to %d streams", self.config.model, self.config.device,
                      self.config.dtype, self.config.bind, self.config.max_streams)
             self.ready.set()
-            self._io_loop(router, replies)
+            self._io_loop(router, replies, monitor)
         finally:
             self._stop.set()
             self.streams.close()
             if worker is not None:
                 worker.join(timeout=30)
+            if monitor is not None:
+                router.disable_monitor()
+                monitor.close(linger=0)
             router.close(linger=0)
             replies.close(linger=0)
             if authenticator is not None:
@@ -134,27 +176,48 @@ class InferenceServer:
             context.term()
 
     # ------------------------------------------------------------------ I/O thread
-    def _io_loop(self, router: zmq.Socket, replies: zmq.Socket) -> None:
+    def _io_loop(self, router: zmq.Socket, replies: zmq.Socket, monitor: zmq.Socket) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(replies, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         next_expiry = time.monotonic() + EXPIRE_EVERY_S
         while not self._stop.is_set():
             events = dict(poller.poll(POLL_MS))
             if replies in events:
                 self._forward_replies(router, replies)
+            if monitor in events:
+                self._count_handshake_failures(monitor)
             if router in events:
                 for _ in range(MAX_READS_PER_WAKE):
                     try:
                         parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._on_message(router, parts)
+                    try:
+                        self._on_message(router, parts)
+                    except Exception:  # noqa: BLE001 - a bug answering one message must not stop the server
+                        LOG.exception("unexpected error handling a message; dropped")
+                        self.stats.error("internal")
             if time.monotonic() >= next_expiry:
                 for stream in self.streams.expire():
                     self.stats.add("streams_expired")
                     LOG.info("stream %s freed: nothing heard for %.1f s", stream.name, self.config.stream_timeout_s)
                 next_expiry = time.monotonic() + EXPIRE_EVERY_S
+
+    def _count_handshake_failures(self, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.stats.add("handshakes_failed")
+            now = time.monotonic()
+            if now - self._last_handshake_warning > WARN_EVERY_S:  # a refused client retries every 0.1 s
+                self._last_handshake_warning = now
+                LOG.warning("a connection failed its handshake (%s): an unauthorized CURVE key, or not a "
+                            "sam2_server client (counted in stats; warned at most every %.0f s)",
+                            HANDSHAKE_NAMES.get(event["event"], event["event"]), WARN_EVERY_S)
 
     @staticmethod
     def _forward_replies(router: zmq.Socket, replies: zmq.Socket) -> None:
@@ -188,7 +251,10 @@ class InferenceServer:
             if op == "stats":
                 self._send(router, identity, {"id": request_id, "ok": True, "stats": self._stats()})
                 return
-            name = message.field("stream", str)
+            name = message.value("stream", str)
+            if not 0 < len(name) <= MAX_STREAM_NAME:
+                raise ProtocolError("bad_request", f"stream names have 1 to {MAX_STREAM_NAME} characters, "
+                                                   f"got {len(name)}")
             if op == "ping":
                 stream = self.streams.touch(name)
                 self._send(router, identity, {"id": request_id, "ok": True,
@@ -206,7 +272,10 @@ class InferenceServer:
                 if stream is None:
                     raise ProtocolError("unknown_stream", f"no stream {name!r} on this server (it restarted, or "
                                                           "freed the stream after a silence): open it again")
-                replaced = self.streams.submit(stream, request)
+                try:
+                    replaced = self.streams.submit(stream, request)
+                except QueueFull as error:
+                    raise ProtocolError("full", str(error)) from None
                 if replaced is not None:
                     self.stats.add("frames_superseded")
                     self._send(router, replaced.identity, {
@@ -217,7 +286,7 @@ class InferenceServer:
             self._send(router, identity, protocol.error_header(request_id, error.kind, str(error)))
 
     def _open(self, router: zmq.Socket, request: Request, name: str) -> None:
-        options = request.message.field("options", dict, required=False, default={})
+        options = request.message.value("options", dict, required=False, default={})
         if self.streams.get(name) is None and len(self.streams) >= self.config.max_streams:
             raise ProtocolError("full", f"the server already holds its maximum of {self.config.max_streams} "
                                         "streams (--max-streams)")
@@ -276,6 +345,7 @@ class InferenceServer:
                     engine.run(work)
         except Exception:  # noqa: BLE001 - logged; the I/O thread stops the server rather than hang
             LOG.exception("model thread failed")
+            self.failed = True
             self._stop.set()
         finally:
             engine.close()

@@ -19,6 +19,14 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 from .protocol import Message
 
 
+# Requests one stream may have waiting (a node has one at a time, plus a heartbeat on the side).
+MAX_QUEUED = 16
+
+
+class QueueFull(RuntimeError):
+    """A stream has too many requests waiting."""
+
+
 @dataclass
 class Request:
     """A decoded request and where its reply goes."""
@@ -125,8 +133,13 @@ class StreamTable:
         return [s for s in (self.remove(name) for name in silent) if s is not None]
 
     def submit(self, stream: Stream, request: Request) -> Optional[Request]:
-        """Queue a request; returns the frame it replaced (latest frame wins), if any."""
+        """Queue a request; returns the frame it replaced (latest frame wins), if any. Raises
+        ``QueueFull`` when the stream already has ``MAX_QUEUED`` requests waiting (a client that
+        pipelines without reading its answers must not grow the server's memory)."""
         with self._changed:
+            if len(stream.queue) >= MAX_QUEUED and not (request.op == "track" and stream.queue[-1].op == "track"):
+                raise QueueFull(f"stream {stream.name!r} already has {MAX_QUEUED} requests waiting: wait for "
+                                "answers before sending more")
             replaced = None
             if request.op == "track" and stream.queue and stream.queue[-1].op == "track":
                 replaced = stream.queue.pop()

@@ -15,6 +15,7 @@ from sam2_server.client import TrackerClient
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
+LONG_STREAM_TIMEOUT_S = 600.0
 
 
 class ServerProcess:
@@ -80,7 +81,12 @@ def running_server(tmp_path: Path, *args: str, endpoint: str = "") -> Iterator[S
     """A server on ``ipc://<tmp>/sam2.sock`` (or ``endpoint``) with the bundled model unless ``args`` say
     otherwise; stopped afterwards, failing the test if it died on the way."""
     endpoint = endpoint or f"ipc://{tmp_path}/sam2.sock"
-    server = ServerProcess(endpoint, list(args), tmp_path / "server.log").start()
+    args = list(args)
+    if "--stream-timeout" not in args:
+        # The tests send no heartbeats, and on a loaded machine the in-process reference can take
+        # longer than the default timeout between two requests of a stream.
+        args += ["--stream-timeout", str(LONG_STREAM_TIMEOUT_S)]
+    server = ServerProcess(endpoint, args, tmp_path / "server.log").start()
     try:
         yield server
         assert server.alive, f"the server died:\n{server.log()}"

@@ -16,7 +16,7 @@ import time
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, Vector3
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
@@ -56,6 +56,10 @@ def make_tracked_object(object_id: int, visible: bool = True) -> TrackedObject:
                               do_rectify=n % 2 == 0) if visible else RegionOfInterest(),
         area=sum(1 for value in mask.data if value) if visible else 0,
         mask=mask,
+        has_position=visible,
+        position=Point(x=0.25 * n, y=-0.5, z=1.125) if visible else Point(),
+        size=Vector3(x=0.5, y=0.25, z=0.0625) if visible else Vector3(),
+        num_points=100 + n if visible else 0,
     )
 
 
@@ -84,6 +88,8 @@ def test_messages_have_the_documented_fields():
     assert TrackedObject.get_fields_and_field_types() == {
         "id": "int32", "visible": "boolean", "visibility": "float", "occlusion": "float", "iou_score": "float",
         "bbox": "sensor_msgs/RegionOfInterest", "area": "uint32", "mask": "sensor_msgs/Image",
+        "has_position": "boolean", "position": "geometry_msgs/Point", "size": "geometry_msgs/Vector3",
+        "num_points": "uint32",
         # memory_policy robust (issue 25)
         "box_predicted": "boolean", "predicted_bbox": "sensor_msgs/RegionOfInterest",
     }

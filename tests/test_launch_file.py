@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
 CONFIG_FILE = REPO / "config" / "tracker.yaml"
 EXPECTED_ARGUMENTS = {"image_topic", "model", "checkpoint", "device", "compressed", "params_file", "click_topic",
-                      "namespace"}
+                      "namespace", "use_depth", "depth_topic", "camera_info_topic", "server"}
 
 
 def _declared_arguments():
@@ -44,7 +44,8 @@ def test_launch_file_declares_the_documented_arguments():
         assert description, f"launch argument {name} has no description"
     assert arguments["image_topic"][0] == "/camera/color/image_raw"
     assert arguments["click_topic"][0] == "~/overlay_mouse_left"
-    for name in ("model", "checkpoint", "device", "compressed"):
+    for name in ("model", "checkpoint", "device", "compressed", "use_depth", "depth_topic", "camera_info_topic",
+                 "server"):
         assert arguments[name][0] == "", f"{name} must default to the params file's value"
 
 
@@ -107,6 +108,18 @@ def test_launch_file_starts_the_node_with_remappings_and_overrides(launch_module
     assert node["parameters"] == [str(CONFIG_FILE), {"model": "sam2.1_hiera_small", "checkpoint": "/ckpt/small.pt",
                                                      "device": "cuda", "compressed": True}]
     assert node["remappings"] == [("image", "/robot/camera/image")]
+
+    # A RealSense's aligned depth: use_depth on, depth and camera_info remapped.
+    node = _start(launch_module, use_depth="true", depth_topic="/cam/aligned_depth_to_color/image_raw",
+                  camera_info_topic="/cam/color/camera_info", click_topic="")
+    assert node["parameters"][1:] == [{"use_depth": True}]
+    assert node["remappings"] == [("image", "/camera/color/image_raw"),
+                                  ("depth", "/cam/aligned_depth_to_color/image_raw"),
+                                  ("camera_info", "/cam/color/camera_info")]
+
+    # The model in a server.
+    node = _start(launch_module, server="ipc:///tmp/sam2.sock")
+    assert node["parameters"][1:] == [{"server": "ipc:///tmp/sam2.sock"}]
 
 
 def test_launch_file_applies_the_params_file_to_a_namespaced_node(launch_module, tmp_path):

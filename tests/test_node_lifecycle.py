@@ -144,8 +144,8 @@ def test_cleanup_frees_the_model(model_files):  # noqa: F811
         overrides = [Parameter(name, value=value) for name, value in model_files.params(autostart=False).items()]
         node = TrackerNode(context=context, parameter_overrides=overrides)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        model = weakref.ref(node._loaded.model)
-        tracker = weakref.ref(node._loaded.tracker)
+        model = weakref.ref(node._backend.model)
+        tracker = weakref.ref(node._backend.session.tracker)
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
@@ -153,7 +153,7 @@ def test_cleanup_frees_the_model(model_files):  # noqa: F811
         assert model() is None and tracker() is None
         # ... and configure loads it again.
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node._loaded is not None
+        assert node._backend is not None
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -5,6 +5,7 @@ stays flat, CURVE keeps strangers out, and a dead or restarted server is noticed
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def _script(frames, labels):
                                       box=first_target_box(labels[1], 2)), ALL)),
         ("track", (frames[2], Outputs(crops=False, labels=True))),
         ("remove_object", (2,)),
+        ("current", (ALL,)),
         ("track", (frames[3], ALL)),
         ("discover", ({}, None, 0, 8, ALL)),
         ("track", (frames[4], ALL)),
@@ -236,6 +238,7 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
         cases = {
             "garbage": ([b"\x00\xffnot a message at all"], "bad_request", "not a sam2_server message"),
             "bad json": ([prefix + b"{not json"], "bad_request", "not valid JSON"),
+            "json bomb": ([prefix + b"[" * 60000], "bad_request", "nested too deeply"),
             "wrong version": ([struct.pack("!4sH", protocol.MAGIC, protocol.VERSION + 1) + b"{}"], "version",
                               "version 2 is not supported"),
             "truncated": ([header({"op": "track", "id": 1, "stream": "cam",
@@ -251,6 +254,8 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
             "unknown op": (protocol.encode({"op": "explode", "id": 5, "stream": "cam"}), "bad_request",
                            "unknown operation"),
             "no id": (protocol.encode({"op": "ping", "stream": "cam"}), "bad_request", "'id'"),
+            "long stream name": (protocol.encode({"op": "open", "id": 8, "stream": "x" * 5000}), "bad_request",
+                                 "stream names have"),
             "wrong field type": (protocol.encode({"op": "remove", "id": 6, "stream": "cam", "object_id": "one"}),
                                  "bad_request", "must be int"),
             "bad dtype": (protocol.encode({"op": "track", "id": 7, "stream": "cam"},
@@ -330,6 +335,23 @@ def test_server_memory_is_flat_over_100_connect_track_disconnect_cycles(tmp_path
     assert stats["counts"]["streams_expired"] + stats["counts"]["streams_closed"] == 120
     growth = after - before
     assert growth < 8 * 2 ** 20, f"server RSS grew by {growth / 2 ** 20:.1f} MiB over 100 cycles"
+
+
+def test_a_second_server_does_not_take_the_address_of_a_running_one(tmp_path):
+    with running_server(tmp_path) as server:
+        second = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", server.endpoint], cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "another sam2-server answers" in second.stderr
+        port = _free_port()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            third = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", f"tcp://127.0.0.1:{port}"],
+                                   cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert third.returncode == 2 and "cannot bind" in third.stderr, third.stderr[-2000:]
+        client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        client.connect()    # the first server still has its address
+        client.close()
 
 
 def test_max_streams_is_enforced(tmp_path):
@@ -421,16 +443,44 @@ def test_curve_lets_authorized_clients_in_and_strangers_get_nothing(tmp_path):
                 outsider.connect()
             assert not outsider.heartbeat()
             outsider.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:   # not even ZeroMQ
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: robot\r\n\r\n" + bytes(range(256)) * 64)
+            time.sleep(0.3)
         with TrackerClient(endpoint, "robot1", {}, timeout_s=TIMEOUT_S, curve=authorized) as client:
             assert client.track(frames[0]).frame_index == 0
-            assert client.stats()["streams"] == ["robot1"]
+            stats = client.stats()
+            assert stats["streams"] == ["robot1"]
+            # Each stranger's attempts and the raw connection failed their handshakes, counted.
+            assert stats["counts"].get("handshakes_failed", 0) >= 2, stats["counts"]
         assert server.alive
     finally:
         server.stop()
 
 
 def _free_port() -> int:
-    import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_heartbeats_are_answered_while_the_model_is_busy(tmp_path):
+    """The node's timer calls heartbeat() while its worker waits on a slow request (a discovery):
+    the server's I/O thread answers at once, and the client's two sockets do not block each other."""
+    frames, _ = scene()
+    with running_server(tmp_path) as server:
+        client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        client.connect()
+        client.track(frames[0])
+        outcome = []
+        slow = threading.Thread(target=lambda: outcome.append(client.discover({}, None, 0, 1)))
+        slow.start()
+        time.sleep(0.2)                      # the discovery is on the model thread now
+        beats = []
+        while slow.is_alive() and len(beats) < 5:
+            started = time.monotonic()
+            assert client.heartbeat()
+            beats.append(time.monotonic() - started)
+        slow.join(timeout=120)
+        assert outcome and beats, "the discovery ended before a heartbeat could overlap it"
+        assert max(beats) < 1.0, f"heartbeats took {beats} s while the model was busy"
+        client.close()

@@ -57,7 +57,8 @@ def test_prompts_and_outputs_survive_the_wire():
     back = protocol.prompt_from_wire(_round_trip({"op": "prompt", **fields}, arrays))
     assert back.points == [[1.0, 2.5]] and back.labels == [1] and back.box is None
     assert np.array_equal(back.mask, mask) and back.clear_old_points is False
-    assert protocol.outputs_from_wire(protocol.outputs_to_wire(Outputs(False, True, True))) == Outputs(False, True, True)
+    every = Outputs(crops=False, labels=True, tinted=True)
+    assert protocol.outputs_from_wire(protocol.outputs_to_wire(every)) == every
     with pytest.raises(ProtocolError, match="booleans"):
         protocol.outputs_from_wire({"crops": 1})
 
@@ -78,9 +79,9 @@ def test_decode_names_what_is_wrong():
         protocol.decode([good[0], b"x" * 2000], max_message_bytes=1024)
     with pytest.raises(ValueError, match="cannot be sent"):
         protocol.encode({}, {"a": np.zeros(2, np.float64)})
-    assert Message({"n": True}).field("n", bool) is True
+    assert Message({"n": True}).value("n", bool) is True
     with pytest.raises(ProtocolError, match="must be int"):
-        Message({"n": True}).field("n", int)
+        Message({"n": True}).value("n", int)
 
 
 def _request(op: str, k: int = 0) -> Request:
@@ -153,3 +154,20 @@ def test_keygen_makes_a_server_pair_and_authorized_clients(tmp_path):
         keygen(str(tmp_path), "robot1")
     with pytest.raises(SecurityError, match="keygen"):
         ServerKeys.load(str(tmp_path / "nothing"))
+
+
+def test_a_stream_cannot_queue_without_limit():
+    from sam2_server.streams import MAX_QUEUED, QueueFull
+
+    table = StreamTable(max_streams=8, timeout_s=10, max_batch=8)
+    s = _streams(table, ["a"])["a"]
+    for k in range(MAX_QUEUED):
+        table.submit(s, _request("prompt", k))
+    with pytest.raises(QueueFull, match="wait for answers"):
+        table.submit(s, _request("prompt", 99))
+    with pytest.raises(QueueFull):
+        table.submit(s, _request("track", 100))
+    table.take_round(0)                            # one answered: room for one more
+    table.submit(s, _request("track", 101))
+    replaced = table.submit(s, _request("track", 102))   # at the limit, a newer frame still replaces a waiting one
+    assert replaced.request_id == 101 and len(s.queue) == MAX_QUEUED

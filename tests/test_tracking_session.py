@@ -38,7 +38,7 @@ def _pair(model):
 def _oracle(result, outputs: Outputs, frame):
     labels = outputs.labels or outputs.tinted
     return summarize_frame(result, labels=labels, crops=outputs.crops,
-                           picture=torch.from_numpy(frame) if outputs.tinted else None)
+                           picture=torch.from_numpy(frame.copy()) if outputs.tinted else None)
 
 
 def test_track_prompts_remove_reset_match_the_tracker(model):
@@ -65,7 +65,7 @@ def test_track_prompts_remove_reset_match_the_tracker(model):
         if kind == "track":
             last_frame = frames[arg]
             got = session.track(frames[arg], extra)
-            expected = _oracle(tracker.track(torch.from_numpy(frames[arg])), extra, frames[arg])
+            expected = _oracle(tracker.track(torch.from_numpy(frames[arg].copy())), extra, frames[arg])
         elif kind == "remove":
             session.remove_object(arg)
             tracker.remove_object(arg)
@@ -96,7 +96,7 @@ def test_refused_calls_name_the_problem_and_change_nothing(model):
     session.track(frames[0])
     session.add_prompt(1, PromptSpec(points=centre_click(labels[0], 1), labels=[1]))
     before = session.current(ALL)
-    for object_id in (0, -3, True, 1.5):
+    for object_id in (0, -3, True, 1.5, MAX_OBJECT_ID + 1):
         with pytest.raises(sam2_model.PromptError, match="positive int"):
             session.add_prompt(object_id, PromptSpec(points=[[1, 1]], labels=[1]))
     with pytest.raises(sam2_model.PromptError, match="outside"):
@@ -127,7 +127,7 @@ def test_discovery_matches_generator_selection_and_prompts(model):
     generator = sam2_model.AutomaticMaskGenerator(model, DISCOVERY_GENERATOR_OPTIONS)
     options = DiscoveryOptions()
     session.track(frames[0])
-    tracker.track(torch.from_numpy(frames[0]))
+    tracker.track(torch.from_numpy(frames[0].copy()))
     # Object 4 tracked already: new ids start above it even though first_id is 2.
     click = dict(points=centre_click(labels[0], 1), labels=[1])
     session.add_prompt(4, PromptSpec(**click))
@@ -135,7 +135,7 @@ def test_discovery_matches_generator_selection_and_prompts(model):
 
     outcome = session.discover(options, None, 0, 2, outputs=ALL)
 
-    generated = generator.generate(torch.from_numpy(frames[0]))
+    generated = generator.generate(torch.from_numpy(frames[0].copy()))
     picked = discover_objects(tracker.current_result().masks.cpu().numpy(), generated, options,
                               limit=tracker.options.max_objects)
     assert picked, "the scene should have something new for the generator to find"
@@ -147,8 +147,8 @@ def test_discovery_matches_generator_selection_and_prompts(model):
     assert outcome.duration_ms > 0 and expected_ids[0] in [int(i) for i in session.obj_ids]
     assert_same_frame(outcome.frame, _oracle(tracker.current_result(), ALL, frames[0]), "after discovery")
     # Next frame: the discovered objects are tracked like prompted ones.
-    assert_same_frame(session.track(frames[1], ALL), _oracle(tracker.track(torch.from_numpy(frames[1])), ALL,
-                                                             frames[1]), "frame after discovery")
+    expected = _oracle(tracker.track(torch.from_numpy(frames[1].copy())), ALL, frames[1])
+    assert_same_frame(session.track(frames[1], ALL), expected, "frame after discovery")
     # max_new limits, and without outputs no frame is summarized.
     session.reset()
     session.track(frames[0])
@@ -181,7 +181,7 @@ def test_encode_then_track_encoded_is_track_and_batches_match(model):
     direct, split = sam2_model.StreamingTracker(model), sam2_model.StreamingTracker(model)
     other = sam2_model.StreamingTracker(model)
     for t in range(3):
-        frame = torch.from_numpy(frames[t])
+        frame = torch.from_numpy(frames[t].copy())
         expected = direct.track(frame)
         prepared = split.prepare_frame(frame)
         got = split.track_encoded(prepared, split.encode([prepared])[0])
@@ -191,7 +191,8 @@ def test_encode_then_track_encoded_is_track_and_batches_match(model):
         assert torch.equal(got.low_res_logits, expected.low_res_logits)
         assert torch.equal(got.object_score_logits, expected.object_score_logits)
     assert split.encode_key == other.encode_key
-    mine, theirs = split.prepare_frame(torch.from_numpy(frames[3])), other.prepare_frame(torch.from_numpy(frames[4]))
+    mine = split.prepare_frame(torch.from_numpy(frames[3].copy()))
+    theirs = other.prepare_frame(torch.from_numpy(frames[4].copy()))
     batched = split.encode([mine, theirs])
     for prepared, features in zip((mine, theirs), batched):
         single = split.encode([prepared])[0]

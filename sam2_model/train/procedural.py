@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2_model.davis_format import write_davis_sequence
+from sam2_model.depth_format import procedural_intrinsics, write_depth_sequence
 
 # A target counts as "visible" on a prompt or re-appearance frame with at least this many pixels:
 # fewer gives a useless prompt and an almost unmeasurable re-detection.
@@ -34,6 +35,13 @@ MIN_PROMPT_FRACTION = 0.3
 # Largest relative x/y scale oscillation of a shape (the brief's "up to ~20%").
 MAX_DEFORM = 0.2
 SHAPE_KINDS = ("ellipse", "rectangle", "polygon", "star")
+# Layered depth (``generate_video(..., depth=True)``): every layer is a flat cut-out facing the
+# camera at its own distance. The background is farthest, shapes spread evenly from FAR to NEAR in
+# their drawing order (back to front), bars nearest of all: so the depth order is the painting order.
+BACKGROUND_DEPTH_M = 4.0
+FAR_SHAPE_DEPTH_M = 3.0
+NEAR_SHAPE_DEPTH_M = 1.0
+OCCLUDER_DEPTH_M = 0.8
 
 
 @dataclass
@@ -66,6 +74,7 @@ class ProceduralVideo:
     labels: np.ndarray  # uint8 [T, H, W]: 0 background, 1..N target ids (occluded pixels are 0)
     num_targets: int
     seed: int | None = None  # the seed generate_video was given (generate_with_events: the accepted one)
+    depth: np.ndarray | None = None  # float32 [T, H, W] metres, layered (generate_video(depth=True)); else None
 
     def pixel_counts(self, obj_id: int) -> np.ndarray:
         """Number of labelled pixels of ``obj_id`` per frame, int [T]."""
@@ -159,6 +168,7 @@ class _Rendering:
     labels: np.ndarray  # uint8 [T, H, W]
     background: np.ndarray | None  # float32 [T, H, W, 3], the frames without shapes, bars and noise
     occluded: np.ndarray | None  # bool [T, H, W], pixels covered by an occluding bar
+    depth: np.ndarray | None = None  # float32 [T, H, W] metres (layered), when asked for
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -510,7 +520,14 @@ def _shade(texture: _Texture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return shade[..., None] * texture.colour.astype(np.float32)
 
 
-def _draw_object(obj: _Object, t: int, canvas: np.ndarray, labels: np.ndarray) -> None:
+def shape_layer_depth(layer: int, layers: int) -> float:
+    """Distance of the ``layer``-th shape drawn (0 = backmost) of ``layers``."""
+    step = (FAR_SHAPE_DEPTH_M - NEAR_SHAPE_DEPTH_M) / max(layers - 1, 1)
+    return FAR_SHAPE_DEPTH_M - layer * step
+
+
+def _draw_object(obj: _Object, t: int, canvas: np.ndarray, labels: np.ndarray,
+                 depth: np.ndarray | None = None, layer_depth: float = 0.0) -> None:
     track = obj.track
     window = _window(track.cx[t], track.cy[t], obj.extent + 1.0, *labels.shape)
     if window is None:
@@ -524,6 +541,8 @@ def _draw_object(obj: _Object, t: int, canvas: np.ndarray, labels: np.ndarray) -
     # Texture only the covered pixels: about half of the window, and the costliest step.
     canvas[window][mask] = _shade(obj.texture, u[mask], v[mask])
     labels[window][mask] = obj.obj_id  # 0 for a distractor: it hides what is behind it
+    if depth is not None:
+        depth[window][mask] = layer_depth
 
 
 @dataclass
@@ -546,21 +565,26 @@ def _rasterise_occluder(bar: _Occluder, height: int, width: int) -> _BarPixels |
     return _BarPixels(window=window, mask=mask, colours=colours)
 
 
-def _render(scene: _Scene, keep_layers: bool = False) -> _Rendering:
+def _render(scene: _Scene, keep_layers: bool = False, depth: bool = False) -> _Rendering:
     """Paint the scene. ``keep_layers`` also returns the background and the occluder coverage
-    (for checks; they cost time)."""
+    (for checks; they cost time); ``depth`` the layered depth."""
     frames_n, height, width = scene.num_frames, scene.height, scene.width
     canvas = np.empty((frames_n, height, width, 3), dtype=np.float32)
     labels = np.zeros((frames_n, height, width), dtype=np.uint8)
+    depths = np.full((frames_n, height, width), BACKGROUND_DEPTH_M, np.float32) if depth else None
     bars = [b for b in (_rasterise_occluder(bar, height, width) for bar in scene.occluders) if b is not None]
+    layers = len(scene.objects)
     for t in range(frames_n):
         row, col = scene.pan[t]
         canvas[t] = scene.background[row:row + height, col:col + width]
-        for obj in scene.objects:  # back to front: the painter's algorithm, on labels too
-            _draw_object(obj, t, canvas[t], labels[t])
+        frame_depth = depths[t] if depths is not None else None
+        for layer, obj in enumerate(scene.objects):  # back to front: the painter's algorithm, on labels too
+            _draw_object(obj, t, canvas[t], labels[t], frame_depth, shape_layer_depth(layer, layers))
         for bar in bars:
             canvas[t][bar.window][bar.mask] = bar.colours
             labels[t][bar.window][bar.mask] = 0
+            if frame_depth is not None:
+                frame_depth[bar.window][bar.mask] = OCCLUDER_DEPTH_M
     background = occluded = None
     if keep_layers:
         background = np.stack(
@@ -579,18 +603,21 @@ def _render(scene: _Scene, keep_layers: bool = False) -> _Rendering:
     noise *= np.float32(scene.noise_sigma * math.sqrt(12.0) / 256.0)
     canvas += noise
     np.clip(canvas, 0.0, 255.0, out=canvas)
-    return _Rendering(frames=canvas.astype(np.uint8), labels=labels, background=background, occluded=occluded)
+    return _Rendering(frames=canvas.astype(np.uint8), labels=labels, background=background, occluded=occluded,
+                      depth=depths)
 
 
 # ----------------------------------------------------------------------------- public API
 
 
-def generate_video(seed: int, config: ProceduralConfig = ProceduralConfig()) -> ProceduralVideo:
-    """One procedural video; the same seed and config always give identical arrays."""
+def generate_video(seed: int, config: ProceduralConfig = ProceduralConfig(), depth: bool = False) -> ProceduralVideo:
+    """One procedural video; the same seed and config always give identical arrays. ``depth``: also
+    its layered depth (``video.depth``; seen with ``sam2_model.depth_format.procedural_intrinsics``)."""
     scene = _sample_scene(np.random.default_rng(seed), config)
-    rendering = _render(scene)
+    rendering = _render(scene, depth=depth)
     return ProceduralVideo(
-        frames=rendering.frames, labels=rendering.labels, num_targets=scene.num_targets, seed=seed
+        frames=rendering.frames, labels=rendering.labels, num_targets=scene.num_targets, seed=seed,
+        depth=rendering.depth,
     )
 
 
@@ -644,6 +671,7 @@ def generate_with_events(
     config: ProceduralConfig = ProceduralConfig(),
     min_hidden_frames: int = 3,
     max_tries: int = 200,
+    depth: bool = False,
 ) -> ProceduralVideo:
     """A video in which every target shows at least MIN_VISIBLE_PIXELS pixels on frame 0 (and at
     least MIN_PROMPT_FRACTION of its largest area in the video), and at least one target then
@@ -656,7 +684,7 @@ def generate_with_events(
     if config.min_targets < 1:
         raise ValueError("generate_with_events needs at least one target (min_targets >= 1)")
     for attempt in range(max_tries):
-        video = generate_video(_derived_seed(seed, attempt), config)
+        video = generate_video(_derived_seed(seed, attempt), config, depth=depth)
         if _has_event(video, min_hidden_frames):
             return video
     raise RuntimeError(
@@ -668,10 +696,14 @@ def generate_with_events(
 def write_davis(root, videos: dict[str, ProceduralVideo], image_format: str = "png") -> None:
     """Write videos as a DAVIS-format folder: root/JPEGImages/<name>/00000.<image_format> and
     root/Annotations/<name>/00000.png (palette PNG, pixel value = object id), every frame
-    annotated. "png" keeps the images lossless; "jpg" is smaller."""
+    annotated. "png" keeps the images lossless; "jpg" is smaller. A video with its depth also
+    gets root/Depth/<name>/ (``sam2_model.depth_format``)."""
     for name, video in videos.items():
         frames = ((index, frame, labels) for index, (frame, labels) in enumerate(zip(video.frames, video.labels)))
         write_davis_sequence(root, name, frames, image_format)
+        if video.depth is not None:
+            height, width = video.frames.shape[1:3]
+            write_depth_sequence(root, name, enumerate(video.depth), procedural_intrinsics(height, width))
 
 
 def _describe(name: str, video: ProceduralVideo) -> str:
@@ -694,13 +726,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=24, help="frames per video")
     parser.add_argument("--size", type=int, default=128, help="frame height and width in pixels")
     parser.add_argument("--image-format", choices=("png", "jpg"), default="png")
+    parser.add_argument("--depth", action="store_true",
+                        help="also write each video's layered depth: Depth/<name>/%%05d.png (16-bit mm) and "
+                             "camera_info.json (sam2_model.depth_format)")
     args = parser.parse_args(argv)
     if args.sequences < 0 or args.seed < 0:
         parser.error("--sequences and --seed must not be negative")
     config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames)
     for index in range(args.sequences):
         name = f"gen_{index:04d}"
-        video = generate_with_events(args.seed + index, config)
+        video = generate_with_events(args.seed + index, config, depth=args.depth)
         # One sequence at a time, so a long run never holds every video in memory.
         write_davis(args.out, {name: video}, image_format=args.image_format)
         print(_describe(name, video), flush=True)

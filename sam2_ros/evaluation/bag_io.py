@@ -4,6 +4,8 @@ An evaluation bag has an image topic (sensor_msgs/Image or sensor_msgs/Compresse
 and a ground-truth topic of label images (pixel = object id; mono8/mono16 Image, or
 a PNG CompressedImage), paired by header stamp. Images without ground truth are
 tracked but not scored; ground truth whose stamp matches no image is an error.
+Optionally a depth topic aligned to the images (paired by exact stamp) and the colour
+camera's camera_info (``depth_io``), for the 3D position error.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from PIL import Image
 
 from .. import image_codec
 from ..image_codec import ImageConversionError
+from sam2_model.object_3d import PinholeIntrinsics
+
+from .depth_io import (CAMERA_INFO, DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_DEPTH_TOPIC, decode_depth_msg,  # noqa: F401
+                       encode_camera_info, encode_depth, intrinsics_from_info)
 from .errors import EvaluationInputError
 from .sequence import DAVIS_VOID_LABEL, Frame, Sequence
 
@@ -200,17 +206,24 @@ def read_bag(
     gt_topic: str = DEFAULT_GT_TOPIC,
     name: str | None = None,
     void_label: int | None = DAVIS_VOID_LABEL,
+    depth_topic: str | None = None,
+    camera_info_topic: str | None = None,
 ) -> Sequence:
     """Open an evaluation bag as a Sequence, validating topics and stamps before any frame is used.
 
     Frames are in the bag's order of the image topic. Errors name the bag, topic and stamp.
+    With ``depth_topic`` (and then ``camera_info_topic``), frames carry the depth with their
+    stamp and the sequence the camera of the first camera_info.
     """
     path = Path(path)
     if not path.exists():
         raise EvaluationInputError(f"bag not found: {path}")
+    if depth_topic is not None and not camera_info_topic:
+        raise EvaluationInputError("a depth topic needs the camera_info topic of the colour camera")
     with _open_bag(path) as reader:
         image_conns = _topic_connections(reader, image_topic, "image", path)
         gt_conns = _topic_connections(reader, gt_topic, "ground-truth", path)
+        depth_by_stamp, intrinsics = _read_depth(reader, path, depth_topic, camera_info_topic)
         labels_by_stamp: dict[int, _StoredLabels] = {}
         for conn, _, raw in reader.messages(connections=gt_conns):
             msg = _deserialize(reader, raw, conn.msgtype, f"{gt_topic} in {path}")
@@ -253,16 +266,49 @@ def read_bag(
                             f"{gt_where}: label image is {labels.shape[1]}x{labels.shape[0]} "
                             f"but the image is {image.shape[1]}x{image.shape[0]}"
                         )
-                yield Frame(index=index, image=image, stamp_ns=stamp, gt_labels=labels)
+                depth = None
+                stored_depth = depth_by_stamp.get(stamp)
+                if stored_depth is not None:
+                    depth_where = f"{depth_topic} at {format_stamp(stamp)} in {path}"
+                    depth_msg = _deserialize(reader, zlib.decompress(stored_depth.payload), stored_depth.msgtype,
+                                             depth_where)
+                    depth = decode_depth_msg(depth_msg, stored_depth.msgtype, depth_where)
+                yield Frame(index=index, image=image, stamp_ns=stamp, gt_labels=labels, depth_m=depth)
 
     return Sequence(
         name=name or path.stem or path.name,
         num_frames=len(image_stamps),
         annotated=annotated,
         load=load,
-        source=f"{path} ({image_topic}, {gt_topic})",
+        source=f"{path} ({image_topic}, {gt_topic}{', ' + depth_topic if depth_topic else ''})",
         void_label=void_label,
+        intrinsics=intrinsics,
     )
+
+
+def _read_depth(reader: Any, path: Path, depth_topic: str | None, info_topic: str | None
+                ) -> tuple[dict[int, _StoredLabels], PinholeIntrinsics | None]:
+    """Depth messages by stamp (kept zlib-compressed until their image is read) and the camera."""
+    if depth_topic is None:
+        return {}, None
+    depth_conns = _topic_connections(reader, depth_topic, "depth", path)
+    info_conns = [c for c in reader.connections if c.topic == info_topic]
+    if not info_conns:
+        raise EvaluationInputError(f"camera_info topic {info_topic!r} not in {path} (the depth needs the camera)")
+    if any(c.msgtype != CAMERA_INFO for c in info_conns):
+        raise EvaluationInputError(f"topic {info_topic!r} in {path} is not {CAMERA_INFO}")
+    intrinsics = None
+    for conn, _, raw in reader.messages(connections=info_conns):
+        intrinsics = intrinsics_from_info(_deserialize(reader, raw, conn.msgtype, f"{info_topic} in {path}"),
+                                          f"{info_topic} in {path}")
+        break
+    if intrinsics is None:
+        raise EvaluationInputError(f"camera_info topic {info_topic!r} in {path} has no messages")
+    by_stamp: dict[int, _StoredLabels] = {}
+    for conn, _, raw in reader.messages(connections=depth_conns):
+        msg = _deserialize(reader, raw, conn.msgtype, f"{depth_topic} in {path}")
+        by_stamp[stamp_to_ns(msg.header.stamp)] = _StoredLabels(conn.msgtype, zlib.compress(bytes(raw), 1), True)
+    return by_stamp, intrinsics
 
 
 def _check_stamps(image_stamps: list[int], labels_by_stamp: dict, image_topic: str, gt_topic: str) -> None:
@@ -303,6 +349,7 @@ class BagWriteSummary:
     num_images: int
     num_labels: int
     storage: str
+    num_depth: int = 0
 
 
 STORAGES = ("mcap", "sqlite3")
@@ -317,11 +364,16 @@ def write_bag(
     storage: str = "mcap",
     frame_id: str = "camera",
     progress: Callable[[int], object] | None = None,
+    depth_topic: str = DEFAULT_DEPTH_TOPIC,
+    camera_info_topic: str = DEFAULT_CAMERA_INFO_TOPIC,
+    intrinsics: PinholeIntrinsics | None = None,
 ) -> BagWriteSummary:
     """Write frames as an evaluation bag (a new rosbag2 directory at path).
 
     Each frame's image and labels share its stamp, used both as header stamp and as
-    the bag's receive time. On any error the partly written bag is removed.
+    the bag's receive time. Frames with depth also get it on ``depth_topic`` (16UC1 mm) and
+    ``intrinsics`` as a CameraInfo on ``camera_info_topic``, same stamp. On any error the
+    partly written bag is removed.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -336,7 +388,7 @@ def write_bag(
     # Version 8 (Jazzy's) is the oldest rosbags writes; MCAP files carry their own message
     # definitions, so any ROS 2 distribution and Foxglove can read them.
     writer = Writer(path, version=8, storage_plugin=plugin)
-    num_images = num_labels = 0
+    num_images = num_labels = num_depth = 0
     try:
         writer.open()
         connections: dict[tuple[str, str], Any] = {}
@@ -353,6 +405,13 @@ def write_bag(
             if frame.gt_labels is not None:
                 write(gt_topic, *encode_labels(frame.gt_labels, frame.stamp_ns, frame_id, compressed), frame.stamp_ns)
                 num_labels += 1
+            if frame.depth_m is not None:
+                if intrinsics is None:
+                    raise EvaluationInputError(f"frame {frame.index} has depth but no camera intrinsics were given")
+                header = _header(frame.stamp_ns, frame_id)
+                write(depth_topic, *encode_depth(frame.depth_m, header, typestore()), frame.stamp_ns)
+                write(camera_info_topic, *encode_camera_info(intrinsics, header, typestore()), frame.stamp_ns)
+                num_depth += 1
             if progress is not None:
                 progress(1)
         if num_images == 0:
@@ -366,4 +425,5 @@ def write_bag(
             pass
         shutil.rmtree(path, ignore_errors=True)  # nothing partial left behind
         raise
-    return BagWriteSummary(path=path, num_images=num_images, num_labels=num_labels, storage=storage)
+    return BagWriteSummary(path=path, num_images=num_images, num_labels=num_labels, storage=storage,
+                           num_depth=num_depth)

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from sam2_model.tracker_options import TrackerOptions, option_choices, option_help, option_names, option_types
 
-from .bag_io import DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC, read_bag
+from .bag_io import (DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_DEPTH_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_IMAGE_TOPIC,
+                     list_topics, read_bag)
 from .davis import list_sequences, read_sequence
 from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, discovery_total, identity_phrase, visibility_phrases, write_report
+from .report import RunInfo, discovery_total, identity_phrase, position_error_phrase, visibility_phrases, write_report
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -74,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--gt-topic", default=DEFAULT_GT_TOPIC, metavar="TOPIC", help="label images (default: %(default)s)"
+    )
+    source.add_argument(
+        "--depth-topic",
+        metavar="TOPIC",
+        help="depth aligned to the images (16UC1 mm, 32FC1 m, compressedDepth), for the 3D position error "
+        f"(default: {DEFAULT_DEPTH_TOPIC} when the bag has it and its camera_info; a DAVIS folder's depth is "
+        "its Depth/<sequence>/ folder)",
+    )
+    source.add_argument(
+        "--camera-info-topic",
+        default=DEFAULT_CAMERA_INFO_TOPIC,
+        metavar="TOPIC",
+        help="the colour camera's sensor_msgs/CameraInfo, with --depth-topic (default: %(default)s)",
     )
     source.add_argument(
         "--void-label",
@@ -178,7 +192,11 @@ def open_sequences(args: argparse.Namespace) -> list[Sequence]:
     if args.bag is not None:
         if args.sequence:
             raise EvaluationInputError("--sequence selects DAVIS sequences; a bag is one sequence")
-        sequences = [read_bag(args.bag, args.image_topic, args.gt_topic, void_label=args.void_label)]
+        depth_topic = args.depth_topic
+        if depth_topic is None and {DEFAULT_DEPTH_TOPIC, args.camera_info_topic} <= set(list_topics(args.bag)):
+            depth_topic = DEFAULT_DEPTH_TOPIC  # the data has depth: use it
+        sequences = [read_bag(args.bag, args.image_topic, args.gt_topic, void_label=args.void_label,
+                              depth_topic=depth_topic, camera_info_topic=args.camera_info_topic)]
     else:
         names = args.sequence or list_sequences(args.davis)
         sequences = [read_sequence(args.davis, name, void_label=args.void_label) for name in names]
@@ -317,6 +335,8 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
         f"{summary.track_ms_mean:.1f} ms/frame" + visibility_line(summary)
     )
+    if summary.position_error is not None:
+        print("3D position error: " + position_error_phrase(summary.position_error))
     discovery = discovery_total(results)
     if discovery is not None:
         print(

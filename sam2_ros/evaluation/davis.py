@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_model import davis_format
+from sam2_model import davis_format, depth_format
 from sam2_model.davis_format import IMAGE_SUFFIXES, davis_palette, write_label_png
 
 from .errors import EvaluationInputError
@@ -79,11 +79,14 @@ def read_sequence(
 
     Stamps are index / fps, since a folder of images has no clock of its own. Frames
     without an annotation PNG are tracked but not scored (sparse annotation, as in SA-V).
+    A ``Depth/<name>/`` folder beside them (``sam2_model.depth_format``) gives the frames
+    their depth and the sequence its camera.
     """
     if fps <= 0:
         raise EvaluationInputError(f"fps must be positive, got {fps}")
     with _input_errors():
         files = davis_format.read_davis_frames(root, name)
+        depth = read_depth(depth_format.sequence_depth_dir(root, name))
 
     def load() -> Iterator[Frame]:
         for index, image_path in enumerate(files.image_paths):
@@ -91,7 +94,8 @@ def read_sequence(
             labels = None
             if index in files.annotations:
                 labels = read_annotation_for(files.annotations[index], image, f"image {image_path}")
-            yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / fps), gt_labels=labels)
+            yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / fps), gt_labels=labels,
+                        depth_m=depth_for(depth, index))
 
     return Sequence(
         name=name,
@@ -100,7 +104,24 @@ def read_sequence(
         load=load,
         source=str(files.image_dir),
         void_label=void_label,
+        intrinsics=depth.intrinsics if depth else None,
     )
+
+
+def read_depth(directory: Path) -> depth_format.DepthFiles | None:
+    """A depth folder (None when there is none), its problems as EvaluationInputError."""
+    if not Path(directory).is_dir():
+        return None
+    with _input_errors():
+        return depth_format.read_depth_folder(directory)
+
+
+def depth_for(depth: depth_format.DepthFiles | None, index: int) -> np.ndarray | None:
+    """Frame ``index``'s depth in metres, None without a depth folder or a PNG for it."""
+    if depth is None or index not in depth.paths:
+        return None
+    with _input_errors():
+        return depth_format.load_depth_png(depth.paths[index])
 
 
 def write_sequence(root: Path, name: str, frames: Iterable[Frame], image_format: str = "jpg") -> int:

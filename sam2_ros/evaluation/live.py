@@ -7,11 +7,18 @@ applies to it), and the node's ``~/objects`` are matched to frames by header sta
 result never comes are dropped: scored as empty masks and counted. Latency is the time from
 publishing a frame to receiving its ``~/objects`` in this process.
 
+A node running with ``use_depth`` subscribes to a depth topic and a camera_info topic besides
+the image: a sequence with depth is then played on those too (16UC1 depth and the camera, stamped
+like the frame, published just before it), and the 3D positions the node publishes are what
+the 3D position error scores. With two raw Image subscriptions the colour one is the "input
+topic" the node's /diagnostics name.
+
 rclpy is imported only here, so the rest of the evaluation package works without ROS.
 """
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 import uuid
@@ -31,6 +38,7 @@ RATES = ("recorded", "max")
 FRAME_ID = "sam2_eval"
 PROBE_FRAME_ID = "sam2_eval_probe"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
 class LiveNodeError(EvaluationInputError):
@@ -130,6 +138,28 @@ class _Inbox:
             self.messages.clear()
 
 
+class _DiagnosedInput:
+    """The image topic a tracker node's /diagnostics name ("input topic"), heard in the background."""
+
+    def __init__(self, node: Any, node_name: str) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.topic: str | None = None
+        self._node = node
+        self._prefix = f"{node_name}:"
+        self._sub = node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name.startswith(self._prefix):
+                for pair in status.values:
+                    if pair.key == "input topic":
+                        self.topic = pair.value
+
+    def close(self) -> None:
+        self._node.destroy_subscription(self._sub)
+
+
 class LiveNodeRunner:
     """Plays each sequence into a running ``tracker_node`` and collects what it publishes."""
 
@@ -149,6 +179,8 @@ class LiveNodeRunner:
         self.rate = rate
         self.timeout_s = float(timeout_s)
         self.image_topic = image_topic
+        self.depth_topic: str | None = None        # the node's depth and camera_info subscriptions
+        self.camera_info_topic: str | None = None  # (use_depth), found in _connect
         self.discovery_timeout_s = float(discovery_timeout_s)
         self.stats: list[LiveStats] = []
         self.description = f"live tracker node {self.node_name} over ROS 2 (rate {rate})"
@@ -162,6 +194,7 @@ class LiveNodeRunner:
             "rate": self.rate,
             "timeout_s": self.timeout_s,
             "image_topic": self.image_topic,
+            "depth_topic": self.depth_topic,
             "frames_published": sum(s.frames_published for s in self.stats),
             "frames_received": sum(s.frames_received for s in self.stats),
             "frames_dropped": sum(s.frames_dropped for s in self.stats),
@@ -202,6 +235,7 @@ class LiveNodeRunner:
                                     f"within {self.discovery_timeout_s:.0f} s")
         # The node's image subscription (its topic after remapping, and its QoS).
         reliability = ReliabilityPolicy.RELIABLE
+        diagnosed = _DiagnosedInput(node, name)
         while True:
             try:
                 subs = node.get_subscriber_names_and_types_by_node(name, namespace)
@@ -210,7 +244,10 @@ class LiveNodeRunner:
             topics = [t for t, types in subs if IMAGE_TYPE in types]
             if self.image_topic is None and len(topics) == 1:
                 self.image_topic = topics[0]
+            elif self.image_topic is None and diagnosed.topic in topics:  # use_depth: colour and depth
+                self.image_topic = diagnosed.topic
             if self.image_topic is not None and self.image_topic in topics:
+                self._find_depth_topics(subs, topics)
                 for info in node.get_subscriptions_info_by_topic(self.image_topic):
                     if info.node_name == name and info.node_namespace == namespace:
                         reliability = info.qos_profile.reliability
@@ -223,7 +260,15 @@ class LiveNodeRunner:
             reliability = ReliabilityPolicy.RELIABLE
         self._inbox = _Inbox()
         self._objects_sub = node.create_subscription(TrackedObjects, f"{fqn}/objects", self._inbox, 100)
-        self._image_pub = node.create_publisher(Image, self.image_topic, QoSProfile(depth=10, reliability=reliability))
+        qos = QoSProfile(depth=10, reliability=reliability)
+        self._image_pub = node.create_publisher(Image, self.image_topic, qos)
+        self._depth_pubs = None
+        if self.depth_topic is not None:
+            from sensor_msgs.msg import CameraInfo
+
+            self._depth_pubs = (node.create_publisher(Image, self.depth_topic, qos),
+                                node.create_publisher(CameraInfo, self.camera_info_topic, qos))
+        diagnosed.close()
         while self._image_pub.get_subscription_count() == 0 or self._objects_sub.get_publisher_count() == 0:
             if time.monotonic() > deadline:
                 raise LiveNodeError(f"{fqn} is not active: its image and objects topics did not match "
@@ -240,6 +285,36 @@ class LiveNodeRunner:
             if time.monotonic() > deadline:
                 raise LiveNodeError(f"{fqn} published no ~/objects for probe frames "
                                     f"within {self.discovery_timeout_s:.0f} s")
+
+    def _find_depth_topics(self, subs: list, image_topics: list[str]) -> None:
+        """use_depth: the node's other raw Image subscription is its depth, its CameraInfo one the camera."""
+        others = [t for t in image_topics if t != self.image_topic]
+        infos = [t for t, types in subs if CAMERA_INFO_TYPE in types]
+        if len(others) == 1 and len(infos) == 1:
+            self.depth_topic, self.camera_info_topic = others[0], infos[0]
+
+    def _publish_depth(self, frame: Any, intrinsics: Any) -> None:
+        """The frame's depth (16UC1 mm) and the camera, stamped like the frame, before the frame."""
+        if self._depth_pubs is None or frame.depth_m is None or intrinsics is None:
+            return
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import CameraInfo, Image
+        from std_msgs.msg import Header
+
+        stamp_ns = frame.stamp_ns
+        header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+                        frame_id=FRAME_ID)
+        millimetres = np.where(np.isfinite(frame.depth_m), np.round(frame.depth_m * 1000), 0)
+        millimetres = np.clip(millimetres, 0, 65535).astype("<u2")
+        height, width = millimetres.shape
+        depth = Image(header=header, height=height, width=width, encoding="16UC1", is_bigendian=0, step=2 * width)
+        depth.data = array.array("B", millimetres.tobytes())  # one copy (see image_conversion._to_byte_array)
+        fx, fy, cx, cy = intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
+        info = CameraInfo(header=header, width=intrinsics.width, height=intrinsics.height,
+                          k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+        depth_pub, info_pub = self._depth_pubs
+        info_pub.publish(info)
+        depth_pub.publish(depth)
 
     def _close(self) -> None:
         import rclpy
@@ -299,6 +374,8 @@ class LiveNodeRunner:
                 pending.pop(0)
                 self._inbox.pop(key)
                 masks: dict[int, np.ndarray] = {}
+                # With depth played into the node, its own 3D is scored (an object without: none).
+                positions: dict[int, np.ndarray] | None = {} if self._depth_pubs is not None else None
                 track_ms = 0.0
                 if got is None:
                     stats.frames_dropped += 1
@@ -310,9 +387,12 @@ class LiveNodeRunner:
                     for obj in msg.objects:
                         if obj.id in node_ids:
                             masks[node_ids[obj.id]] = paste_object_mask(obj, frame.image.shape[:2])
+                            if positions is not None and obj.has_position:
+                                positions[node_ids[obj.id]] = np.array([obj.position.x, obj.position.y,
+                                                                        obj.position.z])
                 masks.update(prompt_masks)
                 return FramePrediction(frame=frame, masks=masks, prompted=new_ids, track_ms=track_ms,
-                                       prompt_ms=prompt_ms)
+                                       prompt_ms=prompt_ms, positions=positions)
 
             next_time: float | None = None
             previous_stamp: int | None = None
@@ -330,6 +410,7 @@ class LiveNodeRunner:
                             break
                         yield prediction
                     time.sleep(max(0.0, next_time - time.monotonic()))
+                self._publish_depth(frame, sequence.intrinsics)
                 key, published = self._publish(frame.image, frame.stamp_ns, FRAME_ID)
                 stats.frames_published += 1
                 if next_time is None:

@@ -54,6 +54,10 @@ class FramePrediction:
     prompted: tuple[int, ...]  # objects whose first prompt was given on this frame
     track_ms: float  # tracking this frame until its masks were on the host
     prompt_ms: float  # the prompts given on this frame (0 when none)
+    # The 3D positions (metres, camera frame) the tracker itself reported, by object (the live
+    # node with use_depth; an object without one had no 3D); None: scoring computes them from the
+    # masks as the node would (position_error.py).
+    positions: dict[int, np.ndarray] | None = None
 
 
 # (frame image HxWx3 uint8, tracked masks [N, H, W] bool or None, most new objects or None)

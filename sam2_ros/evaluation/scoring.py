@@ -34,6 +34,7 @@ from PIL import Image
 
 from .errors import EvaluationInputError
 from .matching import max_weight_assignment
+from .position_error import PositionErrorStats, error_stats, position_error
 from .metrics import DEFAULT_BOUND_TH, SeriesStats, boundary_f, jf_mean, region_similarity, series_stats
 from .prompts import PromptKind
 from .runner import FramePrediction, Runner
@@ -125,6 +126,14 @@ class ObjectResult:
     j_stats: SeriesStats | None = None  # None when no frame could be scored
     f_stats: SeriesStats | None = None
     visibility: VisibilityCounts = field(default_factory=VisibilityCounts)
+    # With depth (position_error.py): metres between the 3D positions from the tracked and the
+    # ground-truth masks, on the scored frames where both have 3D.
+    position_frames: list[int] = field(default_factory=list)
+    position_errors: list[float] = field(default_factory=list)
+
+    @property
+    def position_error(self) -> PositionErrorStats | None:
+        return error_stats(self.position_errors)
 
     def count_visibility(self, gt_empty: bool, pred_empty: bool, switched: bool = False) -> None:
         """Add one scored frame to the visibility counts (frames in order); ``switched``: the
@@ -265,6 +274,8 @@ class Summary:
     predicted_frames: int = 0
     identity_switches: int = 0
     identity_switch_rate: float | None = None
+    # With depth: 3D position errors (metres) over every object-frame of every sequence; None without.
+    position_error: PositionErrorStats | None = None
 
     @property
     def visibility(self) -> VisibilityCounts:
@@ -295,6 +306,7 @@ def summarize(results: list[SequenceResult]) -> Summary:
         f_decay=mean(lambda o: o.f_stats.decay),
         track_ms_mean=total_ms / frames,
         **visibility.as_dict(),
+        position_error=error_stats([e for r in results for o in r.objects for e in o.position_errors]),
     )
 
 
@@ -411,6 +423,17 @@ def score_predictions(
                 obj.f.append(f)
                 obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any(),
                                      switched=identity_switched(mask, frame.gt_labels, obj_id, sequence.void_label))
+                if frame.depth_m is not None and sequence.intrinsics is not None:
+                    if pred.positions is None:
+                        error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)
+                    elif obj_id in pred.positions:
+                        error = position_error(mask, gt, frame.depth_m, sequence.intrinsics,
+                                               reported=pred.positions[obj_id])
+                    else:  # the tracker reported no 3D for it
+                        error = None
+                    if error is not None:
+                        obj.position_frames.append(frame.index)
+                        obj.position_errors.append(error)
                 worst.offer(frame.index, obj_id, j, f, frame.image, gt, mask)
         if progress is not None:
             progress(1)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sam2_model.object_3d import PinholeIntrinsics
+
 from .errors import EvaluationInputError
 
 # DAVIS marks "don't care" pixels (object borders, ambiguous regions) with 255.
@@ -21,12 +23,15 @@ class Frame:
 
     gt_labels is an HxW integer label image (0 = background, k = object k, the
     sequence's void label = ignored) or None when this frame has no annotation.
+    depth_m is an HxW float32 depth image in metres aligned to the image (0 or NaN = no
+    reading), or None when the data has none.
     """
 
     index: int
     image: np.ndarray  # HxWx3 uint8 RGB
     stamp_ns: int
     gt_labels: np.ndarray | None = None
+    depth_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -37,6 +42,11 @@ class Frame:
             raise EvaluationInputError(
                 f"frame {self.index}: ground truth is {self.gt_labels.shape[1]}x{self.gt_labels.shape[0]} "
                 f"but the image is {self.image.shape[1]}x{self.image.shape[0]}"
+            )
+        if self.depth_m is not None and self.depth_m.shape != self.image.shape[:2]:
+            raise EvaluationInputError(
+                f"frame {self.index}: depth is {self.depth_m.shape[1]}x{self.depth_m.shape[0]} "
+                f"but the image is {self.image.shape[1]}x{self.image.shape[0]} (depth must be aligned to it)"
             )
 
     @property
@@ -68,6 +78,7 @@ class Sequence:
     load: Callable[[], Iterator[Frame]] = field(repr=False, compare=False)
     source: str = ""
     void_label: int | None = DAVIS_VOID_LABEL
+    intrinsics: PinholeIntrinsics | None = None  # the camera of the frames' depth; None without depth
 
     def __iter__(self) -> Iterator[Frame]:
         count = 0
@@ -102,6 +113,7 @@ class Sequence:
             load=lambda: itertools.islice(load(), max_frames),
             source=self.source,
             void_label=self.void_label,
+            intrinsics=self.intrinsics,
         )
 
     @classmethod
@@ -111,6 +123,7 @@ class Sequence:
         frames: SequenceType[Frame],
         source: str = "memory",
         void_label: int | None = DAVIS_VOID_LABEL,
+        intrinsics: PinholeIntrinsics | None = None,
     ) -> Sequence:
         """A sequence over frames already in memory (tests, synthetic data)."""
         frames = list(frames)
@@ -124,4 +137,5 @@ class Sequence:
             load=lambda: iter(frames),
             source=source,
             void_label=void_label,
+            intrinsics=intrinsics,
         )

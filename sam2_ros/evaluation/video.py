@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .davis import read_annotation_for
+from sam2_model.depth_format import DepthFiles
+
+from .davis import depth_for, read_annotation_for
 from .errors import EvaluationInputError
 from .sequence import Frame
 
@@ -37,8 +39,10 @@ def mask_files_by_frame(masks_dir: Path) -> dict[int, Path]:
     return by_frame
 
 
-def video_frames(video: Path, masks_dir: Path, fps: float | None = None) -> Iterator[Frame]:
-    """Decode the video's first video stream as frames with their masks.
+def video_frames(video: Path, masks_dir: Path, fps: float | None = None,
+                 depth: DepthFiles | None = None) -> Iterator[Frame]:
+    """Decode the video's first video stream as frames with their masks (and depth, from a depth
+    folder read with ``davis.read_depth``).
 
     Stamps are index / fps, with fps the video's average frame rate unless given, so
     they are evenly spaced and deterministic whatever the container's timestamps.
@@ -67,7 +71,8 @@ def video_frames(video: Path, masks_dir: Path, fps: float | None = None) -> Iter
                 labels = None
                 if index in masks:
                     labels = read_annotation_for(masks[index], image, f"frame {index} of {video}")
-                yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / rate), gt_labels=labels)
+                yield Frame(index=index, image=image, stamp_ns=round(index * 1e9 / rate), gt_labels=labels,
+                            depth_m=depth_for(depth, index))
         except av.error.FFmpegError as exc:
             raise EvaluationInputError(f"cannot decode frame {index + 1} of {video}: {exc}") from None
     beyond = sorted(i for i in masks if i > index)

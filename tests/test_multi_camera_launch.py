@@ -1,0 +1,206 @@
+"""launch/multi_camera.launch.py and config/multi_camera.yaml, run against stand-ins for
+``launch``/``launch_ros`` (not installable here; see test_launch_file.py): the processes it would
+start, their command lines and parameters, and clear errors for a bad camera list."""
+
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
+from sam2_ros.node_parameters import parameter_names, parameters_from_values
+
+from node_harness import model_files, one_torch_thread  # noqa: F401 - fixtures
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "multi_camera.launch.py"
+CONFIG_FILE = REPO / "config" / "multi_camera.yaml"
+SHARE = REPO  # the stand-in share directory: the source tree's config/ is what gets installed
+
+
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context.launch_configurations[self.name]
+
+
+@pytest.fixture
+def launch_module(monkeypatch):
+    fakes = {
+        "launch": {"LaunchDescription": _Recorded},
+        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded,
+                           "ExecuteProcess": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorded},
+        "launch_ros.substitutions": {"ExecutableInPackage": _Recorded},
+        "ament_index_python": {},
+        "ament_index_python.packages": {"get_package_share_directory": lambda package: str(SHARE)},
+    }
+    for name, attributes in fakes.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    namespace = {"__name__": "multi_camera_launch", "__file__": str(LAUNCH_FILE)}
+    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
+    return namespace
+
+
+def _launch(launch_module, **given):
+    description = launch_module["generate_launch_description"]()
+    actions = description.args[0]
+    declared = {a.args[0]: a.kwargs for a in actions if a.args}
+    assert set(declared) == {"config", "cameras", "bind"}
+    assert all(kwargs["description"] for kwargs in declared.values())
+    defaults = {name: kwargs["default_value"] for name, kwargs in declared.items()}
+    assert defaults["config"] == str(SHARE / "config" / "multi_camera.yaml")
+    (opaque,) = [a for a in actions if "function" in a.kwargs]
+    context = types.SimpleNamespace(launch_configurations={**defaults, **given})
+    return opaque.kwargs["function"](context)
+
+
+def test_one_server_and_one_node_per_camera_of_the_config_file(launch_module):
+    server, *nodes = _launch(launch_module)
+    executable = server.kwargs["cmd"][0]
+    assert executable.kwargs == {"executable": "sam2-server", "package": "sam2_ros"}
+    arguments = server.kwargs["cmd"][1:]
+    assert arguments[arguments.index("--bind") + 1] == "ipc:///tmp/sam2.sock"
+    assert arguments[arguments.index("--model") + 1] == "default"
+    assert "--checkpoint" not in arguments  # empty: the bundled weights
+    assert [(n.kwargs["namespace"], n.kwargs["remappings"]) for n in nodes] == [
+        ("front", [("image", "/front/camera/color/image_raw")]),
+        ("rear", [("image", "/rear/camera/color/image_raw")])]
+    for node in nodes:
+        assert (node.kwargs["package"], node.kwargs["executable"], node.kwargs["name"]) == \
+            ("sam2_ros", "tracker_node", "tracker_node")
+        (parameters,) = node.kwargs["parameters"]
+        assert parameters["server"] == "ipc:///tmp/sam2.sock"
+        # Every value is a real node parameter, and valid: the nodes would configure.
+        assert set(parameters) <= set(parameter_names())
+        assert parameters_from_values(parameters).server == "ipc:///tmp/sam2.sock"
+
+
+def test_cameras_and_bind_arguments_override_the_file(launch_module):
+    server, *nodes = _launch(launch_module, cameras="left=/stereo/left/image_raw, /wrist/image_raw",
+                             bind="tcp://127.0.0.1:5599")
+    assert server.kwargs["cmd"][1:3] == ["--bind", "tcp://127.0.0.1:5599"]
+    assert [(n.kwargs["namespace"], n.kwargs["remappings"][0][1]) for n in nodes] == [
+        ("left", "/stereo/left/image_raw"), ("wrist", "/wrist/image_raw")]
+    assert all(n.kwargs["parameters"][0]["server"] == "tcp://127.0.0.1:5599" for n in nodes)
+
+
+def test_a_custom_config_with_its_own_tracker_params(launch_module, tmp_path):
+    params = tmp_path / "tracker.yaml"
+    params.write_text("tracker_node:\n  ros__parameters:\n    max_objects: 5\n    overlay: false\n")
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"server: {{bind: 'ipc:///tmp/x.sock', model: sam2.1_hiera_tiny, checkpoint: /c/t.pt, "
+                      f"device: cuda}}\ncameras: [/a/image, /b/image]\ntracker_params_file: {params}\n")
+    server, *nodes = _launch(launch_module, config=str(config))
+    arguments = server.kwargs["cmd"][1:]
+    assert arguments[arguments.index("--checkpoint") + 1] == "/c/t.pt"
+    assert arguments[arguments.index("--device") + 1] == "cuda"
+    assert [n.kwargs["namespace"] for n in nodes] == ["a", "b"]
+    assert nodes[0].kwargs["parameters"] == [{"max_objects": 5, "overlay": False, "server": "ipc:///tmp/x.sock"}]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("cameras: []\n", "no cameras"),
+    ("cameras: [{name: front}]\n", "needs an image_topic"),
+    ("cameras: [/front/a, /front/b]\n", "both get the namespace 'front'"),
+    ("cameras: [{name: 2cam, image_topic: /x}]\n", "not a valid ROS namespace"),
+    ("server: {bind: ipc:///tmp/s, gpu: 1}\ncameras: [/x]\n", "unknown option(s) ['gpu']"),
+    ("server: {max_streams: 0}\ncameras: [/x]\n", "max_streams must be a positive integer"),
+    ("camera: [/x]\n", "unknown key(s) ['camera']"),
+])
+def test_bad_configs_are_refused_with_the_problem_named(tmp_path, text, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(MultiCameraConfigError) as error:
+        load_config(str(path))
+    assert problem in str(error.value)
+
+
+def test_camera_list_argument():
+    cameras = cameras_from_topics("/front/color/image_raw,,side=/x/y")
+    assert [(c.name, c.image_topic) for c in cameras] == [("front", "/front/color/image_raw"), ("side", "/x/y")]
+    assert load_config(str(CONFIG_FILE), cameras_override="/cam9/image").cameras[0].name == "cam9"
+
+
+# ------------------------------------------------------------------------- the launch, run for real
+@pytest.mark.ros
+@pytest.mark.usefixtures("one_torch_thread")
+def test_launched_processes_track_two_cameras_on_one_server(launch_module, model_files, tmp_path):  # noqa: F811
+    """The processes the launch file describes, started for real (the server as ``python -m
+    sam2_server``, each node as the harness's node process with the launch's namespace, remapping
+    and parameters): two cameras share one server, each with its own objects and ids."""
+    pytest.importorskip("sam2_server.client")
+    from node_harness import GraphClient, NodeProcess
+    from parity_sessions import make_tracker
+    from test_node_server import SEEDING_EVENTS, ServerProcess, replay
+
+    directory = Path(tempfile.mkdtemp(prefix="s2m", dir="/tmp"))
+    endpoint = f"ipc://{directory}/sam2.sock"
+    tracker_params = tmp_path / "tracker.yaml"
+    node_params = {k: v for k, v in model_files.params().items() if k not in ("model", "checkpoint", "device")}
+    tracker_params.write_text(yaml.safe_dump({"tracker_node": {"ros__parameters": node_params}}))
+    config = tmp_path / "cameras.yaml"
+    config.write_text(yaml.safe_dump({
+        "server": {"bind": endpoint, "model": str(model_files.config), "checkpoint": str(model_files.checkpoint),
+                   "device": "cpu"},
+        "cameras": [{"name": "cam_a", "image_topic": "/cam_a/image_raw"},
+                    {"name": "cam_b", "image_topic": "/cam_b/image_raw"}],
+        "tracker_params_file": str(tracker_params)}))
+    server_action, *node_actions = _launch(launch_module, config=str(config))
+    server = ServerProcess.from_arguments(server_action.kwargs["cmd"][1:], tmp_path / "server.log")
+    nodes, clients = [], []
+    try:
+        server.wait_ready()
+        for action in node_actions:
+            (params,) = action.kwargs["parameters"]
+            (remapping,) = action.kwargs["remappings"]
+            assert remapping[0] == "image"
+            nodes.append(NodeProcess(params, tmp_path / f"{action.kwargs['namespace']}.log",
+                                     namespace="/" + action.kwargs["namespace"], image_topic=remapping[1]))
+        clients = [GraphClient(node) for node in nodes]
+        for client in clients:
+            client.wait_active()
+        frames = model_files.frames()
+        # Camera A: the session's prompts (objects 1, 2, 3); camera B: only its first click (object 1).
+        reference_a, reference_b = make_tracker(model_files.session), make_tracker(model_files.session)
+        seeded = replay(clients[0], model_files.session, SEEDING_EVENTS, reference_a)
+        replay(clients[1], model_files.session, 1, reference_b)
+        for index in range(1, seeded + 1):
+            clients[1].track(frames[index], index)
+            reference_b.track(frames[index])
+        for index in range(seeded + 1, seeded + 4):
+            # Both frames published before either answer is awaited: the server serves both streams at once.
+            stamps = [client.publish_frame(frames[index], index) for client in clients]
+            for client, stamp, reference, ids in zip(clients, stamps, (reference_a, reference_b), ([1, 2, 3], [1])):
+                out = client.outputs(stamp)
+                assert out.ids() == ids, client.target.fqn
+                expected = reference.track(frames[index]).masks.cpu().numpy()
+                for row, object_id in enumerate(ids):
+                    got = out.masks()[object_id]
+                    # Frames of two streams may be encoded in one batch: float sums in another order
+                    # can move a pixel on a mask's edge, nothing more.
+                    agreement = (got == expected[row]).mean()
+                    assert agreement > 0.999, f"{client.target.fqn} object {object_id} frame {index}: {agreement}"
+            assert expected.any()
+    finally:
+        for client in clients:
+            client.close()
+        for node in nodes:
+            node.stop()
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
