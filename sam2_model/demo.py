@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--memory-policy", default="official",
                         help="official (default) or robust: Kalman box filter, motion-gated re-appearance, "
-                             "gated memory (see docs/robust_memory.md)")
+                             "thresholds: robust:<components>,name=value (docs/robust_memory.md)")
     return parser
 
 

@@ -71,7 +71,7 @@ class TrackerOptions:
             predictor, default), ``"pillow_port"`` (the same bytes on the model's device) or
             ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
         memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
-            (motion filter, motion-gated re-appearance and gated memory admission; see
+            (motion filter and motion-gated re-appearance; see
             ``robust_options.RobustMemoryOptions``) or ``"robust:<components>"`` (only those,
             ``+``-separated: kalman, motion_gate, memory_gate).
     """
@@ -95,8 +95,8 @@ class TrackerOptions:
     frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
     memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
-                                             "re-appearance, gated memory admission); robust:<a+b> keeps only "
-                                             "the named components (kalman, motion_gate, memory_gate)")
+                                             "re-appearance); robust:<a+b>[,threshold=value...] picks components "
+                                             "(kalman, motion_gate, memory_gate, jump_gate)")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:
