@@ -32,7 +32,8 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     times = {"encode": [], "official": [], "robust": []}
     for index in range(args.videos):
-        video = generate_with_events(args.seed + index, ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames))
+        config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames)
+        video = generate_with_events(args.seed + index, config)
         trackers = {p: sam2_model.StreamingTracker(model, memory_policy=p) for p in ("official", "robust")}
         for t, frame in enumerate(video.frames):
             start = time.perf_counter()

@@ -259,7 +259,8 @@ def run_variants(args: argparse.Namespace, sequences: list[Sequence]) -> int:
     from .variants import variant_folder_name
 
     if args.live or args.prompt == PromptKind.AUTO.value:
-        raise EvaluationInputError("--variant runs in-process with ground-truth prompts (not --live, not --prompt auto)")
+        raise EvaluationInputError("--variant runs in-process with ground-truth prompts "
+                                   "(not --live, not --prompt auto)")
     policies = list(dict.fromkeys(args.variant))
     spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, _tracker_options(args))
     runners = build_variant_runners(spec, policies)
