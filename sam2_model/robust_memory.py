@@ -105,6 +105,7 @@ class RobustObjectState:
     kalman: Optional[BoxKalman] = None
     frames_hidden: int = 0              # frames since the object was last accepted as visible
     last_size: float = 0.0              # larger side of the last accepted box
+    last_box: Optional[np.ndarray] = None  # the last accepted box
     predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
 
@@ -121,6 +122,7 @@ class RobustObjectState:
         if box is not None and options.kalman:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
             self.last_size = _larger_side(box)
+            self.last_box = np.asarray(box, float)
 
 
 def _larger_side(box: np.ndarray) -> float:
@@ -139,7 +141,10 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     rejected = False
     reappearing = state.frames_hidden > 0
     if visible and predicted is not None and ((options.motion_gate and reappearing) or options.jump_gate):
-        distance = np.hypot(*(_centre_size(seen.box)[:2] - _centre_size(predicted)[:2]))
+        centre = _centre_size(seen.box)[:2]
+        distance = np.hypot(*(centre - _centre_size(predicted)[:2]))
+        if options.last_seen and state.last_box is not None:
+            distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
         rejected = distance > gate_limit(state.frames_hidden, options) * state.last_size
         visible = not rejected
     if visible:
@@ -149,6 +154,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
             state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
         state.frames_hidden = 0
         state.last_size = _larger_side(seen.box)
+        state.last_box = np.asarray(seen.box, float)
         state.predicted_box = None
     else:
         state.frames_hidden += 1

@@ -21,7 +21,7 @@ from typing import List
 OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
-COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate")
+COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen")
 # "robust" alone: the components on by default (kalman, motion_gate; memory_gate and jump_gate are
 # opt-in: see RobustMemoryOptions).
 
@@ -56,6 +56,9 @@ class RobustMemoryOptions:
             mask whose centre jumps farther than ``gate_distance`` box sizes from the predicted
             centre (the mask moved onto a look-alike while the model still calls the object
             visible) is refused the same way. Off in plain ``robust``; ``robust:...+jump_gate``.
+        last_seen: the gates measure a mask's distance to the nearer of the predicted centre and
+            the centre where the object was last accepted (an object that stopped, or turned back
+            at the frame's edge, returns near where it went), not to the prediction alone.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -73,6 +76,7 @@ class RobustMemoryOptions:
     # J&F there, so it is opt-in; a gate of 1.5 + 0.25/frame refused true returns, 3 + 1/frame did not.
     memory_gate: bool = False
     jump_gate: bool = False
+    last_seen: bool = False
     gate_distance: float = 3.0
     gate_growth: float = 1.0
     min_iou: float = 0.5

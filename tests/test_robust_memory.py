@@ -115,6 +115,16 @@ def test_jump_gate_refuses_a_visible_mask_that_jumps():
     assert decide(state, seen(box_at(14, 80)), plain).accepted
 
 
+def test_last_seen_accepts_a_return_where_the_object_went():
+    """An object that turned back while hidden returns near where it was last seen, far from where
+    its old velocity says: refused by the plain gate, taken with last_seen."""
+    for policy, accepted in (("robust:motion_gate,gate_distance=0.5,gate_growth=0.1", False),
+                             ("robust:motion_gate+last_seen,gate_distance=0.5,gate_growth=0.1", True)):
+        options = parse_memory_policy(policy)
+        state, _ = tracked_then_hidden(options, hidden=6)  # last seen at x 22; predicted at x 36, gate 11
+        assert decide(state, seen(box_at(16, 30)), options).accepted is accepted
+
+
 @pytest.mark.parametrize(("iou", "score", "admitted"), [(0.9, 5.0, True), (0.3, 5.0, False), (0.9, 0.5, False)])
 def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
     options = parse_memory_policy("robust:memory_gate")
