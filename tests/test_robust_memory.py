@@ -138,7 +138,7 @@ def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
 def test_memory_policy_names():
     assert parse_memory_policy("official") is None
     assert parse_memory_policy("robust") == RobustMemoryOptions()
-    assert RobustMemoryOptions().components == ["kalman", "motion_gate"]  # chosen on the dev set
+    assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen"]  # chosen on the dev set
     assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
     assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
     loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
