@@ -189,7 +189,7 @@ def _load_model(model_name: str, checkpoint: Optional[str], device: str):
 
 def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, prompt: str = "mask",
              model_name: str = "default", checkpoint: Optional[str] = None, device: str = "cpu",
-             scale: int = 3, fps: float = 8.0, stream=None) -> List[ObjectSummary]:
+             scale: int = 3, fps: float = 8.0, stream=None, memory_policy: str = "official") -> List[ObjectSummary]:
     """Generate, prompt, track, write the GIF, print the summary; returns one summary per target."""
     stream = stream or sys.stdout
     from .tracker import StreamingTracker
@@ -205,6 +205,12 @@ def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, promp
         raise DemoInputError(f"--out {out}: folder {out.parent} does not exist")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise DemoInputError(f"--checkpoint {checkpoint}: no such file")
+    from .robust_options import MemoryPolicyError, parse_memory_policy
+
+    try:
+        parse_memory_policy(memory_policy)
+    except MemoryPolicyError as error:
+        raise DemoInputError(f"--memory-policy: {error}") from None
     model, weights = _load_model(model_name, checkpoint, device)
     try:
         video = generate_with_events(seed, ProceduralConfig(height=size, width=size, num_frames=frames))
@@ -216,7 +222,7 @@ def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, promp
           f"{len(ids)} target(s), prompted by {prompt} on frame 0", file=stream)
     print(f"model: {model_name}, weights {weights}, device {device}", file=stream)
 
-    tracker = StreamingTracker(model)
+    tracker = StreamingTracker(model, memory_policy=memory_policy)
     tracked = np.zeros((frames, len(ids), size, size), bool)
     visible = np.zeros((frames, len(ids)), bool)
     extra: Dict[int, List[np.ndarray]] = {}  # --prompt auto: discovered objects that are no target
@@ -293,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=int, default=3, help="GIF pixels per video pixel (default: 3)")
     parser.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default: 8)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--memory-policy", default="official",
+                        help="official (default) or robust: Kalman box filter, motion-gated re-appearance, "
+                             "thresholds: robust:<components>,name=value (docs/robust_memory.md)")
     return parser
 
 
@@ -305,7 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             torch.set_num_threads(args.threads)
         run_demo(args.out, seed=args.seed, frames=args.frames, size=args.size, prompt=args.prompt,
                  model_name=args.model, checkpoint=args.checkpoint, device=args.device, scale=args.scale,
-                 fps=args.fps)
+                 fps=args.fps, memory_policy=args.memory_policy)
     except DemoInputError as error:
         print(f"sam2_model.demo: error: {error}", file=sys.stderr)
         return 2

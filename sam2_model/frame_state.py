@@ -29,6 +29,13 @@ class ObjectState:
     bbox: Box                    # tight box of the mask; zeros when not visible or empty
     area: int                    # mask pixels
     mask: Optional[np.ndarray]   # bbox-sized bool crop of the mask (0 x 0 when empty); None when not asked for
+    # memory_policy robust: while not visible, the box its motion filter predicts (x, y, width,
+    # height in pixels); None when visible or when nothing is predicted.
+    predicted_bbox: Optional[Box] = None
+
+    @property
+    def box_predicted(self) -> bool:
+        return self.predicted_bbox is not None
 
     @property
     def occlusion(self) -> float:

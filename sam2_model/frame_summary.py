@@ -27,6 +27,16 @@ from .frame_state import MAX_BYTE_ID, NO_BOX, Box, FrameState, ObjectState, past
 from .visualization import tint_labels_tensor
 
 
+def _pixel_box(box, height: int, width: int):
+    """A predicted ``(x0, y0, x1, y1)`` float box -> ``(x, y, width, height)`` whole pixels in the
+    frame (None stays None; a box that rounds to nothing keeps one pixel, it is still a prediction)."""
+    if box is None:
+        return None
+    x0, y0 = min(max(int(box[0]), 0), width - 1), min(max(int(box[1]), 0), height - 1)
+    x1, y1 = min(max(int(round(box[2])), x0 + 1), width), min(max(int(round(box[3])), y0 + 1), height)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(np.float64(x), -80.0, 80.0))))
 
@@ -144,10 +154,12 @@ def summarize_frame(result, labels: bool = True, crops: bool = True,
     tight = torch.stack(boxes).cpu().tolist() if boxes else []        # host copy 2: boxes, areas
     numbers = torch.stack([scores.double(), result.iou_scores.reshape(-1).double()], dim=1).cpu().tolist()
     objects = []
+    predicted = getattr(result, "predicted_boxes", None) or [None] * len(ids)
     for row, object_id in enumerate(ids):
         score, iou = numbers[row]
         objects.append(ObjectState(object_id, bool(score > 0), _sigmoid(score), float(iou), NO_BOX, 0,
-                                   np.zeros((0, 0), bool) if crops else None))
+                                   np.zeros((0, 0), bool) if crops else None,
+                                   _pixel_box(predicted[row], height, width)))
     parts = []
     for k, region in enumerate(regions):
         top, bottom, left, right, area = (int(v) for v in tight[k])

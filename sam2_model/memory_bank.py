@@ -23,6 +23,7 @@ import torch
 from .sam2 import MemoryBatch
 
 if TYPE_CHECKING:
+    from .robust_memory import RobustObjectState
     from .sam2 import SAM2Model
 
 
@@ -66,6 +67,9 @@ class ObjectMemory:
     recent: "OrderedDict[int, FrameMemory]" = field(default_factory=OrderedDict)
     output: Optional[FrameOutput] = None
     points: Optional[PointPrompt] = None
+    # The robust memory policy's state of this object (motion filter, hidden count); None under
+    # the official policy. Kept here so that it goes with the object and with a reset.
+    robust: Optional["RobustObjectState"] = None
 
     def has_memory(self) -> bool:
         return bool(self.conditioning) or bool(self.recent)

@@ -240,6 +240,13 @@ class SAM2Model(nn.Module):
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), object_scores)
         return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores, candidates, all_iou)
 
+    def absent_pointer(self, obj_ptr: torch.Tensor) -> torch.Tensor:
+        """The pointer an object judged absent gets, from the pointer ``predict_masks`` gave it as
+        present (exact for the hard presence gate of every released config; with
+        ``soft_no_obj_ptr`` the present pointer's own blend stays in)."""
+        absent = torch.full((obj_ptr.shape[0], 1), -1.0, device=obj_ptr.device, dtype=obj_ptr.dtype)
+        return self._gate_pointer(obj_ptr, absent)
+
     def _gate_pointer(self, obj_ptr: torch.Tensor, object_score_logits: torch.Tensor) -> torch.Tensor:
         """Blend absent objects' pointers towards the learned "no object" pointer."""
         if not self.config.pred_obj_scores or self.no_obj_ptr is None:

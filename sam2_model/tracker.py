@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -29,8 +30,10 @@ from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
-from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
-from .tracker_options import TrackerOptions
+from .robust_memory import RobustObjectState, decide, mask_boxes, observations
+from .robust_options import RobustMemoryOptions, parse_memory_policy
+from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
+from .tracker_options import TrackerOptions, TrackerOptionsError
 from .transforms import (FrameLike, FrameResize, mask_to_model_input, preprocess_video_frame, resize_logits,
                          scale_points_to_model)
 
@@ -49,6 +52,9 @@ class TrackingResult:
     iou_scores: torch.Tensor            # [N]
     frame_hw: tuple
     non_overlap: bool = False
+    # Robust memory policy only: per object, while it is not visible, the box its motion filter
+    # predicts (x0, y0, x1, y1 in the frame's pixels); None where visible or nothing is predicted.
+    predicted_boxes: Optional[List[Optional[tuple]]] = None
 
     @property
     def visible(self) -> torch.Tensor:
@@ -116,6 +122,8 @@ class StreamingTracker:
         **explicit: single options by name (``fill_hole_area=0``, ``max_objects=4``,
             ``autocast="bfloat16"`` or a torch dtype), put on top of ``options``; ``None`` keeps
             the value below. ``autocast_dtype`` is accepted as another name of ``autocast``.
+            ``robust_options`` (a ``RobustMemoryOptions``) sets the robust policy's components
+            and thresholds directly (ablations); it needs ``memory_policy`` robust.
 
     Raises ``TrackerOptionsError`` (a ``ValueError``) naming every bad option.
 
@@ -130,8 +138,18 @@ class StreamingTracker:
             explicit.setdefault("autocast", explicit.pop("autocast_dtype"))
         if isinstance(explicit.get("autocast"), torch.dtype):
             explicit["autocast"] = str(explicit["autocast"]).replace("torch.", "")
+        robust_options = explicit.pop("robust_options", None)
         self.model = model.eval()
         self.options = (options or TrackerOptions()).overridden_by(**explicit).for_model(model.config)
+        # None: the official policy (nothing below runs and nothing changes numerically).
+        self._robust: Optional[RobustMemoryOptions] = parse_memory_policy(self.options.memory_policy)
+        if robust_options is not None:
+            if self._robust is None:
+                raise TrackerOptionsError("robust_options given but memory_policy is official")
+            problems = robust_options.problems()
+            if problems:
+                raise TrackerOptionsError("invalid robust_options: " + "; ".join(problems))
+            self._robust = robust_options
         config = model.config
         self._spatial_window = config.num_maskmem - 1
         self._pointer_window = pointer_window(model)
@@ -246,6 +264,9 @@ class StreamingTracker:
         state = self._objects.get(obj_id)
         if state is None:
             state = ObjectMemory(obj_id=obj_id)
+        if self._robust is not None:
+            state.robust = state.robust or RobustObjectState()
+            state.robust.restart_from_prompt()
         # An object without memory was first prompted on this frame: its prompted memory is
         # committed when the next frame arrives. Such a frame is its initial conditioning frame.
         is_initial = not state.has_memory()
@@ -376,8 +397,9 @@ class StreamingTracker:
         return _Decoding(self, index, states, conditioned, expanded.high_res, expanded.image_embed)
 
     def _finish_frame(self, step: "_Decoding", prediction: MaskPrediction, memory_features: torch.Tensor,
-                      positions: torch.Tensor) -> None:
-        """Store each object's output and memory of the frame (``prediction`` rows: ``step.states``)."""
+                      positions: torch.Tensor, admitted: Optional[List[bool]] = None) -> None:
+        """Store each object's output and memory of the frame (``prediction`` rows: ``step.states``);
+        ``admitted``: per object, whether the frame enters its memory (robust policy; None: all)."""
         index, states = step.index, step.states
         self._remember_memory_positions(positions)
         low_res = self._fill_holes(prediction.low_res_masks)
@@ -385,12 +407,41 @@ class StreamingTracker:
             # Copies, so that no stored row keeps the whole batch's storage alive.
             obj_ptr = prediction.obj_ptr[row].clone()
             features_row = memory_features[row].to(torch.bfloat16, copy=True)
-            state.commit(index, FrameMemory(index, obj_ptr, features_row), as_conditioning=False,
-                         max_conditioning=self.options.max_cond_frames)
+            if admitted is None or admitted[row]:
+                state.commit(index, FrameMemory(index, obj_ptr, features_row), as_conditioning=False,
+                             max_conditioning=self.options.max_cond_frames)
             state.output = FrameOutput(index, low_res[row].clone(), prediction.object_score_logits[row].clone(),
                                        prediction.iou_scores[row].clone(), obj_ptr)
             state.points = None
             state.forget_old(index, self._spatial_window, self._pointer_window)
+
+    def _apply_robust_policy(self, states: List[ObjectMemory], prediction: MaskPrediction):
+        """The robust policy on one frame's batched prediction: each object's decision
+        (``robust_memory.decide``); re-appearances it refuses are marked absent as the model marks
+        absent objects (mask logits, object score and pointer), before their memory is encoded.
+        Returns the prediction and, per object, whether the frame enters its memory."""
+        options = self._robust
+        fresh = [row for row, s in enumerate(states) if s.robust is None or s.robust.needs_prompt_box]
+        if fresh:  # the filter starts from the prompted mask (the output kept since the prompt)
+            prompted = torch.stack([states[row].output.low_res_logits for row in fresh])
+            boxes = mask_boxes(prompted).cpu().numpy()
+            for row, numbers in zip(fresh, boxes):
+                states[row].robust = states[row].robust or RobustObjectState()
+                states[row].robust.start(numbers[:4] if numbers[4] else None, options)
+        seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores)
+        decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
+        rejected = [row for row, d in enumerate(decisions) if not d.accepted]
+        if rejected:
+            rows = torch.tensor(rejected, device=prediction.low_res_masks.device)
+            scores = prediction.object_score_logits.clone()
+            scores[rows] = -scores[rows].abs()
+            low_res, high_res = prediction.low_res_masks.clone(), prediction.high_res_masks.clone()
+            low_res[rows], high_res[rows] = NO_OBJECT_LOGIT, NO_OBJECT_LOGIT
+            obj_ptr = prediction.obj_ptr.clone()
+            obj_ptr[rows] = self.model.absent_pointer(obj_ptr[rows])
+            prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
+                                             obj_ptr=obj_ptr, object_score_logits=scores)
+        return prediction, [d.admitted for d in decisions]
 
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
         return gather_memories(self.model, states, frame_index, self._memory_pos)
@@ -426,12 +477,38 @@ class StreamingTracker:
             scores = torch.zeros(0, device=model.device)
             ious = torch.zeros(0, device=model.device)
         return TrackingResult(frame.index, self.obj_ids, low_res, scores, ious, frame.frame_hw,
-                              self.options.non_overlap_masks)
+                              self.options.non_overlap_masks, self._predicted_boxes(frame))
+
+    def _predicted_boxes(self, frame: _CurrentFrame) -> Optional[List[Optional[tuple]]]:
+        """Robust policy: each object's predicted box on this frame, in the frame's pixels."""
+        if self._robust is None:
+            return None
+        side = self.model.image_size // 4
+        height, width = (float(v) for v in frame.frame_hw)
+        boxes: List[Optional[tuple]] = []
+        for state in self._objects.values():
+            box = state.robust.predicted_box if state.robust is not None else None
+            if box is None or state.output is None or state.output.frame_index != frame.index:
+                boxes.append(None)
+                continue
+            x0, y0, x1, y1 = (float(v) for v in box)
+            boxes.append((min(max(x0 * width / side, 0.0), width), min(max(y0 * height / side, 0.0), height),
+                          min(max(x1 * width / side, 0.0), width), min(max(y1 * height / side, 0.0), height)))
+        return boxes
+
 
 
 def _rows(prediction: MaskPrediction, start: int, stop: int) -> MaskPrediction:
     pick = lambda t: None if t is None else t[start:stop]  # noqa: E731
     return MaskPrediction(*(pick(getattr(prediction, f.name)) for f in dataclasses.fields(MaskPrediction)))
+
+
+def _join_rows(parts: List[MaskPrediction]) -> MaskPrediction:
+    """The inverse of ``_rows``: predictions of consecutive rows as one."""
+    def join(name: str):
+        values = [getattr(part, name) for part in parts]
+        return None if values[0] is None else torch.cat(values)
+    return MaskPrediction(*(join(f.name) for f in dataclasses.fields(MaskPrediction)))
 
 
 @torch.inference_mode()
@@ -455,15 +532,23 @@ def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame
             conditioned = join([s.conditioned for s in steps])
             high_res = [join([s.high_res[k] for s in steps]) for k in range(len(steps[0].high_res))]
             prediction = model.predict_masks(conditioned, high_res, multimask=model.use_multimask(False, 0))
+            bounds = list(itertools.accumulate([len(s.states) for s in steps], initial=0))
+            parts = [prediction] if len(steps) == 1 else \
+                [_rows(prediction, start, stop) for start, stop in zip(bounds, bounds[1:])]
+            # A tracker under the robust policy decides on its own objects before their memory is
+            # encoded (a refused re-appearance is stored as absent).
+            admitted: List[Optional[List[bool]]] = [None] * len(steps)
+            for k, step in enumerate(steps):
+                if step.tracker._robust is not None:
+                    parts[k], admitted[k] = step.tracker._apply_robust_policy(step.states, parts[k])
+            if any(decided is not None for decided in admitted):
+                prediction = parts[0] if len(steps) == 1 else _join_rows(parts)
             # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
             binarize = torch.zeros(conditioned.shape[0], dtype=torch.bool, device=model.device)
             memory_features, positions = model.encode_memory(join([s.image_embed for s in steps]),
                                                              prediction.high_res_masks,
                                                              prediction.object_score_logits, binarize)
-            start = 0
-            for step in steps:
-                stop = start + len(step.states)
-                rows = prediction if len(steps) == 1 else _rows(prediction, start, stop)
-                step.tracker._finish_frame(step, rows, memory_features[start:stop], positions[start:stop])
-                start = stop
+            for k, (step, start, stop) in enumerate(zip(steps, bounds, bounds[1:])):
+                step.tracker._finish_frame(step, parts[k], memory_features[start:stop], positions[start:stop],
+                                           admitted[k])
     return [tracker._result() for tracker, _, _ in items]

@@ -24,6 +24,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from .robust_options import MemoryPolicyError, parse_memory_policy
+
 if TYPE_CHECKING:
     from .config import ModelConfig
 
@@ -68,6 +70,10 @@ class TrackerOptions:
         frame_resize: how frames are resized to the model input: ``"pillow"`` (official video
             predictor, default), ``"pillow_port"`` (the same bytes on the model's device) or
             ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
+        memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
+            (motion filter and motion-gated re-appearance; see
+            ``robust_options.RobustMemoryOptions``) or ``"robust:<components>"`` (only those,
+            ``+``-separated: kalman, motion_gate, memory_gate).
     """
 
     fill_hole_area: Optional[int] = _option(
@@ -88,6 +94,9 @@ class TrackerOptions:
                                             "unset (the weights' dtype)")
     frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
+    memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
+                                             "re-appearance); robust:<a+b>[,threshold=value...] picks components "
+                                             "(kalman, motion_gate, memory_gate, jump_gate)")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:
@@ -118,6 +127,10 @@ class TrackerOptions:
             found.append(f"autocast {self.autocast!r} must be one of {', '.join(AUTOCAST_DTYPES)} or unset")
         if self.frame_resize not in FRAME_RESIZE_METHODS:
             found.append(f"frame_resize {self.frame_resize!r} must be one of {', '.join(FRAME_RESIZE_METHODS)}")
+        try:
+            parse_memory_policy(self.memory_policy)
+        except MemoryPolicyError as error:
+            found.append(str(error))
         return found
 
     def check(self) -> "TrackerOptions":

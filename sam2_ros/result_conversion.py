@@ -41,10 +41,13 @@ def tracked_object_msg(state: ObjectState, header: Header) -> TrackedObject:
     object summarized without its mask (``publish_masks`` false) gets an empty 0 x 0 mask."""
     x, y, w, h = state.bbox
     mask = mask_to_image(state.mask, header) if state.mask is not None else Image(header=header, encoding="mono8")
+    px, py, pw, ph = state.predicted_bbox if state.predicted_bbox is not None else (0, 0, 0, 0)
     return TrackedObject(id=state.object_id, visible=state.visible, visibility=state.visibility,
                          occlusion=state.occlusion, iou_score=state.iou_score,
                          bbox=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h, do_rectify=False),
-                         area=state.area, mask=mask)
+                         area=state.area, mask=mask, box_predicted=state.box_predicted,
+                         predicted_bbox=RegionOfInterest(x_offset=px, y_offset=py, width=pw, height=ph,
+                                                         do_rectify=False))
 
 
 def tracked_objects_msg(frame: FrameState, header: Header, latency_ms: float) -> TrackedObjects:

@@ -203,7 +203,8 @@ def frame_state_to_wire(frame: FrameState) -> Tuple[Dict[str, Any], Dict[str, np
     crops = []
     for o in frame.objects:
         objects.append([o.object_id, o.visible, o.visibility, o.iou_score, *[int(v) for v in o.bbox], o.area,
-                        None if o.mask is None else list(o.mask.shape)])
+                        None if o.mask is None else list(o.mask.shape),
+                        None if o.predicted_bbox is None else [int(v) for v in o.predicted_bbox]])
         if o.mask is not None and o.mask.size:
             crops.append(np.ascontiguousarray(o.mask, dtype=bool).reshape(-1))
     arrays = {}
@@ -223,15 +224,18 @@ def frame_state_from_wire(message: Message) -> FrameState:
         packed = message.arrays.get("crops")
         offset = 0
         objects = []
-        for object_id, visible, visibility, iou, x, y, w, h, area, mask_shape in fields["objects"]:
+        # The trailing predicted box (memory_policy robust) may be missing from an older server.
+        for object_id, visible, visibility, iou, x, y, w, h, area, mask_shape, *predicted in fields["objects"]:
             mask = None
             if mask_shape is not None:
                 rows, cols = mask_shape
                 mask = packed[offset:offset + rows * cols].reshape(rows, cols) if rows * cols else \
                     np.zeros((rows, cols), bool)
                 offset += rows * cols
+            box = predicted[0] if predicted else None
             objects.append(ObjectState(int(object_id), bool(visible), float(visibility), float(iou),
-                                       (int(x), int(y), int(w), int(h)), int(area), mask))
+                                       (int(x), int(y), int(w), int(h)), int(area), mask,
+                                       None if box is None else tuple(int(v) for v in box)))
         return FrameState(int(fields["frame_index"]), int(fields["height"]), int(fields["width"]), objects,
                           message.arrays.get("labels"), message.arrays.get("tinted"))
     except (KeyError, TypeError, ValueError) as error:

@@ -42,6 +42,7 @@ def test_demo_writes_a_gif_with_every_frame_and_one_summary_line_per_target(tmp_
     (["--checkpoint", "/nonexistent/weights.pt"], "no such file"),
     (["--out", "/nonexistent/dir/demo.gif"], "does not exist"),
     (["--frames", "3"], "--frames >= 8"),
+    (["--memory-policy", "robust:wings"], "unknown component(s) wings"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, fragment):
     argv = ["--out", str(tmp_path / "demo.gif")] + args if "--out" not in args else args

@@ -240,6 +240,13 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert misses_of(objects[2]) == (7, missed, pytest.approx(missed / 7))
     assert misses_of(seq) == misses_of(results["summary"]) == (22, missed, pytest.approx(missed / 22))
     console += f", visible frames reported absent {missed}/22 ({missed / 22:.0%})"
+    summary = results["summary"]
+    # None of these trackers draws one object over another: no identity switch; a frame is predicted
+    # when the mask is not empty: visible frames not missed plus hidden frames not reported absent.
+    predicted = 22 - missed + summary["hidden_frames"] - summary["hidden_correct"]
+    assert (summary["predicted_frames"], summary["identity_switches"], summary["identity_switch_rate"]) == (
+        predicted, 0, 0.0)
+    console += f", identity switches 0/{predicted} (0%) of predicted frames"
     assert capsys.readouterr().out.splitlines()[0].endswith(" ms/frame" + console)
 
     report = (out / "report.md").read_text()
@@ -250,9 +257,13 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert report.index("| " + row, summary_at) < sequence_at  # the run's row
     assert report.index("| object | hidden frames | reported absent |") > sequence_at
     never_hidden = "0 | 0 | n/a | 0 | 0 | n/a |"
-    for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 |", "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} |",
-                 "| 3 | " + never_hidden + " 6 | 0 | 0.000 |", "| all | " + row + f" 22 | {missed} | {missed / 22:.3f} |"):
-        assert line in report.splitlines()[report.splitlines().index("## Sequence `bag`"):], line
+    obj2_predicted = objects[2]["predicted_frames"]
+    for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 | 9 | 0 | 0.000 |",
+                 "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} | {obj2_predicted} | 0 |",
+                 "| 3 | " + never_hidden + " 6 | 0 | 0.000 | 6 | 0 | 0.000 |",
+                 "| all | " + row + f" 22 | {missed} | {missed / 22:.3f} | {predicted} | 0 |"):
+        assert any(entry.startswith(line) for entry in
+                   report.splitlines()[report.splitlines().index("## Sequence `bag`"):]), line
 
 
 def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, capsys):
@@ -293,10 +304,12 @@ def test_visibility_without_hidden_objects(tmp_path, capsys):
     # Objects 1 and 2 scored on frames 1-6, object 3 (prompted on frame 3) on 4-6: none missed.
     assert misses_of(results["summary"]) == (15, 0, 0.0)
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.endswith(" ms/frame; visible frames reported absent 0/15 (0%)") and "hidden" not in line
+    assert line.endswith(" ms/frame; visible frames reported absent 0/15 (0%), identity switches 0/15 (0%) "
+                         "of predicted frames") and "hidden" not in line
     report = (out / "report.md").read_text()
     assert "No object is hidden on a scored frame" in report and "| object | hidden frames |" not in report
-    assert "visible frames reported absent (missed): 0 of 15." in report
+    assert "visible frames reported absent (missed): 0 of 15; identity switches 0/15 (0%) of predicted frames." \
+        in report
 
 
 # ---------------------------------------------------------------- the default model

@@ -90,6 +90,8 @@ def test_messages_have_the_documented_fields():
         "bbox": "sensor_msgs/RegionOfInterest", "area": "uint32", "mask": "sensor_msgs/Image",
         "has_position": "boolean", "position": "geometry_msgs/Point", "size": "geometry_msgs/Vector3",
         "num_points": "uint32",
+        # memory_policy robust (issue 25)
+        "box_predicted": "boolean", "predicted_bbox": "sensor_msgs/RegionOfInterest",
     }
     assert TrackedObjects.get_fields_and_field_types() == {
         "header": "std_msgs/Header", "frame_index": "uint64", "latency_ms": "float",

@@ -40,7 +40,7 @@ def test_tracking_options_layer_model_yaml_params_file_and_explicit(running):
     # from the command line (over the params file's 3 and the YAML's 0); the rest: defaults.
     assert ("tracking TrackerOptions(fill_hole_area=2, non_overlap_masks=True, corrections_as_cond=False, "
             "clear_non_cond_mem_around_input=False, max_cond_frames=5, max_objects=64, autocast=None, "
-            "frame_resize='pillow')") in log, log
+            "frame_resize='pillow', memory_policy='official')") in log, log
 
 
 def test_a_box_for_a_new_object_with_every_other_field_default_is_tracked(running, model_files):  # noqa: F811

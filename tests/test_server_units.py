@@ -20,7 +20,8 @@ def _frame_state() -> FrameState:
     rng = np.random.default_rng(0)
     crop = rng.random((3, 5)) > 0.5
     objects = [ObjectState(4, True, 0.1 + 1e-12, 0.7234567891234567, (2, 1, 5, 3), int(crop.sum()), crop),
-               ObjectState(300, False, 1e-30, float("nan"), (0, 0, 0, 0), 0, np.zeros((0, 0), bool)),
+               ObjectState(300, False, 1e-30, float("nan"), (0, 0, 0, 0), 0, np.zeros((0, 0), bool),
+                           predicted_bbox=(1, 2, 3, 4)),  # memory_policy robust: hidden, box predicted
                ObjectState(9, True, 0.5, 0.25, (0, 0, 1, 1), 1, None)]
     labels = rng.integers(0, 400, (6, 8)).astype(np.int32)
     tinted = rng.integers(0, 255, (6, 8, 3)).astype(np.uint8)
@@ -38,6 +39,7 @@ def test_frame_state_survives_the_wire_exactly():
     assert (back.frame_index, back.height, back.width) == (17, 6, 8)
     for a, b in zip(back.objects, state.objects):
         assert (a.object_id, a.visible, a.bbox, a.area) == (b.object_id, b.visible, b.bbox, b.area)
+        assert a.predicted_bbox == b.predicted_bbox
         assert a.visibility == b.visibility and (a.iou_score == b.iou_score or np.isnan(b.iou_score))
         assert (a.mask is None) == (b.mask is None)
         if b.mask is not None:

@@ -12,10 +12,10 @@ import sam2_model
 from parity_sessions import STREAM_FILES, build_session_model, load_session
 
 
-def _run(num_frames: int, checkpoints):
+def _run(num_frames: int, checkpoints, memory_policy: str = "official"):
     session = load_session([p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0])
     frames = [f.numpy() for f in session["frames"]]
-    tracker = sam2_model.StreamingTracker(build_session_model(session), fill_hole_area=8)
+    tracker = sam2_model.StreamingTracker(build_session_model(session), fill_hole_area=8, memory_policy=memory_policy)
     tracker.track(frames[0])
     tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
     tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
@@ -42,6 +42,15 @@ def _assert_flat(stored, rss, first, last):
 def test_memory_flat_over_300_frames():
     stored, rss = _run(300, {100, 200, 300})
     _assert_flat(stored, rss, 100, 300)
+
+
+def test_robust_memory_flat_over_300_frames():
+    """The robust policy's memory gate only leaves frames out: never above the official bound,
+    and its per-object state (a motion filter) does not grow either."""
+    bound, _ = _run(100, {100})
+    stored, rss = _run(300, {100, 200, 300}, memory_policy="robust")
+    assert max(stored.values()) <= bound[100], (stored, bound)
+    assert rss[300] - rss[100] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, discovery_total, position_error_phrase, visibility_phrases, write_report
+from .report import RunInfo, discovery_total, identity_phrase, position_error_phrase, visibility_phrases, write_report
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", default="float32", choices=DTYPES, help="model precision (default: %(default)s)"
     )
     _add_tracker_options(model)
+    model.add_argument(
+        "--variant",
+        action="append",
+        metavar="POLICY",
+        help="score this memory policy (official, robust, robust:<components>); repeat to score several "
+        "variants on the same frames in one run, each frame's image features computed once and shared "
+        "(exact); each variant's report goes to OUT/<policy>/",
+    )
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument(
         "--prompt",
@@ -218,10 +226,11 @@ def evaluate(
 
 
 def visibility_line(summary: Summary) -> str:
-    """The console summary's visibility part: misses always, hidden frames and returns when an
-    object is hidden on a scored frame."""
+    """The console summary's visibility part: misses and identity switches always, hidden frames
+    and returns when an object is hidden on a scored frame."""
     hidden, returns, missed = visibility_phrases(summary.visibility)
-    return f"; {hidden}, {returns}, {missed}" if summary.hidden_frames else "; " + missed
+    switches = identity_phrase(summary.visibility)
+    return f"; {hidden}, {returns}, {missed}, {switches}" if summary.hidden_frames else f"; {missed}, {switches}"
 
 
 def _add_tracker_options(group) -> None:
@@ -236,16 +245,52 @@ def _add_tracker_options(group) -> None:
         else:
             default = getattr(TrackerOptions(), name)
             shown = "" if default is None else f" (default: {default})"
-            group.add_argument(flag, type=types[name], default=None, metavar="N", help=helps[name] + shown)
+            metavar = "NAME" if types[name] is str else "N"
+            group.add_argument(flag, type=types[name], default=None, metavar=metavar, help=helps[name] + shown)
 
 
 def _tracker_options(args: argparse.Namespace) -> TrackerOptions:
     return TrackerOptions().overridden_by(**{name: getattr(args, name) for name in option_names()})
 
 
+def run_variants(args: argparse.Namespace, sequences: list[Sequence]) -> int:
+    """``--variant``: every memory policy on the same frames (shared image features), one report each."""
+    from .model import ModelSpec, build_variant_runners
+    from .variants import variant_folder_name
+
+    if args.live or args.prompt == PromptKind.AUTO.value:
+        raise EvaluationInputError("--variant runs in-process with ground-truth prompts "
+                                   "(not --live, not --prompt auto)")
+    policies = list(dict.fromkeys(args.variant))
+    spec = ModelSpec(args.model, args.checkpoint, args.device, args.dtype, _tracker_options(args))
+    runners = build_variant_runners(spec, policies)
+    prompt = PromptKind(args.prompt)
+    results: dict[str, list[SequenceResult]] = {policy: [] for policy in policies}
+    for seq in sequences:  # sequences outside, variants inside: the cache holds one sequence
+        for policy in policies:
+            results[policy].append(evaluate_sequence(runners[policy], seq, prompt, args.bound_th, args.worst))
+    for policy in policies:
+        summary = summarize(results[policy])
+        info = RunInfo(source=str(args.bag if args.bag is not None else args.davis), prompt=prompt.value,
+                       runner=runners[policy].description, bound_th=args.bound_th, max_frames=args.max_frames,
+                       image_topic=args.image_topic if args.bag is not None else None,
+                       gt_topic=args.gt_topic if args.bag is not None else None, model=spec.config,
+                       checkpoint=None if spec.checkpoint is None else str(spec.checkpoint), device=spec.device,
+                       dtype=spec.dtype)
+        files = write_report(args.out / variant_folder_name(policy), info, summary, results[policy])
+        print(f"{policy}: J&F {summary.jf_mean:.3f} (J {summary.j_mean:.3f}, F {summary.f_mean:.3f}) over "
+              f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
+              f"{summary.track_ms_mean:.1f} ms/frame" + visibility_line(summary) + f"; results: {files.results_json}")
+    return 0
+
+
 def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """The whole evaluation; runner defaults to the in-process SAM 2 tracker built from args."""
     sequences = open_sequences(args)
+    if args.variant and runner is None:
+        if args.out.exists() and not args.out.is_dir():
+            raise EvaluationInputError(f"--out {args.out} exists and is not a folder")
+        return run_variants(args, sequences)
     if args.out.exists() and not args.out.is_dir():
         raise EvaluationInputError(f"--out {args.out} exists and is not a folder")
     if args.live and args.prompt == PromptKind.AUTO.value:

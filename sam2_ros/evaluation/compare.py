@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import EvaluationInputError, run_command
-from .report import RESULTS_SCHEMA_VERSION, visibility_phrases
+from .report import RESULTS_SCHEMA_VERSION, identity_phrase, visibility_phrases
 from .scoring import VisibilityCounts
 
 PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
 VISIBILITY_FIELDS = tuple(f.name for f in fields(VisibilityCounts))  # the counts; rates derive from them
+# Counts added after the first visibility counts: missing in older results.json files, read as 0.
+LATER_FIELDS = ("predicted_frames", "identity_switches")
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,8 @@ def load_run(path: Path) -> EvaluationRun:
                 if jf is None:  # no scored frame: nothing to compare
                     continue
                 key = (str(name), int(_field(obj, "obj_id", where)))
-                counts = (VisibilityCounts(**{f: int(obj[f]) for f in VISIBILITY_FIELDS})
-                          if all(f in obj for f in VISIBILITY_FIELDS) else None)
+                counts = (VisibilityCounts(**{f: int(obj[f]) for f in VISIBILITY_FIELDS if f in obj})
+                          if all(f in obj for f in VISIBILITY_FIELDS if f not in LATER_FIELDS) else None)
                 j_stats = _field(obj, "J", where) or {}
                 objects[key] = ObjectScore(float(jf), int(j_stats.get("num_frames", 0)), counts)
     except EvaluationInputError:
@@ -178,16 +180,33 @@ def compare_runs(before: EvaluationRun, after: EvaluationRun, tolerance: float =
                 f"object {key[0]}/{key[1]} is scored on {frames_before} frames in {before.path} and on "
                 f"{frames_after} in {after.path}: not the same data (--max-frames?)")
     changes = [ObjectChange(k, before.objects[k].jf, after.objects[k].jf) for k in keys]
-    n = len(changes)
-    mean = sum(c.difference for c in changes) / n
+    mean, standard_error, interval = paired_interval([c.difference for c in changes])
+    return Comparison(before, after, changes, len(only_before) + len(only_after), mean, standard_error,
+                      interval, tolerance)
+
+
+def paired_interval(differences: List[float]) -> Tuple[float, float, Tuple[float, float]]:
+    """Mean of paired differences, its standard error and 95 % Student-t interval (infinite with one)."""
+    n = len(differences)
+    mean = sum(differences) / n
     if n > 1:
-        variance = sum((c.difference - mean) ** 2 for c in changes) / (n - 1)
+        variance = sum((d - mean) ** 2 for d in differences) / (n - 1)
         standard_error = math.sqrt(variance / n)
         half_width = student_t_quantile(0.975, n - 1) * standard_error
     else:
         standard_error, half_width = 0.0, math.inf
-    return Comparison(before, after, changes, len(only_before) + len(only_after), mean, standard_error,
-                      (mean - half_width, mean + half_width), tolerance)
+    return mean, standard_error, (mean - half_width, mean + half_width)
+
+
+def switch_difference_line(comparison: "Comparison") -> Optional[str]:
+    """Identity switches per object, after - before, with its paired 95 % interval (None without counts)."""
+    keys = [change.key for change in comparison.changes]
+    counts = [(comparison.before.objects[k].visibility, comparison.after.objects[k].visibility) for k in keys]
+    if any(b is None or a is None for b, a in counts):
+        return None
+    mean, _, (low, high) = paired_interval([a.identity_switches - b.identity_switches for b, a in counts])
+    return (f"identity switches per object: difference {mean:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}]"
+            f" ({sum(b.identity_switches for b, _ in counts)} -> {sum(a.identity_switches for _, a in counts)})")
 
 
 def format_comparison(comparison: Comparison, largest: int = 3) -> str:
@@ -225,7 +244,10 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         if v is None:
             lines.append(f"{label}: no visibility counts (a results.json from an older sam2-eval)")
             continue
-        lines.append(f"{label}: " + ", ".join(visibility_phrases(v)))
+        lines.append(f"{label}: " + ", ".join(visibility_phrases(v) + (identity_phrase(v),)))
+    switches = switch_difference_line(c)
+    if switches is not None:
+        lines.append(switches)
     ordered = sorted(c.changes, key=lambda ch: (ch.difference, ch.key))
     worse = [ch for ch in ordered[:largest] if ch.difference < 0]
     better = [ch for ch in ordered[::-1][:largest] if ch.difference > 0]

@@ -42,6 +42,31 @@ def _make_deterministic() -> Any:
     return torch
 
 
+def build_variant_runners(spec: ModelSpec, memory_policies: list[str]) -> dict[str, InProcessRunner]:
+    """One runner per memory policy, all on one model and one ``FeatureCache``: each frame is
+    encoded once for every variant (exact: see ``variants``)."""
+    from .variants import CachedTracker, FeatureCache
+
+    base = build_runner(spec)
+    cache = FeatureCache()
+    runners = {}
+    for policy in memory_policies:
+        tracking = dataclasses.replace(spec.tracking, memory_policy=policy)
+        problems = tracking.problems()
+        if problems:
+            raise EvaluationInputError("invalid tracker options: " + "; ".join(problems))
+
+        def make_tracker(tracking=tracking):
+            import sam2_model
+
+            return CachedTracker(sam2_model.StreamingTracker(base.model, tracking), cache)
+
+        runners[policy] = InProcessRunner(
+            make_tracker, description=f"{base.description}, memory_policy {policy}, image features shared "
+                                      "by the variants (encoder time counted once, in the first variant)")
+    return runners
+
+
 def build_runner(
     spec: ModelSpec, discover_every: int = 0, discover_points_per_side: int | None = None
 ) -> InProcessRunner:
@@ -80,12 +105,14 @@ def build_runner(
     def make_tracker():
         return sam2_model.StreamingTracker(model, spec.tracking)
 
-    return InProcessRunner(
+    runner = InProcessRunner(
         make_tracker,
         description=f"in-process sam2_model.StreamingTracker on {spec.device} ({spec.dtype})",
         discoverer=make_discoverer(model, discover_points_per_side),
         discover_every=discover_every,
     )
+    runner.model = model  # for variants sharing it (build_variant_runners)
+    return runner
 
 
 def make_discoverer(model: Any, points_per_side: int | None = None):

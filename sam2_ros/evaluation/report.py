@@ -194,7 +194,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 VISIBILITY_HEADER = (
     "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate "
-    "| visible frames | missed | miss rate |"
+    "| visible frames | missed | miss rate | predicted frames | identity switches | switch rate |"
 )
 
 
@@ -202,7 +202,8 @@ def _visibility_cells(v: VisibilityCounts) -> str:
     return (
         f"{v.hidden_frames} | {v.hidden_correct} | {_fmt(v.absent_accuracy)} "
         f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} "
-        f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} |"
+        f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} "
+        f"| {v.predicted_frames} | {v.identity_switches} | {_fmt(v.identity_switch_rate)} |"
     )
 
 
@@ -219,6 +220,11 @@ def visibility_phrases(v: VisibilityCounts) -> tuple[str, str, str]:
     )
 
 
+def identity_phrase(v: VisibilityCounts) -> str:
+    """The console's words for identity switches (sam2-eval, sam2-eval-compare)."""
+    return f"identity switches {count_and_percent(v.identity_switches, v.predicted_frames)} of predicted frames"
+
+
 def _visibility_separator(leading_columns: int = 0) -> str:
     return "|" + "---|" * (VISIBILITY_HEADER.count("|") + leading_columns)
 
@@ -226,7 +232,8 @@ def _visibility_separator(leading_columns: int = 0) -> str:
 def _summary_visibility_lines(summary: Summary) -> list[str]:
     if not summary.hidden_frames:
         return ["No object is hidden on a scored frame, so absent accuracy and redetection rate do not apply; "
-                f"visible frames reported absent (missed): {summary.visible_missed} of {summary.visible_frames}.", ""]
+                f"visible frames reported absent (missed): {summary.visible_missed} of {summary.visible_frames}; "
+                f"{identity_phrase(summary.visibility)}.", ""]
     return [
         "Visibility (all objects; the tracker reports an object not visible with an empty mask):",
         "",
@@ -398,8 +405,10 @@ def markdown_report(
         "empty). Absent accuracy = hidden frames reported absent / hidden frames. A *return* frame is one where "
         "the object is in the truth again after an earlier hidden frame; redetection rate = return frames with "
         "a non-empty prediction / return frames. *Missed* = frames where the object is in the truth (visible "
-        "frames) but reported absent; miss rate = missed / visible frames. Sequence and run figures add up the "
-        "counts over objects.",
+        "frames) but reported absent; miss rate = missed / visible frames. An *identity switch* is a frame "
+        "with a non-empty prediction that covers more pixels of another true object than of its own (the mask "
+        "jumped to a look-alike or a neighbour); switch rate = identity switches / predicted frames (frames "
+        "with a non-empty prediction). Sequence and run figures add up the counts over objects.",
         "",
     ]
     if summary.position_error is not None:

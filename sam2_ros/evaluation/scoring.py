@@ -17,6 +17,9 @@ earlier scored frame of that object was hidden. Absent accuracy is the fraction 
 frames predicted empty; redetection rate the fraction of return frames predicted non-empty;
 miss rate the fraction of frames with a non-empty ground truth (hidden before or not) predicted
 empty: an object dropped while in plain view, the other half of a wrong presence decision.
+Identity: a scored frame with a non-empty prediction is an *identity switch* when the predicted
+mask covers more pixels of another ground-truth object than of its own (the mask jumped to a
+look-alike or a neighbour); the switch rate is switches / frames with a non-empty prediction.
 Sequences and the run add up the counts over objects and take the rates of the sums.
 """
 
@@ -52,7 +55,9 @@ class VisibilityCounts:
     frames with an empty prediction. return_frames: scored frames with a non-empty ground
     truth after an earlier hidden scored frame; return_found: of those, frames with a
     non-empty prediction. visible_frames: scored frames with a non-empty ground truth;
-    visible_missed: of those, frames with an empty prediction.
+    visible_missed: of those, frames with an empty prediction. predicted_frames: scored frames
+    with a non-empty prediction; identity_switches: of those, frames whose predicted mask covers
+    more pixels of another ground-truth object than of its own (``identity_switched``).
     """
 
     hidden_frames: int = 0
@@ -61,6 +66,8 @@ class VisibilityCounts:
     return_found: int = 0
     visible_frames: int = 0
     visible_missed: int = 0
+    predicted_frames: int = 0
+    identity_switches: int = 0
 
     @property
     def absent_accuracy(self) -> float | None:
@@ -77,6 +84,11 @@ class VisibilityCounts:
         """visible_missed / visible_frames; None when the object is never in the truth."""
         return _rate(self.visible_missed, self.visible_frames)
 
+    @property
+    def identity_switch_rate(self) -> float | None:
+        """identity_switches / predicted_frames; None when nothing was ever predicted."""
+        return _rate(self.identity_switches, self.predicted_frames)
+
     def as_dict(self) -> dict[str, int | float | None]:
         """Counts and rates, each rate after the counts it divides (results.json's order)."""
         return {
@@ -89,6 +101,9 @@ class VisibilityCounts:
             "visible_frames": self.visible_frames,
             "visible_missed": self.visible_missed,
             "miss_rate": self.miss_rate,
+            "predicted_frames": self.predicted_frames,
+            "identity_switches": self.identity_switches,
+            "identity_switch_rate": self.identity_switch_rate,
         }
 
     def __add__(self, other: VisibilityCounts) -> VisibilityCounts:
@@ -120,8 +135,11 @@ class ObjectResult:
     def position_error(self) -> PositionErrorStats | None:
         return error_stats(self.position_errors)
 
-    def count_visibility(self, gt_empty: bool, pred_empty: bool) -> None:
-        """Add one scored frame to the visibility counts (frames in order)."""
+    def count_visibility(self, gt_empty: bool, pred_empty: bool, switched: bool = False) -> None:
+        """Add one scored frame to the visibility counts (frames in order); ``switched``: the
+        prediction is an identity switch (``identity_switched``)."""
+        if not pred_empty:
+            self.visibility += VisibilityCounts(predicted_frames=1, identity_switches=int(switched))
         if gt_empty:
             self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
             return
@@ -253,6 +271,9 @@ class Summary:
     visible_frames: int = 0
     visible_missed: int = 0
     miss_rate: float | None = None
+    predicted_frames: int = 0
+    identity_switches: int = 0
+    identity_switch_rate: float | None = None
     # With depth: 3D position errors (metres) over every object-frame of every sequence; None without.
     position_error: PositionErrorStats | None = None
 
@@ -287,6 +308,21 @@ def summarize(results: list[SequenceResult]) -> Summary:
         **visibility.as_dict(),
         position_error=error_stats([e for r in results for o in r.objects for e in o.position_errors]),
     )
+
+
+def identity_switched(mask: np.ndarray, labels: np.ndarray, obj_id: int, void_label: int | None = None) -> bool:
+    """Whether the predicted ``mask`` of ``obj_id`` covers more pixels of one other ground-truth
+    object than of ``obj_id`` itself (background and void pixels count for nobody). An empty mask
+    never switches; a mask over another object while its own is hidden does."""
+    covered = np.asarray(labels)[np.asarray(mask, dtype=bool)]
+    if covered.size == 0:
+        return False
+    ids, counts = np.unique(covered, return_counts=True)
+    own = int(counts[ids == obj_id].sum())
+    others = (ids != 0) & (ids != obj_id)
+    if void_label is not None:
+        others &= ids != void_label
+    return bool(others.any()) and int(counts[others].max()) > own
 
 
 def _thumbnail(image: np.ndarray, gt: np.ndarray, pred: np.ndarray):
@@ -385,7 +421,8 @@ def score_predictions(
                 obj.frames.append(frame.index)
                 obj.j.append(j)
                 obj.f.append(f)
-                obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any())
+                obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any(),
+                                     switched=identity_switched(mask, frame.gt_labels, obj_id, sequence.void_label))
                 if frame.depth_m is not None and sequence.intrinsics is not None:
                     if pred.positions is None:
                         error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)

@@ -1,0 +1,209 @@
+"""The robust memory policy's per-object state and decisions; ``StreamingTracker`` calls it once
+per frame for all objects when ``memory_policy`` is ``robust``.
+
+Per object (``RobustObjectState``, kept on the object's ``ObjectMemory``, so it is removed with
+the object and reset with the tracker): a constant-velocity Kalman filter on the mask's box, how
+many frames the object has been hidden, and the box predicted for the current frame. Each frame,
+``decide`` turns the model's output for the object into a ``Decision``: whether its mask is
+accepted as the object (the motion gate may refuse a re-appearance far from the predicted box),
+whether the frame enters memory (the memory gate), and the box predicted while it is hidden.
+
+Boxes are ``(x0, y0, x1, y1)`` in the model's low-resolution mask grid (pixel edges: a mask
+covering columns 3..5 spans x0 = 3, x1 = 6). The decisions are plain numpy on a few numbers per
+object: the tracker brings every object's box, score and IoU to the host in one copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from .robust_options import RobustMemoryOptions
+
+STATE_SIZE = 8  # cx, cy, w, h and their velocities
+MEASURED = 4    # cx, cy, w, h
+MIN_SIZE = 1.0  # grid cells: the noise scales never reach zero for a tiny box
+
+
+class BoxKalman:
+    """Constant-velocity Kalman filter on a box's centre and size (SORT-like, noise scaled by the
+    box's size so that one setting fits objects of every size)."""
+
+    def __init__(self, box: np.ndarray, process_noise: float, measurement_noise: float):
+        self.process_noise = process_noise
+        self.measurement_noise = measurement_noise
+        self.state = np.zeros(STATE_SIZE)
+        self.state[:MEASURED] = _centre_size(box)
+        size = self._size()
+        # The first box is measured; the velocity is unknown (a box size per frame, one sigma).
+        self.covariance = np.diag([(measurement_noise * size) ** 2] * MEASURED + [size ** 2] * MEASURED)
+        self.transition = np.eye(STATE_SIZE)
+        self.transition[:MEASURED, MEASURED:] = np.eye(MEASURED)
+        self.observation = np.eye(MEASURED, STATE_SIZE)
+
+    def _size(self) -> float:
+        return max(MIN_SIZE, float(self.state[2]), float(self.state[3]))
+
+    def predict(self) -> np.ndarray:
+        """Advance one frame; the predicted box."""
+        size = self._size()
+        q = (self.process_noise * size) ** 2
+        self.state = self.transition @ self.state
+        self.covariance = self.transition @ self.covariance @ self.transition.T + np.diag(
+            [q] * MEASURED + [q] * MEASURED)
+        self.state[2:4] = np.maximum(self.state[2:4], 0.0)  # a size never goes negative
+        return self.box()
+
+    def update(self, box: np.ndarray) -> None:
+        """Correct with a measured box (after ``predict`` for this frame)."""
+        size = self._size()
+        noise = np.eye(MEASURED) * (self.measurement_noise * size) ** 2
+        residual = _centre_size(box) - self.observation @ self.state
+        innovation = self.observation @ self.covariance @ self.observation.T + noise
+        gain = self.covariance @ self.observation.T @ np.linalg.inv(innovation)
+        self.state = self.state + gain @ residual
+        self.covariance = (np.eye(STATE_SIZE) - gain @ self.observation) @ self.covariance
+
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.state[:MEASURED]
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self.state[MEASURED:MEASURED + 2].copy()
+
+
+def _centre_size(box: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+
+
+@dataclass
+class Observation:
+    """The model's output for one object on one frame."""
+
+    visible: bool                 # object-score logit > 0
+    box: Optional[np.ndarray]     # mask box in the grid; None when the mask is empty
+    iou: float
+    object_score: float
+
+
+@dataclass
+class Decision:
+    accepted: bool                # the output stays as the model made it (False: marked not visible)
+    admitted: bool                # the frame enters the object's memory
+    predicted_box: Optional[np.ndarray]  # while not visible: where the filter expects the object
+
+
+@dataclass
+class RobustObjectState:
+    """The robust policy's memory of one object (bounded: a fixed handful of numbers)."""
+
+    kalman: Optional[BoxKalman] = None
+    frames_hidden: int = 0              # frames since the object was last accepted as visible
+    last_size: float = 0.0              # larger side of the last accepted box
+    last_box: Optional[np.ndarray] = None  # the last accepted box
+    predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
+    needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
+
+    def restart_from_prompt(self) -> None:
+        """A prompt defines the object again: the filter restarts from the prompted mask."""
+        self.kalman = None
+        self.frames_hidden = 0
+        self.predicted_box = None
+        self.needs_prompt_box = True
+
+    def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions) -> None:
+        """Start the filter from the prompted frame's mask box (nothing when it is empty)."""
+        self.needs_prompt_box = False
+        if box is not None and options.kalman:
+            self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
+            self.last_size = _larger_side(box)
+            self.last_box = np.asarray(box, float)
+
+
+def _larger_side(box: np.ndarray) -> float:
+    return max(MIN_SIZE, float(box[2] - box[0]), float(box[3] - box[1]))
+
+
+def gate_limit(frames_hidden: int, options: RobustMemoryOptions) -> float:
+    """How far (in box sizes) a re-appearance may lie from the predicted centre."""
+    return options.gate_distance + options.gate_growth * frames_hidden
+
+
+def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> Decision:
+    """One object's frame under the robust policy; advances its filter and hidden count."""
+    predicted = state.kalman.predict() if state.kalman is not None else None
+    visible = seen.visible and seen.box is not None
+    rejected = False
+    reappearing = state.frames_hidden > 0
+    if visible and predicted is not None and ((options.motion_gate and reappearing) or options.jump_gate):
+        centre = _centre_size(seen.box)[:2]
+        distance = np.hypot(*(centre - _centre_size(predicted)[:2]))
+        if options.last_seen and state.last_box is not None:
+            distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
+        rejected = distance > gate_limit(state.frames_hidden, options) * state.last_size
+        visible = not rejected
+    if visible:
+        if state.kalman is not None:
+            state.kalman.update(seen.box)
+        elif options.kalman:
+            state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
+        state.frames_hidden = 0
+        state.last_size = _larger_side(seen.box)
+        state.last_box = np.asarray(seen.box, float)
+        state.predicted_box = None
+    else:
+        state.frames_hidden += 1
+        state.predicted_box = predicted
+    # A refused re-appearance enters memory as an absent frame (the tracker re-marks it); a
+    # visible frame of poor quality stays out; absent frames always enter (absence evidence).
+    admitted = True
+    if visible and options.memory_gate:
+        admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
+    return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box)
+
+
+def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
+    """``[N, 1, h, w]`` logits -> ``[N, 5]``: the box (x0, y0, x1, y1, pixel edges) of each mask
+    (logits > 0) and 1 where the mask is not empty (else the box is zeros). On the logits' device."""
+    mask = logits[:, 0] > 0
+    rows, cols = mask.any(dim=2), mask.any(dim=1)  # [N, h], [N, w]
+
+    def span(occupied: torch.Tensor):
+        positions = torch.arange(occupied.shape[1], device=occupied.device)
+        first = torch.where(occupied, positions, occupied.shape[1]).amin(dim=1)
+        last = torch.where(occupied, positions, -1).amax(dim=1) + 1
+        return first, last
+
+    x0, x1 = span(cols)
+    y0, y1 = span(rows)
+    present = rows.any(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1) * present[:, None]
+    return torch.cat([boxes.float(), present[:, None].float()], dim=1)
+
+
+def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor
+                 ) -> List[Observation]:
+    """Every object's observation from one batched prediction, with one copy to the host."""
+    numbers = torch.cat([mask_boxes(prediction_logits), object_scores.reshape(-1, 1).float(),
+                         ious.reshape(-1, 1).float()], dim=1).cpu().numpy()
+    found = []
+    for x0, y0, x1, y1, present, score, iou in numbers:
+        box = np.array([x0, y0, x1, y1]) if present else None
+        found.append(Observation(bool(score > 0), box, float(iou), float(score)))
+    return found
+
+
+@dataclass
+class RobustFrame:
+    """The policy's answer for every object of one frame, in the tracker's object order."""
+
+    decisions: List[Decision] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> List[int]:
+        return [row for row, d in enumerate(self.decisions) if not d.accepted]

@@ -1,0 +1,149 @@
+"""The "robust" memory policy's components and thresholds, and the ``memory_policy`` names.
+
+``TrackerOptions.memory_policy`` (one string, so that the node's parameter, ``sam2-eval
+--memory-policy`` and the demo's flag carry it as they carry every other option) is read here:
+
+* ``"official"``: SAM 2's video predictor exactly (the default);
+* ``"robust"``: every component below on, at its default threshold;
+* ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
+* ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
+  (``,name=value``; ``robust,min_iou=0.3`` keeps the default components).
+
+Torch-free, like ``tracker_options``: the ROS side validates the parameter without the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import List
+
+OFFICIAL = "official"
+ROBUST = "robust"
+MEMORY_POLICIES = (OFFICIAL, ROBUST)
+COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen")
+# "robust" alone: the components on by default (kalman, motion_gate, last_seen; memory_gate and
+# jump_gate are opt-in: see RobustMemoryOptions).
+
+
+class MemoryPolicyError(ValueError):
+    """A ``memory_policy`` string that names no policy or an unknown component."""
+
+
+@dataclass(frozen=True)
+class RobustMemoryOptions:
+    """What the robust policy changes, each part switchable alone.
+
+    Args:
+        kalman: a constant-velocity Kalman filter on each object's box (centre, width, height and
+            their velocities, in the model's low-resolution mask grid): updated with the mask's
+            box on every frame the object is accepted as visible, predicting it on every frame.
+            While the object is hidden the tracker outputs its predicted box, flagged as
+            predicted. The motion gate needs it; alone it changes no mask.
+        motion_gate: a re-appearance (visible after at least one frame not visible) whose mask
+            box centre lies farther from the filter's predicted centre than
+            ``gate_distance + gate_growth * frames hidden`` times the last seen box's larger side
+            is not taken as the object: its output is marked not visible (empty mask) and its
+            memory is encoded as an absent frame, as the model itself does for absent objects.
+            A look-alike appearing far from where the hidden object can be is therefore not
+            adopted, and not learned from.
+        memory_gate: a visible frame enters the object's memory only when its predicted IoU is
+            at least ``min_iou`` and its object-score logit at least ``min_object_score``;
+            frames judged absent always enter (they are the absence evidence: a prototype that
+            also dropped them stopped reporting hidden objects absent). A skipped frame leaves
+            a gap in the recent memories, so memory never grows.
+        jump_gate: the motion gate's test on every visible frame, not only on re-appearances: a
+            mask whose centre jumps farther than ``gate_distance`` box sizes from the predicted
+            centre (the mask moved onto a look-alike while the model still calls the object
+            visible) is refused the same way. Off in plain ``robust``; ``robust:...+jump_gate``.
+        last_seen: the gates measure a mask's distance to the nearer of the predicted centre and
+            the centre where the object was last accepted (an object that stopped, or turned back
+            at the frame's edge, returns near where it went), not to the prediction alone.
+        gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
+        gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
+            uncertainty grows while nothing is observed).
+        min_iou: memory gate: least predicted IoU of a frame admitted to memory.
+        min_object_score: memory gate: least object-score logit of a visible frame admitted.
+        process_noise: Kalman: standard deviation of the per-frame change of the velocity, as a
+            fraction of the box size (how fast an object may change speed).
+        measurement_noise: Kalman: standard deviation of a mask box's centre and size, as a
+            fraction of the box size.
+    """
+
+    kalman: bool = True
+    motion_gate: bool = True
+    # Defaults chosen on the dev set (docs/benchmarks.md, issue 25): the memory gate lost 0.057
+    # J&F there, so it is opt-in; a gate of 1.5 + 0.25/frame refused true returns, 3 + 1/frame did not.
+    memory_gate: bool = False
+    jump_gate: bool = False
+    # last_seen: on dev 40-59 the gate without it refused 38 true returns; with it none (+0.013).
+    last_seen: bool = True
+    gate_distance: float = 3.0
+    gate_growth: float = 1.0
+    min_iou: float = 0.5
+    min_object_score: float = 1.0
+    process_noise: float = 0.05
+    measurement_noise: float = 0.1
+
+    def problems(self) -> List[str]:
+        found = []
+        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise"):
+            if getattr(self, name) < 0:
+                found.append(f"{name} {getattr(self, name)} must be >= 0")
+        if (self.motion_gate or self.jump_gate) and not self.kalman:
+            found.append("motion_gate and jump_gate need kalman (they compare a mask with the predicted box)")
+        return found
+
+    @property
+    def components(self) -> List[str]:
+        return [name for name in COMPONENTS if getattr(self, name)]
+
+
+def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
+    """``None`` for the official policy, else the robust policy's components (defaults otherwise).
+
+    A component named alone brings the Kalman filter with it when it needs one
+    (``robust:motion_gate`` is ``kalman+motion_gate``)."""
+    if not isinstance(text, str):
+        raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
+    head, *settings = text.split(",")
+    name, separator, listed = head.partition(":")
+    if name == OFFICIAL and not separator and not settings:
+        return None
+    if name != ROBUST:
+        raise MemoryPolicyError(f"memory_policy {text!r} must be one of {', '.join(MEMORY_POLICIES)}, or "
+                                f"robust:<components> with components from {'+'.join(COMPONENTS)}")
+    if not separator:
+        return _with_thresholds(RobustMemoryOptions(), settings, text)
+    chosen = [part for part in listed.split("+") if part]
+    unknown = [part for part in chosen if part not in COMPONENTS]
+    if unknown or not chosen:
+        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
+                                f"known: {', '.join(COMPONENTS)}")
+    switches = {name: name in chosen for name in COMPONENTS}
+    if switches["motion_gate"] or switches["jump_gate"]:
+        switches["kalman"] = True
+    return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
+
+
+def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: str) -> RobustMemoryOptions:
+    thresholds = [f.name for f in fields(RobustMemoryOptions) if f.type in (float, "float")]
+    values = {}
+    for setting in settings:
+        key, equals, value = setting.partition("=")
+        if key not in thresholds or not equals:
+            raise MemoryPolicyError(f"memory_policy {text!r}: {setting!r} is not threshold=value with a threshold "
+                                    f"from {', '.join(thresholds)}")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise MemoryPolicyError(f"memory_policy {text!r}: {key} needs a number, got {value!r}") from None
+    options = dataclasses.replace(options, **values)
+    problems = options.problems()
+    if problems:
+        raise MemoryPolicyError(f"memory_policy {text!r}: " + "; ".join(problems))
+    return options
+
+
+def robust_option_names() -> List[str]:
+    return [item.name for item in fields(RobustMemoryOptions)]

@@ -1,0 +1,146 @@
+"""sam2-eval's identity-switch measure: on constructed masks, and end to end with a stub tracker
+that draws a hidden object's mask over another object."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sam2_ros.evaluation import davis
+from sam2_ros.evaluation.cli import main as eval_main
+from sam2_ros.evaluation.compare import main as compare_main
+from sam2_ros.evaluation.scoring import ObjectResult, VisibilityCounts, identity_switched
+from sam2_ros.evaluation.synthetic import synthetic_sequence
+
+from eval_stubs import PerfectTracker, StubRunner
+
+VOID = 255
+
+
+def labels_with(*boxes):
+    """A 20 x 20 label image; each box is (label, y0, y1, x0, x1)."""
+    labels = np.zeros((20, 20), np.uint8)
+    for label, y0, y1, x0, x1 in boxes:
+        labels[y0:y1, x0:x1] = label
+    return labels
+
+
+def box_mask(y0, y1, x0, x1):
+    mask = np.zeros((20, 20), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+LABELS = labels_with((1, 0, 5, 0, 5), (2, 10, 20, 10, 20))  # object 1: 25 px, object 2: 100 px
+
+
+@pytest.mark.parametrize(("mask", "switched"), [
+    (box_mask(0, 5, 0, 5), False),                # exactly its own object
+    (np.zeros((20, 20), bool), False),            # empty: reported absent, never a switch
+    (box_mask(6, 9, 0, 20), False),               # background only
+    (box_mask(10, 12, 10, 12), True),             # 4 px of object 2, none of its own
+    (box_mask(0, 5, 0, 20) | box_mask(10, 20, 10, 11), False),  # 25 own vs 10 other: own wins
+    (box_mask(0, 5, 0, 5) | box_mask(10, 13, 10, 20), True),    # 25 own vs 30 other
+    (box_mask(0, 5, 0, 5) | box_mask(10, 15, 10, 15), False),   # 25 vs 25: a tie is no switch
+])
+def test_identity_switched_on_constructed_masks(mask, switched):
+    assert identity_switched(mask, LABELS, obj_id=1) is switched
+
+
+def test_void_pixels_count_for_nobody():
+    labels = labels_with((1, 0, 2, 0, 2), (VOID, 10, 20, 10, 20))
+    mask = box_mask(0, 2, 0, 2) | box_mask(10, 20, 10, 20)
+    assert not identity_switched(mask, labels, 1, void_label=VOID)
+    assert identity_switched(mask, labels, 1, void_label=None)  # without void, 255 is just another object
+
+
+def test_hidden_object_drawn_over_another_is_a_switch():
+    """Its own truth is empty (hidden): any overlap with another object is a switch."""
+    labels = labels_with((2, 10, 20, 10, 20))
+    assert identity_switched(box_mask(12, 14, 12, 14), labels, obj_id=1)
+
+
+def test_counts_per_object_and_rate():
+    obj = ObjectResult(obj_id=1, prompt_frame=0)
+    for gt_empty, pred_empty, switched in [(False, False, False), (False, False, True), (True, False, True),
+                                           (True, True, False), (False, True, False)]:
+        obj.count_visibility(gt_empty, pred_empty, switched)
+    v = obj.visibility
+    assert (v.predicted_frames, v.identity_switches, v.identity_switch_rate) == (3, 2, pytest.approx(2 / 3))
+    assert VisibilityCounts().identity_switch_rate is None
+
+
+class SwappingTracker(PerfectTracker):
+    """Exact, except that while object 2 is hidden its mask is object 1's (a look-alike taken)."""
+
+    def predict(self, obj_id):
+        truth = self.truth(obj_id)
+        if obj_id == 2 and not truth.any() and self.labels[self.t] is not None:
+            return self.labels[self.t] == 1
+        return truth
+
+
+def run_eval(tmp_path, tracker, name):
+    seq = synthetic_sequence(num_frames=8, occluded=(2, 3), late_object_from=100, unannotated=(), name="s")
+    davis.write_sequence(tmp_path / "davis", "s", seq, image_format="png")
+    out = tmp_path / name
+    assert eval_main(["--davis", str(tmp_path / "davis"), "--out", str(out), "--no-progress"],
+                     runner=StubRunner(tracker)) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_switches_in_results_report_and_console(tmp_path, capsys):
+    # Objects 1 and 2 scored on frames 1-6; object 2 hidden on 2 and 3, where the stub draws object 1.
+    out, results = run_eval(tmp_path, SwappingTracker, "swap")
+    objects = {o["obj_id"]: o for o in results["sequences"][0]["objects"]}
+    assert (objects[1]["identity_switches"], objects[1]["predicted_frames"]) == (0, 6)
+    assert (objects[2]["identity_switches"], objects[2]["predicted_frames"]) == (2, 6)
+    summary = results["summary"]
+    assert (summary["identity_switches"], summary["predicted_frames"]) == (2, 12)
+    assert summary["identity_switch_rate"] == pytest.approx(2 / 12)
+    assert "identity switches 2/12 (17%) of predicted frames" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    assert "| identity switches | switch rate |" in report and "| 12 | 2 | 0.167 |" in report
+    # sam2-eval-compare names both runs' switches.
+    perfect, _ = run_eval(tmp_path, PerfectTracker, "perfect")
+    capsys.readouterr()
+    assert compare_main([str(perfect), str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "before: " in text and "identity switches 0/10 (0%) of predicted frames" in text
+    assert "identity switches 2/12 (17%) of predicted frames" in text
+    # Per object 0 -> 0 and 0 -> 2: mean +1, and with two objects the t interval (12.71 x 1) holds 0.
+    assert "identity switches per object: difference +1.000, 95 % interval [-11.706, +13.706] (0 -> 2)" in text
+
+
+# ---------------------------------------------------------------- variants on shared features
+
+
+def test_variants_share_features_and_equal_separate_runs(tmp_path, capsys):
+    """--variant official --variant robust: each variant's results equal a run of that policy alone
+    (the image features computed once and shared change nothing), one folder per variant."""
+    import os
+    from pathlib import Path
+
+    import torch
+
+    parity_dir = Path(os.environ.get("SAM2_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
+    parity = torch.load(parity_dir / "sam2.1_micro_stream.pt", weights_only=True)
+    config, checkpoint = tmp_path / "micro.yaml", tmp_path / "micro.pt"
+    config.write_text(parity["resolved_config_yaml"])
+    torch.save({"model": parity["state_dict"]}, checkpoint)
+    seq = synthetic_sequence(num_frames=6, height=64, width=64, occluded=(3,), late_object_from=100, unannotated=())
+    davis.write_sequence(tmp_path / "davis", "s", seq, image_format="png")
+    common = ["--davis", str(tmp_path / "davis"), "--model", str(config), "--checkpoint", str(checkpoint),
+              "--fill-hole-area", "0", "--no-progress"]
+    assert eval_main(common + ["--variant", "official", "--variant", "robust", "--out", str(tmp_path / "v")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("official: J&F ") and lines[1].startswith("robust: J&F ")
+    for policy in ("official", "robust"):
+        alone = tmp_path / f"alone_{policy}"
+        assert eval_main(common + ["--memory-policy", policy, "--out", str(alone)]) == 0
+        shared = json.loads((tmp_path / "v" / policy / "results.json").read_text())["sequences"][0]["objects"]
+        single = json.loads((alone / "results.json").read_text())["sequences"][0]["objects"]
+        assert [(o["J_per_frame"], o["F_per_frame"]) for o in shared] == \
+            [(o["J_per_frame"], o["F_per_frame"]) for o in single]
+    assert eval_main(common + ["--variant", "sideways", "--out", str(tmp_path / "bad")]) == 2
+    assert "memory_policy 'sideways'" in capsys.readouterr().err

@@ -1,0 +1,269 @@
+"""The robust memory policy: each component on constructed cases, the tracker under it (bounded,
+official unchanged), and the predicted box of a hidden object."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sam2_model
+from sam2_model.robust_memory import BoxKalman, Observation, RobustObjectState, decide, gate_limit, mask_boxes
+from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
+from sam2_model.sam2 import MaskPrediction
+from sam2_model.tracker_options import TrackerOptions, TrackerOptionsError
+
+from parity_sessions import STREAM_FILES, build_session_model, load_session
+
+SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
+
+
+def box_at(cx, cy, w=10.0, h=6.0):
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+# ---------------------------------------------------------------- Kalman filter
+
+
+def test_kalman_predicts_a_constant_velocity_box():
+    velocity = np.array([2.0, -1.0])
+    options = RobustMemoryOptions()
+    start = np.array([20.0, 40.0])
+    kalman = BoxKalman(box_at(*start), options.process_noise, options.measurement_noise)
+    for t in range(1, 10):
+        kalman.predict()
+        kalman.update(box_at(*(start + t * velocity)))
+    np.testing.assert_allclose(kalman.velocity, velocity, atol=0.05)
+    for ahead in range(1, 4):  # hidden: three frames of prediction only
+        predicted = kalman.predict()
+    expected = box_at(*(start + 12 * velocity))
+    np.testing.assert_allclose(predicted, expected, atol=0.3)
+
+
+def test_mask_boxes_are_pixel_edges():
+    logits = torch.full((2, 1, 8, 8), -1.0)
+    logits[0, 0, 2:5, 3:7] = 1.0  # rows 2-4, columns 3-6
+    boxes = mask_boxes(logits)
+    assert boxes[0].tolist() == [3.0, 2.0, 7.0, 5.0, 1.0]
+    assert boxes[1].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # empty
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def seen(box, visible=True, iou=0.9, score=5.0):
+    return Observation(visible, None if box is None else np.asarray(box, float), iou, score)
+
+
+def tracked_then_hidden(options, hidden=3):
+    """An object moving 2 cells right per frame for 6 frames, then hidden for ``hidden`` frames."""
+    state = RobustObjectState()
+    state.start(box_at(10, 30), options)
+    for t in range(1, 7):
+        assert decide(state, seen(box_at(10 + 2 * t, 30)), options).accepted
+    for _ in range(hidden):
+        decision = decide(state, seen(None, visible=False, score=-3.0), options)
+        assert decision.accepted and decision.admitted  # absence enters memory
+    return state, decision
+
+
+def test_a_look_alike_far_from_the_prediction_is_not_taken():
+    options = RobustMemoryOptions()
+    state, hidden = tracked_then_hidden(options)
+    # While hidden, the predicted box moves on at the object's speed: frame 9 -> centre x 28.
+    np.testing.assert_allclose(hidden.predicted_box, box_at(28, 30), atol=0.5)
+    far = box_at(28, 30 + 10 * (gate_limit(4, options) + 1))  # far below the prediction
+    decision = decide(state, seen(far), options)
+    assert not decision.accepted and decision.admitted  # marked absent, remembered as absent
+    assert state.frames_hidden == 4 and decision.predicted_box is not None
+    # The object itself re-appearing where it should be is taken.
+    decision = decide(state, seen(box_at(32, 30)), options)
+    assert decision.accepted and decision.predicted_box is None and state.frames_hidden == 0
+
+
+def test_without_the_motion_gate_the_look_alike_is_taken():
+    options = parse_memory_policy("robust:kalman")
+    state, _ = tracked_then_hidden(options)
+    assert decide(state, seen(box_at(28, 200)), options).accepted
+
+
+def test_the_gate_widens_with_time_hidden():
+    options = RobustMemoryOptions()
+    # After 3 hidden frames the prediction is at x 30 and the gate reaches gate_limit(3) box sizes.
+    near_limit = box_at(30 + 10 * (gate_limit(3, options) - 0.2), 30)
+    state, _ = tracked_then_hidden(options, hidden=3)
+    assert decide(state, seen(near_limit), options).accepted
+    state, _ = tracked_then_hidden(options, hidden=1)  # a frame later than it was predicted for
+    assert not decide(state, seen(near_limit + 2 * -2 * np.array([1, 0, 1, 0])), options).accepted
+
+
+def test_jump_gate_refuses_a_visible_mask_that_jumps():
+    options = parse_memory_policy("robust:jump_gate")
+    assert options.components == ["kalman", "jump_gate"]
+    state = RobustObjectState()
+    state.start(box_at(10, 30), options)
+    for t in range(1, 7):
+        assert decide(state, seen(box_at(10 + 2 * t, 30)), options).accepted
+    # Never reported hidden, but the mask jumps 5 box sizes away in one frame: refused.
+    decision = decide(state, seen(box_at(24, 80)), options)
+    assert not decision.accepted and decision.predicted_box is not None
+    assert decide(state, seen(box_at(28, 30)), options).accepted  # back on its track
+    # Without it (plain robust: the gate acts on re-appearances only) the jump is taken.
+    plain = RobustMemoryOptions()
+    state = RobustObjectState()
+    state.start(box_at(10, 30), plain)
+    assert decide(state, seen(box_at(12, 30)), plain).accepted
+    assert decide(state, seen(box_at(14, 80)), plain).accepted
+
+
+def test_last_seen_accepts_a_return_where_the_object_went():
+    """An object that turned back while hidden returns near where it was last seen, far from where
+    its old velocity says: refused by the plain gate, taken with last_seen."""
+    for policy, accepted in (("robust:motion_gate,gate_distance=0.5,gate_growth=0.1", False),
+                             ("robust:motion_gate+last_seen,gate_distance=0.5,gate_growth=0.1", True)):
+        options = parse_memory_policy(policy)
+        state, _ = tracked_then_hidden(options, hidden=6)  # last seen at x 22; predicted at x 36, gate 11
+        assert decide(state, seen(box_at(16, 30)), options).accepted is accepted
+
+
+@pytest.mark.parametrize(("iou", "score", "admitted"), [(0.9, 5.0, True), (0.3, 5.0, False), (0.9, 0.5, False)])
+def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
+    options = parse_memory_policy("robust:memory_gate")
+    state = RobustObjectState()
+    state.start(box_at(10, 10), options)
+    assert decide(state, seen(box_at(10, 10), iou=iou, score=score), options).admitted is admitted
+    # Absent frames always enter, whatever their IoU.
+    assert decide(state, seen(None, visible=False, iou=0.0, score=-2.0), options).admitted
+
+
+def test_memory_policy_names():
+    assert parse_memory_policy("official") is None
+    assert parse_memory_policy("robust") == RobustMemoryOptions()
+    assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen"]  # chosen on the dev set
+    assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
+    assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
+    loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
+    assert (loose.components, loose.gate_distance, loose.gate_growth) == (["kalman", "motion_gate"], 3.0, 1.0)
+    assert parse_memory_policy("robust,min_iou=0.25").min_iou == 0.25
+    for bad in ("fast", "robust:wings", "robust:", "official:kalman", "official,min_iou=1", "robust,wings=2",
+                "robust,min_iou=high", "robust,gate_distance=-1"):
+        with pytest.raises(MemoryPolicyError):
+            parse_memory_policy(bad)
+    with pytest.raises(TrackerOptionsError, match="memory_policy 'fast'"):
+        TrackerOptions(memory_policy="fast").check()
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_session(SESSION_PATH)
+
+
+@pytest.fixture(scope="module")
+def model(session):
+    return build_session_model(session)
+
+
+def frames_of(session):
+    return [f.numpy() for f in session["frames"]]
+
+
+def run(model, frames, count, **options):
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, **options)
+    tracker.track(frames[0])
+    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
+    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+    results = [tracker.track(frames[t % len(frames)]) for t in range(1, count)]
+    return tracker, results
+
+
+def test_filter_alone_changes_no_output(model, session):
+    """robust:kalman only watches: every mask, score and IoU equals the official policy's."""
+    frames = frames_of(session)
+    _, official = run(model, frames, 12)
+    _, watched = run(model, frames, 12, memory_policy="robust:kalman")
+    for a, b in zip(official, watched):
+        assert torch.equal(a.low_res_logits, b.low_res_logits)
+        assert torch.equal(a.object_score_logits, b.object_score_logits)
+        assert a.predicted_boxes is None and len(b.predicted_boxes) == 2
+        for visible, box in zip(b.visible.tolist(), b.predicted_boxes):
+            assert (box is None) == visible or box is None
+
+
+def test_robust_memory_stays_within_the_official_bound(model, session):
+    frames = frames_of(session)
+    official, _ = run(model, frames, 40)
+    robust, _ = run(model, frames, 40, memory_policy="robust")
+    assert robust.memory_bytes() <= official.memory_bytes()
+    for state in robust._objects.values():
+        assert len(state.recent) <= model.config.max_obj_ptrs_in_encoder
+
+
+def scripted_model(model, script):
+    """The model with its decoder replaced by a script: ``script[t]`` = (visible, (y0, y1, x0, x1))
+    for object 1 on tracked frame t (1-based); everything else is the real model."""
+    side = model.image_size // 4
+    calls = {"t": 0}
+    real = model.predict_masks
+
+    def predict_masks(image_embed, high_res, coords=None, labels=None, mask_input=None, multimask=False):
+        if coords is not None or mask_input is not None:  # a prompt: the real decoder
+            return real(image_embed, high_res, coords, labels, mask_input, multimask)
+        calls["t"] += 1
+        visible, (y0, y1, x0, x1) = script[calls["t"]]
+        low = torch.full((1, 1, side, side), -8.0)
+        if visible:
+            low[0, 0, y0:y1, x0:x1] = 8.0
+        score = torch.tensor([[4.0 if visible else -4.0]])
+        high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
+        pointer = torch.ones(1, model.hidden_dim)
+        return MaskPrediction(low, high, torch.tensor([0.9]), model._gate_pointer(pointer, score), score)
+
+    return predict_masks
+
+
+def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, session, monkeypatch):
+    frames = frames_of(session)
+    side = model.image_size // 4
+    # The prompt's mask is a box at columns 10-19; tracked frames move it 2 cells right per frame,
+    # hide it on frames 6-8, then show a look-alike far below on frame 9 and the object on 10.
+    script = {t: (True, (10, 20, 10 + 2 * t, 20 + 2 * t)) for t in range(1, 6)}
+    script.update({t: (False, (0, 0, 0, 0)) for t in (6, 7, 8)})
+    script[9] = (True, (side - 12, side - 2, 28, 38))
+    script[10] = (True, (10, 20, 30, 40))
+    # A gate tight enough for the 64-cell grid of the micro model (the default reaches across it).
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0,
+                                          memory_policy="robust:motion_gate,gate_distance=1.5,gate_growth=0.25")
+    tracker.track(frames[0])
+    prompt = np.zeros(frames[0].shape[:2], bool)
+    scale = frames[0].shape[0] / side
+    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
+    tracker.add_prompt(1, mask=prompt)
+    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    results = [tracker.track(frames[t % len(frames)]) for t in range(1, 11)]
+    visible = [bool(r.visible[0]) for r in results]
+    assert visible == [True] * 5 + [False] * 4 + [True]
+    assert not results[8].masks.any()  # the look-alike is not output as the object
+    assert results[4].predicted_boxes == [None]
+    height, width = frames[0].shape[:2]
+    for t in (6, 7, 8, 9):  # predicted while hidden, moving right at about 2 cells per frame
+        x0, y0, x1, y1 = results[t - 1].predicted_boxes[0]
+        centre_cells = (x0 + x1) / 2 / width * side
+        assert abs(centre_cells - (15 + 2 * t)) < 1.5, (t, centre_cells)
+        assert abs((y0 + y1) / 2 / height * side - 15) < 1.0
+    # The refused frame entered memory as absent: its stored pointer is the "no object" one.
+    memory = tracker._objects[1].recent[9]
+    assert torch.allclose(memory.obj_ptr, model.absent_pointer(torch.ones(1, model.hidden_dim))[0])
+
+
+def test_robust_state_goes_with_the_object_and_the_reset(model, session):
+    frames = frames_of(session)
+    tracker, _ = run(model, frames, 4, memory_policy="robust")
+    assert all(isinstance(s.robust, RobustObjectState) for s in tracker._objects.values())
+    tracker.remove_object(1)
+    assert list(tracker._objects) == [2]
+    tracker.reset()
+    assert tracker.obj_ids == []
+    with pytest.raises(TrackerOptionsError, match="memory_policy is official"):
+        sam2_model.StreamingTracker(model, robust_options=RobustMemoryOptions())
