@@ -204,15 +204,17 @@ def test_encode_then_track_encoded_is_track_and_batches_match(model):
     assert result.obj_ids == [1] and result.frame_index == 3
 
 
-def test_trackers_tracked_together_match_each_alone(model):
+@pytest.mark.parametrize("policies", [("official",) * 3, ("robust", "official", "robust")])
+def test_trackers_tracked_together_match_each_alone(model, policies):
     """Several trackers' objects through the decoder and memory encoder in one batch (the server's
-    round): the same results as each tracker alone, to float rounding, frame after frame."""
+    round): the same results as each tracker alone, to float rounding, frame after frame, whatever
+    each tracker's memory policy (the robust one decides on its own rows inside the batch)."""
     from sam2_model.tracker import track_encoded_together
 
     frames, labels = scene()
     other_frames, other_labels = scene(seed=4)
-    together = [sam2_model.StreamingTracker(model) for _ in range(3)]
-    alone = [sam2_model.StreamingTracker(model) for _ in range(3)]
+    together = [sam2_model.StreamingTracker(model, memory_policy=policy) for policy in policies]
+    alone = [sam2_model.StreamingTracker(model, memory_policy=policy) for policy in policies]
     videos = [frames, other_frames, frames]
     for group in (together, alone):
         for tracker, video in zip(group, videos):
@@ -232,6 +234,11 @@ def test_trackers_tracked_together_match_each_alone(model):
             torch.testing.assert_close(result.low_res_logits, expected.low_res_logits, atol=1e-3, rtol=1e-4)
             torch.testing.assert_close(result.object_score_logits, expected.object_score_logits, atol=1e-3,
                                        rtol=1e-4)
+            assert (result.predicted_boxes is None) == (expected.predicted_boxes is None)
+            for got, want in zip(result.predicted_boxes or [], expected.predicted_boxes or []):
+                assert (got is None) == (want is None)
+                if got is not None:
+                    np.testing.assert_allclose(got, want, atol=1e-2)
     with pytest.raises(sam2_model.TrackingError, match="share their model"):
         other_model = sam2_model.StreamingTracker(sam2_model.build_model("default"))
         track_encoded_together([(together[0], prepared[0], features[0]), (other_model, prepared[1], features[1])])
