@@ -16,6 +16,8 @@ import yaml
 from sam2_model.tracker_options import model_option_names
 from sam2_ros.node_parameters import TrackerParameters, parameter_names, parameters_from_values
 
+from launch_stand_ins import LaunchConfiguration, Recorded
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
 CONFIG_FILE = REPO / "config" / "tracker.yaml"
@@ -50,28 +52,15 @@ def test_launch_file_declares_the_documented_arguments():
 
 
 # ------------------------------------------------------------------------- stand-ins for launch
-class _Recorded:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-class _LaunchConfiguration:
-    def __init__(self, name):
-        self.name = name
-
-    def perform(self, context):
-        return context.launch_configurations[self.name]
-
-
 @pytest.fixture
 def launch_module(monkeypatch):
     """Import the launch file with fake launch, launch_ros and ament_index_python modules."""
     fakes = {
-        "launch": {"LaunchDescription": _Recorded},
-        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded},
-        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch": {"LaunchDescription": Recorded},
+        "launch.actions": {"DeclareLaunchArgument": Recorded, "OpaqueFunction": Recorded},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": _Recorded},
+        "launch_ros.actions": {"Node": Recorded},
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: f"/opt/share/{package}"},
     }

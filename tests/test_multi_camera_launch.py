@@ -14,6 +14,7 @@ import yaml
 from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
 from sam2_ros.node_parameters import parameter_names, parameters_from_values
 
+from launch_stand_ins import LaunchConfiguration, Recorded
 from node_harness import model_files, one_torch_thread  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,29 +23,16 @@ CONFIG_FILE = REPO / "config" / "multi_camera.yaml"
 SHARE = REPO  # the stand-in share directory: the source tree's config/ is what gets installed
 
 
-class _Recorded:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-class _LaunchConfiguration:
-    def __init__(self, name):
-        self.name = name
-
-    def perform(self, context):
-        return context.launch_configurations[self.name]
-
-
 @pytest.fixture
 def launch_module(monkeypatch):
     fakes = {
-        "launch": {"LaunchDescription": _Recorded},
-        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded,
-                           "ExecuteProcess": _Recorded},
-        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch": {"LaunchDescription": Recorded},
+        "launch.actions": {"DeclareLaunchArgument": Recorded, "OpaqueFunction": Recorded,
+                           "ExecuteProcess": Recorded},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": _Recorded},
-        "launch_ros.substitutions": {"ExecutableInPackage": _Recorded},
+        "launch_ros.actions": {"Node": Recorded},
+        "launch_ros.substitutions": {"ExecutableInPackage": Recorded},
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: str(SHARE)},
     }
