@@ -6,7 +6,6 @@ exactly the node's parameters, with valid values.
 """
 
 import ast
-import sys
 import types
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 from sam2_model.tracker_options import model_option_names
 from sam2_ros.node_parameters import TrackerParameters, parameter_names, parameters_from_values
 
-from launch_stand_ins import LaunchConfiguration, Recorded
+from launch_stand_ins import LaunchConfiguration, Recorded, load_launch_file
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "tracker.launch.py"
@@ -64,13 +63,7 @@ def launch_module(monkeypatch):
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: f"/opt/share/{package}"},
     }
-    for name, attributes in fakes.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attributes)
-        monkeypatch.setitem(sys.modules, name, module)
-    namespace = {"__name__": "tracker_launch", "__file__": str(LAUNCH_FILE)}
-    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
-    return namespace
+    return load_launch_file(LAUNCH_FILE, "tracker_launch", fakes, monkeypatch)
 
 
 def _start(launch_module, **given):

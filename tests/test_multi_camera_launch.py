@@ -3,7 +3,6 @@
 start, their command lines and parameters, and clear errors for a bad camera list."""
 
 import shutil
-import sys
 import tempfile
 import types
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
 from sam2_ros.node_parameters import parameter_names, parameters_from_values
 
-from launch_stand_ins import LaunchConfiguration, Recorded
+from launch_stand_ins import LaunchConfiguration, Recorded, load_launch_file
 from node_harness import model_files, one_torch_thread  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,13 +35,7 @@ def launch_module(monkeypatch):
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: str(SHARE)},
     }
-    for name, attributes in fakes.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attributes)
-        monkeypatch.setitem(sys.modules, name, module)
-    namespace = {"__name__": "multi_camera_launch", "__file__": str(LAUNCH_FILE)}
-    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), "exec"), namespace)
-    return namespace
+    return load_launch_file(LAUNCH_FILE, "multi_camera_launch", fakes, monkeypatch)
 
 
 def _launch(launch_module, **given):
