@@ -324,18 +324,23 @@ def test_server_memory_is_flat_over_100_connect_track_disconnect_cycles(tmp_path
 
     # The timeout must outlast the gaps between one cycle's calls on a loaded machine (0.5 s did not).
     with running_server(tmp_path, "--stream-timeout", str(VANISHED_STREAM_TIMEOUT_S), "--max-streams", "200") as server:
-        for k in range(20):   # warm-up: allocator pools, caches
-            cycle(k)
+        # Warm-up (allocator pools, caches) at least twice the timeout long: vanished streams live
+        # that long, so only then are as many alive at once as during the measured cycles.
+        warm_up, started = 0, time.monotonic()
+        while warm_up < 20 or time.monotonic() - started < 2 * VANISHED_STREAM_TIMEOUT_S:
+            cycle(warm_up)
+            warm_up += 1
         time.sleep(VANISHED_STREAM_TIMEOUT_S + 1.0)
         before = server.rss_bytes()
-        for k in range(20, 120):
+        for k in range(warm_up, warm_up + 100):
             cycle(k)
         time.sleep(VANISHED_STREAM_TIMEOUT_S + 1.5)
         after = server.rss_bytes()
         probe = TrackerClient(server.endpoint, "probe", {}, timeout_s=TIMEOUT_S)
         stats = probe.stats()
-    assert stats["streams"] == [] and stats["counts"]["streams_opened"] == 120
-    assert stats["counts"]["streams_expired"] + stats["counts"]["streams_closed"] == 120
+    opened = warm_up + 100
+    assert stats["streams"] == [] and stats["counts"]["streams_opened"] == opened
+    assert stats["counts"]["streams_expired"] + stats["counts"]["streams_closed"] == opened
     growth = after - before
     assert growth < 8 * 2 ** 20, f"server RSS grew by {growth / 2 ** 20:.1f} MiB over 100 cycles"
 
