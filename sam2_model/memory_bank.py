@@ -10,13 +10,16 @@ For the next frame (or a correction on the current one), SAM 2 attends to (per o
 older than the spatial window, its pointer once it is older than the pointer window (counted
 from the current frame, which prompts can still correct), and
 conditioning frames are capped (the first prompt is always kept, then the most recent ones).
+
+The robust policy's appearance memory (``appearance_memory``) may hand ``select_memories`` a few
+older memories of the object to take the oldest places of the spatial window (a hidden object).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -121,6 +124,10 @@ class ObjectMemory:
                     self.output.obj_ptr]
         if self.points is not None:
             out += [self.points.coords, self.points.labels]
+        if self.robust is not None and self.robust.appearance is not None:
+            # Its entries share the tensors of recent memories still kept: count each tensor once.
+            held = {id(t) for t in out}
+            out += [t for t in self.robust.appearance.tensors() if id(t) not in held]
         return out
 
 
@@ -133,9 +140,16 @@ class MemorySelection:
 
 
 def select_memories(state: ObjectMemory, frame_index: int, num_maskmem: int, max_pointers: int,
-                    max_cond_in_attn: int, only_past_pointers: bool, signed_pointer_positions: bool
-                    ) -> MemorySelection:
-    """SAM 2's choice of memories for ``frame_index`` (memories of that frame itself excluded)."""
+                    max_cond_in_attn: int, only_past_pointers: bool, signed_pointer_positions: bool,
+                    appearance: Sequence[FrameMemory] = ()) -> MemorySelection:
+    """SAM 2's choice of memories for ``frame_index`` (memories of that frame itself excluded).
+
+    ``appearance`` (robust policy, a hidden object; newest first, at most the window less one):
+    older memories that take the oldest ``len(appearance)`` places of the recent window. The
+    newest frames stay; an appearance memory already among them is not repeated, and a place it
+    leaves free goes back to the recent frame the official choice had there. Appearance memories
+    sit at the temporal position of their age, capped at the oldest; their pointers join where
+    they lie outside the pointer window (the window's own are there already)."""
     conditioning: Dict[int, FrameMemory] = {t: m for t, m in state.conditioning.items() if t < frame_index}
     unselected: Dict[int, FrameMemory] = {}
     if 0 < max_cond_in_attn < len(conditioning):
@@ -148,7 +162,15 @@ def select_memories(state: ObjectMemory, frame_index: int, num_maskmem: int, max
         return state.recent.get(t) if t in state.recent else unselected.get(t)
 
     spatial: List[Tuple[torch.Tensor, int]] = [(m.features, num_maskmem - 1) for m in conditioning.values()]
-    for frames_back in range(num_maskmem - 1, 0, -1):
+    window = num_maskmem - 1
+    # Appearance memories older than the recent frames that stay (those are attended anyway).
+    kept = window - len(appearance)
+    older = [m for m in appearance if kept < frame_index - m.frame_index and m.features is not None]
+    for memory in older:
+        spatial.append((memory.features, min(frame_index - memory.frame_index, window) - 1))
+    for frames_back in range(window, 0, -1):
+        if frames_back > kept + len(appearance) - len(older):
+            continue  # a place an appearance memory took
         memory = recent_or_unselected(frame_index - frames_back)
         if memory is not None and memory.features is not None:
             spatial.append((memory.features, frames_back - 1))
@@ -166,6 +188,9 @@ def select_memories(state: ObjectMemory, frame_index: int, num_maskmem: int, max
         memory = recent_or_unselected(t)
         if memory is not None:
             pointers.append((memory.obj_ptr, frames_back))
+    for memory in appearance:
+        if max_pointers <= frame_index - memory.frame_index and memory.frame_index not in conditioning:
+            pointers.append((memory.obj_ptr, frame_index - memory.frame_index))
     return MemorySelection(spatial, pointers)
 
 
@@ -176,19 +201,23 @@ def pointer_window(model: "SAM2Model") -> int:
 
 
 def gather_memories(model: "SAM2Model", states: List[ObjectMemory], frame_index: int,
-                    memory_pos: Optional[torch.Tensor]) -> MemoryBatch:
+                    memory_pos: Optional[torch.Tensor],
+                    appearance: Optional[List[Sequence[FrameMemory]]] = None) -> MemoryBatch:
     """Each object's memories for ``frame_index`` as one padded batch of tokens.
 
     Shared by the streaming tracker and training, so that a model is trained on exactly the
     memories it will attend to when tracking. ``memory_pos`` ``[h*w, mem_dim]`` is the memory
     encoder's (constant) position encoding, None before the first memory was encoded.
+    ``appearance``: per object, the robust policy's appearance memories to attend to
+    (``select_memories``); None: none (the official choice).
     """
     config = model.config
     device = model.device
     window = pointer_window(model)
     selections = [select_memories(s, frame_index, config.num_maskmem, window + 1, config.max_cond_frames_in_attn,
-                                  config.only_obj_ptrs_in_the_past_for_eval, config.use_signed_tpos_enc_to_obj_ptrs)
-                  for s in states]
+                                  config.only_obj_ptrs_in_the_past_for_eval, config.use_signed_tpos_enc_to_obj_ptrs,
+                                  appearance=appearance[row] if appearance is not None else ())
+                  for row, s in enumerate(states)]
     if not config.use_obj_ptrs_in_encoder:
         for selection in selections:
             selection.pointers.clear()

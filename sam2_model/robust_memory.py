@@ -21,6 +21,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from .appearance_memory import AppearanceMemory
 from .robust_options import RobustMemoryOptions
 
 STATE_SIZE = 8  # cx, cy, w, h and their velocities
@@ -96,6 +97,7 @@ class Decision:
     accepted: bool                # the output stays as the model made it (False: marked not visible)
     admitted: bool                # the frame enters the object's memory
     predicted_box: Optional[np.ndarray]  # while not visible: where the filter expects the object
+    confident: bool = False       # appearance memory: accepted, admitted and of good quality
 
 
 @dataclass
@@ -108,17 +110,28 @@ class RobustObjectState:
     last_box: Optional[np.ndarray] = None  # the last accepted box
     predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
+    appearance: Optional[AppearanceMemory] = None  # with the appearance_memory component
 
     def restart_from_prompt(self) -> None:
-        """A prompt defines the object again: the filter restarts from the prompted mask."""
+        """A prompt defines the object again: the filter restarts from the prompted mask, and the
+        appearance memory from nothing (the prompt may correct a drift the old looks followed)."""
         self.kalman = None
         self.frames_hidden = 0
         self.predicted_box = None
         self.needs_prompt_box = True
+        if self.appearance is not None:
+            self.appearance.clear()
+
+    @property
+    def hidden(self) -> bool:
+        """The last frame did not accept the object as visible."""
+        return self.frames_hidden > 0
 
     def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions) -> None:
         """Start the filter from the prompted frame's mask box (nothing when it is empty)."""
         self.needs_prompt_box = False
+        if options.appearance_memory and self.appearance is None:
+            self.appearance = AppearanceMemory(options.appearance_slots, options.appearance_interval)
         if box is not None and options.kalman:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
             self.last_size = _larger_side(box)
@@ -164,7 +177,12 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     admitted = True
     if visible and options.memory_gate:
         admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
-    return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box)
+    # Appearance evidence only from frames where the object is plainly there: never a frame
+    # judged absent or refused (those are the recent window's absence evidence).
+    confident = (options.appearance_memory and visible and admitted and seen.iou >= options.appearance_min_iou
+                 and seen.object_score >= options.appearance_min_score)
+    return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
+                    confident=confident)
 
 
 def mask_boxes(logits: torch.Tensor) -> torch.Tensor:

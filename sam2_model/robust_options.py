@@ -6,8 +6,10 @@
 * ``"official"``: SAM 2's video predictor exactly (the default);
 * ``"robust"``: every component below on, at its default threshold;
 * ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
+* ``"robust+appearance_memory"``: the default components plus the named (opt-in) ones;
 * ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
-  (``,name=value``; ``robust,min_iou=0.3`` keeps the default components).
+  (``,name=value``; ``robust,min_iou=0.3`` keeps the default components; whole numbers for
+  the integer ones, ``appearance_slots=3``).
 
 Torch-free, like ``tracker_options``: the ROS side validates the parameter without the model.
 """
@@ -21,9 +23,9 @@ from typing import List
 OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
-COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen")
-# "robust" alone: the components on by default (kalman, motion_gate, last_seen; memory_gate and
-# jump_gate are opt-in: see RobustMemoryOptions).
+COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory")
+# "robust" alone: the components on by default (kalman, motion_gate, last_seen; memory_gate,
+# jump_gate and appearance_memory are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -59,6 +61,16 @@ class RobustMemoryOptions:
         last_seen: the gates measure a mask's distance to the nearer of the predicted centre and
             the centre where the object was last accepted (an object that stopped, or turned back
             at the frame's edge, returns near where it went), not to the prediction alone.
+        appearance_memory: split memory (after DAM4SAM's recent-appearance memory): per object,
+            up to ``appearance_slots`` memories of frames where the object was confidently
+            visible (accepted, admitted, predicted IoU >= ``appearance_min_iou``, object-score
+            logit >= ``appearance_min_score``), one taken at most every ``appearance_interval``
+            frames, never a frame judged absent or refused. While the object is hidden (the
+            previous frame was not accepted as visible) they take the oldest
+            ``appearance_slots`` places of the recent-memory window: the newest frames (the
+            absence evidence the model needs to keep reporting it absent) stay, and the object's
+            look from before the occlusion comes back into attention, with its object pointer
+            where that lies outside the pointer window. While visible nothing changes.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -68,6 +80,14 @@ class RobustMemoryOptions:
             fraction of the box size (how fast an object may change speed).
         measurement_noise: Kalman: standard deviation of a mask box's centre and size, as a
             fraction of the box size.
+        appearance_slots: appearance memory: memories kept per object, and places of the
+            recent-memory window they take while it is hidden (at most the window less one: the
+            newest, absence, memory always stays; the tracker checks it against the model).
+        appearance_interval: appearance memory: least frames between two memories taken (a
+            confident frame is taken once this many frames passed since the last one, or since
+            the prompt), so that the memories span the object's recent looks.
+        appearance_min_iou: appearance memory: least predicted IoU of a frame taken.
+        appearance_min_score: appearance memory: least object-score logit of a frame taken.
     """
 
     kalman: bool = True
@@ -84,12 +104,21 @@ class RobustMemoryOptions:
     min_object_score: float = 1.0
     process_noise: float = 0.05
     measurement_noise: float = 0.1
+    appearance_memory: bool = False
+    appearance_slots: int = 2
+    appearance_interval: int = 5
+    appearance_min_iou: float = 0.5
+    appearance_min_score: float = 1.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
+        for name in ("appearance_slots", "appearance_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                found.append(f"{name} {value!r} must be a whole number >= 1")
         if (self.motion_gate or self.jump_gate) and not self.kalman:
             found.append("motion_gate and jump_gate need kalman (they compare a mask with the predicted box)")
         return found
@@ -110,24 +139,36 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     name, separator, listed = head.partition(":")
     if name == OFFICIAL and not separator and not settings:
         return None
-    if name != ROBUST:
+    name, plus, added = name.partition("+")
+    if name != ROBUST or (plus and separator):
         raise MemoryPolicyError(f"memory_policy {text!r} must be one of {', '.join(MEMORY_POLICIES)}, or "
-                                f"robust:<components> with components from {'+'.join(COMPONENTS)}")
+                                f"robust:<components> or robust+<components> with components from "
+                                f"{'+'.join(COMPONENTS)}")
+    if plus:  # the default components and the named ones
+        extra = _named_components(added, text)
+        return _with_thresholds(dataclasses.replace(RobustMemoryOptions(), **{part: True for part in extra}),
+                                settings, text)
     if not separator:
         return _with_thresholds(RobustMemoryOptions(), settings, text)
-    chosen = [part for part in listed.split("+") if part]
-    unknown = [part for part in chosen if part not in COMPONENTS]
-    if unknown or not chosen:
-        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
-                                f"known: {', '.join(COMPONENTS)}")
+    chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
     if switches["motion_gate"] or switches["jump_gate"]:
         switches["kalman"] = True
     return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
 
 
+def _named_components(listed: str, text: str) -> List[str]:
+    chosen = [part for part in listed.split("+") if part]
+    unknown = [part for part in chosen if part not in COMPONENTS]
+    if unknown or not chosen:
+        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
+                                f"known: {', '.join(COMPONENTS)}")
+    return chosen
+
+
 def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: str) -> RobustMemoryOptions:
-    thresholds = [f.name for f in fields(RobustMemoryOptions) if f.type in (float, "float")]
+    whole = [f.name for f in fields(RobustMemoryOptions) if f.type in (int, "int")]
+    thresholds = [f.name for f in fields(RobustMemoryOptions) if f.type in (float, "float")] + whole
     values = {}
     for setting in settings:
         key, equals, value = setting.partition("=")
@@ -135,9 +176,10 @@ def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: st
             raise MemoryPolicyError(f"memory_policy {text!r}: {setting!r} is not threshold=value with a threshold "
                                     f"from {', '.join(thresholds)}")
         try:
-            values[key] = float(value)
+            values[key] = int(value) if key in whole else float(value)
         except ValueError:
-            raise MemoryPolicyError(f"memory_policy {text!r}: {key} needs a number, got {value!r}") from None
+            kind = "a whole number" if key in whole else "a number"
+            raise MemoryPolicyError(f"memory_policy {text!r}: {key} needs {kind}, got {value!r}") from None
     options = dataclasses.replace(options, **values)
     problems = options.problems()
     if problems:

@@ -30,7 +30,7 @@ from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
-from .robust_memory import RobustObjectState, decide, mask_boxes, observations
+from .robust_memory import Decision, RobustObjectState, decide, mask_boxes, observations
 from .robust_options import RobustMemoryOptions, parse_memory_policy
 from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions, TrackerOptionsError
@@ -151,6 +151,11 @@ class StreamingTracker:
                 raise TrackerOptionsError("invalid robust_options: " + "; ".join(problems))
             self._robust = robust_options
         config = model.config
+        if self._robust is not None and self._robust.appearance_memory and \
+                self._robust.appearance_slots > config.num_maskmem - 2:
+            # The newest recent memory always stays (the model needs its last "absent" memory).
+            raise TrackerOptionsError(f"appearance_slots {self._robust.appearance_slots} must be at most "
+                                      f"{config.num_maskmem - 2} for this model (num_maskmem {config.num_maskmem})")
         self._spatial_window = config.num_maskmem - 1
         self._pointer_window = pointer_window(model)
         self._objects: Dict[int, ObjectMemory] = {}
@@ -397,9 +402,10 @@ class StreamingTracker:
         return _Decoding(self, index, states, conditioned, expanded.high_res, expanded.image_embed)
 
     def _finish_frame(self, step: "_Decoding", prediction: MaskPrediction, memory_features: torch.Tensor,
-                      positions: torch.Tensor, admitted: Optional[List[bool]] = None) -> None:
+                      positions: torch.Tensor, decisions: Optional[List[Decision]] = None) -> None:
         """Store each object's output and memory of the frame (``prediction`` rows: ``step.states``);
-        ``admitted``: per object, whether the frame enters its memory (robust policy; None: all)."""
+        ``decisions``: per object, the robust policy's (None: the official policy, every frame
+        enters memory)."""
         index, states = step.index, step.states
         self._remember_memory_positions(positions)
         low_res = self._fill_holes(prediction.low_res_masks)
@@ -407,9 +413,12 @@ class StreamingTracker:
             # Copies, so that no stored row keeps the whole batch's storage alive.
             obj_ptr = prediction.obj_ptr[row].clone()
             features_row = memory_features[row].to(torch.bfloat16, copy=True)
-            if admitted is None or admitted[row]:
+            if decisions is None or decisions[row].admitted:
                 state.commit(index, FrameMemory(index, obj_ptr, features_row), as_conditioning=False,
                              max_conditioning=self.options.max_cond_frames)
+            if decisions is not None and state.robust.appearance is not None:
+                # Its own FrameMemory: forget_old drops the recent entry's features, not these.
+                state.robust.appearance.offer(FrameMemory(index, obj_ptr, features_row), decisions[row].confident)
             state.output = FrameOutput(index, low_res[row].clone(), prediction.object_score_logits[row].clone(),
                                        prediction.iou_scores[row].clone(), obj_ptr)
             state.points = None
@@ -419,7 +428,7 @@ class StreamingTracker:
         """The robust policy on one frame's batched prediction: each object's decision
         (``robust_memory.decide``); re-appearances it refuses are marked absent as the model marks
         absent objects (mask logits, object score and pointer), before their memory is encoded.
-        Returns the prediction and, per object, whether the frame enters its memory."""
+        Returns the prediction and each object's decision."""
         options = self._robust
         fresh = [row for row, s in enumerate(states) if s.robust is None or s.robust.needs_prompt_box]
         if fresh:  # the filter starts from the prompted mask (the output kept since the prompt)
@@ -441,10 +450,16 @@ class StreamingTracker:
             obj_ptr[rows] = self.model.absent_pointer(obj_ptr[rows])
             prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                              obj_ptr=obj_ptr, object_score_logits=scores)
-        return prediction, [d.admitted for d in decisions]
+        return prediction, decisions
 
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
-        return gather_memories(self.model, states, frame_index, self._memory_pos)
+        appearance = None
+        if self._robust is not None and self._robust.appearance_memory:
+            # A hidden object also attends to how it looked before it hid (appearance memory).
+            appearance = [s.robust.appearance.newest_first()
+                          if s.robust is not None and s.robust.appearance is not None and s.robust.hidden else []
+                          for s in states]
+        return gather_memories(self.model, states, frame_index, self._memory_pos, appearance)
 
     def _remember_memory_positions(self, positions: torch.Tensor) -> None:
         if self._memory_pos is None:
@@ -537,11 +552,11 @@ def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame
                 [_rows(prediction, start, stop) for start, stop in zip(bounds, bounds[1:])]
             # A tracker under the robust policy decides on its own objects before their memory is
             # encoded (a refused re-appearance is stored as absent).
-            admitted: List[Optional[List[bool]]] = [None] * len(steps)
+            decisions: List[Optional[List[Decision]]] = [None] * len(steps)
             for k, step in enumerate(steps):
                 if step.tracker._robust is not None:
-                    parts[k], admitted[k] = step.tracker._apply_robust_policy(step.states, parts[k])
-            if any(decided is not None for decided in admitted):
+                    parts[k], decisions[k] = step.tracker._apply_robust_policy(step.states, parts[k])
+            if any(decided is not None for decided in decisions):
                 prediction = parts[0] if len(steps) == 1 else _join_rows(parts)
             # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
             binarize = torch.zeros(conditioned.shape[0], dtype=torch.bool, device=model.device)
@@ -550,5 +565,5 @@ def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame
                                                              prediction.object_score_logits, binarize)
             for k, (step, start, stop) in enumerate(zip(steps, bounds, bounds[1:])):
                 step.tracker._finish_frame(step, parts[k], memory_features[start:stop], positions[start:stop],
-                                           admitted[k])
+                                           decisions[k])
     return [tracker._result() for tracker, _, _ in items]

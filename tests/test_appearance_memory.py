@@ -1,0 +1,247 @@
+"""The robust policy's appearance memory (split memory, issue 25): what it takes, how it is bounded,
+and which memories a hidden object attends to with it; constructed cases and the tracker."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import sam2_model
+import sam2_model.memory_bank as memory_bank
+from sam2_model.appearance_memory import AppearanceMemory
+from sam2_model.memory_bank import FrameMemory, ObjectMemory, select_memories
+from sam2_model.robust_memory import Observation, RobustObjectState, decide
+from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
+from sam2_model.tracker_options import TrackerOptionsError
+
+from parity_sessions import STREAM_FILES, build_session_model, load_session
+from test_robust_memory import scripted_model
+
+SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
+POLICY = "robust+appearance_memory"
+
+
+def box_at(cx, cy, w=10.0, h=6.0):
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def memory_of(frame_index):
+    """A memory whose tensors say which frame they are of."""
+    return FrameMemory(frame_index, torch.full((4,), float(frame_index)), torch.full((2, 3, 3), float(frame_index)))
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_policy_names_and_thresholds():
+    options = parse_memory_policy(POLICY)
+    assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory"]
+    assert not RobustMemoryOptions().appearance_memory  # opt-in
+    assert parse_memory_policy("robust:appearance_memory").components == ["appearance_memory"]
+    tuned = parse_memory_policy(POLICY + ",appearance_slots=3,appearance_interval=2,appearance_min_iou=0.8")
+    assert (tuned.appearance_slots, tuned.appearance_interval, tuned.appearance_min_iou) == (3, 2, 0.8)
+    assert isinstance(tuned.appearance_slots, int)
+    for bad in ("robust+", "robust+wings", "robust+appearance_memory:kalman", POLICY + ",appearance_slots=1.5",
+                POLICY + ",appearance_slots=0", POLICY + ",appearance_interval=-2", "official+appearance_memory"):
+        with pytest.raises(MemoryPolicyError):
+            parse_memory_policy(bad)
+
+
+def test_tracker_refuses_more_slots_than_the_window_allows(model):
+    window = model.config.num_maskmem - 1
+    sam2_model.StreamingTracker(model, memory_policy=f"{POLICY},appearance_slots={window - 1}")
+    with pytest.raises(TrackerOptionsError, match="appearance_slots"):
+        sam2_model.StreamingTracker(model, memory_policy=f"{POLICY},appearance_slots={window}")
+
+
+# ---------------------------------------------------------------- what it takes
+
+
+def test_only_confident_visible_frames_enter_at_intervals_and_the_bank_stays_bounded():
+    options = parse_memory_policy(POLICY + ",gate_distance=1.5,gate_growth=0.25")
+    state = RobustObjectState()
+    state.start(box_at(10, 30), options)
+    script = {}
+    for t in range(1, 13):  # visible, moving right; frame 7 poor (low IoU), frame 9 unsure (low score)
+        script[t] = Observation(True, box_at(10 + t, 30), 0.3 if t == 7 else 0.9, 0.5 if t == 9 else 4.0)
+    for t in range(13, 23):  # hidden; a far look-alike on 18 (refused by the gate)
+        script[t] = Observation(False, None, 0.1, -4.0)
+    script[18] = Observation(True, box_at(60, 90), 0.95, 6.0)
+    for t in range(23, 40):
+        script[t] = Observation(True, box_at(24 + t - 23, 30), 0.9, 4.0)
+    taken, sizes, refused = [], [], []
+    for t in sorted(script):
+        decision = decide(state, script[t], options)
+        if not decision.accepted:
+            refused.append(t)
+        if state.appearance.offer(memory_of(t), decision.confident):
+            taken.append(t)
+        sizes.append(len(state.appearance.entries))
+        if t == 22:
+            held_while_hidden = list(state.appearance.entries)
+    assert refused == [18]
+    # The rule by hand: the first good visible frame once 5 frames passed since the last one taken
+    # (or since the prompt, frame 0): 5, then 10, then (11-12 too soon, 13-22 hidden or refused) 23,
+    # 28, 33, 38.
+    assert taken == [5, 10, 23, 28, 33, 38]
+    assert held_while_hidden == [5, 10]
+    assert max(sizes) == options.appearance_slots == 2
+    assert list(state.appearance.entries) == [33, 38]
+    good = {t for t, seen in script.items() if seen.visible and seen.iou >= 0.5 and seen.object_score >= 1.0}
+    assert set(taken) <= good - {18}
+
+
+def test_a_prompt_empties_the_appearance_memory():
+    options = parse_memory_policy(POLICY)
+    state = RobustObjectState()
+    state.start(box_at(10, 30), options)
+    for t in range(1, 11):
+        state.appearance.offer(memory_of(t), decide(state, Observation(True, box_at(10, 30), 0.9, 4.0), options).confident)
+    assert list(state.appearance.entries) == [5, 10]
+    state.restart_from_prompt()
+    assert not state.appearance.entries and state.appearance.frames_since == 0
+
+
+# ---------------------------------------------------------------- what a hidden object attends to
+
+
+def object_with_memories(last_frame, window):
+    state = ObjectMemory(obj_id=1)
+    state.conditioning[0] = memory_of(0)
+    state.recent = OrderedDict((t, memory_of(t)) for t in range(1, last_frame + 1))
+    for t, memory in state.recent.items():  # features only within the spatial window, as forget_old keeps them
+        if last_frame - t >= window:
+            memory.features = None
+    return state
+
+
+def spatial_frames(selection):
+    return [(int(features[0, 0, 0]), index) for features, index in selection.spatial]
+
+
+def pointer_frames(selection):
+    return sorted((int(pointer[0]), distance) for pointer, distance in selection.pointers)
+
+
+@pytest.mark.parametrize("frame", [21, 40])
+def test_a_hidden_object_attends_to_its_appearance_in_the_oldest_places(frame):
+    num_maskmem, max_pointers = 7, 16
+    window = num_maskmem - 1
+    state = object_with_memories(frame - 1, window)
+    args = (frame, num_maskmem, max_pointers, 0, True, False)
+    official = select_memories(state, *args)
+    appearance = [memory_of(10), memory_of(5)]  # newest first
+    split = select_memories(state, *args, appearance=appearance)
+    # Official: the prompt (temporal index 6) and the six newest frames (index = frames back - 1).
+    assert spatial_frames(official) == [(0, 6)] + [(frame - b, b - 1) for b in range(window, 0, -1)]
+    # Split: the two oldest places go to the appearance memories, at the oldest temporal index;
+    # the four newest frames (the absence evidence) stay. As many memories as the official choice.
+    assert sorted(spatial_frames(split)) == sorted([(0, 6), (10, 5), (5, 5)] +
+                                                   [(frame - b, b - 1) for b in range(4, 0, -1)])
+    assert len(split.spatial) == len(official.spatial)
+    # Pointers: the official ones, and each appearance memory's outside the pointer window.
+    outside = [(t, frame - t) for t in (5, 10) if frame - t >= max_pointers]
+    assert pointer_frames(split) == sorted(pointer_frames(official) + outside)
+    assert select_memories(state, *args, appearance=[]).spatial == official.spatial
+
+
+def test_an_appearance_memory_among_the_newest_frames_is_not_repeated():
+    state = object_with_memories(20, 6)
+    split = select_memories(state, 21, 7, 16, 0, True, False, appearance=[state.recent[18], memory_of(9)])
+    # Frame 18 is one of the four kept (frames back 1-4); only frame 9 takes a place, frame 16
+    # (frames back 5) keeps the other.
+    assert sorted(spatial_frames(split)) == sorted([(0, 6), (9, 5), (16, 4), (17, 3), (18, 2), (19, 1), (20, 0)])
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_session(SESSION_PATH)
+
+
+@pytest.fixture(scope="module")
+def model(session):
+    return build_session_model(session)
+
+
+def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch):
+    frames = [f.numpy() for f in session["frames"]]
+    side = model.image_size // 4
+    # Visible and moving 1 cell right per frame on 1-12, hidden on 13-22 with a far look-alike on
+    # 18, back near where it went on 23-24.
+    script = {t: (True, (10, 20, 10 + t, 20 + t)) for t in range(1, 13)}
+    script.update({t: (False, (0, 0, 0, 0)) for t in range(13, 23)})
+    script[18] = (True, (side - 12, side - 2, side - 12, side - 2))
+    script.update({t: (True, (10, 20, 22, 32)) for t in (23, 24)})
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0,
+                                          memory_policy=POLICY + ",gate_distance=1.5,gate_growth=0.25")
+    tracker.track(frames[0])
+    prompt = np.zeros(frames[0].shape[:2], bool)
+    scale = frames[0].shape[0] / side
+    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
+    tracker.add_prompt(1, mask=prompt)
+    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    attended = {}
+    real_select = memory_bank.select_memories
+
+    def spy(state, frame_index, *args, appearance=()):
+        selection = real_select(state, frame_index, *args, appearance=appearance)
+        attended[frame_index] = ([m.frame_index for m in appearance], [f for f, _ in selection.spatial])
+        return selection
+
+    monkeypatch.setattr(memory_bank, "select_memories", spy)
+    held = {}
+    for t in range(1, 25):
+        result = tracker.track(frames[t % len(frames)])
+        assert bool(result.visible[0]) == (t <= 12 or t >= 23)  # the look-alike on 18 refused
+        held[t] = dict(tracker._objects[1].robust.appearance.entries)
+    appearance = tracker._objects[1].robust.appearance
+    # Taken: the first visible frame 5 frames after the prompt, then every 5 frames; never 13-22.
+    assert {t: list(entries) for t, entries in held.items() if t in (12, 18, 22, 24)} == {
+        12: [5, 10], 18: [5, 10], 22: [5, 10], 24: [10, 23]}
+    # Used only while hidden (the frame before was not accepted as visible).
+    for t, (used, spatial) in attended.items():
+        assert used == ([10, 5] if 14 <= t <= 23 else []), t
+    # On a hidden frame the selection holds the appearance memories' own features.
+    spatial_20 = attended[20][1]
+    assert any(f is held[22][10].features for f in spatial_20) and any(f is held[22][5].features for f in spatial_20)
+    assert len(spatial_20) == model.config.num_maskmem  # the prompt and the window: no more than official
+    assert len(appearance.entries) <= 2
+
+
+def run(model, frames, count, policy):
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
+    tracker.track(frames[0])
+    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
+    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+    return tracker, [tracker.track(frames[t % len(frames)]) for t in range(1, count)]
+
+
+def test_nothing_changes_until_an_object_hides(model, session):
+    """The appearance memory only acts on a hidden object: outputs equal plain robust's up to the
+    frame after the first one where an object is not visible."""
+    frames = [f.numpy() for f in session["frames"]]
+    eager = POLICY + ",appearance_min_iou=0,appearance_min_score=-100,appearance_interval=1"
+    _, plain = run(model, frames, 10, "robust")
+    tracker, split = run(model, frames, 10, eager)
+    hidden = [k for k, r in enumerate(plain) if not bool(r.visible.all())]
+    same_until = hidden[0] + 1 if hidden else len(plain) - 1
+    for a, b in zip(plain[:same_until + 1], split[:same_until + 1]):
+        assert torch.equal(a.low_res_logits, b.low_res_logits)
+        assert torch.equal(a.object_score_logits, b.object_score_logits)
+    for state in tracker._objects.values():
+        assert len(state.robust.appearance.entries) <= 2
+
+
+def test_appearance_state_goes_with_the_object_and_the_reset(model, session):
+    frames = [f.numpy() for f in session["frames"]]
+    tracker, _ = run(model, frames, 8, POLICY + ",appearance_min_iou=0,appearance_min_score=-100")
+    assert all(isinstance(s.robust.appearance, AppearanceMemory) for s in tracker._objects.values())
+    tracker.remove_object(1)
+    assert tracker.obj_ids == [2]
+    tracker.reset()
+    constant = tracker._memory_pos  # the memory encoder's position encoding, a constant of the model
+    assert tracker.obj_ids == [] and tracker.memory_bytes() == constant.numel() * constant.element_size()
