@@ -12,7 +12,7 @@ import sam2_model
 from parity_sessions import STREAM_FILES, build_session_model, load_session
 
 
-def _run(num_frames: int, checkpoints, memory_policy: str = "official"):
+def _run(num_frames: int, checkpoints, memory_policy: str = "official", keep=None):
     session = load_session([p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0])
     frames = [f.numpy() for f in session["frames"]]
     tracker = sam2_model.StreamingTracker(build_session_model(session), fill_hole_area=8, memory_policy=memory_policy)
@@ -30,6 +30,8 @@ def _run(num_frames: int, checkpoints, memory_policy: str = "official"):
             gc.collect()
             stored[t] = tracker.memory_bytes()
             rss[t] = process.memory_info().rss
+    if keep is not None:
+        keep["tracker"] = tracker
     return stored, rss
 
 
@@ -51,6 +53,23 @@ def test_robust_memory_flat_over_300_frames():
     stored, rss = _run(300, {100, 200, 300}, memory_policy="robust")
     assert max(stored.values()) <= bound[100], (stored, bound)
     assert rss[300] - rss[100] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
+
+
+@pytest.mark.timeout(900)
+def test_appearance_memory_flat_over_200_frames():
+    """The appearance memory adds at most its slots per object (shared with recent memories while
+    those are kept), whatever the stream's length; thresholds at their loosest so it always fills."""
+    bound, _ = _run(40, {40})  # the official windows are full from frame 16 on
+    kept = {}
+    policy = "robust+appearance_memory,appearance_min_iou=0,appearance_min_score=-100,appearance_interval=3"
+    stored, rss = _run(200, {40, 120, 200}, memory_policy=policy, keep=kept)
+    states = list(kept["tracker"]._objects.values())
+    entries = [m for s in states for m in s.robust.appearance.entries.values()]
+    assert entries and all(len(s.robust.appearance.entries) <= 2 for s in states)
+    one = entries[0].features.numel() * entries[0].features.element_size() + \
+        entries[0].obj_ptr.numel() * entries[0].obj_ptr.element_size()
+    assert max(stored.values()) <= bound[40] + len(states) * 2 * one, (stored, bound)
+    assert rss[200] - rss[40] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
 
 
 @pytest.mark.slow
