@@ -6,7 +6,7 @@ stacked spatial memories of selected past frames followed by object-pointer toke
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -75,24 +75,38 @@ class MemoryAttention(nn.Module):
 
     def forward(self, current: torch.Tensor, current_pos: torch.Tensor, memory: torch.Tensor,
                 memory_pos: torch.Tensor, num_obj_ptr_tokens: int = 0,
-                memory_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                memory_mask: Optional[torch.Tensor] = None,
+                rows_per_frame: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Batch-first tensors: ``memory``/``memory_pos`` ``[B, L, mem_dim]``, ``memory_mask`` ``[B, L]``
         (True = real), ``current``/``current_pos`` ``[B, HW, C]``, or ``[1, HW, C]`` when all B objects
         see the same frame: the first layer's self-attention, which sees only the current frame's
         tokens, is then computed once and shared (the same numbers as computing it B times).
+        ``rows_per_frame``: ``current`` holds F frames ``[F, HW, C]`` (several streams' frames), frame
+        f seen by the next ``rows_per_frame[f]`` memory rows; each frame's self-attention once.
         Returns ``[B, HW, C]``."""
         batch = memory.shape[0]
-        if current.shape[0] not in (1, batch) or current_pos.shape[0] != current.shape[0]:
-            raise ValueError(f"current tokens of batch {current.shape[0]} (positions {current_pos.shape[0]}) "
-                             f"for memories of batch {batch}: give one row per object, or one shared row")
+        if current_pos.shape[0] != current.shape[0]:
+            raise ValueError(f"current tokens of batch {current.shape[0]} with positions of batch "
+                             f"{current_pos.shape[0]}")
+        if rows_per_frame is None:
+            if current.shape[0] not in (1, batch):
+                raise ValueError(f"current tokens of batch {current.shape[0]} for memories of batch {batch}: "
+                                 "give one row per object, or one shared row")
+            spread = lambda rows: rows.expand(batch, -1, -1)  # noqa: E731
+        else:
+            if len(rows_per_frame) != current.shape[0] or sum(rows_per_frame) != batch:
+                raise ValueError(f"rows_per_frame {list(rows_per_frame)} must give each of the "
+                                 f"{current.shape[0]} frames its rows of the {batch} memories")
+            counts = torch.tensor(list(rows_per_frame), device=current.device)
+            spread = lambda rows: rows.repeat_interleave(counts, dim=0, output_size=batch)  # noqa: E731
         output = current + 0.1 * current_pos if self.pos_enc_at_input else current
         for index, layer in enumerate(self.layers):
             if index == 0:
-                # Until the first cross-attention every object holds the same tokens. The copy
+                # Until the first cross-attention every object holds its frame's tokens. The copy
                 # (not a stride-0 view) keeps the next projections' kernels, hence results, bit-identical
                 # to the per-object computation.
-                output = layer.attend_self(output, current_pos).expand(batch, -1, -1).contiguous()
-                current_pos = current_pos.expand(batch, -1, -1)
+                output = spread(layer.attend_self(output, current_pos)).contiguous()
+                current_pos = spread(current_pos)
             else:
                 output = layer.attend_self(output, current_pos)
             output = layer.attend_memory(output, memory, memory_pos, current_pos, num_obj_ptr_tokens, memory_mask)

@@ -8,7 +8,7 @@ here the model only computes, on batches of objects, and the tracker owns all st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,20 @@ class MemoryBatch:
     positions: torch.Tensor    # [B, L, mem_dim]
     valid: Optional[torch.Tensor]  # [B, L] bool, None when nothing is padded
     num_pointer_tokens: int
+
+    @property
+    def layout(self) -> tuple:
+        """What batches must share to attend in one pass: length, pointer tokens, padding, dtype."""
+        return self.tokens.shape[1], self.num_pointer_tokens, self.valid is None, self.tokens.dtype
+
+    @staticmethod
+    def join(batches: Sequence["MemoryBatch"]) -> "MemoryBatch":
+        """Batches of one ``layout`` as one (rows in order)."""
+        if len({b.layout for b in batches}) != 1:
+            raise ValueError("memory batches of different layouts cannot be joined")
+        valid = None if batches[0].valid is None else torch.cat([b.valid for b in batches])
+        return MemoryBatch(torch.cat([b.tokens for b in batches]), torch.cat([b.positions for b in batches]),
+                           valid, batches[0].num_pointer_tokens)
 
 
 def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -295,18 +309,21 @@ class SAM2Model(nn.Module):
         return self.attend_to_memory(image_embed, image_pos, MemoryBatch(memory, positions, None, 0))
 
     def attend_to_memory(self, image_embed: torch.Tensor, image_pos: torch.Tensor,
-                         memory: MemoryBatch) -> torch.Tensor:
+                         memory: MemoryBatch, rows_per_frame: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Memory attention for B objects: ``[B, C, h, w]`` in, conditioned ``[B, C, h, w]`` out.
 
         ``image_embed``/``image_pos`` may also be one frame ``[1, C, h, w]`` seen by all B objects of
         ``memory``: the work that depends on the frame alone (the first self-attention) is then done once.
+        Or F frames ``[F, C, h, w]`` (several streams' frames), frame f seen by the next
+        ``rows_per_frame[f]`` rows of ``memory``.
         """
         _, channels, height, width = image_embed.shape
         batch = memory.tokens.shape[0]
         current = image_embed.flatten(2).transpose(1, 2)
         current_pos = image_pos.flatten(2).transpose(1, 2).to(current.dtype)
         out = self.memory_attention(current, current_pos, memory.tokens.to(current.dtype),
-                                    memory.positions.to(current.dtype), memory.num_pointer_tokens, memory.valid)
+                                    memory.positions.to(current.dtype), memory.num_pointer_tokens, memory.valid,
+                                    rows_per_frame)
         return out.transpose(1, 2).reshape(batch, channels, height, width)
 
     def pointer_temporal_encoding(self, relative_positions: torch.Tensor, max_distance: int) -> torch.Tensor:

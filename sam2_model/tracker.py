@@ -93,6 +93,18 @@ class PreparedFrame:
 
 
 @dataclass
+class _Attending:
+    """One tracker's frame before memory attention: its objects' memories gathered. Several
+    trackers' frames whose memories share a layout attend in one pass (``_attend_together``)."""
+
+    tracker: "StreamingTracker"
+    index: int
+    states: list                  # the ObjectMemory of each row
+    memory: MemoryBatch
+    features: FrameFeatures       # the frame's features, unexpanded
+
+
+@dataclass
 class _Decoding:
     """One tracker's frame between memory attention and the mask decoder; several trackers' frames
     go through the decoder and the memory encoder together (``track_encoded_together``)."""
@@ -385,8 +397,8 @@ class StreamingTracker:
                 # appearance does not compete with the correction.
                 state.forget_recent_around(frame.index, self.model.config.num_maskmem)
 
-    def _begin_frame(self, prepared: PreparedFrame, features: FrameFeatures) -> Optional["_Decoding"]:
-        """A new frame up to the mask decoder: prompted memories committed, memory attention done.
+    def _open_frame(self, prepared: PreparedFrame, features: FrameFeatures) -> Optional[_Attending]:
+        """A new frame up to memory attention: prompted memories committed, memories gathered.
         None when no object is tracked."""
         self._commit_prompted_memories()
         index = self._next_index
@@ -395,11 +407,11 @@ class StreamingTracker:
         if not self._objects:
             return None
         states = list(self._objects.values())
-        expanded = features.expand(len(states))
-        memory = self._memory_batch(states, index)
-        # The frame's features unexpanded: memory attention shares its frame-only work across objects.
-        conditioned = self.model.attend_to_memory(features.image_embed, features.image_pos, memory)
-        return _Decoding(self, index, states, conditioned, expanded.high_res, expanded.image_embed)
+        return _Attending(self, index, states, self._memory_batch(states, index), features)
+
+    def _decoding(self, opened: _Attending, conditioned: torch.Tensor) -> "_Decoding":
+        expanded = opened.features.expand(len(opened.states))
+        return _Decoding(self, opened.index, opened.states, conditioned, expanded.high_res, expanded.image_embed)
 
     def _finish_frame(self, step: "_Decoding", prediction: MaskPrediction, memory_features: torch.Tensor,
                       positions: torch.Tensor, decisions: Optional[List[Decision]] = None) -> None:
@@ -526,12 +538,36 @@ def _join_rows(parts: List[MaskPrediction]) -> MaskPrediction:
     return MaskPrediction(*(join(f.name) for f in dataclasses.fields(MaskPrediction)))
 
 
+def _attend_together(model: SAM2Model, opened: List[_Attending]) -> List[_Decoding]:
+    """Memory attention for several trackers' frames: those whose memories share a layout (the
+    usual case: streams with the same settings, past their first frames) in one pass, each frame's
+    self-attention once; a tracker alone exactly as ``track_encoded``."""
+    groups: Dict[tuple, List[int]] = {}
+    for k, item in enumerate(opened):
+        groups.setdefault(item.memory.layout, []).append(k)
+    conditioned: List[Optional[torch.Tensor]] = [None] * len(opened)
+    for members in groups.values():
+        if len(members) == 1:
+            item = opened[members[0]]
+            conditioned[members[0]] = model.attend_to_memory(item.features.image_embed, item.features.image_pos,
+                                                             item.memory)
+            continue
+        items = [opened[k] for k in members]
+        rows = [len(item.states) for item in items]
+        joined = model.attend_to_memory(torch.cat([item.features.image_embed for item in items]),
+                                        torch.cat([item.features.image_pos for item in items]),
+                                        MemoryBatch.join([item.memory for item in items]), rows)
+        for k, part in zip(members, joined.split(rows)):
+            conditioned[k] = part
+    return [item.tracker._decoding(item, c) for item, c in zip(opened, conditioned)]
+
+
 @torch.inference_mode()
 def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame, FrameFeatures]]
                            ) -> List[TrackingResult]:
-    """Track one encoded frame in each of several trackers (one model, one ``encode_key``): each
-    tracker's memory attention on its own (its memories are its own length), then every object of
-    every tracker through the mask decoder and the memory encoder in one batch. One tracker alone
+    """Track one encoded frame in each of several trackers (one model, one ``encode_key``): memory
+    attention in one pass per memory layout (``_attend_together``), then every object of every
+    tracker through the mask decoder and the memory encoder in one batch. One tracker alone
     is exactly ``track_encoded``; several agree with one at a time to float rounding."""
     if not items:
         return []
@@ -540,8 +576,9 @@ def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame
         raise TrackingError("trackers tracked together must share their model and autocast setting")
     model = first.model
     with first._autocast():
-        steps = [s for s in (tracker._begin_frame(prepared, features) for tracker, prepared, features in items)
-                 if s is not None]
+        opened = [s for s in (tracker._open_frame(prepared, features) for tracker, prepared, features in items)
+                  if s is not None]
+        steps = _attend_together(model, opened)
         if steps:
             join = (lambda parts: parts[0]) if len(steps) == 1 else torch.cat  # one tracker: no copies
             conditioned = join([s.conditioned for s in steps])

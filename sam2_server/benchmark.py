@@ -184,32 +184,48 @@ def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path,
             "per_stream_fps": [r["frames"] / r["seconds"] for r in reports]}
 
 
+def _median(values: List[float]) -> float:
+    return float(np.median(values))
+
+
 def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
-    in_process = _workers("inprocess", args.streams, args, frames_file, endpoint)
-    in_process["total_rss_bytes"] = sum(in_process["worker_rss_bytes"])
-    server = start_server(endpoint, args, "--max-batch", str(args.streams))
-    try:
-        served = _workers("client", args.streams, args, frames_file, endpoint)
-        served["server_rss_bytes"] = rss_bytes(server.pid)
-    finally:
-        stop(server)
-    served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
-    return {"streams": args.streams, "in_process": in_process, "server": served,
-            "fps_ratio": served["total_fps"] / in_process["total_fps"],
-            "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"]}
+    """In-process processes against one server, ``args.repeats`` times in turn: the machine's speed
+    drifts (on a shared machine by tens of percent within minutes), so each ratio compares runs
+    made one after the other, and the median ratio is reported."""
+    pairs = []
+    for _ in range(args.repeats):
+        in_process = _workers("inprocess", args.streams, args, frames_file, endpoint)
+        in_process["total_rss_bytes"] = sum(in_process["worker_rss_bytes"])
+        server = start_server(endpoint, args, "--max-batch", str(args.streams))
+        try:
+            served = _workers("client", args.streams, args, frames_file, endpoint)
+            served["server_rss_bytes"] = rss_bytes(server.pid)
+        finally:
+            stop(server)
+        served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
+        pairs.append({"in_process": in_process, "server": served,
+                      "fps_ratio": served["total_fps"] / in_process["total_fps"],
+                      "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"]})
+    return {"streams": args.streams, "repeats": pairs,
+            "fps_ratio": _median([p["fps_ratio"] for p in pairs]),
+            "memory_ratio": _median([p["memory_ratio"] for p in pairs])}
 
 
 def measure_batching(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
-    results = {}
-    for name, batch in (("batched", args.streams), ("sequential", 1)):
-        server = start_server(endpoint, args, "--max-batch", str(batch))
-        try:
-            results[name] = _workers("client", args.streams, args, frames_file, endpoint)
-        finally:
-            stop(server)
-    results["speedup"] = results["batched"]["total_fps"] / results["sequential"]["total_fps"]
-    results["streams"] = args.streams
-    return results
+    """One server with frames encoded together (``--max-batch`` streams) against one frame at a
+    time, ``args.repeats`` times in turn; the median speedup."""
+    pairs = []
+    for _ in range(args.repeats):
+        pair = {}
+        for name, batch in (("batched", args.streams), ("sequential", 1)):
+            server = start_server(endpoint, args, "--max-batch", str(batch))
+            try:
+                pair[name] = _workers("client", args.streams, args, frames_file, endpoint)
+            finally:
+                stop(server)
+        pair["speedup"] = pair["batched"]["total_fps"] / pair["sequential"]["total_fps"]
+        pairs.append(pair)
+    return {"streams": args.streams, "repeats": pairs, "speedup": _median([p["speedup"] for p in pairs])}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -259,6 +275,11 @@ def _mib(value: float) -> str:
     return f"{value / 2 ** 20:.0f} MiB"
 
 
+def _spread(part: Dict[str, object], key: str) -> str:
+    values = [pair[key] for pair in part["repeats"]]
+    return f"x{min(values):.2f} to x{max(values):.2f}"
+
+
 def summary(results: Dict[str, object]) -> str:
     lines = [f"model {results['model']} on {results['device']} ({results['cpu_count']} CPUs, load average "
              f"{results['load_at_start']:.1f} at start, {results.get('load_at_end', float('nan')):.1f} at end)"]
@@ -271,18 +292,22 @@ def summary(results: Dict[str, object]) -> str:
             lines.append(f"  {name[:-3]:<11} {values['p50']:8.2f} / {values['p99']:8.2f}")
     streams = results.get("streams")
     if streams:
-        a, b = streams["in_process"], streams["server"]
-        lines.append(f"{streams['streams']} streams: in-process processes {a['total_fps']:.2f} fps, "
-                     f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
-                     f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
-                     f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
-        lines.append(f"  ratio server / in-process: fps x{streams['fps_ratio']:.2f}, "
-                     f"memory x{streams['memory_ratio']:.2f}")
+        for a, b in ((p["in_process"], p["server"]) for p in streams["repeats"]):
+            lines.append(f"{streams['streams']} streams: in-process processes {a['total_fps']:.2f} fps, "
+                         f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
+                         f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
+                         f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
+        lines.append(f"  ratio server / in-process, median of {len(streams['repeats'])}: "
+                     f"fps x{streams['fps_ratio']:.2f} ({_spread(streams, 'fps_ratio')}), "
+                     f"memory x{streams['memory_ratio']:.2f} ({_spread(streams, 'memory_ratio')})")
     batching = results.get("batching")
     if batching:
-        lines.append(f"{batching['streams']} streams through one server: batched "
-                     f"{batching['batched']['total_fps']:.2f} fps, sequential {batching['sequential']['total_fps']:.2f}"
-                     f" fps: x{batching['speedup']:.2f}")
+        for pair in batching["repeats"]:
+            lines.append(f"{batching['streams']} streams through one server: batched "
+                         f"{pair['batched']['total_fps']:.2f} fps, sequential {pair['sequential']['total_fps']:.2f}"
+                         f" fps: x{pair['speedup']:.2f}")
+        lines.append(f"  batched / sequential, median of {len(batching['repeats'])}: x{batching['speedup']:.2f} "
+                     f"({_spread(batching, 'speedup')})")
     return "\n".join(lines)
 
 
@@ -296,6 +321,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames timed per stream")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="pairs of runs (in-process then server; batched then sequential) taken in turn")
     parser.add_argument("--json", default=None, help="write the results here")
     # Worker processes (internal).
     parser.add_argument("--role", choices=("inprocess", "client"), help=argparse.SUPPRESS)

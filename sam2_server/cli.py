@@ -41,6 +41,9 @@ def _serve_parser() -> argparse.ArgumentParser:
                         help="CURVE key directory from `sam2-server keygen` (required off loopback)")
     parser.add_argument("--max-batch", type=int, default=DEFAULTS.max_batch,
                         help="most frames of different streams encoded together")
+    parser.add_argument("--batch-wait-ms", type=float, default=DEFAULTS.batch_wait_ms,
+                        help="longest a round waits for the next frames of the previous round's streams "
+                             "(0: take what is waiting)")
     parser.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2 ** 20,
                         help="largest request accepted, in MiB")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -75,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     config = ServerConfig(bind=args.bind, model=args.model, checkpoint=args.checkpoint, device=args.device,
                           dtype=args.dtype, max_streams=args.max_streams, stream_timeout_s=args.stream_timeout,
                           curve_keys=args.curve_keys, max_message_bytes=int(args.max_message_mb * 2 ** 20),
-                          max_batch=args.max_batch)
+                          max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     from .server import BindError, InferenceServer  # after parsing: --help and keygen need no model
     try:
         server = InferenceServer(config)

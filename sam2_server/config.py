@@ -30,6 +30,11 @@ class ServerConfig:
         max_message_bytes: largest request accepted (larger parts are dropped by ZeroMQ, larger
             multipart messages refused).
         max_batch: most frames (of different streams) through the image encoder at once.
+        batch_wait_ms: longest a round waits for the next frames of the streams that were in the
+            previous round, so that their frames are encoded together (0: take what is waiting).
+            A client sends its next frame a millisecond or two after its answer (ipc, the node's
+            publishing in between); a stream that misses the wait is not waited for again until
+            its next frame.
     """
 
     bind: str = "ipc:///tmp/sam2.sock"
@@ -42,6 +47,7 @@ class ServerConfig:
     curve_keys: Optional[str] = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_batch: int = 8
+    batch_wait_ms: float = 5.0
 
     def problems(self) -> List[str]:
         found = []
@@ -52,6 +58,8 @@ class ServerConfig:
         for name in ("max_streams", "max_batch"):
             if getattr(self, name) < 1:
                 found.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            found.append(f"batch_wait_ms must be between 0 and 1000, got {self.batch_wait_ms}")
         if not self.stream_timeout_s > 0:
             found.append(f"stream_timeout_s must be > 0, got {self.stream_timeout_s}")
         if self.max_message_bytes < 1024:

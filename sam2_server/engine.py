@@ -100,11 +100,11 @@ class _Frame:
 class Engine:
     """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
 
-    Frames of a round are resized in parallel and encoded in one batch per encoder key; each
-    stream's memory attention runs on its own (memories differ in length per stream), then every
-    object of every stream goes through the mask decoder and the memory encoder in one batch; the
-    per-stream summaries (masks to the host) run in parallel threads. A single frame takes exactly
-    the in-process path.
+    Frames of a round are resized in parallel and encoded in one batch per encoder key; memory
+    attention runs in one pass per memory layout (streams past their first frames share one), then
+    every object of every stream goes through the mask decoder and the memory encoder in one batch;
+    the per-stream summaries (masks to the host) run in parallel threads. A single frame takes
+    exactly the in-process path.
 
     Args:
         host: the model.

@@ -135,7 +135,8 @@ class InferenceServer:
         self.host = host
         self.epoch = random.SystemRandom().randrange(1, 1 << 31)  # this server process
         self._stream_counter = itertools.count(1)
-        self.streams = StreamTable(config.max_streams, config.stream_timeout_s, config.max_batch)
+        self.streams = StreamTable(config.max_streams, config.stream_timeout_s, config.max_batch,
+                                   config.batch_wait_ms / 1000.0)
         self.stats = ServerStats()
         self._stop = threading.Event()
         self._reply_endpoint = f"inproc://sam2-replies-{id(self)}"

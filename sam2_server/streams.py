@@ -6,6 +6,14 @@ that a frame still waiting is replaced by a newer one of the same stream (latest
 Each round takes the head request of every stream that has one, streams in round-robin order
 from where the previous round stopped, frames up to ``max_batch``: no stream waits behind
 another's backlog, and frames waiting at the same time are encoded together.
+
+Gathering: a client sends its next frame only after the answer to its last one, so the streams of
+one round answer together and their next frames arrive a few milliseconds apart. A round taken at
+the first arrival would hold one frame, the next round the rest, and the batches would stay split
+(measured: 47 rounds of one frame, 38 of two and 3 of three for three streams). So a round with
+frames waits up to ``gather_s`` for the streams whose frame ran in an earlier round (their next
+one is expected); a stream that misses the wait is not waited for again until its next frame runs
+(a slow camera costs at most ``gather_s`` per frame of its own, not on every round).
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class Stream:
     queue: Deque[Request] = field(default_factory=deque)
     frames_tracked: int = 0
     frames_superseded: int = 0
+    # Its last frame ran in a round and no wait for the next has run out: the next round gathers for it.
+    expected: bool = False
 
 
 @dataclass
@@ -73,10 +83,12 @@ class StreamTable:
         max_streams: most streams at once (``open`` beyond it is refused).
         timeout_s: a stream with no request or heartbeat for this long, and nothing queued, is freed.
         max_batch: most frames taken in one round.
+        gather_s: longest a round with frames waits for the expected frames of other streams.
     """
 
-    def __init__(self, max_streams: int, timeout_s: float, max_batch: int):
+    def __init__(self, max_streams: int, timeout_s: float, max_batch: int, gather_s: float = 0.0):
         self.max_streams, self.timeout_s, self.max_batch = max_streams, timeout_s, max_batch
+        self.gather_s = gather_s
         self._streams: Dict[str, Stream] = {}
         self._order: List[str] = []      # round-robin order (creation order)
         self._next = 0                   # where the next round starts in _order
@@ -154,6 +166,8 @@ class StreamTable:
         with self._changed:
             if not any(s.queue for s in self._streams.values()) and not self._closed:
                 self._changed.wait(wait_s)
+            if self.gather_s > 0:
+                self._gather()
             if self._closed:
                 return None
             count = len(self._order)
@@ -168,6 +182,7 @@ class StreamTable:
                         first_skipped = step if first_skipped is None else first_skipped
                         continue
                     frames.append((stream, stream.queue.popleft()))
+                    stream.expected = True
                 else:
                     others.append((stream, stream.queue.popleft()))
                 taken = step + 1
@@ -177,6 +192,27 @@ class StreamTable:
             start = first_skipped if first_skipped is not None else taken
             self._next = (self._next + start) % count if count else 0
             return Round(frames, others)
+
+    def _gather(self) -> None:
+        """With a frame waiting, wait (lock held by the caller) up to ``gather_s`` until every
+        expected stream has a request queued or the batch is full; streams still missing then are
+        no longer expected."""
+        def ready() -> int:
+            return sum(1 for s in self._streams.values() if s.queue and s.queue[0].op == "track")
+
+        def missing() -> List[Stream]:
+            return [s for s in self._streams.values() if s.expected and not s.queue]
+
+        if not ready():
+            return
+        deadline = time.monotonic() + self.gather_s
+        while not self._closed and ready() < self.max_batch and missing():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for stream in missing():
+                    stream.expected = False
+                return
+            self._changed.wait(remaining)
 
     def close(self) -> None:
         with self._changed:

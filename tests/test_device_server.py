@@ -1,5 +1,6 @@
 """tools/device_server.sh on the CPU with tiny settings: the GPU run's script works end to end and
-writes its numbers (batched against sequential streams, one stream's added latency)."""
+writes its numbers (batched against sequential streams, one stream's added latency, and the
+server against in-process processes)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,22 @@ pytestmark = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), rea
 
 def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", MODEL="default", STREAMS="2", FRAMES="2",
-               SIZE="64x48", OUT=str(tmp_path), MINUTES="4")
+               SIZE="64x48", OUT=str(tmp_path), MINUTES="4", REPEATS="1",
+               PARTS="batching,latency,streams")
     result = subprocess.run(["bash", str(REPO / "tools" / "device_server.sh")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "device_server.json").read_text())
     batching = report["batching"]
-    assert batching["streams"] == 2 and batching["speedup"] > 0
+    assert batching["streams"] == 2 and len(batching["repeats"]) == 1
+    pair = batching["repeats"][0]
+    assert batching["speedup"] == pair["speedup"] == pair["batched"]["total_fps"] / pair["sequential"]["total_fps"]
     for mode in ("batched", "sequential"):
-        assert len(batching[mode]["per_stream_fps"]) == 2 and batching[mode]["total_fps"] > 0
+        assert len(pair[mode]["per_stream_fps"]) == 2 and pair[mode]["total_fps"] > 0
+    streams = report["streams"]
+    pair = streams["repeats"][0]
+    assert streams["fps_ratio"] == pair["server"]["total_fps"] / pair["in_process"]["total_fps"]
+    assert pair["server"]["server_rss_bytes"] > 0 and len(pair["in_process"]["worker_rss_bytes"]) == 2
     latency = report["latency"]
     assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
     assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency

@@ -62,6 +62,32 @@ def test_mismatched_batches_are_named(model):
                                pointers)
 
 
+@torch.inference_mode()
+def test_several_frames_each_seen_by_their_own_rows(model):
+    """Two streams' frames in one pass (the server's round): frame 0 for rows 0-1, frame 1 for row 2;
+    the same numbers, to float rounding, as each frame with its own rows alone; each frame's first
+    self-attention runs once."""
+    generator = torch.Generator().manual_seed(5)
+    current, current_pos, memory, memory_pos, pointers = random_inputs(model, 3, generator)
+    other, other_pos, _, _, _ = random_inputs(model, 1, generator)
+    attention = model.memory_attention
+    first_batches = []
+    hook = attention.layers[0].self_attn.register_forward_pre_hook(
+        lambda _m, args: first_batches.append(args[0].shape[0]))
+    try:
+        together = attention(torch.cat([current, other]), torch.cat([current_pos, other_pos]), memory, memory_pos,
+                             pointers, None, rows_per_frame=[2, 1])
+    finally:
+        hook.remove()
+    assert first_batches == [2]
+    first = attention(current, current_pos, memory[:2], memory_pos[:2], pointers)
+    second = attention(other, other_pos, memory[2:], memory_pos[2:], pointers)
+    torch.testing.assert_close(together, torch.cat([first, second]), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="rows_per_frame"):
+        attention(torch.cat([current, other]), torch.cat([current_pos, other_pos]), memory, memory_pos, pointers,
+                  None, rows_per_frame=[1, 1])
+
+
 def test_tracker_computes_first_self_attention_once_per_frame(model):
     """Three objects on one frame: the first layer's self-attention runs once, on one row."""
     size = model.image_size

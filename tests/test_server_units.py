@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -109,6 +110,36 @@ def test_rounds_take_one_request_per_stream_in_order_and_rotate():
     second = table.take_round(0)                      # c was left waiting: it goes first now
     assert [x[0].name for x in second.frames] == ["c"] and [x[0].name for x in second.others] == ["a"]
     assert table.take_round(0) is None
+
+
+def test_a_round_gathers_the_frames_expected_from_the_last_round():
+    """Clients send their next frame just after their answer: a round waits (up to gather_s) for the
+    streams whose frames ran last round, so they stay batched; a stream that misses the wait is not
+    waited for again until its next frame runs."""
+    table = StreamTable(max_streams=8, timeout_s=10, max_batch=8, gather_s=0.4)
+    s = _streams(table, ["a", "b", "c"])
+    assert table.take_round(0) is None                     # nothing expected, nothing queued: no wait
+    for name in "abc":
+        table.submit(s[name], _request("track"))
+    assert len(table.take_round(0).frames) == 3            # all three now expected
+    table.submit(s["a"], _request("track"))
+    late = threading.Timer(0.05, lambda: [table.submit(s[name], _request("track")) for name in "bc"])
+    late.start()
+    started = time.monotonic()
+    gathered = table.take_round(0)
+    waited = time.monotonic() - started
+    late.join()
+    assert sorted(x[0].name for x in gathered.frames) == ["a", "b", "c"] and 0.04 < waited < 0.4
+    table.submit(s["a"], _request("track"))                # b and c stop sending
+    started = time.monotonic()
+    assert [x[0].name for x in table.take_round(0).frames] == ["a"]
+    assert time.monotonic() - started >= 0.4 and not s["b"].expected and not s["c"].expected
+    table.submit(s["a"], _request("track"))
+    started = time.monotonic()
+    assert [x[0].name for x in table.take_round(0).frames] == ["a"]
+    assert time.monotonic() - started < 0.2                # only a is expected, and it is here
+    with pytest.raises(ServerConfigError, match="batch_wait_ms"):
+        ServerConfig(batch_wait_ms=-1).check()
 
 
 def test_latest_frame_wins_but_other_requests_keep_their_place():

@@ -206,9 +206,11 @@ def test_encode_then_track_encoded_is_track_and_batches_match(model):
 
 @pytest.mark.parametrize("policies", [("official",) * 3, ("robust", "official", "robust")])
 def test_trackers_tracked_together_match_each_alone(model, policies):
-    """Several trackers' objects through the decoder and memory encoder in one batch (the server's
-    round): the same results as each tracker alone, to float rounding, frame after frame, whatever
-    each tracker's memory policy (the robust one decides on its own rows inside the batch)."""
+    """Several trackers' objects through memory attention, the decoder and the memory encoder in one
+    batch (the server's round): the same results as each tracker alone, to float rounding, frame after
+    frame, whatever each tracker's memory policy (the robust one decides on its own rows inside the
+    batch). The third tracker's object arrives later: its memories then have another length than the
+    others' and attend in a pass of their own, until its window fills like theirs."""
     from sam2_model.tracker import track_encoded_together
 
     frames, labels = scene()
@@ -223,10 +225,13 @@ def test_trackers_tracked_together_match_each_alone(model, policies):
         group[0].add_prompt(1, points=centre_click(labels[0], 1), labels=[1])
         group[0].add_prompt(2, box=first_target_box(labels[0], 2))
         group[1].add_prompt(5, points=centre_click(other_labels[0], 1), labels=[1])
-    for t in range(1, 4):
+    layouts = []
+    for t in range(1, 6):
         prepared = [tracker.prepare_frame(torch.from_numpy(video[t].copy()))
                     for tracker, video in zip(together, videos)]
         features = together[0].encode(prepared)
+        layouts.append(len({tracker._memory_batch(list(tracker._objects.values()), t).layout
+                            for tracker in together if tracker._objects}))
         results = track_encoded_together(list(zip(together, prepared, features)))
         for tracker, ready, feature, result in zip(alone, prepared, features, results):
             expected = tracker.track_encoded(ready, feature)
@@ -239,6 +244,11 @@ def test_trackers_tracked_together_match_each_alone(model, policies):
                 assert (got is None) == (want is None)
                 if got is not None:
                     np.testing.assert_allclose(got, want, atol=1e-2)
+        if t == 2:
+            for group in (together, alone):
+                group[2].add_prompt(7, points=centre_click(labels[2], 1), labels=[1])
+    # Shared layouts (one pass for all), then two layouts once the late object is in.
+    assert layouts[0] == 1 and 2 in layouts[2:]
     with pytest.raises(sam2_model.TrackingError, match="share their model"):
         other_model = sam2_model.StreamingTracker(sam2_model.build_model("default"))
         track_encoded_together([(together[0], prepared[0], features[0]), (other_model, prepared[1], features[1])])
