@@ -72,8 +72,9 @@ class TrackerOptions:
             ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
         memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
             (motion filter and motion-gated re-appearance; see
-            ``robust_options.RobustMemoryOptions``) or ``"robust:<components>"`` (only those,
-            ``+``-separated: kalman, motion_gate, memory_gate).
+            ``robust_options.RobustMemoryOptions``), ``"robust:<components>"`` (only those,
+            ``+``-separated: kalman, motion_gate, memory_gate, jump_gate, last_seen,
+            appearance_memory) or ``"robust+<components>"`` (the defaults and those).
     """
 
     fill_hole_area: Optional[int] = _option(
@@ -96,7 +97,8 @@ class TrackerOptions:
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
     memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
                                              "re-appearance); robust:<a+b>[,threshold=value...] picks components "
-                                             "(kalman, motion_gate, memory_gate, jump_gate)")
+                                             "(kalman, motion_gate, memory_gate, jump_gate, last_seen, "
+                                             "appearance_memory), robust+<a> adds them to the defaults")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:
