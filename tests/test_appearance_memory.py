@@ -97,7 +97,8 @@ def test_a_prompt_empties_the_appearance_memory():
     state = RobustObjectState()
     state.start(box_at(10, 30), options)
     for t in range(1, 11):
-        state.appearance.offer(memory_of(t), decide(state, Observation(True, box_at(10, 30), 0.9, 4.0), options).confident)
+        decision = decide(state, Observation(True, box_at(10, 30), 0.9, 4.0), options)
+        state.appearance.offer(memory_of(t), decision.confident)
     assert list(state.appearance.entries) == [5, 10]
     state.restart_from_prompt()
     assert not state.appearance.entries and state.appearance.frames_since == 0
