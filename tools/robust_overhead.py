@@ -1,6 +1,7 @@
 """ms/frame of the robust memory policy against the official one, on the same frames (issue 25).
 
     python tools/robust_overhead.py --videos 4 --frames 48 --seed 7300
+    python tools/robust_overhead.py --policy robust+appearance_memory   # any memory_policy string
 
 Each frame is encoded once (timed apart); the official and the robust tracker then track it from
 the same features, in alternating order, so that load on the machine hits both alike. Prints the
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=7300)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--policy", default="robust", help="the memory_policy timed against official")
     args = parser.parse_args()
     model = sam2_model.build_model("default", device=args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
@@ -34,7 +36,8 @@ def main() -> None:
     for index in range(args.videos):
         config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames)
         video = generate_with_events(args.seed + index, config)
-        trackers = {p: sam2_model.StreamingTracker(model, memory_policy=p) for p in ("official", "robust")}
+        trackers = {"official": sam2_model.StreamingTracker(model, memory_policy="official"),
+                    "robust": sam2_model.StreamingTracker(model, memory_policy=args.policy)}
         for t, frame in enumerate(video.frames):
             start = time.perf_counter()
             prepared = trackers["official"].prepare_frame(frame)
@@ -53,8 +56,8 @@ def main() -> None:
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     whole = ms["encode"] + ms["official"]
     print(f"{len(times['encode'])} frames ({args.videos} videos of {args.frames}, {args.size}px, {args.device}): "
-          f"encoder {ms['encode']:.1f} ms, tracking official {ms['official']:.1f} ms, robust {ms['robust']:.1f} ms "
-          f"(median); robust adds {ms['robust'] - ms['official']:+.1f} ms = "
+          f"encoder {ms['encode']:.1f} ms, tracking official {ms['official']:.1f} ms, {args.policy} "
+          f"{ms['robust']:.1f} ms (median); {args.policy} adds {ms['robust'] - ms['official']:+.1f} ms = "
           f"{100 * (ms['robust'] - ms['official']) / whole:+.1f} % of a whole frame ({whole:.1f} ms)")
 
 
