@@ -104,9 +104,11 @@ class RobustMemoryOptions:
     min_object_score: float = 1.0
     process_noise: float = 0.05
     measurement_noise: float = 0.1
+    # appearance_memory: opt-in; slots and interval chosen on dev chunks 0-1 (3 and 3 against 2 and 5,
+    # docs/benchmarks.md round 7), the quality thresholds are the memory gate's.
     appearance_memory: bool = False
-    appearance_slots: int = 2
-    appearance_interval: int = 5
+    appearance_slots: int = 3
+    appearance_interval: int = 3
     appearance_min_iou: float = 0.5
     appearance_min_score: float = 1.0
 

@@ -20,6 +20,8 @@ from test_robust_memory import scripted_model
 
 SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
 POLICY = "robust+appearance_memory"
+# The thresholds the constructed cases below are worked out for (not the defaults, which may be tuned).
+PINNED = POLICY + ",appearance_slots=2,appearance_interval=5,appearance_min_iou=0.5,appearance_min_score=1"
 
 
 def box_at(cx, cy, w=10.0, h=6.0):
@@ -59,7 +61,7 @@ def test_tracker_refuses_more_slots_than_the_window_allows(model):
 
 
 def test_only_confident_visible_frames_enter_at_intervals_and_the_bank_stays_bounded():
-    options = parse_memory_policy(POLICY + ",gate_distance=1.5,gate_growth=0.25")
+    options = parse_memory_policy(PINNED + ",gate_distance=1.5,gate_growth=0.25")
     state = RobustObjectState()
     state.start(box_at(10, 30), options)
     script = {}
@@ -93,7 +95,7 @@ def test_only_confident_visible_frames_enter_at_intervals_and_the_bank_stays_bou
 
 
 def test_a_prompt_empties_the_appearance_memory():
-    options = parse_memory_policy(POLICY)
+    options = parse_memory_policy(PINNED)
     state = RobustObjectState()
     state.start(box_at(10, 30), options)
     for t in range(1, 11):
@@ -178,7 +180,7 @@ def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch
     script[18] = (True, (side - 12, side - 2, side - 12, side - 2))
     script.update({t: (True, (10, 20, 22, 32)) for t in (23, 24)})
     tracker = sam2_model.StreamingTracker(model, fill_hole_area=0,
-                                          memory_policy=POLICY + ",gate_distance=1.5,gate_growth=0.25")
+                                          memory_policy=PINNED + ",gate_distance=1.5,gate_growth=0.25")
     tracker.track(frames[0])
     prompt = np.zeros(frames[0].shape[:2], bool)
     scale = frames[0].shape[0] / side
@@ -225,7 +227,7 @@ def test_nothing_changes_until_an_object_hides(model, session):
     """The appearance memory only acts on a hidden object: outputs equal plain robust's up to the
     frame after the first one where an object is not visible."""
     frames = [f.numpy() for f in session["frames"]]
-    eager = POLICY + ",appearance_min_iou=0,appearance_min_score=-100,appearance_interval=1"
+    eager = POLICY + ",appearance_min_iou=0,appearance_min_score=-100,appearance_interval=1,appearance_slots=2"
     _, plain = run(model, frames, 10, "robust")
     tracker, split = run(model, frames, 10, eager)
     hidden = [k for k, r in enumerate(plain) if not bool(r.visible.all())]
@@ -239,7 +241,7 @@ def test_nothing_changes_until_an_object_hides(model, session):
 
 def test_appearance_state_goes_with_the_object_and_the_reset(model, session):
     frames = [f.numpy() for f in session["frames"]]
-    tracker, _ = run(model, frames, 8, POLICY + ",appearance_min_iou=0,appearance_min_score=-100")
+    tracker, _ = run(model, frames, 8, PINNED + ",appearance_min_iou=0,appearance_min_score=-100")
     assert all(isinstance(s.robust.appearance, AppearanceMemory) for s in tracker._objects.values())
     tracker.remove_object(1)
     assert tracker.obj_ids == [2]

@@ -61,7 +61,8 @@ def test_appearance_memory_flat_over_200_frames():
     those are kept), whatever the stream's length; thresholds at their loosest so it always fills."""
     bound, _ = _run(40, {40})  # the official windows are full from frame 16 on
     kept = {}
-    policy = "robust+appearance_memory,appearance_min_iou=0,appearance_min_score=-100,appearance_interval=3"
+    policy = "robust+appearance_memory,appearance_min_iou=0,appearance_min_score=-100,appearance_interval=3," \
+             "appearance_slots=2"
     stored, rss = _run(200, {40, 120, 200}, memory_policy=policy, keep=kept)
     states = list(kept["tracker"]._objects.values())
     entries = [m for s in states for m in s.robust.appearance.entries.values()]
