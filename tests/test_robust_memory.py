@@ -138,7 +138,8 @@ def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
 def test_memory_policy_names():
     assert parse_memory_policy("official") is None
     assert parse_memory_policy("robust") == RobustMemoryOptions()
-    assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen"]  # chosen on the dev set
+    # chosen on the dev set (appearance_memory since round 7)
+    assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen", "appearance_memory"]
     assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
     assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
     loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
@@ -195,9 +196,16 @@ def test_robust_memory_stays_within_the_official_bound(model, session):
     frames = frames_of(session)
     official, _ = run(model, frames, 40)
     robust, _ = run(model, frames, 40, memory_policy="robust")
-    assert robust.memory_bytes() <= official.memory_bytes()
+    # The official bound, and at most the appearance memory's slots per object beside it.
+    slots = RobustMemoryOptions().appearance_slots
+    extra = sum(t.numel() * t.element_size() for s in robust._objects.values() for t in s.robust.appearance.tensors())
+    one = max((m.features.numel() * m.features.element_size() + m.obj_ptr.numel() * m.obj_ptr.element_size()
+               for s in robust._objects.values() for m in s.robust.appearance.entries.values()), default=0)
+    assert extra <= len(robust._objects) * slots * one
+    assert robust.memory_bytes() <= official.memory_bytes() + len(robust._objects) * slots * one
     for state in robust._objects.values():
         assert len(state.recent) <= model.config.max_obj_ptrs_in_encoder
+        assert len(state.robust.appearance.entries) <= slots
 
 
 def scripted_model(model, script):

@@ -47,11 +47,18 @@ def test_memory_flat_over_300_frames():
 
 
 def test_robust_memory_flat_over_300_frames():
-    """The robust policy's memory gate only leaves frames out: never above the official bound,
-    and its per-object state (a motion filter) does not grow either."""
+    """The robust policy's memory gate only leaves frames out and its appearance memory holds at
+    most its slots per object: never above the official bound plus those, and its per-object
+    state (a motion filter) does not grow either."""
     bound, _ = _run(100, {100})
-    stored, rss = _run(300, {100, 200, 300}, memory_policy="robust")
-    assert max(stored.values()) <= bound[100], (stored, bound)
+    kept = {}
+    stored, rss = _run(300, {100, 200, 300}, memory_policy="robust", keep=kept)
+    states = list(kept["tracker"]._objects.values())
+    slots = states[0].robust.appearance.slots
+    entries = [m for s in states for m in s.robust.appearance.entries.values()]
+    one = max((m.features.numel() * m.features.element_size() + m.obj_ptr.numel() * m.obj_ptr.element_size()
+               for m in entries), default=0)
+    assert max(stored.values()) <= bound[100] + len(states) * slots * one, (stored, bound)
     assert rss[300] - rss[100] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
 
 
