@@ -71,7 +71,7 @@ class TrackerOptions:
             predictor, default), ``"pillow_port"`` (the same bytes on the model's device) or
             ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
         memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
-            (motion filter and motion-gated re-appearance; see
+            (motion filter, motion-gated re-appearance, appearance memory of hidden objects; see
             ``robust_options.RobustMemoryOptions``), ``"robust:<components>"`` (only those,
             ``+``-separated: kalman, motion_gate, memory_gate, jump_gate, last_seen,
             appearance_memory) or ``"robust+<components>"`` (the defaults and those).
@@ -96,7 +96,7 @@ class TrackerOptions:
     frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
     memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
-                                             "re-appearance); robust:<a+b>[,threshold=value...] picks components "
+                                             "re-appearance, appearance memory); robust:<a+b>[,threshold=value...] picks components "
                                              "(kalman, motion_gate, memory_gate, jump_gate, last_seen, "
                                              "appearance_memory), robust+<a> adds them to the defaults")
 
