@@ -82,8 +82,8 @@ class RobustMemoryOptions:
         measurement_noise: Kalman: standard deviation of a mask box's centre and size, as a
             fraction of the box size.
         appearance_slots: appearance memory: memories kept per object, and places of the
-            recent-memory window they take while it is hidden (at most the window less one: the
-            newest, absence, memory always stays; the tracker checks it against the model).
+            recent-memory window they take while it is hidden (the newest of them, at most the
+            model's window less one: the newest, absence, memory always stays).
         appearance_interval: appearance memory: least frames between two memories taken (a
             confident frame is taken once this many frames passed since the last one, or since
             the prompt), so that the memories span the object's recent looks.

@@ -163,11 +163,6 @@ class StreamingTracker:
                 raise TrackerOptionsError("invalid robust_options: " + "; ".join(problems))
             self._robust = robust_options
         config = model.config
-        if self._robust is not None and self._robust.appearance_memory and \
-                self._robust.appearance_slots > config.num_maskmem - 2:
-            # The newest recent memory always stays (the model needs its last "absent" memory).
-            raise TrackerOptionsError(f"appearance_slots {self._robust.appearance_slots} must be at most "
-                                      f"{config.num_maskmem - 2} for this model (num_maskmem {config.num_maskmem})")
         self._spatial_window = config.num_maskmem - 1
         self._pointer_window = pointer_window(model)
         self._objects: Dict[int, ObjectMemory] = {}
@@ -467,11 +462,17 @@ class StreamingTracker:
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
         appearance = None
         if self._robust is not None and self._robust.appearance_memory:
-            # A hidden object also attends to how it looked before it hid (appearance memory).
-            appearance = [s.robust.appearance.newest_first()
-                          if s.robust is not None and s.robust.appearance is not None and s.robust.hidden else []
-                          for s in states]
+            appearance = [self._attended_appearance(s) for s in states]
         return gather_memories(self.model, states, frame_index, self._memory_pos, appearance)
+
+    def _attended_appearance(self, state: ObjectMemory) -> List[FrameMemory]:
+        """A hidden object also attends to how it looked before it hid (appearance memory): its
+        newest appearance memories, as many as leave the newest recent memory in the window (the
+        model needs its last "absent" memory); none while it is visible."""
+        robust = state.robust
+        if robust is None or robust.appearance is None or not robust.hidden:
+            return []
+        return robust.appearance.newest_first()[:max(self._spatial_window - 1, 0)]
 
     def _remember_memory_positions(self, positions: torch.Tensor) -> None:
         if self._memory_pos is None:

@@ -13,7 +13,6 @@ from sam2_model.appearance_memory import AppearanceMemory
 from sam2_model.memory_bank import FrameMemory, ObjectMemory, select_memories
 from sam2_model.robust_memory import Observation, RobustObjectState, decide
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
-from sam2_model.tracker_options import TrackerOptionsError
 
 from parity_sessions import STREAM_FILES, build_session_model, load_session
 from test_robust_memory import scripted_model
@@ -51,11 +50,19 @@ def test_policy_names_and_thresholds():
             parse_memory_policy(bad)
 
 
-def test_tracker_refuses_more_slots_than_the_window_allows(model):
+def test_more_slots_than_the_window_leave_the_newest_recent_memory(model):
+    """However many slots, a hidden object attends to at most the window less one of them (the
+    newest, absence, memory stays); a model with a smaller window takes robust as it is."""
     window = model.config.num_maskmem - 1
-    sam2_model.StreamingTracker(model, memory_policy=f"{POLICY},appearance_slots={window - 1}")
-    with pytest.raises(TrackerOptionsError, match="appearance_slots"):
-        sam2_model.StreamingTracker(model, memory_policy=f"{POLICY},appearance_slots={window}")
+    tracker = sam2_model.StreamingTracker(model, memory_policy=f"{POLICY},appearance_slots={window + 3}")
+    state = ObjectMemory(obj_id=1, robust=RobustObjectState(frames_hidden=2))
+    state.robust.appearance = AppearanceMemory(slots=window + 3, interval=1)
+    for t in range(1, window + 4):
+        state.robust.appearance.offer(memory_of(t), confident=True)
+    attended = tracker._attended_appearance(state)
+    assert [m.frame_index for m in attended] == list(range(window + 3, 3, -1))[:window - 1]
+    state.robust.frames_hidden = 0  # visible: none
+    assert tracker._attended_appearance(state) == []
 
 
 # ---------------------------------------------------------------- what it takes
