@@ -45,6 +45,12 @@ def rss_bytes(pid: Optional[int] = None) -> int:
     return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(values_ms: List[float]) -> Dict[str, float]:
     return {f"p{p}": float(np.percentile(values_ms, p)) for p in PERCENTILES} | {"mean": float(np.mean(values_ms))}
 
@@ -157,9 +163,10 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
 
 
 # ---------------------------------------------------------------------- N streams: throughput and memory
-def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path, endpoint: str
-             ) -> Dict[str, object]:
-    """Start ``count`` worker processes, release them together, collect their reports."""
+def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path, endpoint: str,
+             server_pid: Optional[int] = None) -> Dict[str, object]:
+    """Start ``count`` worker processes, release them together, collect their reports (and the
+    server's CPU time over the timed frames)."""
     command = [sys.executable, "-m", "sam2_server.benchmark", "--role", role, "--frames-file", str(frames_file),
                "--frames", str(args.frames), "--warmup", str(args.warmup), "--model", args.model,
                "--device", args.device, "--endpoint", endpoint]
@@ -172,16 +179,22 @@ def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path,
         if line.strip() != "ready":
             raise RuntimeError(f"a {role} worker failed to start: {line!r}")
     started = time.perf_counter()
+    server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
     reports = [json.loads(worker.stdout.readline()) for worker in workers]
     wall = time.perf_counter() - started
+    server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
     for worker in workers:
         worker.wait(timeout=60)
     total = sum(r["frames"] for r in reports)
     return {"wall_s": wall, "total_fps": total / wall, "worker_rss_bytes": [r["rss_bytes"] for r in reports],
-            "per_stream_fps": [r["frames"] / r["seconds"] for r in reports]}
+            "per_stream_fps": [r["frames"] / r["seconds"] for r in reports],
+            "worker_cpu_seconds": [r["cpu_seconds"] for r in reports], "server_cpu_seconds": server_cpu,
+            # Cores kept busy on average: the in-process processes keep both of a 2-core CPU busier
+            # than one server process does (docs/benchmarks.md).
+            "cores_busy": (sum(r["cpu_seconds"] for r in reports) + server_cpu) / wall}
 
 
 def _median(values: List[float]) -> float:
@@ -198,7 +211,7 @@ def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         in_process["total_rss_bytes"] = sum(in_process["worker_rss_bytes"])
         server = start_server(endpoint, args, "--max-batch", str(args.streams))
         try:
-            served = _workers("client", args.streams, args, frames_file, endpoint)
+            served = _workers("client", args.streams, args, frames_file, endpoint, server.pid)
             served["server_rss_bytes"] = rss_bytes(server.pid)
         finally:
             stop(server)
@@ -258,12 +271,13 @@ def run_worker(args: argparse.Namespace) -> None:
             target.track(frames[1 + k % (len(frames) - 1)], outputs)
 
     # The frames on a thread of their own, as in the node (its worker thread) and the server.
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     worker = threading.Thread(target=run)
     worker.start()
     worker.join()
     seconds = time.perf_counter() - started
-    report = {"frames": args.frames, "seconds": seconds, "rss_bytes": rss_bytes(),
+    report = {"frames": args.frames, "seconds": seconds, "cpu_seconds": time.process_time() - cpu_started,
+              "rss_bytes": rss_bytes(),
               "torch_loaded": "torch" in sys.modules}
     if args.role == "client":
         target.close()
@@ -297,6 +311,10 @@ def summary(results: Dict[str, object]) -> str:
                          f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
                          f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
                          f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
+        lines.append("  cores busy: in-process " + ", ".join(f"{p['in_process']['cores_busy']:.2f}" for p in
+                                                             streams["repeats"])
+                     + "; server and clients " + ", ".join(f"{p['server']['cores_busy']:.2f}" for p in
+                                                            streams["repeats"]))
         lines.append(f"  ratio server / in-process, median of {len(streams['repeats'])}: "
                      f"fps x{streams['fps_ratio']:.2f} ({_spread(streams, 'fps_ratio')}), "
                      f"memory x{streams['memory_ratio']:.2f} ({_spread(streams, 'memory_ratio')})")

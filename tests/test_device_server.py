@@ -37,6 +37,7 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     pair = streams["repeats"][0]
     assert streams["fps_ratio"] == pair["server"]["total_fps"] / pair["in_process"]["total_fps"]
     assert pair["server"]["server_rss_bytes"] > 0 and len(pair["in_process"]["worker_rss_bytes"]) == 2
+    assert pair["server"]["server_cpu_seconds"] > 0 and pair["in_process"]["cores_busy"] > 0
     latency = report["latency"]
     assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
     assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency
