@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import List, Optional
 
-from .config import DTYPES, ServerConfig, ServerConfigError
+from .config import DTYPES, EXECUTIONS, ServerConfig, ServerConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_BYTES
 from .security import SecurityError, keygen
 
@@ -44,6 +44,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-wait-ms", type=float, default=DEFAULTS.batch_wait_ms,
                         help="longest a round waits for the next frames of the previous round's streams "
                              "(0: take what is waiting)")
+    parser.add_argument("--execution", default=DEFAULTS.execution, choices=EXECUTIONS,
+                        help="a round's frames through the model together (batched) or each stream on its own "
+                             "thread (threaded); auto: batched on CUDA, threaded on a CPU")
     parser.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2 ** 20,
                         help="largest request accepted, in MiB")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -78,7 +81,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     config = ServerConfig(bind=args.bind, model=args.model, checkpoint=args.checkpoint, device=args.device,
                           dtype=args.dtype, max_streams=args.max_streams, stream_timeout_s=args.stream_timeout,
                           curve_keys=args.curve_keys, max_message_bytes=int(args.max_message_mb * 2 ** 20),
-                          max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+                          max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                          execution=args.execution)
     from .server import BindError, InferenceServer  # after parsing: --help and keygen need no model
     try:
         server = InferenceServer(config)

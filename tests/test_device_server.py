@@ -28,7 +28,7 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "device_server.json").read_text())
     batching = report["batching"]
-    assert batching["streams"] == 2 and len(batching["repeats"]) == 1
+    assert batching["streams"] == 2 and len(batching["repeats"]) == 1 and batching["execution"] == "threaded"
     pair = batching["repeats"][0]
     assert batching["speedup"] == pair["speedup"] == pair["batched"]["total_fps"] / pair["sequential"]["total_fps"]
     for mode in ("batched", "sequential"):
@@ -41,4 +41,4 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     latency = report["latency"]
     assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
     assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency
-    assert "streams through one server: batched" in result.stdout
+    assert "streams through one server: together (" in result.stdout

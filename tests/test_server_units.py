@@ -142,6 +142,18 @@ def test_a_round_gathers_the_frames_expected_from_the_last_round():
         ServerConfig(batch_wait_ms=-1).check()
 
 
+def test_execution_is_batched_on_a_gpu_and_threaded_on_a_cpu_unless_chosen():
+    import torch
+
+    from sam2_server.engine import resolve_execution
+
+    assert resolve_execution("auto", torch.device("cpu")) == "threaded"
+    assert resolve_execution("auto", torch.device("cuda", 0)) == "batched"
+    assert resolve_execution("batched", torch.device("cpu")) == "batched"
+    with pytest.raises(ServerConfigError, match="execution 'lanes' must be one of auto, batched, threaded"):
+        ServerConfig(execution="lanes").check()
+
+
 def test_latest_frame_wins_but_other_requests_keep_their_place():
     table = StreamTable(max_streams=8, timeout_s=10, max_batch=8)
     s = _streams(table, ["a"])["a"]
