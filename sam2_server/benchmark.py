@@ -45,6 +45,19 @@ def rss_bytes(pid: Optional[int] = None) -> int:
     return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
 
 
+def pss_bytes(pid: Optional[int] = None) -> int:
+    """Proportional set size of a process (this one by default): its resident memory with each page
+    shared with other processes (library code: torch's is about 100 MiB) divided among them, so
+    that a sum over processes counts every page once. Any other process mapping the same libraries
+    (another torch program) takes its share too: compare PSS on an otherwise idle machine. 0 where
+    /proc has no smaps_rollup."""
+    try:
+        rollup = Path(f"/proc/{pid or os.getpid()}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -186,10 +199,17 @@ def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path,
     reports = [json.loads(worker.stdout.readline()) for worker in workers]
     wall = time.perf_counter() - started
     server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
+    # Every process still alive (the workers wait for "exit"), so shared pages divide the same way.
+    worker_pss = [pss_bytes(worker.pid) for worker in workers]
+    server_pss = pss_bytes(server_pid) if server_pid else 0
+    for worker in workers:
+        worker.stdin.write("exit\n")
+        worker.stdin.flush()
     for worker in workers:
         worker.wait(timeout=60)
     total = sum(r["frames"] for r in reports)
     return {"wall_s": wall, "total_fps": total / wall, "worker_rss_bytes": [r["rss_bytes"] for r in reports],
+            "worker_pss_bytes": worker_pss, "server_pss_bytes": server_pss,
             "per_stream_fps": [r["frames"] / r["seconds"] for r in reports],
             "worker_cpu_seconds": [r["cpu_seconds"] for r in reports], "server_cpu_seconds": server_cpu,
             # Cores kept busy on average: the in-process processes keep both of a 2-core CPU busier
@@ -216,12 +236,16 @@ def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         finally:
             stop(server)
         served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
+        in_process["total_pss_bytes"] = sum(in_process["worker_pss_bytes"])
+        served["total_pss_bytes"] = served["server_pss_bytes"] + sum(served["worker_pss_bytes"])
         pairs.append({"in_process": in_process, "server": served,
                       "fps_ratio": served["total_fps"] / in_process["total_fps"],
-                      "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"]})
+                      "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"],
+                      "pss_ratio": served["total_pss_bytes"] / max(1, in_process["total_pss_bytes"])})
     return {"streams": args.streams, "repeats": pairs,
             "fps_ratio": _median([p["fps_ratio"] for p in pairs]),
-            "memory_ratio": _median([p["memory_ratio"] for p in pairs])}
+            "memory_ratio": _median([p["memory_ratio"] for p in pairs]),
+            "pss_ratio": _median([p["pss_ratio"] for p in pairs])}
 
 
 def _server_execution(endpoint: str) -> str:
@@ -296,6 +320,7 @@ def run_worker(args: argparse.Namespace) -> None:
     if args.role == "client":
         target.close()
     print(json.dumps(report), flush=True)
+    sys.stdin.readline()  # alive until every process's memory is read
 
 
 # ---------------------------------------------------------------------- report
@@ -332,6 +357,12 @@ def summary(results: Dict[str, object]) -> str:
         lines.append(f"  ratio server / in-process, median of {len(streams['repeats'])}: "
                      f"fps x{streams['fps_ratio']:.2f} ({_spread(streams, 'fps_ratio')}), "
                      f"memory x{streams['memory_ratio']:.2f} ({_spread(streams, 'memory_ratio')})")
+        lines.append("  proportional memory (PSS: pages shared between processes, such as torch's code, counted "
+                     "once): in-process " + ", ".join(_mib(p["in_process"]["total_pss_bytes"]) for p in
+                                                      streams["repeats"])
+                     + "; server and clients " + ", ".join(_mib(p["server"]["total_pss_bytes"]) for p in
+                                                          streams["repeats"])
+                     + f"; ratio x{streams['pss_ratio']:.2f} ({_spread(streams, 'pss_ratio')})")
     batching = results.get("batching")
     if batching:
         for pair in batching["repeats"]:
