@@ -25,7 +25,7 @@ class ServerConfig:
         model: the SAM 2 model: ``default`` (bundled), a released name, or an official YAML path.
         checkpoint: its official-format checkpoint; None: the bundled weights for ``default``,
             random weights otherwise (tests only).
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto`` (``cuda`` when PyTorch sees a GPU, else ``cpu``), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: the weights' dtype (``float32``, ``bfloat16``, ``float16``).
         max_streams: most streams (cameras) at once.
         stream_timeout_s: a stream with no request or heartbeat for this long is freed.
@@ -48,7 +48,7 @@ class ServerConfig:
     bind: str = "ipc:///tmp/sam2.sock"
     model: str = "default"
     checkpoint: Optional[str] = None
-    device: str = "cpu"
+    device: str = "auto"
     dtype: str = "float32"
     max_streams: int = 16
     stream_timeout_s: float = 10.0
@@ -62,8 +62,8 @@ class ServerConfig:
         found = []
         if self.dtype not in DTYPES:
             found.append(f"dtype {self.dtype!r} must be one of {', '.join(DTYPES)}")
-        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
-            found.append(f"device {self.device!r} must be cpu, cuda or cuda:N")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            found.append(f"device {self.device!r} must be auto, cpu, cuda or cuda:N")
         for name in ("max_streams", "max_batch"):
             if getattr(self, name) < 1:
                 found.append(f"{name} must be at least 1, got {getattr(self, name)}")
