@@ -88,7 +88,7 @@ def _env() -> Dict[str, str]:
 
 def start_server(endpoint: str, args: argparse.Namespace, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "sam2_server", "--bind", endpoint, "--model", args.model, "--device",
-               args.device, "--log-level", "WARNING", *extra]
+               args.device, "--execution", args.execution, "--log-level", "WARNING", *extra]
     if args.checkpoint:
         command += ["--checkpoint", args.checkpoint]
     process = subprocess.Popen(command, cwd=REPO, env=_env())
@@ -384,6 +384,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames timed per stream")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--execution", default="auto", choices=("auto", "batched", "threaded"),
+                        help="the server's --execution (auto: batched on CUDA, threaded on a CPU)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="pairs of runs (in-process then server; batched then sequential) taken in turn")
     parser.add_argument("--json", default=None, help="write the results here")
