@@ -64,7 +64,8 @@ class ModelHost:
     @classmethod
     def load(cls, config: ServerConfig) -> "ModelHost":
         checkpoint = os.path.expanduser(config.checkpoint) if config.checkpoint else None
-        model = sam2_model.build_model(os.path.expanduser(config.model), checkpoint, device=resolve_device(config.device),
+        device = sam2_model.resolve_device(config.device)  # DeviceError (a ValueError) names a missing GPU
+        model = sam2_model.build_model(os.path.expanduser(config.model), checkpoint, device=device,
                                        dtype=getattr(torch, config.dtype))
         return cls(model, config)
 
@@ -95,19 +96,6 @@ class _Frame:
     outputs: Any        # session_types.Outputs
     ready: Any          # tracker.PreparedFrame
     pixels: Any         # the frame as a tensor where the tracker resizes it
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ValueError for a GPU that is not there."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: PyTorch sees no CUDA GPU (use --device cpu or auto)")
-        index = int(device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def resolve_execution(execution: str, device: torch.device) -> str:

@@ -145,13 +145,13 @@ def test_a_round_gathers_the_frames_expected_from_the_last_round():
 def test_device_auto_is_the_gpu_when_there_is_one_and_a_missing_gpu_is_named():
     import torch
 
-    from sam2_server.engine import resolve_device
+    from sam2_model import resolve_device
 
     assert ServerConfig().device == "auto" and ServerConfig(device="cuda:1").check().device == "cuda:1"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        with pytest.raises(ValueError, match="sees no CUDA GPU \\(use cpu or auto\\)"):
             resolve_device("cuda")
     with pytest.raises(ServerConfigError, match="device 'gpu' must be auto, cpu, cuda or cuda:N"):
         ServerConfig(device="gpu").check()
