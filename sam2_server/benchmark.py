@@ -39,10 +39,10 @@ LATENCY_BLOCK = 10  # frames in a row for one side of the latency comparison
 
 
 # ---------------------------------------------------------------------- helpers
-def rss_bytes(pid: Optional[int] = None) -> int:
-    """VmRSS of a process (this one by default), from /proc."""
+def rss_bytes(pid: Optional[int] = None, field: str = "VmRSS") -> int:
+    """Resident memory of a process (this one by default), from /proc: ``VmRSS`` now, ``VmHWM`` its peak."""
     status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
-    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(field + ":"))
 
 
 def pss_bytes(pid: Optional[int] = None) -> int:
@@ -209,6 +209,7 @@ def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path,
         worker.wait(timeout=60)
     total = sum(r["frames"] for r in reports)
     return {"wall_s": wall, "total_fps": total / wall, "worker_rss_bytes": [r["rss_bytes"] for r in reports],
+            "worker_peak_rss_bytes": [r["peak_rss_bytes"] for r in reports],
             "worker_pss_bytes": worker_pss, "server_pss_bytes": server_pss,
             "per_stream_fps": [r["frames"] / r["seconds"] for r in reports],
             "worker_cpu_seconds": [r["cpu_seconds"] for r in reports], "server_cpu_seconds": server_cpu,
@@ -233,19 +234,24 @@ def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         try:
             served = _workers("client", args.streams, args, frames_file, endpoint, server.pid)
             served["server_rss_bytes"] = rss_bytes(server.pid)
+            served["server_peak_rss_bytes"] = rss_bytes(server.pid, "VmHWM")
         finally:
             stop(server)
         served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
+        in_process["total_peak_rss_bytes"] = sum(in_process["worker_peak_rss_bytes"])
+        served["total_peak_rss_bytes"] = served["server_peak_rss_bytes"] + sum(served["worker_peak_rss_bytes"])
         in_process["total_pss_bytes"] = sum(in_process["worker_pss_bytes"])
         served["total_pss_bytes"] = served["server_pss_bytes"] + sum(served["worker_pss_bytes"])
         pairs.append({"in_process": in_process, "server": served,
                       "fps_ratio": served["total_fps"] / in_process["total_fps"],
                       "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"],
-                      "pss_ratio": served["total_pss_bytes"] / max(1, in_process["total_pss_bytes"])})
+                      "pss_ratio": served["total_pss_bytes"] / max(1, in_process["total_pss_bytes"]),
+                      "peak_memory_ratio": served["total_peak_rss_bytes"] / in_process["total_peak_rss_bytes"]})
     return {"streams": args.streams, "repeats": pairs,
             "fps_ratio": _median([p["fps_ratio"] for p in pairs]),
             "memory_ratio": _median([p["memory_ratio"] for p in pairs]),
-            "pss_ratio": _median([p["pss_ratio"] for p in pairs])}
+            "pss_ratio": _median([p["pss_ratio"] for p in pairs]),
+            "peak_memory_ratio": _median([p["peak_memory_ratio"] for p in pairs])}
 
 
 def _server_execution(endpoint: str) -> str:
@@ -315,7 +321,7 @@ def run_worker(args: argparse.Namespace) -> None:
     worker.join()
     seconds = time.perf_counter() - started
     report = {"frames": args.frames, "seconds": seconds, "cpu_seconds": time.process_time() - cpu_started,
-              "rss_bytes": rss_bytes(),
+              "rss_bytes": rss_bytes(), "peak_rss_bytes": rss_bytes(field="VmHWM"),
               "torch_loaded": "torch" in sys.modules}
     if args.role == "client":
         target.close()
@@ -357,6 +363,11 @@ def summary(results: Dict[str, object]) -> str:
         lines.append(f"  ratio server / in-process, median of {len(streams['repeats'])}: "
                      f"fps x{streams['fps_ratio']:.2f} ({_spread(streams, 'fps_ratio')}), "
                      f"memory x{streams['memory_ratio']:.2f} ({_spread(streams, 'memory_ratio')})")
+        lines.append("  peak resident memory (VmHWM, loading included): in-process "
+                     + ", ".join(_mib(p["in_process"]["total_peak_rss_bytes"]) for p in streams["repeats"])
+                     + "; server and clients " + ", ".join(_mib(p["server"]["total_peak_rss_bytes"]) for p in
+                                                          streams["repeats"])
+                     + f"; ratio x{streams['peak_memory_ratio']:.2f} ({_spread(streams, 'peak_memory_ratio')})")
         lines.append("  proportional memory (PSS: pages shared between processes, such as torch's code, counted "
                      "once): in-process " + ", ".join(_mib(p["in_process"]["total_pss_bytes"]) for p in
                                                       streams["repeats"])

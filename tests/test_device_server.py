@@ -39,6 +39,8 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     assert pair["server"]["server_rss_bytes"] > 0 and len(pair["in_process"]["worker_rss_bytes"]) == 2
     assert pair["server"]["server_cpu_seconds"] > 0 and pair["in_process"]["cores_busy"] > 0
     assert pair["server"]["total_pss_bytes"] > 0 and streams["pss_ratio"] == pair["pss_ratio"]
+    assert pair["server"]["server_peak_rss_bytes"] >= pair["server"]["server_rss_bytes"]
+    assert streams["peak_memory_ratio"] == pair["peak_memory_ratio"] > 0
     latency = report["latency"]
     assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
     assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency
