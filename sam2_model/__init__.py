@@ -17,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "build_model": "build", "save_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
+    "build_model": "build", "resolve_device": "build", "DeviceError": "build", "save_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
     "ConfigError": "config", "ModelConfig": "config", "RELEASED_MODELS": "config", "DEFAULT_MODEL": "config",
     "ImagePredictor": "image_predictor", "ImagePrediction": "image_predictor", "PromptError": "errors",
     "SAM2Model": "sam2", "StreamingTracker": "tracker", "TrackingError": "errors", "TrackingResult": "tracker",
@@ -32,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .automatic_mask_generator import AutomaticMaskGenerator, GeneratedMask
-    from .build import build_model
+    from .build import DeviceError, build_model, resolve_device
     from .checkpoint import CheckpointError, save_checkpoint
     from .config import DEFAULT_MODEL, RELEASED_MODELS, ConfigError, ModelConfig
     from .image_predictor import ImagePrediction, ImagePredictor

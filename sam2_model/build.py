@@ -15,6 +15,24 @@ ConfigLike = Union[str, "os.PathLike[str]", ModelConfig, Mapping[str, Any]]
 CheckpointLike = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
 
 
+class DeviceError(ValueError):
+    """A device that is not there (a CUDA device PyTorch does not see)."""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``DeviceError`` for a CUDA
+    device PyTorch does not see. The node's ``device`` parameter and ``sam2-server --device``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r}: PyTorch sees no CUDA GPU (use cpu or auto)")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def build_model(config: ConfigLike, checkpoint: CheckpointLike = None, device: Union[str, torch.device] = "cpu",
                 dtype: torch.dtype = torch.float32) -> SAM2Model:
     """Build a SAM 2 / 2.1 model in eval mode.

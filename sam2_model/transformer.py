@@ -71,14 +71,17 @@ class RoPEAttention(Attention):
         self._rotations = axial_rotary_frequencies(self.head_dim, feat_sizes[0], feat_sizes[1], rope_theta)
 
     def _rotations_for(self, num_tokens: int, device: torch.device) -> torch.Tensor:
-        if self._rotations.shape[0] != num_tokens:
+        # Read once and returned as built: several threads may run the model (the server's lanes).
+        rotations = self._rotations
+        if rotations.shape[0] != num_tokens:
             side = int(round(num_tokens ** 0.5))
             if side * side != num_tokens:
                 raise ValueError(f"RoPE attention needs a square token grid, got {num_tokens} tokens")
-            self._rotations = axial_rotary_frequencies(self.head_dim, side, side, self.rope_theta)
-        if self._rotations.device != device:
-            self._rotations = self._rotations.to(device)
-        return self._rotations
+            rotations = axial_rotary_frequencies(self.head_dim, side, side, self.rope_theta)
+        if rotations.device != device:
+            rotations = rotations.to(device)
+        self._rotations = rotations
+        return rotations
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 num_k_exclude_rope: int = 0, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:

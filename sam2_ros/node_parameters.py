@@ -309,17 +309,12 @@ def read_parameters(node) -> TrackerParameters:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; a cuda device must exist."""
-    import torch
+    import sam2_model
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ParameterError(f"device {device!r}: PyTorch sees no CUDA GPU (use device:=cpu or auto)")
-        index = int(device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ParameterError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
+    try:
+        return sam2_model.resolve_device(device)
+    except sam2_model.DeviceError as error:
+        raise ParameterError(str(error)) from None
 
 
 def resolve_autocast(autocast: str, device: str) -> Optional[str]:

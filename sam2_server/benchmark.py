@@ -39,10 +39,29 @@ LATENCY_BLOCK = 10  # frames in a row for one side of the latency comparison
 
 
 # ---------------------------------------------------------------------- helpers
-def rss_bytes(pid: Optional[int] = None) -> int:
-    """VmRSS of a process (this one by default), from /proc."""
+def rss_bytes(pid: Optional[int] = None, field: str = "VmRSS") -> int:
+    """Resident memory of a process (this one by default), from /proc: ``VmRSS`` now, ``VmHWM`` its peak."""
     status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
-    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(field + ":"))
+
+
+def pss_bytes(pid: Optional[int] = None) -> int:
+    """Proportional set size of a process (this one by default): its resident memory with each page
+    shared with other processes (library code: torch's is about 100 MiB) divided among them, so
+    that a sum over processes counts every page once. Any other process mapping the same libraries
+    (another torch program) takes its share too: compare PSS on an otherwise idle machine. 0 where
+    /proc has no smaps_rollup."""
+    try:
+        rollup = Path(f"/proc/{pid or os.getpid()}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values_ms: List[float]) -> Dict[str, float]:
@@ -69,7 +88,7 @@ def _env() -> Dict[str, str]:
 
 def start_server(endpoint: str, args: argparse.Namespace, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "sam2_server", "--bind", endpoint, "--model", args.model, "--device",
-               args.device, "--log-level", "WARNING", *extra]
+               args.device, "--execution", args.execution, "--log-level", "WARNING", *extra]
     if args.checkpoint:
         command += ["--checkpoint", args.checkpoint]
     process = subprocess.Popen(command, cwd=REPO, env=_env())
@@ -157,9 +176,10 @@ def measure_latency(args: argparse.Namespace, frames_file: Path, endpoint: str) 
 
 
 # ---------------------------------------------------------------------- N streams: throughput and memory
-def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path, endpoint: str
-             ) -> Dict[str, object]:
-    """Start ``count`` worker processes, release them together, collect their reports."""
+def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path, endpoint: str,
+             server_pid: Optional[int] = None) -> Dict[str, object]:
+    """Start ``count`` worker processes, release them together, collect their reports (and the
+    server's CPU time over the timed frames)."""
     command = [sys.executable, "-m", "sam2_server.benchmark", "--role", role, "--frames-file", str(frames_file),
                "--frames", str(args.frames), "--warmup", str(args.warmup), "--model", args.model,
                "--device", args.device, "--endpoint", endpoint]
@@ -172,16 +192,30 @@ def _workers(role: str, count: int, args: argparse.Namespace, frames_file: Path,
         if line.strip() != "ready":
             raise RuntimeError(f"a {role} worker failed to start: {line!r}")
     started = time.perf_counter()
+    server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
     reports = [json.loads(worker.stdout.readline()) for worker in workers]
     wall = time.perf_counter() - started
+    server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
+    # Every process still alive (the workers wait for "exit"), so shared pages divide the same way.
+    worker_pss = [pss_bytes(worker.pid) for worker in workers]
+    server_pss = pss_bytes(server_pid) if server_pid else 0
+    for worker in workers:
+        worker.stdin.write("exit\n")
+        worker.stdin.flush()
     for worker in workers:
         worker.wait(timeout=60)
     total = sum(r["frames"] for r in reports)
     return {"wall_s": wall, "total_fps": total / wall, "worker_rss_bytes": [r["rss_bytes"] for r in reports],
-            "per_stream_fps": [r["frames"] / r["seconds"] for r in reports]}
+            "worker_peak_rss_bytes": [r["peak_rss_bytes"] for r in reports],
+            "worker_pss_bytes": worker_pss, "server_pss_bytes": server_pss,
+            "per_stream_fps": [r["frames"] / r["seconds"] for r in reports],
+            "worker_cpu_seconds": [r["cpu_seconds"] for r in reports], "server_cpu_seconds": server_cpu,
+            # Cores kept busy on average: the in-process processes keep both of a 2-core CPU busier
+            # than one server process does (docs/benchmarks.md).
+            "cores_busy": (sum(r["cpu_seconds"] for r in reports) + server_cpu) / wall}
 
 
 def _median(values: List[float]) -> float:
@@ -198,34 +232,57 @@ def measure_streams(args: argparse.Namespace, frames_file: Path, endpoint: str) 
         in_process["total_rss_bytes"] = sum(in_process["worker_rss_bytes"])
         server = start_server(endpoint, args, "--max-batch", str(args.streams))
         try:
-            served = _workers("client", args.streams, args, frames_file, endpoint)
+            served = _workers("client", args.streams, args, frames_file, endpoint, server.pid)
             served["server_rss_bytes"] = rss_bytes(server.pid)
+            served["server_peak_rss_bytes"] = rss_bytes(server.pid, "VmHWM")
         finally:
             stop(server)
         served["total_rss_bytes"] = served["server_rss_bytes"] + sum(served["worker_rss_bytes"])
+        in_process["total_peak_rss_bytes"] = sum(in_process["worker_peak_rss_bytes"])
+        served["total_peak_rss_bytes"] = served["server_peak_rss_bytes"] + sum(served["worker_peak_rss_bytes"])
+        in_process["total_pss_bytes"] = sum(in_process["worker_pss_bytes"])
+        served["total_pss_bytes"] = served["server_pss_bytes"] + sum(served["worker_pss_bytes"])
         pairs.append({"in_process": in_process, "server": served,
                       "fps_ratio": served["total_fps"] / in_process["total_fps"],
-                      "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"]})
+                      "memory_ratio": served["total_rss_bytes"] / in_process["total_rss_bytes"],
+                      "pss_ratio": served["total_pss_bytes"] / max(1, in_process["total_pss_bytes"]),
+                      "peak_memory_ratio": served["total_peak_rss_bytes"] / in_process["total_peak_rss_bytes"]})
     return {"streams": args.streams, "repeats": pairs,
             "fps_ratio": _median([p["fps_ratio"] for p in pairs]),
-            "memory_ratio": _median([p["memory_ratio"] for p in pairs])}
+            "memory_ratio": _median([p["memory_ratio"] for p in pairs]),
+            "pss_ratio": _median([p["pss_ratio"] for p in pairs]),
+            "peak_memory_ratio": _median([p["peak_memory_ratio"] for p in pairs])}
+
+
+def _server_execution(endpoint: str) -> str:
+    from .client import TrackerClient
+
+    probe = TrackerClient(endpoint, "benchmark-stats", timeout_s=30)
+    try:
+        return probe.stats()["execution"]
+    finally:
+        probe.close()
 
 
 def measure_batching(args: argparse.Namespace, frames_file: Path, endpoint: str) -> Dict[str, object]:
-    """One server with frames encoded together (``--max-batch`` streams) against one frame at a
-    time, ``args.repeats`` times in turn; the median speedup."""
-    pairs = []
+    """One server computing a round's frames together (``--max-batch`` streams: in one batch, or on
+    parallel lanes, as the server's ``execution`` says) against one frame at a time, ``args.repeats``
+    times in turn; the median speedup."""
+    pairs, execution = [], None
     for _ in range(args.repeats):
         pair = {}
         for name, batch in (("batched", args.streams), ("sequential", 1)):
             server = start_server(endpoint, args, "--max-batch", str(batch))
             try:
                 pair[name] = _workers("client", args.streams, args, frames_file, endpoint)
+                if name == "batched":
+                    execution = _server_execution(endpoint)
             finally:
                 stop(server)
         pair["speedup"] = pair["batched"]["total_fps"] / pair["sequential"]["total_fps"]
         pairs.append(pair)
-    return {"streams": args.streams, "repeats": pairs, "speedup": _median([p["speedup"] for p in pairs])}
+    return {"streams": args.streams, "execution": execution, "repeats": pairs,
+            "speedup": _median([p["speedup"] for p in pairs])}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -258,16 +315,18 @@ def run_worker(args: argparse.Namespace) -> None:
             target.track(frames[1 + k % (len(frames) - 1)], outputs)
 
     # The frames on a thread of their own, as in the node (its worker thread) and the server.
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     worker = threading.Thread(target=run)
     worker.start()
     worker.join()
     seconds = time.perf_counter() - started
-    report = {"frames": args.frames, "seconds": seconds, "rss_bytes": rss_bytes(),
+    report = {"frames": args.frames, "seconds": seconds, "cpu_seconds": time.process_time() - cpu_started,
+              "rss_bytes": rss_bytes(), "peak_rss_bytes": rss_bytes(field="VmHWM"),
               "torch_loaded": "torch" in sys.modules}
     if args.role == "client":
         target.close()
     print(json.dumps(report), flush=True)
+    sys.stdin.readline()  # alive until every process's memory is read
 
 
 # ---------------------------------------------------------------------- report
@@ -297,16 +356,31 @@ def summary(results: Dict[str, object]) -> str:
                          f"{_mib(a['total_rss_bytes'])}; one server + clients {b['total_fps']:.2f} fps, "
                          f"{_mib(b['total_rss_bytes'])} (server {_mib(b['server_rss_bytes'])}, clients "
                          f"{', '.join(_mib(r) for r in b['worker_rss_bytes'])})")
+        lines.append("  cores busy: in-process " + ", ".join(f"{p['in_process']['cores_busy']:.2f}" for p in
+                                                             streams["repeats"])
+                     + "; server and clients " + ", ".join(f"{p['server']['cores_busy']:.2f}" for p in
+                                                            streams["repeats"]))
         lines.append(f"  ratio server / in-process, median of {len(streams['repeats'])}: "
                      f"fps x{streams['fps_ratio']:.2f} ({_spread(streams, 'fps_ratio')}), "
                      f"memory x{streams['memory_ratio']:.2f} ({_spread(streams, 'memory_ratio')})")
+        lines.append("  peak resident memory (VmHWM, loading included): in-process "
+                     + ", ".join(_mib(p["in_process"]["total_peak_rss_bytes"]) for p in streams["repeats"])
+                     + "; server and clients " + ", ".join(_mib(p["server"]["total_peak_rss_bytes"]) for p in
+                                                          streams["repeats"])
+                     + f"; ratio x{streams['peak_memory_ratio']:.2f} ({_spread(streams, 'peak_memory_ratio')})")
+        lines.append("  proportional memory (PSS: pages shared between processes, such as torch's code, counted "
+                     "once): in-process " + ", ".join(_mib(p["in_process"]["total_pss_bytes"]) for p in
+                                                      streams["repeats"])
+                     + "; server and clients " + ", ".join(_mib(p["server"]["total_pss_bytes"]) for p in
+                                                          streams["repeats"])
+                     + f"; ratio x{streams['pss_ratio']:.2f} ({_spread(streams, 'pss_ratio')})")
     batching = results.get("batching")
     if batching:
         for pair in batching["repeats"]:
-            lines.append(f"{batching['streams']} streams through one server: batched "
-                         f"{pair['batched']['total_fps']:.2f} fps, sequential {pair['sequential']['total_fps']:.2f}"
+            lines.append(f"{batching['streams']} streams through one server: together ({batching['execution']}) "
+                         f"{pair['batched']['total_fps']:.2f} fps, one at a time {pair['sequential']['total_fps']:.2f}"
                          f" fps: x{pair['speedup']:.2f}")
-        lines.append(f"  batched / sequential, median of {len(batching['repeats'])}: x{batching['speedup']:.2f} "
+        lines.append(f"  together / one at a time, median of {len(batching['repeats'])}: x{batching['speedup']:.2f} "
                      f"({_spread(batching, 'speedup')})")
     return "\n".join(lines)
 
@@ -321,6 +395,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames timed per stream")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--execution", default="auto", choices=("auto", "batched", "threaded"),
+                        help="the server's --execution (auto: batched on CUDA, threaded on a CPU)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="pairs of runs (in-process then server; batched then sequential) taken in turn")
     parser.add_argument("--json", default=None, help="write the results here")

@@ -16,14 +16,14 @@ import signal
 import sys
 from typing import List, Optional
 
-from .config import DTYPES, ServerConfig, ServerConfigError
+from .config import DTYPES, EXECUTIONS, ServerConfig, ServerConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_BYTES
 from .security import SecurityError, keygen
 
 DEFAULTS = ServerConfig()
 
 
-def _serve_parser() -> argparse.ArgumentParser:
+def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-server", description=__doc__.split("\n\n")[0],
                                      epilog="`sam2-server keygen DIR [--client NAME]` creates CURVE keys.")
     parser.add_argument("--bind", default=DEFAULTS.bind,
@@ -32,7 +32,8 @@ def _serve_parser() -> argparse.ArgumentParser:
                         help="default (bundled), a released name (sam2.1_hiera_tiny, ...) or an official YAML path")
     parser.add_argument("--checkpoint", default=DEFAULTS.checkpoint,
                         help="official-format checkpoint; unset: the bundled weights of 'default', else RANDOM")
-    parser.add_argument("--device", default=DEFAULTS.device, help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", default=DEFAULTS.device,
+                        help="auto (cuda when PyTorch sees a GPU, else cpu), cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default=DEFAULTS.dtype, choices=DTYPES, help="weights' dtype")
     parser.add_argument("--max-streams", type=int, default=DEFAULTS.max_streams, help="most streams at once")
     parser.add_argument("--stream-timeout", type=float, default=DEFAULTS.stream_timeout_s,
@@ -44,10 +45,21 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-wait-ms", type=float, default=DEFAULTS.batch_wait_ms,
                         help="longest a round waits for the next frames of the previous round's streams "
                              "(0: take what is waiting)")
+    parser.add_argument("--execution", default=DEFAULTS.execution, choices=EXECUTIONS,
+                        help="a round's frames through the model together (batched) or each stream on its own "
+                             "thread (threaded); auto: batched on CUDA, threaded on a CPU")
     parser.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2 ** 20,
                         help="largest request accepted, in MiB")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The settings a parsed command line asks for (not checked yet)."""
+    return ServerConfig(bind=args.bind, model=args.model, checkpoint=args.checkpoint, device=args.device,
+                        dtype=args.dtype, max_streams=args.max_streams, stream_timeout_s=args.stream_timeout,
+                        curve_keys=args.curve_keys, max_message_bytes=int(args.max_message_mb * 2 ** 20),
+                        max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, execution=args.execution)
 
 
 def _keygen(argv: List[str]) -> int:
@@ -73,12 +85,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "keygen":
         return _keygen(argv[1:])
-    args = _serve_parser().parse_args(argv)
+    args = serve_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="[sam2-server] %(levelname)s %(message)s")
-    config = ServerConfig(bind=args.bind, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                          dtype=args.dtype, max_streams=args.max_streams, stream_timeout_s=args.stream_timeout,
-                          curve_keys=args.curve_keys, max_message_bytes=int(args.max_message_mb * 2 ** 20),
-                          max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+    config = config_from_args(args)
     from .server import BindError, InferenceServer  # after parsing: --help and keygen need no model
     try:
         server = InferenceServer(config)

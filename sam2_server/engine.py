@@ -12,9 +12,9 @@ import logging
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -64,7 +64,8 @@ class ModelHost:
     @classmethod
     def load(cls, config: ServerConfig) -> "ModelHost":
         checkpoint = os.path.expanduser(config.checkpoint) if config.checkpoint else None
-        model = sam2_model.build_model(os.path.expanduser(config.model), checkpoint, device=config.device,
+        device = sam2_model.resolve_device(config.device)  # DeviceError (a ValueError) names a missing GPU
+        model = sam2_model.build_model(os.path.expanduser(config.model), checkpoint, device=device,
                                        dtype=getattr(torch, config.dtype))
         return cls(model, config)
 
@@ -97,29 +98,57 @@ class _Frame:
     pixels: Any         # the frame as a tensor where the tracker resizes it
 
 
+def resolve_execution(execution: str, device: torch.device) -> str:
+    """``auto`` -> ``batched`` on a GPU, ``threaded`` on a CPU (``ServerConfig.execution``)."""
+    if execution != "auto":
+        return execution
+    return "threaded" if device.type == "cpu" else "batched"
+
+
+def _one_intra_op_thread() -> None:
+    # OpenMP keeps the thread count per thread: a lane's operations use one core, the model
+    # thread keeps its own count (pinned in Engine.__init__ before any lane starts).
+    torch.set_num_threads(1)
+
+
 class Engine:
     """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
 
-    Frames of a round are resized in parallel and encoded in one batch per encoder key; memory
-    attention runs in one pass per memory layout (streams past their first frames share one), then
-    every object of every stream goes through the mask decoder and the memory encoder in one batch;
-    the per-stream summaries (masks to the host) run in parallel threads. A single frame takes
-    exactly the in-process path.
+    ``batched``: frames of a round are resized in parallel and encoded in one batch per encoder key;
+    memory attention runs in one pass per memory layout (streams past their first frames share one),
+    then every object of every stream goes through the mask decoder and the memory encoder in one
+    batch; the per-stream summaries (masks to the host) run in parallel threads.
+    ``threaded``: each frame of a round is tracked on a lane thread of its own with one intra-op
+    thread (on a CPU, one process's intra-op threads leave cores idle between small operations and
+    Python; several streams' operations side by side fill them). A single frame takes exactly the
+    in-process path either way.
 
     Args:
         host: the model.
         send: called with each ``Reply``, always from the model thread (the socket is not thread-safe).
         on_batch: called with each encoder batch size (statistics).
-        workers: threads for the per-stream work of a round.
+        workers: threads for the per-stream work of a batched round.
+        execution: ``batched`` or ``threaded`` (``resolve_execution``).
+        lanes: most frames tracked at once when threaded.
     """
 
     def __init__(self, host: ModelHost, send: Callable[[Reply], None], on_batch: Callable[[int], None],
-                 workers: int = 4):
+                 workers: int = 4, execution: str = "batched", lanes: int = 4):
+        if execution not in ("batched", "threaded"):
+            raise ValueError(f"execution must be batched or threaded, got {execution!r}")
         self.host, self.send, self.on_batch = host, send, on_batch
+        self.execution = execution
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sam2_server_stream")
+        self._lanes: Optional[ThreadPoolExecutor] = None
+        if execution == "threaded":
+            torch.set_num_threads(torch.get_num_threads())  # this thread's count, before lanes set theirs
+            self._lanes = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="sam2_server_lane",
+                                             initializer=_one_intra_op_thread)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=True)
 
     def run(self, work: Round) -> None:
         for stream, request in work.others:
@@ -141,6 +170,9 @@ class Engine:
             return self._refusal(stream, request, error)
 
     def _track_frames(self, frames: List[Tuple[Stream, Request]]) -> None:
+        if self._lanes is not None and len(frames) > 1:
+            self._track_in_lanes(frames)
+            return
         groups = defaultdict(list)
         for result in self._each(self._prepare, frames):
             if isinstance(result, _Frame):
@@ -159,6 +191,27 @@ class Engine:
             self.on_batch(len(group))
             for reply in self._each(self._finish, list(zip(group, results))):
                 self.send(reply)
+
+    def _track_in_lanes(self, frames: List[Tuple[Stream, Request]]) -> None:
+        futures = [self._lanes.submit(self._track_alone, item) for item in frames]
+        for future in as_completed(futures):  # each answer as soon as its stream's frame is done
+            reply, tracked = future.result()
+            if tracked:
+                self.on_batch(1)
+            self.send(reply)
+
+    def _track_alone(self, item: Tuple[Stream, Request]) -> Tuple[Reply, bool]:
+        """One stream's frame on a lane: the in-process path (one frame, its own encoder pass)."""
+        frame = self._prepare(item)
+        if not isinstance(frame, _Frame):
+            return frame, False
+        session = frame.stream.session
+        try:
+            features = session.tracker.encode([frame.ready])[0]
+            result = track_together([(session, frame.ready, frame.pixels, features)])[0]
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory: this frame refused, the others go on
+            return self._refusal(frame.stream, frame.request, error), False
+        return self._finish((frame, result)), True
 
     def _finish(self, item) -> Reply:
         frame, result = item

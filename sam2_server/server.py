@@ -143,6 +143,7 @@ class InferenceServer:
         self.ready = threading.Event()  # set once bound
         self.failed = False             # the model thread died (serve returns; the CLI exits non-zero)
         self._last_handshake_warning = -WARN_EVERY_S
+        self.execution: Optional[str] = None  # batched or threaded, once the model thread runs
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -334,13 +335,13 @@ class InferenceServer:
 
     def _stats(self) -> Dict[str, Any]:
         snapshot = self.stats.snapshot()
-        snapshot.update(streams=self.streams.names(), max_streams=self.config.max_streams,
+        snapshot.update(streams=self.streams.names(), max_streams=self.config.max_streams, execution=self.execution,
                         rss_bytes=process_rss_bytes(), server_epoch=self.epoch)
         return snapshot
 
     # ------------------------------------------------------------------ model thread
     def _model_loop(self, context: zmq.Context) -> None:
-        from .engine import Engine  # torch lives on this thread's side only
+        from .engine import Engine, resolve_execution  # torch lives on this thread's side only
 
         out = context.socket(zmq.PUSH)
         out.linger = 0
@@ -359,7 +360,12 @@ class InferenceServer:
             self.stats.add("frames_tracked", size)
             self.stats.add(f"batch_size_{size}")
 
-        engine = Engine(self.host, send, on_batch, workers=min(self.config.max_batch, os.cpu_count() or 1))
+        execution = resolve_execution(self.config.execution, self.host.model.device)
+        engine = Engine(self.host, send, on_batch, workers=min(self.config.max_batch, os.cpu_count() or 1),
+                        execution=execution, lanes=self.config.max_batch)
+        self.execution = execution
+        LOG.info("execution: %s (a round's frames of several streams %s)", execution,
+                 "through the model together" if execution == "batched" else "each on its own thread")
         rounds = 0
         try:
             while not self._stop.is_set():

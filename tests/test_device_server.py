@@ -28,7 +28,7 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "device_server.json").read_text())
     batching = report["batching"]
-    assert batching["streams"] == 2 and len(batching["repeats"]) == 1
+    assert batching["streams"] == 2 and len(batching["repeats"]) == 1 and batching["execution"] == "threaded"
     pair = batching["repeats"][0]
     assert batching["speedup"] == pair["speedup"] == pair["batched"]["total_fps"] / pair["sequential"]["total_fps"]
     for mode in ("batched", "sequential"):
@@ -37,7 +37,11 @@ def test_device_server_script_runs_with_tiny_settings_on_cpu(tmp_path):
     pair = streams["repeats"][0]
     assert streams["fps_ratio"] == pair["server"]["total_fps"] / pair["in_process"]["total_fps"]
     assert pair["server"]["server_rss_bytes"] > 0 and len(pair["in_process"]["worker_rss_bytes"]) == 2
+    assert pair["server"]["server_cpu_seconds"] > 0 and pair["in_process"]["cores_busy"] > 0
+    assert pair["server"]["total_pss_bytes"] > 0 and streams["pss_ratio"] == pair["pss_ratio"]
+    assert pair["server"]["server_peak_rss_bytes"] >= pair["server"]["server_rss_bytes"]
+    assert streams["peak_memory_ratio"] == pair["peak_memory_ratio"] > 0
     latency = report["latency"]
     assert latency["frame_hw"] == [48, 64] and latency["frames"] == 2
     assert latency["transport_ms"]["p50"] > 0 and "added_ms" in latency
-    assert "streams through one server: batched" in result.stdout
+    assert "streams through one server: together (" in result.stdout

@@ -59,6 +59,8 @@ def test_one_server_and_one_node_per_camera_of_the_config_file(launch_module):
     assert arguments[arguments.index("--bind") + 1] == "ipc:///tmp/sam2.sock"
     assert arguments[arguments.index("--model") + 1] == "default"
     assert "--checkpoint" not in arguments  # empty: the bundled weights
+    # The server would start with these arguments: its own parser and settings check take them.
+    server_config(arguments).check()
     assert [(n.kwargs["namespace"], n.kwargs["remappings"]) for n in nodes] == [
         ("front", [("image", "/front/camera/color/image_raw")]),
         ("rear", [("image", "/rear/camera/color/image_raw")])]
@@ -70,6 +72,12 @@ def test_one_server_and_one_node_per_camera_of_the_config_file(launch_module):
         # Every value is a real node parameter, and valid: the nodes would configure.
         assert set(parameters) <= set(parameter_names())
         assert parameters_from_values(parameters).server == "ipc:///tmp/sam2.sock"
+
+
+def server_config(arguments):
+    from sam2_server.cli import config_from_args, serve_parser
+
+    return config_from_args(serve_parser().parse_args(arguments))
 
 
 def test_cameras_and_bind_arguments_override_the_file(launch_module):
@@ -91,6 +99,7 @@ def test_a_custom_config_with_its_own_tracker_params(launch_module, tmp_path):
     arguments = server.kwargs["cmd"][1:]
     assert arguments[arguments.index("--checkpoint") + 1] == "/c/t.pt"
     assert arguments[arguments.index("--device") + 1] == "cuda"
+    assert server_config(arguments).check().device == "cuda"
     assert [n.kwargs["namespace"] for n in nodes] == ["a", "b"]
     assert nodes[0].kwargs["parameters"] == [{"max_objects": 5, "overlay": False, "server": "ipc:///tmp/x.sock"}]
 

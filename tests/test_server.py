@@ -143,11 +143,16 @@ def test_streams_keep_their_own_state_and_options(tmp_path, model):
         a.close()
 
 
-def test_frames_of_waiting_streams_are_encoded_together_and_none_starves(tmp_path, model):
+@pytest.mark.parametrize("execution", ["batched", "threaded"])
+def test_frames_of_waiting_streams_are_computed_together_and_none_starves(tmp_path, model, execution,
+                                                                          torch_threads_as_the_server):
+    """Three streams at once: ``batched`` encodes their waiting frames together (agreeing with one
+    stream alone to float rounding); ``threaded`` tracks each on its own lane with one intra-op
+    thread (exactly the in-process result at that thread count)."""
     frames, labels = scene()
     names = ["cam0", "cam1", "cam2"]
     results = {name: [] for name in names}
-    with running_server(tmp_path) as server:
+    with running_server(tmp_path, "--execution", execution) as server:
         clients = [TrackerClient(server.endpoint, name, {}, timeout_s=TIMEOUT_S) for name in names]
         for client in clients:
             client.connect()
@@ -169,7 +174,11 @@ def test_frames_of_waiting_streams_are_encoded_together_and_none_starves(tmp_pat
         for client in clients:
             client.close()
     batched = sum(n for key, n in stats["counts"].items() if key.startswith("batch_size_") and key != "batch_size_1")
-    assert batched > 0, f"no frames were encoded together: {stats['counts']}"
+    assert stats["execution"] == execution
+    if execution == "batched":
+        assert batched > 0, f"no frames were encoded together: {stats['counts']}"
+    else:
+        assert batched == 0 and stats["counts"]["frames_tracked"] == 3 * 6, stats["counts"]
     # Every stream got every frame answered, in order; batched encoding agrees with one frame at a
     # time to float32 rounding (exact equality holds for single frames, see the parity test).
     local = _local(model)
@@ -178,8 +187,11 @@ def test_frames_of_waiting_streams_are_encoded_together_and_none_starves(tmp_pat
     expected = [local.track(frames[t], ALL) for t in range(1, 6)]
     for name in names:
         assert [s.frame_index for s in results[name]] == [1, 2, 3, 4, 5]
-        for got, want in zip(results[name], expected):
+        for t, (got, want) in enumerate(zip(results[name], expected), start=1):
             assert [o.object_id for o in got.objects] == [1]
+            if execution == "threaded":
+                assert_same_frame(got, want, f"{name} frame {t}")
+                continue
             a, b = got.objects[0].frame_mask((got.height, got.width)), want.objects[0].frame_mask((want.height,
                                                                                                    want.width))
             assert (a != b).sum() <= max(10, 0.01 * b.sum())

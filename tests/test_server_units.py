@@ -142,6 +142,33 @@ def test_a_round_gathers_the_frames_expected_from_the_last_round():
         ServerConfig(batch_wait_ms=-1).check()
 
 
+def test_device_auto_is_the_gpu_when_there_is_one_and_a_missing_gpu_is_named():
+    import torch
+
+    from sam2_model import resolve_device
+
+    assert ServerConfig().device == "auto" and ServerConfig(device="cuda:1").check().device == "cuda:1"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU \\(use cpu or auto\\)"):
+            resolve_device("cuda")
+    with pytest.raises(ServerConfigError, match="device 'gpu' must be auto, cpu, cuda or cuda:N"):
+        ServerConfig(device="gpu").check()
+
+
+def test_execution_is_batched_on_a_gpu_and_threaded_on_a_cpu_unless_chosen():
+    import torch
+
+    from sam2_server.engine import resolve_execution
+
+    assert resolve_execution("auto", torch.device("cpu")) == "threaded"
+    assert resolve_execution("auto", torch.device("cuda", 0)) == "batched"
+    assert resolve_execution("batched", torch.device("cpu")) == "batched"
+    with pytest.raises(ServerConfigError, match="execution 'lanes' must be one of auto, batched, threaded"):
+        ServerConfig(execution="lanes").check()
+
+
 def test_latest_frame_wins_but_other_requests_keep_their_place():
     table = StreamTable(max_streams=8, timeout_s=10, max_batch=8)
     s = _streams(table, ["a"])["a"]

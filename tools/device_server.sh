@@ -10,7 +10,7 @@
 # tiny settings (tests/test_device_server.py does):
 #   DEVICE (cuda)  MODEL (sam2.1_hiera_tiny; random weights: timing does not depend on them)
 #   CHECKPOINT ()  STREAMS (4)  FRAMES (30 per stream)  SIZE (640x480)  PARTS (batching,latency)
-#   REPEATS (2: batched/sequential pairs taken in turn)
+#   REPEATS (2: batched/sequential pairs taken in turn)  EXECUTION (auto: batched on CUDA; threaded to compare)
 #   MINUTES (8: hard limit)  PYTHON (python3)  OUT (./out)
 # Nothing to install beyond torch, numpy, pyyaml, pyzmq and Pillow.
 set -euo pipefail
@@ -24,6 +24,7 @@ mkdir -p "$OUT"
 
 args=(--parts "${PARTS:-batching,latency}" --model "${MODEL:-sam2.1_hiera_tiny}" --device "${DEVICE:-cuda}"
       --streams "${STREAMS:-4}" --frames "${FRAMES:-30}" --size "${SIZE:-640x480}" --repeats "${REPEATS:-2}"
+      --execution "${EXECUTION:-auto}"
       --json "$OUT/device_server.json")
 if [[ -n "${CHECKPOINT:-}" ]]; then
   args+=(--checkpoint "$CHECKPOINT")
