@@ -14,5 +14,7 @@ from sam2_model.reference_sessions import (LOGIT_TOLERANCE, SCORE_TOLERANCE, Com
 
 PARITY_DIR = Path(os.environ.get("SAM2_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
 STREAM_FILES = sorted(PARITY_DIR.glob("*_stream.pt"))
+# The smallest session: the tests that track on a real (random-weight) model use it.
+MICRO_SESSION = PARITY_DIR / "sam2.1_micro_stream.pt"
 # More sessions made with the official predictor (tools/oracle), shipped with the tests.
 EXTRA_SESSION_FILES = sorted((Path(__file__).resolve().parent / "data").glob("*.pt.xz"))

@@ -14,10 +14,9 @@ from sam2_model.memory_bank import FrameMemory, ObjectMemory, select_memories
 from sam2_model.robust_memory import Observation, RobustObjectState, decide
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 
-from parity_sessions import STREAM_FILES, build_session_model, load_session
-from test_robust_memory import scripted_model
+from micro_session import model, session  # noqa: F401
+from test_robust_memory import box_prompted_tracker
 
-SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
 POLICY = "robust+appearance_memory"
 # The thresholds the constructed cases below are worked out for (not the defaults, which may be tuned).
 PINNED = POLICY + ",appearance_slots=2,appearance_interval=5,appearance_min_iou=0.5,appearance_min_score=1"
@@ -168,16 +167,6 @@ def test_an_appearance_memory_among_the_newest_frames_is_not_repeated():
 # ---------------------------------------------------------------- the tracker
 
 
-@pytest.fixture(scope="module")
-def session():
-    return load_session(SESSION_PATH)
-
-
-@pytest.fixture(scope="module")
-def model(session):
-    return build_session_model(session)
-
-
 def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch):
     frames = [f.numpy() for f in session["frames"]]
     side = model.image_size // 4
@@ -187,14 +176,7 @@ def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch
     script.update({t: (False, (0, 0, 0, 0)) for t in range(13, 23)})
     script[18] = (True, (side - 12, side - 2, side - 12, side - 2))
     script.update({t: (True, (10, 20, 22, 32)) for t in (23, 24)})
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0,
-                                          memory_policy=PINNED + ",gate_distance=1.5,gate_growth=0.25")
-    tracker.track(frames[0])
-    prompt = np.zeros(frames[0].shape[:2], bool)
-    scale = frames[0].shape[0] / side
-    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
-    tracker.add_prompt(1, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    tracker = box_prompted_tracker(model, frames, PINNED + ",gate_distance=1.5,gate_growth=0.25", script, monkeypatch)
     attended = {}
     real_select = memory_bank.select_memories
 

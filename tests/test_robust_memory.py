@@ -12,9 +12,7 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from sam2_model.sam2 import MaskPrediction
 from sam2_model.tracker_options import TrackerOptions, TrackerOptionsError
 
-from parity_sessions import STREAM_FILES, build_session_model, load_session
-
-SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
+from micro_session import model, session  # noqa: F401
 
 
 def box_at(cx, cy, w=10.0, h=6.0):
@@ -156,16 +154,6 @@ def test_memory_policy_names():
 # ---------------------------------------------------------------- the tracker
 
 
-@pytest.fixture(scope="module")
-def session():
-    return load_session(SESSION_PATH)
-
-
-@pytest.fixture(scope="module")
-def model(session):
-    return build_session_model(session)
-
-
 def frames_of(session):
     return [f.numpy() for f in session["frames"]]
 
@@ -231,6 +219,21 @@ def scripted_model(model, script):
     return predict_masks
 
 
+def box_prompted_tracker(model, frames, policy, script, monkeypatch):
+    """A tracker under ``policy`` whose object 1 is prompted on frame 0 with the mask of cells 10-19
+    (rows and columns of the low-resolution grid), then sees the masks ``script`` gives
+    (``scripted_model``)."""
+    side = model.image_size // 4
+    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
+    tracker.track(frames[0])
+    prompt = np.zeros(frames[0].shape[:2], bool)
+    scale = frames[0].shape[0] / side
+    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
+    tracker.add_prompt(1, mask=prompt)
+    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    return tracker
+
+
 def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, session, monkeypatch):
     frames = frames_of(session)
     side = model.image_size // 4
@@ -241,14 +244,8 @@ def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, s
     script[9] = (True, (side - 12, side - 2, 28, 38))
     script[10] = (True, (10, 20, 30, 40))
     # A gate tight enough for the 64-cell grid of the micro model (the default reaches across it).
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0,
-                                          memory_policy="robust:motion_gate,gate_distance=1.5,gate_growth=0.25")
-    tracker.track(frames[0])
-    prompt = np.zeros(frames[0].shape[:2], bool)
-    scale = frames[0].shape[0] / side
-    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
-    tracker.add_prompt(1, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    tracker = box_prompted_tracker(model, frames, "robust:motion_gate,gate_distance=1.5,gate_growth=0.25", script,
+                                   monkeypatch)
     results = [tracker.track(frames[t % len(frames)]) for t in range(1, 11)]
     visible = [bool(r.visible[0]) for r in results]
     assert visible == [True] * 5 + [False] * 4 + [True]

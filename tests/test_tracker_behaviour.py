@@ -7,19 +7,7 @@ import torch
 import sam2_model
 from sam2_model import FrameError, PromptError, TrackingError, UnknownObjectError
 
-from parity_sessions import STREAM_FILES, build_session_model, load_session
-
-SESSION_PATH = [p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0]
-
-
-@pytest.fixture(scope="module")
-def session():
-    return load_session(SESSION_PATH)
-
-
-@pytest.fixture(scope="module")
-def model(session):
-    return build_session_model(session)
+from micro_session import model, session  # noqa: F401
 
 
 def _frames(session):
