@@ -5,7 +5,7 @@ thread takes a round of work (``take_round``). Per stream, requests run in arriv
 that a frame still waiting is replaced by a newer one of the same stream (latest frame wins).
 Each round takes the head request of every stream that has one, streams in round-robin order
 from where the previous round stopped, frames up to ``max_batch``: no stream waits behind
-another's backlog, and frames waiting at the same time are encoded together.
+another's backlog, and frames waiting at the same time are computed together.
 
 Gathering: a client sends its next frame only after the answer to its last one, so the streams of
 one round answer together and their next frames arrive a few milliseconds apart. A round taken at
