@@ -41,6 +41,8 @@ SOCKET_HWM = 32
 MAX_STREAM_NAME = 200
 WARN_EVERY_S = 10.0
 TRIM_EVERY_ROUNDS = 16
+# Idle this long after some work (every camera stopped or gone), the heap's free pages go back too.
+TRIM_WHEN_IDLE_S = 1.0
 HANDSHAKE_NAMES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "authentication refused",
                    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error",
                    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "failed"}
@@ -74,7 +76,9 @@ def _return_free_memory() -> None:
     """Give the heap's free pages back to the system. A round allocates with the number of streams
     in it (several frames' activations) and glibc keeps what is freed in its per-thread heaps: about
     35 MiB of the server's resident memory with three streams (docs/benchmarks.md). Every
-    ``TRIM_EVERY_ROUNDS`` rounds, so that its cost (a few ms) stays out of most frames."""
+    ``TRIM_EVERY_ROUNDS`` rounds, so that its cost (a few ms) stays out of most frames, and once
+    the server has been idle ``TRIM_WHEN_IDLE_S`` (what it holds then no longer depends on where
+    in that count the last round fell)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
@@ -366,15 +370,19 @@ class InferenceServer:
         self.execution = execution
         LOG.info("execution: %s (a round's frames of several streams %s)", execution,
                  "through the model together" if execution == "batched" else "each on its own thread")
-        rounds = 0
+        rounds, last_work, trimmed = 0, time.monotonic(), True
         try:
             while not self._stop.is_set():
                 work = self.streams.take_round(wait_s=POLL_MS / 1000)
                 if work is not None:
                     engine.run(work)
                     rounds += 1
+                    last_work, trimmed = time.monotonic(), False
                     if rounds % TRIM_EVERY_ROUNDS == 0:
                         _return_free_memory()
+                elif not trimmed and time.monotonic() - last_work > TRIM_WHEN_IDLE_S:
+                    _return_free_memory()
+                    trimmed = True
         except Exception:  # noqa: BLE001 - logged; the I/O thread stops the server rather than hang
             LOG.exception("model thread failed")
             self.failed = True
