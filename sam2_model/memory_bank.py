@@ -221,7 +221,6 @@ def gather_memories(model: "SAM2Model", states: List[ObjectMemory], frame_index:
     if not config.use_obj_ptrs_in_encoder:
         for selection in selections:
             selection.pointers.clear()
-    batch = len(states)
     mem_dim = model.mem_dim
     grid = model.embedding_size ** 2
     max_frames = max(len(s.spatial) for s in selections)

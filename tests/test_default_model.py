@@ -9,9 +9,10 @@ after, and do the same through the ROS node. Twelve videos, not four: the check 
 which they score 0.87) while scoring 0.71 and 0.73 on the other sets of docs/benchmarks.md;
 four videos were too few to stand for the bar. The weights shipped today do not meet it, so
 those checks are strict xfails: they will fail loudly, asking for the marker to go, once a
-trained model does. What the default model must already do
+trained model does. The two that score all twelve videos are marked `slow` as well (about 45 s:
+an evaluation, not a check of the code). What the default model must already do
 (load strictly, stay small, run through sam2-eval and the node with the same results) is tested
-as usual.
+as usual, on the first two of those videos.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ NOT_YET = pytest.mark.xfail(strict=True,
                             reason="issue #7: the bundled weights do not track well enough yet "
                                    "(J&F 0.66-0.86 on four generated sets, 0.66 on these videos)")
 EVAL_SEEDS = tuple(range(4000, 4012))  # fresh videos: in no training run and no evaluation set
+QUICK_SEEDS = EVAL_SEEDS[:2]  # what the default suite runs through sam2-eval and the node
 MAX_WEIGHTS_BYTES = 20 * 1024 * 1024
 
 
@@ -50,36 +52,52 @@ def test_default_model_is_bundled_small_and_loads_strictly():
         assert torch.equal(tensor, explicit.state_dict()[name]), name
 
 
-@pytest.fixture(scope="module")
-def generated_davis(tmp_path_factory):
+def _write_generated(tmp_path_factory, seeds):
     root = tmp_path_factory.mktemp("generated")
-    videos = {f"gen_{seed}": generate_with_events(seed) for seed in EVAL_SEEDS}
+    videos = {f"gen_{seed}": generate_with_events(seed) for seed in seeds}
     write_davis(root, videos)
     return root, videos
 
 
-@pytest.fixture(scope="module")
-def default_eval(generated_davis, tmp_path_factory):
-    """sam2-eval with its default model (the bundled one) on the generated videos."""
-    root, videos = generated_davis
+def _default_eval(generated, tmp_path_factory) -> dict:
+    """sam2-eval with its default model (the bundled one) on generated videos."""
+    root, _ = generated
     out = tmp_path_factory.mktemp("eval")
     assert eval_main(["--davis", str(root), "--out", str(out), "--no-progress"]) == 0
     return json.loads((out / "results.json").read_text())
 
 
-def test_sam2_eval_runs_the_default_model_on_generated_videos(generated_davis, default_eval):
-    _, videos = generated_davis
-    assert default_eval["run"]["model"] == "default" and default_eval["run"]["checkpoint"] is None
-    assert sum(len(s["objects"]) for s in default_eval["sequences"]) == sum(v.num_targets for v in videos.values())
-    assert 0.0 <= default_eval["summary"]["jf_mean"] <= 1.0
-    assert default_eval["summary"]["hidden_frames"] > 0  # the videos do hide targets
+@pytest.fixture(scope="module")
+def generated_davis(tmp_path_factory):
+    return _write_generated(tmp_path_factory, EVAL_SEEDS)
 
 
+@pytest.fixture(scope="module")
+def quick_davis(tmp_path_factory):
+    return _write_generated(tmp_path_factory, QUICK_SEEDS)
+
+
+@pytest.fixture(scope="module")
+def default_eval(generated_davis, tmp_path_factory):
+    return _default_eval(generated_davis, tmp_path_factory)
+
+
+def test_sam2_eval_runs_the_default_model_on_generated_videos(quick_davis, tmp_path_factory):
+    _, videos = quick_davis
+    results = _default_eval(quick_davis, tmp_path_factory)
+    assert results["run"]["model"] == "default" and results["run"]["checkpoint"] is None
+    assert sum(len(s["objects"]) for s in results["sequences"]) == sum(v.num_targets for v in videos.values())
+    assert 0.0 <= results["summary"]["jf_mean"] <= 1.0
+    assert results["summary"]["hidden_frames"] > 0  # the videos do hide targets
+
+
+@pytest.mark.slow
 @NOT_YET
 def test_default_model_reaches_the_jf_bar_on_generated_videos(default_eval):
     assert default_eval["summary"]["jf_mean"] >= JF_THRESHOLD, default_eval["summary"]
 
 
+@pytest.mark.slow
 @NOT_YET
 def test_default_model_reports_hidden_targets_not_visible_and_finds_them_again(generated_davis):
     _, videos = generated_davis
@@ -102,9 +120,9 @@ def test_default_model_reports_hidden_targets_not_visible_and_finds_them_again(g
 
 
 @pytest.fixture(scope="module")
-def node_eval(generated_davis, tmp_path_factory):
+def node_eval(quick_davis, tmp_path_factory):
     """One generated video as a bag, played into a node started without any model parameter."""
-    root, videos = generated_davis
+    root, videos = quick_davis
     name = next(iter(videos))
     work = tmp_path_factory.mktemp("node")
     bag = work / "bag"
