@@ -15,7 +15,9 @@ The region is the object's expected box (``RobustObjectState.expected_region``: 
 prediction and the last accepted box, grown by ``component_margin`` box sizes); a part is kept
 when any of its cells lies in it (8-connected parts of the low-resolution mask, logits > 0). A
 mask none of whose parts reaches the region is left whole: a mask that jumped entirely is the
-motion and jump gates' question, not this one's.
+motion and jump gates' question, not this one's. A look-alike the mask reaches through its own
+cells (the two touch, as in most switches of the dev set) is one part with the target: the gate
+cannot tell them apart and keeps it.
 """
 
 from __future__ import annotations
