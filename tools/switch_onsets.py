@@ -218,10 +218,11 @@ def census(frames, void_label, margins=(0.0, 0.5, 1.0)):
                     kept, labels, obj_id, void_label)
     return dict(totals)
 
-def competitors(frames, void_label, shares=(0.3, 0.5, 0.7)):
+def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.0)):
     """Re-appearances (an output after an empty one): the share of the mask that other objects'
     outputs of the same frame cover, for those that are identity switches and for the others
-    (true returns or look-alikes nobody tracks); and how many each share threshold would refuse."""
+    (true returns or look-alikes nobody tracks); how many each share threshold would refuse, and
+    how many have an object-score logit below each of ``scores``."""
     totals = collections.Counter()
     previous = {}
     for labels, masks, model_raw, _ in frames:
@@ -241,6 +242,8 @@ def competitors(frames, void_label, shares=(0.3, 0.5, 0.7)):
             totals[f"re-appearances: {kind}"] += 1
             for limit in shares:
                 totals[f"share > {limit}: refuses {kind}"] += share > limit
+            for limit in scores:
+                totals[f"object score < {limit}: {kind}"] += model_raw[obj_id][2] < limit
         previous = {**previous, **masks}
     return dict(totals)
 
