@@ -25,9 +25,9 @@ OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
-              "component_gate")
+              "component_gate", "return_gate")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory;
-# memory_gate, jump_gate and component_gate are opt-in: see RobustMemoryOptions).
+# memory_gate, jump_gate, component_gate and return_gate are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -80,6 +80,11 @@ class RobustMemoryOptions:
             ``component_margin`` box sizes) are cut from the output and from the frame's memory:
             a look-alike the mask has spread onto is not learnt as the object. A mask with no
             part in the region stays whole (a jump is the gates' question). Opt-in.
+        return_gate: a re-appearance (visible after at least one frame not visible) whose
+            object-score logit is below ``return_min_score`` is not taken as the object (refused
+            as the motion gate refuses: output not visible, memory encoded as absent). On dev
+            0-39 (tools/switch_onsets.py) 8 of 14 re-appearances onto another object scored below
+            0.5, 1 of 31 true returns did. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -99,6 +104,7 @@ class RobustMemoryOptions:
         appearance_min_score: appearance memory: least object-score logit of a frame taken.
         component_margin: component gate: how far (in the last box's larger side) around the
             expected boxes a part of the mask may start and still be kept.
+        return_min_score: return gate: least object-score logit of a re-appearance taken.
     """
 
     kalman: bool = True
@@ -126,6 +132,8 @@ class RobustMemoryOptions:
     appearance_min_score: float = 1.0
     component_gate: bool = False
     component_margin: float = 0.5
+    return_gate: bool = False
+    return_min_score: float = 0.5
 
     def problems(self) -> List[str]:
         found = []

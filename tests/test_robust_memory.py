@@ -123,6 +123,24 @@ def test_last_seen_accepts_a_return_where_the_object_went():
         assert decide(state, seen(box_at(16, 30)), options).accepted is accepted
 
 
+@pytest.mark.parametrize(("score", "accepted"), [(0.3, False), (0.49, False), (0.5, True), (3.0, True)])
+def test_return_gate_refuses_a_hesitant_return(score, accepted):
+    """A re-appearance where the object is expected but with an object score below
+    return_min_score (0.5) is refused and remembered as absent; the same score on a frame after a
+    visible one (not a return) is taken."""
+    options = parse_memory_policy("robust+return_gate")
+    state, _ = tracked_then_hidden(options, hidden=2)
+    decision = decide(state, seen(box_at(28, 30), score=score), options)
+    assert decision.accepted is accepted and decision.admitted
+    assert (state.frames_hidden == 0) is accepted
+    if accepted:
+        assert decide(state, seen(box_at(30, 30), score=0.1), options).accepted  # visible after visible
+    # Plain robust takes the hesitant return.
+    plain = RobustMemoryOptions()
+    state, _ = tracked_then_hidden(plain, hidden=2)
+    assert decide(state, seen(box_at(28, 30), score=0.3), plain).accepted
+
+
 @pytest.mark.parametrize(("iou", "score", "admitted"), [(0.9, 5.0, True), (0.3, 5.0, False), (0.9, 0.5, False)])
 def test_memory_gate_admits_only_confident_visible_frames(iou, score, admitted):
     options = parse_memory_policy("robust:memory_gate")
@@ -143,6 +161,8 @@ def test_memory_policy_names():
     loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
     assert (loose.components, loose.gate_distance, loose.gate_growth) == (["kalman", "motion_gate"], 3.0, 1.0)
     assert parse_memory_policy("robust,min_iou=0.25").min_iou == 0.25
+    assert parse_memory_policy("robust:return_gate,return_min_score=1").components == ["return_gate"]
+    assert parse_memory_policy("robust:return_gate,return_min_score=1").return_min_score == 1.0
     for bad in ("fast", "robust:wings", "robust:", "official:kalman", "official,min_iou=1", "robust,wings=2",
                 "robust,min_iou=high", "robust,gate_distance=-1"):
         with pytest.raises(MemoryPolicyError):
