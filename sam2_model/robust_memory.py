@@ -68,6 +68,12 @@ class BoxKalman:
         self.state = self.state + gain @ residual
         self.covariance = (np.eye(STATE_SIZE) - gain @ self.observation) @ self.covariance
 
+    def peek(self) -> np.ndarray:
+        """The box ``predict`` would give, without advancing the filter."""
+        cx, cy, w, h = (self.transition @ self.state)[:MEASURED]
+        w, h = max(w, 0.0), max(h, 0.0)
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
     def box(self) -> np.ndarray:
         cx, cy, w, h = self.state[:MEASURED]
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
@@ -121,6 +127,18 @@ class RobustObjectState:
         self.needs_prompt_box = True
         if self.appearance is not None:
             self.appearance.clear()
+
+    def expected_region(self, margin: float) -> Optional[np.ndarray]:
+        """Where the object is expected on the coming frame (component gate): the box that holds
+        the filter's prediction and the last accepted box, grown by ``margin`` times the last
+        box's larger side. None while the object is hidden (a re-appearance is the motion gate's
+        question) or before any box."""
+        if self.hidden or self.last_box is None:
+            return None
+        boxes = [self.last_box] + ([self.kalman.peek()] if self.kalman is not None else [])
+        low, high = np.min([b[:2] for b in boxes], axis=0), np.max([b[2:] for b in boxes], axis=0)
+        grow = margin * self.last_size
+        return np.concatenate([low - grow, high + grow])
 
     @property
     def hidden(self) -> bool:

@@ -24,9 +24,10 @@ from typing import List
 OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
-COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory")
+COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
+              "component_gate")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory;
-# memory_gate and jump_gate are opt-in: see RobustMemoryOptions).
+# memory_gate, jump_gate and component_gate are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -72,6 +73,13 @@ class RobustMemoryOptions:
             absence evidence the model needs to keep reporting it absent) stay, and the object's
             look from before the occlusion comes back into attention, with its object pointer
             where that lies outside the pointer window. While visible nothing changes.
+        component_gate: (``sam2_model.component_gate``, after DAM4SAM's distractor-aware memory)
+            on a frame after one where the object was accepted as visible, the parts of its mask
+            (8-connected, in the low-resolution grid) that do not reach the region where it is
+            expected (the filter's predicted box and the last accepted box, grown by
+            ``component_margin`` box sizes) are cut from the output and from the frame's memory:
+            a look-alike the mask has spread onto is not learnt as the object. A mask with no
+            part in the region stays whole (a jump is the gates' question). Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -89,6 +97,8 @@ class RobustMemoryOptions:
             the prompt), so that the memories span the object's recent looks.
         appearance_min_iou: appearance memory: least predicted IoU of a frame taken.
         appearance_min_score: appearance memory: least object-score logit of a frame taken.
+        component_margin: component gate: how far (in the last box's larger side) around the
+            expected boxes a part of the mask may start and still be kept.
     """
 
     kalman: bool = True
@@ -114,18 +124,21 @@ class RobustMemoryOptions:
     appearance_interval: int = 3
     appearance_min_iou: float = 0.5
     appearance_min_score: float = 1.0
+    component_gate: bool = False
+    component_margin: float = 0.5
 
     def problems(self) -> List[str]:
         found = []
-        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise"):
+        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("appearance_slots", "appearance_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 found.append(f"{name} {value!r} must be a whole number >= 1")
-        if (self.motion_gate or self.jump_gate) and not self.kalman:
-            found.append("motion_gate and jump_gate need kalman (they compare a mask with the predicted box)")
+        if (self.motion_gate or self.jump_gate or self.component_gate) and not self.kalman:
+            found.append("motion_gate, jump_gate and component_gate need kalman (they compare a mask with the "
+                         "predicted box)")
         return found
 
     @property
@@ -157,7 +170,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["motion_gate"] or switches["jump_gate"]:
+    if switches["motion_gate"] or switches["jump_gate"] or switches["component_gate"]:
         switches["kalman"] = True
     return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
 

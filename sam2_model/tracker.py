@@ -23,8 +23,10 @@ from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 # Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
+from .component_gate import keep_components_near
 from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
@@ -444,6 +446,8 @@ class StreamingTracker:
             for row, numbers in zip(fresh, boxes):
                 states[row].robust = states[row].robust or RobustObjectState()
                 states[row].robust.start(numbers[:4] if numbers[4] else None, options)
+        if options.component_gate:
+            prediction = self._keep_expected_components(states, prediction)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores)
         decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
         rejected = [row for row, d in enumerate(decisions) if not d.accepted]
@@ -458,6 +462,20 @@ class StreamingTracker:
             prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                              obj_ptr=obj_ptr, object_score_logits=scores)
         return prediction, decisions
+
+    def _keep_expected_components(self, states: List[ObjectMemory], prediction: MaskPrediction) -> MaskPrediction:
+        """Component gate: each mask without its parts that miss the object's expected region
+        (``component_gate``), in the output and in what the memory encoder sees (the high-res
+        logits are the decoder's upsampling of the trimmed low-res ones, as ``predict_masks``
+        makes them)."""
+        regions = [s.robust.expected_region(self._robust.component_margin) for s in states]
+        low_res, rows = keep_components_near(prediction.low_res_masks, regions, NO_OBJECT_LOGIT)
+        if not rows:
+            return prediction
+        high_res = prediction.high_res_masks.clone()
+        high_res[rows] = F.interpolate(low_res[rows], size=tuple(high_res.shape[-2:]), mode="bilinear",
+                                       align_corners=False).to(high_res.dtype)
+        return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
 
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
         appearance = None
