@@ -43,8 +43,8 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-batch", type=int, default=DEFAULTS.max_batch,
                         help="most frames of different streams encoded together")
     parser.add_argument("--batch-wait-ms", type=float, default=DEFAULTS.batch_wait_ms,
-                        help="longest a round waits for the next frames of the previous round's streams "
-                             "(0: take what is waiting)")
+                        help="batched: longest a round waits for the next frames of the previous round's "
+                             "streams (0: take what is waiting); threaded never waits")
     parser.add_argument("--execution", default=DEFAULTS.execution, choices=EXECUTIONS,
                         help="a round's frames through the model together (batched) or each stream on its own "
                              "thread (threaded); auto: batched on CUDA, threaded on a CPU")

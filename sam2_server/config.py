@@ -33,8 +33,9 @@ class ServerConfig:
         max_message_bytes: largest request accepted (larger parts are dropped by ZeroMQ, larger
             multipart messages refused).
         max_batch: most frames (of different streams) through the image encoder at once.
-        batch_wait_ms: longest a round waits for the next frames of the streams that were in the
-            previous round, so that their frames are encoded together (0: take what is waiting).
+        batch_wait_ms: ``batched``: longest a round waits for the next frames of the streams that
+            were in the previous round, so that their frames are encoded together (0: take what is
+            waiting). ``threaded`` starts each frame as it comes (on a free lane) and never waits.
             A client sends its next frame a millisecond or two after its answer (ipc, the node's
             publishing in between); a stream that misses the wait is not waited for again until
             its next frame.

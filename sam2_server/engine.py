@@ -11,10 +11,10 @@ import dataclasses
 import logging
 import os
 import time
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import torch
 
@@ -105,12 +105,6 @@ def resolve_execution(execution: str, device: torch.device) -> str:
     return "threaded" if device.type == "cpu" else "batched"
 
 
-def _one_intra_op_thread() -> None:
-    # OpenMP keeps the thread count per thread: a lane's operations use one core, the model
-    # thread keeps its own count (pinned in Engine.__init__ before any lane starts).
-    torch.set_num_threads(1)
-
-
 class Engine:
     """Runs rounds of requests against the streams' sessions; every reply goes to ``send``.
 
@@ -118,10 +112,13 @@ class Engine:
     memory attention runs in one pass per memory layout (streams past their first frames share one),
     then every object of every stream goes through the mask decoder and the memory encoder in one
     batch; the per-stream summaries (masks to the host) run in parallel threads.
-    ``threaded``: each frame of a round is tracked on a lane thread of its own with one intra-op
-    thread (on a CPU, one process's intra-op threads leave cores idle between small operations and
-    Python; several streams' operations side by side fill them). A single frame takes exactly the
-    in-process path either way.
+    ``threaded``: each frame is tracked on a lane thread of its own with one intra-op thread (on a
+    CPU, one process's intra-op threads leave cores idle between small operations and Python;
+    several streams' operations side by side fill them). ``run`` only starts the frames; the model
+    thread takes more work while they run (their streams held, ``StreamTable.take_round(hold=True)``)
+    and ``collect`` sends what finished, so a lane starts a stream's next frame as soon as it comes.
+    A frame with no other in flight takes all of the model thread's intra-op threads. A single
+    stream's frames are computed exactly as in-process either way.
 
     Args:
         host: the model.
@@ -130,30 +127,79 @@ class Engine:
         workers: threads for the per-stream work of a batched round.
         execution: ``batched`` or ``threaded`` (``resolve_execution``).
         lanes: most frames tracked at once when threaded.
+        wake: called from a lane when its frame is done (ends the model thread's wait for work, so
+            that it calls ``collect``).
     """
 
     def __init__(self, host: ModelHost, send: Callable[[Reply], None], on_batch: Callable[[int], None],
-                 workers: int = 4, execution: str = "batched", lanes: int = 4):
+                 workers: int = 4, execution: str = "batched", lanes: int = 4,
+                 wake: Callable[[], None] = lambda: None):
         if execution not in ("batched", "threaded"):
             raise ValueError(f"execution must be batched or threaded, got {execution!r}")
-        self.host, self.send, self.on_batch = host, send, on_batch
+        self.host, self.send, self.on_batch, self._wake = host, send, on_batch, wake
         self.execution = execution
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sam2_server_stream")
         self._lanes: Optional[ThreadPoolExecutor] = None
+        self._solo: Optional[ThreadPoolExecutor] = None
+        self._lane_count = max(1, lanes)
+        self._in_flight = 0  # frames started on lanes and not yet collected (model thread only)
+        self._done: Deque[Tuple[Stream, Request, Future]] = deque()  # appended by lanes, emptied by collect
+        self._threads = torch.get_num_threads()
         if execution == "threaded":
-            torch.set_num_threads(torch.get_num_threads())  # this thread's count, before lanes set theirs
-            self._lanes = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="sam2_server_lane",
-                                             initializer=_one_intra_op_thread)
+            # OpenMP keeps the thread count per thread: a lane's operations use one core, the model
+            # thread keeps its own count (pinned here, before any lane starts).
+            torch.set_num_threads(self._threads)
+            self._lanes = ThreadPoolExecutor(max_workers=self._lane_count, thread_name_prefix="sam2_server_lane",
+                                             initializer=torch.set_num_threads, initargs=(1,))
+            # A frame with no other in flight runs here, with every intra-op thread. Always this one
+            # thread: each thread that runs with several keeps its own OpenMP team, whose idle threads
+            # spin for a while and would take cores from the others.
+            self._solo = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2_server_solo",
+                                            initializer=torch.set_num_threads, initargs=(self._threads,))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        if self._lanes is not None:
-            self._lanes.shutdown(wait=True)
+        for executor in (self._lanes, self._solo):
+            if executor is not None:
+                executor.shutdown(wait=True)
+
+    @property
+    def holds_streams(self) -> bool:
+        """Frames outlive ``run`` (threaded): their streams are held until ``collect`` returns them."""
+        return self._lanes is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight > 0
+
+    def free_lanes(self) -> Optional[int]:
+        """How many frames the next round may start (threaded: lanes not busy); None: no limit."""
+        return None if self._lanes is None else self._lane_count - self._in_flight
 
     def run(self, work: Round) -> None:
         for stream, request in work.others:
             self.send(self._answer(stream, request, self._operation))
-        self._track_frames(work.frames)
+        if self._lanes is not None:
+            self._start_in_lanes(work.frames)
+        else:
+            self._track_frames(work.frames)
+
+    def collect(self) -> List[Stream]:
+        """Send the answers of the frames the lanes finished (from the model thread: the socket is
+        not thread-safe); returns their streams, to be released."""
+        finished = []
+        while self._done:
+            stream, request, future = self._done.popleft()
+            self._in_flight -= 1
+            try:
+                reply, tracked = future.result()
+            except Exception as error:  # noqa: BLE001 - _track_alone answers its own faults; a bug is refused too
+                reply, tracked = self._refusal(stream, request, error), False
+            if tracked:
+                self.on_batch(1)
+            self.send(reply)
+            finished.append(stream)
+        return finished
 
     def _each(self, function, items) -> list:
         if len(items) <= 1:
@@ -170,9 +216,6 @@ class Engine:
             return self._refusal(stream, request, error)
 
     def _track_frames(self, frames: List[Tuple[Stream, Request]]) -> None:
-        if self._lanes is not None and len(frames) > 1:
-            self._track_in_lanes(frames)
-            return
         groups = defaultdict(list)
         for result in self._each(self._prepare, frames):
             if isinstance(result, _Frame):
@@ -192,13 +235,17 @@ class Engine:
             for reply in self._each(self._finish, list(zip(group, results))):
                 self.send(reply)
 
-    def _track_in_lanes(self, frames: List[Tuple[Stream, Request]]) -> None:
-        futures = [self._lanes.submit(self._track_alone, item) for item in frames]
-        for future in as_completed(futures):  # each answer as soon as its stream's frame is done
-            reply, tracked = future.result()
-            if tracked:
-                self.on_batch(1)
-            self.send(reply)
+    def _start_in_lanes(self, frames: List[Tuple[Stream, Request]]) -> None:
+        # Alone on the machine, a frame takes every intra-op thread (as in-process); beside others, one.
+        executor = self._solo if len(frames) == 1 and self._in_flight == 0 else self._lanes
+        for stream, request in frames:
+            future = executor.submit(self._track_alone, (stream, request))
+            self._in_flight += 1
+            future.add_done_callback(lambda done, stream=stream, request=request: self._lane_done(stream, request, done))
+
+    def _lane_done(self, stream: Stream, request: Request, future: Future) -> None:
+        self._done.append((stream, request, future))
+        self._wake()
 
     def _track_alone(self, item: Tuple[Stream, Request]) -> Tuple[Reply, bool]:
         """One stream's frame on a lane: the in-process path (one frame, its own encoder pass)."""

@@ -366,20 +366,27 @@ class InferenceServer:
 
         execution = resolve_execution(self.config.execution, self.host.model.device)
         engine = Engine(self.host, send, on_batch, workers=min(self.config.max_batch, os.cpu_count() or 1),
-                        execution=execution, lanes=self.config.max_batch)
+                        execution=execution, lanes=self.config.max_batch, wake=self.streams.wake)
         self.execution = execution
+        if engine.holds_streams:
+            self.streams.gather_s = 0.0  # lanes start each frame as it comes: nothing to gather
         LOG.info("execution: %s (a round's frames of several streams %s)", execution,
                  "through the model together" if execution == "batched" else "each on its own thread")
         rounds, last_work, trimmed = 0, time.monotonic(), True
         try:
             while not self._stop.is_set():
-                work = self.streams.take_round(wait_s=POLL_MS / 1000)
+                for stream in engine.collect():
+                    self.streams.release(stream)
+                work = self.streams.take_round(wait_s=POLL_MS / 1000, max_frames=engine.free_lanes(),
+                                               hold=engine.holds_streams)
                 if work is not None:
                     engine.run(work)
                     rounds += 1
                     last_work, trimmed = time.monotonic(), False
                     if rounds % TRIM_EVERY_ROUNDS == 0:
                         _return_free_memory()
+                elif engine.busy:
+                    last_work = time.monotonic()
                 elif not trimmed and time.monotonic() - last_work > TRIM_WHEN_IDLE_S:
                     _return_free_memory()
                     trimmed = True

@@ -14,6 +14,12 @@ the first arrival would hold one frame, the next round the rest, and the batches
 frames waits up to ``gather_s`` for the streams whose frame ran in an earlier round (their next
 one is expected); a stream that misses the wait is not waited for again until its next frame runs
 (a slow camera costs at most ``gather_s`` per frame of its own, not on every round).
+
+Holding (threaded execution): a frame taken with ``hold=True`` keeps its stream out of every later
+round until ``release``: the frame runs on a lane while the model thread takes further work, and
+the stream's next request (a frame, or a prompt that must see that frame's result) waits for it.
+Lanes then start each stream's next frame as soon as it arrives and a lane is free, without the
+rounds' barrier (a round's last frame running alone on one core) or gathering.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class Stream:
     frames_superseded: int = 0
     # Its last frame ran in a round and no wait for the next has run out: the next round gathers for it.
     expected: bool = False
+    # A frame of it was taken with hold=True and is not released yet: its next request waits.
+    held: bool = False
 
 
 @dataclass
@@ -94,6 +102,7 @@ class StreamTable:
         self._next = 0                   # where the next round starts in _order
         self._changed = threading.Condition()
         self._closed = False
+        self._woken = False              # wake() since the last take_round: do not wait
 
     # ------------------------------------------------------------------ registry (I/O thread)
     def __len__(self) -> int:
@@ -141,7 +150,8 @@ class StreamTable:
         """Free the streams silent for longer than the timeout with nothing queued."""
         now = time.monotonic() if now is None else now
         with self._changed:
-            silent = [s.name for s in self._streams.values() if not s.queue and now - s.last_seen > self.timeout_s]
+            silent = [s.name for s in self._streams.values()
+                      if not s.queue and not s.held and now - s.last_seen > self.timeout_s]
         return [s for s in (self.remove(name) for name in silent) if s is not None]
 
     def submit(self, stream: Stream, request: Request) -> Optional[Request]:
@@ -161,13 +171,17 @@ class StreamTable:
             return replaced
 
     # ------------------------------------------------------------------ work (model thread)
-    def take_round(self, wait_s: float) -> Optional[Round]:
-        """The next round of work, waiting up to ``wait_s`` for some; None if there is none."""
+    def take_round(self, wait_s: float, max_frames: Optional[int] = None, hold: bool = False) -> Optional[Round]:
+        """The next round of work, waiting up to ``wait_s`` for some (or for ``wake``); None if there
+        is none. ``max_frames``: fewer frames than ``max_batch`` (lanes still free); ``hold``: the
+        frames' streams take no further part until ``release``."""
+        limit = self.max_batch if max_frames is None else min(self.max_batch, max_frames)
         with self._changed:
-            if not any(s.queue for s in self._streams.values()) and not self._closed:
+            if not self._has_work(limit) and not self._closed and not self._woken:
                 self._changed.wait(wait_s)
-            if self.gather_s > 0:
-                self._gather()
+            self._woken = False
+            if self.gather_s > 0 and limit > 0:
+                self._gather(limit)
             if self._closed:
                 return None
             count = len(self._order)
@@ -175,14 +189,15 @@ class StreamTable:
             taken, first_skipped = 0, None
             for step in range(count):
                 stream = self._streams[self._order[(self._next + step) % count]]
-                if not stream.queue:
+                if not stream.queue or stream.held:
                     continue
                 if stream.queue[0].op == "track":
-                    if len(frames) >= self.max_batch:
+                    if len(frames) >= limit:
                         first_skipped = step if first_skipped is None else first_skipped
                         continue
                     frames.append((stream, stream.queue.popleft()))
                     stream.expected = True
+                    stream.held = hold
                 else:
                     others.append((stream, stream.queue.popleft()))
                 taken = step + 1
@@ -193,20 +208,36 @@ class StreamTable:
             self._next = (self._next + start) % count if count else 0
             return Round(frames, others)
 
-    def _gather(self) -> None:
+    def release(self, stream: Stream) -> None:
+        """A held stream's frame is answered: its next request may run."""
+        with self._changed:
+            stream.held = False
+            self._changed.notify()
+
+    def wake(self) -> None:
+        """End a ``take_round`` wait early (a lane finished: its answer is to be sent)."""
+        with self._changed:
+            self._woken = True
+            self._changed.notify()
+
+    def _has_work(self, limit: int) -> bool:
+        return any(s.queue and not s.held and (limit > 0 or s.queue[0].op != "track")
+                   for s in self._streams.values())
+
+    def _gather(self, limit: int) -> None:
         """With a frame waiting, wait (lock held by the caller) up to ``gather_s`` until every
-        expected stream has a request queued or the batch is full; streams still missing then are
-        no longer expected."""
+        expected stream has a request queued or the batch (``limit`` frames) is full; streams still
+        missing then are no longer expected."""
         def ready() -> int:
-            return sum(1 for s in self._streams.values() if s.queue and s.queue[0].op == "track")
+            return sum(1 for s in self._streams.values() if s.queue and not s.held and s.queue[0].op == "track")
 
         def missing() -> List[Stream]:
-            return [s for s in self._streams.values() if s.expected and not s.queue]
+            return [s for s in self._streams.values() if s.expected and not s.queue and not s.held]
 
         if not ready():
             return
         deadline = time.monotonic() + self.gather_s
-        while not self._closed and ready() < self.max_batch and missing():
+        while not self._closed and ready() < limit and missing():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 for stream in missing():

@@ -197,6 +197,62 @@ def test_frames_of_waiting_streams_are_computed_together_and_none_starves(tmp_pa
             assert (a != b).sum() <= max(10, 0.01 * b.sum())
 
 
+def test_requests_pipelined_behind_a_frame_on_a_lane_wait_for_it(tmp_path, model):
+    """Threaded execution starts frames on lanes and takes more work meanwhile: a stream's prompt
+    and next frame sent right behind its frame (no waiting for answers) are answered after it, in
+    order, and computed on its result, while another stream tracks alongside."""
+    frames, labels = scene()
+    with running_server(tmp_path, "--execution", "threaded") as server:
+        busy = TrackerClient(server.endpoint, "busy", {}, timeout_s=TIMEOUT_S)
+        busy.connect()
+        busy.track(frames[0])
+        busy.add_prompt(1, PromptSpec(points=centre_click(labels[0], 1), labels=[1]))
+        client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        client.connect()
+        client.track(frames[0])
+        client.add_prompt(1, PromptSpec(points=centre_click(labels[0], 1), labels=[1]))
+        stop = threading.Event()
+
+        def keep_busy():
+            t = 1
+            while not stop.is_set():
+                busy.track(frames[t % len(frames)])
+                t += 1
+
+        other = threading.Thread(target=keep_busy)
+        other.start()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(server.endpoint)
+        try:
+            prompt_fields, prompt_arrays = protocol.prompt_to_wire(PromptSpec(box=first_target_box(labels[1], 2)))
+            wire_all = protocol.outputs_to_wire(ALL)
+            sock.send_multipart(protocol.encode({"op": "track", "id": 1, "stream": "cam", "outputs": wire_all},
+                                                {"frame": frames[1]}))
+            sock.send_multipart(protocol.encode({"op": "prompt", "id": 2, "stream": "cam", "object_id": 2,
+                                                 "outputs": wire_all, **prompt_fields}, prompt_arrays))
+            sock.send_multipart(protocol.encode({"op": "track", "id": 3, "stream": "cam", "outputs": wire_all},
+                                                {"frame": frames[2]}))
+            replies = []
+            while len(replies) < 3 and sock.poll(int(TIMEOUT_S * 1000)):
+                replies.append(protocol.decode(sock.recv_multipart()))
+        finally:
+            stop.set()
+            other.join(timeout=60)
+            sock.close()
+            busy.close()
+            client.close()
+    assert [r.header["id"] for r in replies] == [1, 2, 3] and all(r.header["ok"] for r in replies), \
+        [r.header for r in replies]
+    local = _local(model)
+    local.track(frames[0])
+    local.add_prompt(1, PromptSpec(points=centre_click(labels[0], 1), labels=[1]))
+    expected = [local.track(frames[1], ALL), local.add_prompt(2, PromptSpec(box=first_target_box(labels[1], 2)), ALL),
+                local.track(frames[2], ALL)]
+    for reply, want, where in zip(replies, expected, ["frame 1", "prompt on frame 1", "frame 2"]):
+        assert_same_frame(protocol.frame_state_from_wire(reply), want, where)
+
+
 def test_a_newer_frame_replaces_a_waiting_one(tmp_path):
     """Latest frame wins per stream: frames pipelined behind a slow request (a discovery) are replaced
     by the newest; the replaced ones are answered "superseded" and counted."""

@@ -142,6 +142,44 @@ def test_a_round_gathers_the_frames_expected_from_the_last_round():
         ServerConfig(batch_wait_ms=-1).check()
 
 
+def test_a_held_stream_waits_for_its_frame_and_free_lanes_bound_a_round():
+    """Threaded execution: a frame taken with hold=True runs on a lane while the model thread takes
+    more work; its stream's next request (a frame, or a prompt that must see that frame's result)
+    waits until release, other streams go on, and a round starts no more frames than lanes are free."""
+    table = StreamTable(max_streams=8, timeout_s=1.0, max_batch=8)
+    s = _streams(table, ["a", "b", "c"])
+    for name in "abc":
+        table.submit(s[name], _request("track", 1))
+    first = table.take_round(0, max_frames=2, hold=True)
+    assert [x[0].name for x in first.frames] == ["a", "b"] and s["a"].held and s["b"].held and not s["c"].held
+    table.submit(s["a"], _request("prompt", 2))
+    table.submit(s["b"], _request("track", 2))
+    assert table.take_round(0, max_frames=0, hold=True) is None     # no lane free; a and b held
+    second = table.take_round(0, max_frames=1, hold=True)
+    assert [x[0].name for x in second.frames] == ["c"] and second.others == []
+    s["a"].last_seen = time.monotonic() - 5
+    assert table.expire() == []                                     # a frame in flight is not silence
+    table.release(s["a"])
+    third = table.take_round(0, max_frames=0, hold=True)            # a's prompt needs no lane
+    assert third.frames == [] and [x[0].name for x in third.others] == ["a"]
+    table.release(s["b"])
+    assert [x[0].name for x in table.take_round(0, max_frames=1, hold=True).frames] == ["b"]
+
+
+def test_wake_ends_a_wait_for_work_and_is_not_lost():
+    table = StreamTable(max_streams=8, timeout_s=10, max_batch=8)
+    _streams(table, ["a"])
+    table.wake()                                   # before the wait: the next take_round does not wait
+    started = time.monotonic()
+    assert table.take_round(5.0) is None and time.monotonic() - started < 1.0
+    waker = threading.Timer(0.05, table.wake)
+    waker.start()
+    started = time.monotonic()
+    assert table.take_round(5.0) is None
+    waker.join()
+    assert 0.04 < time.monotonic() - started < 1.0
+
+
 def test_device_auto_is_the_gpu_when_there_is_one_and_a_missing_gpu_is_named():
     import torch
 
