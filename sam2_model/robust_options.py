@@ -131,10 +131,10 @@ class RobustMemoryOptions:
     appearance_min_iou: float = 0.5
     appearance_min_score: float = 1.0
     # Round 8 (docs/benchmarks.md), both opt-in: the component gate had no effect on 200 dev videos
-    # (margin 1 chosen on dev 0-39 over 0.25 and 0.5, all within noise; the default 0.5 gives the
-    # same there); the return gate cut switches but found 68 fewer returns, J&F unchanged.
+    # (margin 1 chosen on dev 0-39 over 0.25 and 0.5, all within noise); the return gate cut
+    # switches but found 68 fewer returns, J&F unchanged.
     component_gate: bool = False
-    component_margin: float = 0.5
+    component_margin: float = 1.0
     return_gate: bool = False
     return_min_score: float = 0.5
 
