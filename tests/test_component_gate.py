@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sam2_model
 from sam2_model.component_gate import connected_to, keep_components_near, region_masks
 from sam2_model.robust_memory import BoxKalman, RobustObjectState
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 
 from micro_session import model, session  # noqa: F401
+from test_robust_memory import box_prompted_tracker
 
 SIDE = 32
 DROP = -99.0
@@ -163,14 +163,7 @@ def scripted(model, script):
 
 def tracked(model, session, monkeypatch, policy, script, frames_count):
     frames = [f.numpy() for f in session["frames"]]
-    side = model.image_size // 4
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
-    tracker.track(frames[0])
-    prompt = np.zeros(frames[0].shape[:2], bool)
-    scale = frames[0].shape[0] / side
-    prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
-    tracker.add_prompt(1, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", scripted(model, script))
+    tracker = box_prompted_tracker(model, frames, policy, script, monkeypatch, decoder=scripted)
     results = [tracker.track(frames[t % len(frames)]) for t in range(1, frames_count + 1)]
     monkeypatch.undo()
     return tracker, results

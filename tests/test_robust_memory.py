@@ -239,10 +239,10 @@ def scripted_model(model, script):
     return predict_masks
 
 
-def box_prompted_tracker(model, frames, policy, script, monkeypatch):
+def box_prompted_tracker(model, frames, policy, script, monkeypatch, decoder=None):
     """A tracker under ``policy`` whose object 1 is prompted on frame 0 with the mask of cells 10-19
-    (rows and columns of the low-resolution grid), then sees the masks ``script`` gives
-    (``scripted_model``)."""
+    (rows and columns of the low-resolution grid), then sees the masks ``script`` gives through
+    ``decoder(model, script)`` (default ``scripted_model``)."""
     side = model.image_size // 4
     tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
     tracker.track(frames[0])
@@ -250,7 +250,7 @@ def box_prompted_tracker(model, frames, policy, script, monkeypatch):
     scale = frames[0].shape[0] / side
     prompt[int(10 * scale):int(20 * scale), int(10 * scale):int(20 * scale)] = True
     tracker.add_prompt(1, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", scripted_model(model, script))
+    monkeypatch.setattr(model, "predict_masks", (decoder or scripted_model)(model, script))
     return tracker
 
 

@@ -173,17 +173,24 @@ def _near(box: np.ndarray, region: np.ndarray, margin: float) -> bool:
                 or box[1] > region[3] + grow)
 
 
-def census(frames, void_label, margins=(0.0, 0.5, 1.0)):
-    """Over every output with several components, after a non-empty output: what trimming the
-    components that do not meet the previous output's box (grown by each margin) would drop."""
-    totals = collections.Counter()
+def _with_previous(frames):
+    """Each annotated frame as (labels, masks, model_raw, previous): ``previous`` holds every
+    object's output on the annotated frames before it (the latest one)."""
     previous = {}
     for labels, masks, model_raw, _ in frames:
         if labels is None:
             continue
+        yield labels, masks, model_raw, previous
+        previous = {**previous, **masks}
+
+
+def census(frames, void_label, margins=(0.0, 0.5, 1.0)):
+    """Over every output with several components, after a non-empty output: what trimming the
+    components that do not meet the previous output's box (grown by each margin) would drop."""
+    totals = collections.Counter()
+    for labels, masks, model_raw, previous in _with_previous(frames):
         for obj_id, mask in masks.items():
             before = previous.get(obj_id)
-            previous[obj_id] = mask
             if obj_id not in model_raw or before is None or not before.any() or not mask.any():
                 continue
             totals["frames, visible after visible"] += 1
@@ -218,16 +225,14 @@ def census(frames, void_label, margins=(0.0, 0.5, 1.0)):
                     kept, labels, obj_id, void_label)
     return dict(totals)
 
+
 def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.0)):
     """Re-appearances (an output after an empty one): the share of the mask that other objects'
     outputs of the same frame cover, for those that are identity switches and for the others
     (true returns or look-alikes nobody tracks); how many each share threshold would refuse, and
     how many have an object-score logit below each of ``scores``."""
     totals = collections.Counter()
-    previous = {}
-    for labels, masks, model_raw, _ in frames:
-        if labels is None:
-            continue
+    for labels, masks, model_raw, previous in _with_previous(frames):
         for obj_id, mask in masks.items():
             before = previous.get(obj_id)
             if obj_id not in model_raw or before is None or before.any() or not mask.any():
@@ -244,9 +249,7 @@ def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.
                 totals[f"share > {limit}: refuses {kind}"] += share > limit
             for limit in scores:
                 totals[f"object score < {limit}: {kind}"] += model_raw[obj_id][2] < limit
-        previous = {**previous, **masks}
     return dict(totals)
-
 
 
 def main() -> None:
