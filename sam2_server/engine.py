@@ -8,6 +8,7 @@ a stream's session (``ModelHost.new_session``: options and bookkeeping, no compu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -241,14 +242,15 @@ class Engine:
         for stream, request in frames:
             future = executor.submit(self._track_alone, (stream, request))
             self._in_flight += 1
-            future.add_done_callback(lambda done, stream=stream, request=request: self._lane_done(stream, request, done))
+            future.add_done_callback(functools.partial(self._lane_done, stream, request))
 
     def _lane_done(self, stream: Stream, request: Request, future: Future) -> None:
         self._done.append((stream, request, future))
         self._wake()
 
     def _track_alone(self, item: Tuple[Stream, Request]) -> Tuple[Reply, bool]:
-        """One stream's frame on a lane: the in-process path (one frame, its own encoder pass)."""
+        """One stream's frame on a lane (or the solo thread): the in-process path (one frame, its own
+        encoder pass)."""
         frame = self._prepare(item)
         if not isinstance(frame, _Frame):
             return frame, False
