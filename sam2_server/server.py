@@ -77,9 +77,9 @@ def _return_free_memory() -> None:
     in it (several frames' activations) and glibc keeps what is freed in its per-thread heaps: about
     35 MiB of the server's resident memory with three streams (docs/benchmarks.md). Every
     ``TRIM_EVERY_ROUNDS`` rounds (under ``threaded`` a round usually starts one frame), so that its
-    cost (a few ms) stays out of most frames, and once
-    the server has been idle ``TRIM_WHEN_IDLE_S`` (what it holds then no longer depends on where
-    in that count the last round fell)."""
+    cost (a few ms) stays out of most frames, and once the server has been idle
+    ``TRIM_WHEN_IDLE_S`` (what it holds then no longer depends on where in that count the last
+    round fell)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
