@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .robust_options import MemoryPolicyError, parse_memory_policy
+from .robust_options import COMPONENTS, MemoryPolicyError, parse_memory_policy
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -73,8 +73,8 @@ class TrackerOptions:
         memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
             (motion filter, motion-gated re-appearance, appearance memory of hidden objects; see
             ``robust_options.RobustMemoryOptions``), ``"robust:<components>"`` (only those,
-            ``+``-separated: kalman, motion_gate, memory_gate, jump_gate, last_seen,
-            appearance_memory) or ``"robust+<components>"`` (the defaults and those).
+            ``+``-separated, from ``robust_options.COMPONENTS``) or ``"robust+<components>"`` (the
+            defaults and those).
     """
 
     fill_hole_area: Optional[int] = _option(
@@ -96,9 +96,9 @@ class TrackerOptions:
     frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
     memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
-                                             "re-appearance, appearance memory); robust:<a+b>[,threshold=value...] picks components "
-                                             "(kalman, motion_gate, memory_gate, jump_gate, last_seen, "
-                                             "appearance_memory), robust+<a> adds them to the defaults")
+                                             "re-appearance, appearance memory); robust:<a+b>[,threshold=value...] "
+                                             f"picks components ({', '.join(COMPONENTS)}), robust+<a> adds them to "
+                                             "the defaults")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:
