@@ -60,6 +60,7 @@ from .prompt_conversion import (MAX_OBJECT_ID, PromptConversionError, PromptRequ
                                 prompt_from_click, prompt_from_msg)
 from .result_conversion import (FrameState, ObjectState, label_image_msg, overlay_msg, tracked_object_msg,
                                 tracked_objects_msg)
+from .service_replies import keep_replies
 from .stage_timing import StageClock, StageTimes
 from .tracker_backend import BackendUnavailable, DiscoveryOutcome, Outputs, TrackerBackend, open_backend
 
@@ -112,6 +113,8 @@ class LastFrame:
 class TrackerNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        for service in self.services:  # the lifecycle's (created without create_service)
+            self._keep_replies(service)
         declare_parameters(self)
         self.params: Optional[TrackerParameters] = None
         self._backend: Optional[TrackerBackend] = None  # the model: in this process or in a sam2-server
@@ -260,6 +263,14 @@ class TrackerNode(LifecycleNode):
         remapped = self.resolve_topic_name("image/compressed")
         return remapped if remapped != self.resolve_topic_name("image/compressed", only_expand=True) \
             else base.rstrip("/") + "/compressed"
+
+    def _keep_replies(self, service):
+        return keep_replies(service, on_lost=self.get_logger().warning)
+
+    def create_service(self, *args, **kwargs):
+        """Every service of this node resends a reply that DDS dropped for a client it had not yet
+        matched (``sam2_ros.service_replies``)."""
+        return self._keep_replies(super().create_service(*args, **kwargs))
 
     def _create_outputs(self, params: TrackerParameters) -> None:
         self._input_topic = self._input_topic_name(params.compressed)
