@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .appearance_memory import AppearanceMemory
+from .return_evidence import box_iou
 from .robust_options import RobustMemoryOptions
 
 STATE_SIZE = 8  # cx, cy, w, h and their velocities
@@ -96,6 +97,7 @@ class Observation:
     box: Optional[np.ndarray]     # mask box in the grid; None when the mask is empty
     iou: float
     object_score: float
+    covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
 
 
 @dataclass
@@ -117,6 +119,7 @@ class RobustObjectState:
     predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
     appearance: Optional[AppearanceMemory] = None  # with the appearance_memory component
+    pending_box: Optional[np.ndarray] = None  # confirmed_return: the box of a withheld return, one frame
 
     def restart_from_prompt(self) -> None:
         """A prompt defines the object again: the filter restarts from the prompted mask, and the
@@ -125,6 +128,7 @@ class RobustObjectState:
         self.frames_hidden = 0
         self.predicted_box = None
         self.needs_prompt_box = True
+        self.pending_box = None
         if self.appearance is not None:
             self.appearance.clear()
 
@@ -181,6 +185,14 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     if visible and reappearing and options.return_gate and seen.object_score < options.return_min_score:
         # A hesitant return: on the dev set mostly the mask taking another object for the target.
         rejected, visible = True, False
+    if (visible and reappearing and options.return_onto_other and seen.covered >= options.onto_other_min_share
+            and seen.object_score < options.onto_other_min_score):
+        # Mostly on another tracked object's mask, and not sure of itself: a look-alike taken for it.
+        rejected, visible = True, False
+    withheld = visible and reappearing and options.confirmed_return and _unconfirmed(state, seen, options)
+    state.pending_box = np.asarray(seen.box, float) if withheld else None
+    if withheld:  # neither output nor remembered (as the object or as absent) until the next frame agrees
+        rejected, visible = True, False
     if visible:
         if state.kalman is not None:
             state.kalman.update(seen.box)
@@ -195,7 +207,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         state.predicted_box = predicted
     # A refused re-appearance enters memory as an absent frame (the tracker re-marks it); a
     # visible frame of poor quality stays out; absent frames always enter (absence evidence).
-    admitted = True
+    admitted = not withheld
     if visible and options.memory_gate:
         admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
     # Appearance evidence only from frames where the object is plainly there: never a frame
@@ -204,6 +216,14 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
                  and seen.object_score >= options.appearance_min_score)
     return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
                     confident=confident)
+
+
+def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
+    """Confirmed return: a re-appearance below ``confirm_min_score`` that the frame before did not
+    already show (a withheld box it overlaps by ``confirm_min_iou``) waits for the next frame."""
+    if seen.object_score >= options.confirm_min_score:
+        return False
+    return state.pending_box is None or box_iou(state.pending_box, seen.box) < options.confirm_min_iou
 
 
 def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
@@ -225,15 +245,18 @@ def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat([boxes.float(), present[:, None].float()], dim=1)
 
 
-def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor
-                 ) -> List[Observation]:
-    """Every object's observation from one batched prediction, with one copy to the host."""
+def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor,
+                 covered: Optional[torch.Tensor] = None) -> List[Observation]:
+    """Every object's observation from one batched prediction, with one copy to the host
+    (``covered``: ``[N]`` shares of each mask on other tracked objects, ``return_onto_other``)."""
+    if covered is None:
+        covered = torch.zeros(object_scores.numel(), device=object_scores.device)
     numbers = torch.cat([mask_boxes(prediction_logits), object_scores.reshape(-1, 1).float(),
-                         ious.reshape(-1, 1).float()], dim=1).cpu().numpy()
+                         ious.reshape(-1, 1).float(), covered.reshape(-1, 1).float()], dim=1).cpu().numpy()
     found = []
-    for x0, y0, x1, y1, present, score, iou in numbers:
+    for x0, y0, x1, y1, present, score, iou, share in numbers:
         box = np.array([x0, y0, x1, y1]) if present else None
-        found.append(Observation(bool(score > 0), box, float(iou), float(score)))
+        found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share)))
     return found
 
 

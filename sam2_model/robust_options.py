@@ -25,9 +25,10 @@ OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
-              "component_gate", "return_gate")
+              "component_gate", "return_gate", "confirmed_return", "return_onto_other")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory;
-# memory_gate, jump_gate, component_gate and return_gate are opt-in: see RobustMemoryOptions).
+# memory_gate, jump_gate, component_gate, return_gate, confirmed_return and return_onto_other are
+# opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -85,6 +86,18 @@ class RobustMemoryOptions:
             as the motion gate refuses: output not visible, memory encoded as absent). On dev
             0-39 (tools/switch_onsets.py) 8 of 14 re-appearances onto another object scored below
             0.5, 1 of 31 true returns did. Opt-in.
+        confirmed_return: (``sam2_model.return_evidence``) a re-appearance whose object-score
+            logit is below ``confirm_min_score`` is withheld for one frame: output not visible,
+            and the frame enters no memory (neither as the object nor as absent: a gap in the
+            recent window). It is taken on the next frame if the object is visible again there
+            with a mask box overlapping the withheld one (box IoU >= ``confirm_min_iou``),
+            whatever its score; a look-alike that flickers for one frame is never output nor
+            learnt. A first frame at or above the score is taken at once. Opt-in.
+        return_onto_other: (``sam2_model.return_evidence``) a re-appearance whose mask lies
+            mostly (a share >= ``onto_other_min_share`` of its cells) on the masks of other
+            objects that are tracked and visible (accepted on the frame before, visible now) is
+            refused as the motion gate refuses unless its object-score logit reaches
+            ``onto_other_min_score``; a return in open space is not asked for more. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -105,6 +118,14 @@ class RobustMemoryOptions:
         component_margin: component gate: how far (in the last box's larger side) around the
             expected boxes a part of the mask may start and still be kept.
         return_min_score: return gate: least object-score logit of a re-appearance taken.
+        confirm_min_score: confirmed return: least object-score logit of a re-appearance taken on
+            its first frame (below it the frame waits for the next one).
+        confirm_min_iou: confirmed return: least box IoU between the withheld frame's mask and the
+            next frame's for the return to be confirmed.
+        onto_other_min_share: return onto another object: share of the returning mask on other
+            tracked objects' masks from which the higher score is asked.
+        onto_other_min_score: return onto another object: least object-score logit of a
+            re-appearance that lies on another tracked object.
     """
 
     kalman: bool = True
@@ -137,12 +158,23 @@ class RobustMemoryOptions:
     component_margin: float = 1.0
     return_gate: bool = False
     return_min_score: float = 0.5
+    # Round 9 (docs/benchmarks.md), both opt-in; defaults from round 8's counts on dev 0-39 (object
+    # score < 1 at 10 of 14 returns onto another object and 4 of 31 true returns).
+    confirmed_return: bool = False
+    confirm_min_score: float = 1.0
+    confirm_min_iou: float = 0.3
+    return_onto_other: bool = False
+    onto_other_min_share: float = 0.5
+    onto_other_min_score: float = 1.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
+        for name in ("confirm_min_iou", "onto_other_min_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
         for name in ("appearance_slots", "appearance_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

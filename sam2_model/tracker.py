@@ -32,6 +32,7 @@ from .holes import fill_holes
 from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, gather_memories, pointer_window
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
+from .return_evidence import covered_shares
 from .robust_memory import Decision, RobustObjectState, decide, mask_boxes, observations
 from .robust_options import RobustMemoryOptions, parse_memory_policy
 from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
@@ -448,7 +449,12 @@ class StreamingTracker:
                 states[row].robust.start(numbers[:4] if numbers[4] else None, options)
         if options.component_gate:
             prediction = self._keep_expected_components(states, prediction)
-        seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores)
+        covered = None
+        if options.return_onto_other:  # which objects' masks a returning mask may be measured against
+            established = [not s.robust.hidden for s in states]
+            covered = covered_shares(prediction.low_res_masks, prediction.object_score_logits, established)
+        seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
+                            covered)
         decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
         rejected = [row for row, d in enumerate(decisions) if not d.accepted]
         if rejected:
