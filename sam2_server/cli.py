@@ -41,7 +41,8 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--curve-keys", default=DEFAULTS.curve_keys,
                         help="CURVE key directory from `sam2-server keygen` (required off loopback)")
     parser.add_argument("--max-batch", type=int, default=DEFAULTS.max_batch,
-                        help="most frames of different streams encoded together")
+                        help="most frames of different streams encoded together (batched) or tracked at once "
+                             "(threaded: at most one per core PyTorch uses)")
     parser.add_argument("--batch-wait-ms", type=float, default=DEFAULTS.batch_wait_ms,
                         help="batched: longest a round waits for the next frames of the previous round's "
                              "streams (0: take what is waiting); threaded never waits")

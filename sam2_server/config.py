@@ -32,7 +32,8 @@ class ServerConfig:
         curve_keys: CURVE key directory (``sam2-server keygen``); required to bind off loopback.
         max_message_bytes: largest request accepted (larger parts are dropped by ZeroMQ, larger
             multipart messages refused).
-        max_batch: most frames (of different streams) through the image encoder at once.
+        max_batch: most frames (of different streams) through the image encoder at once
+            (``batched``) or tracked at once (``threaded``: at most one per core PyTorch uses).
         batch_wait_ms: ``batched``: longest a round waits for the next frames of the streams that
             were in the previous round, so that their frames are encoded together (0: take what is
             waiting). ``threaded`` starts each frame as it comes (on a free lane) and never waits.

@@ -269,3 +269,25 @@ def test_a_stream_cannot_queue_without_limit():
     table.submit(s, _request("track", 101))
     replaced = table.submit(s, _request("track", 102))   # at the limit, a newer frame still replaces a waiting one
     assert replaced.request_id == 101 and len(s.queue) == MAX_QUEUED
+
+
+def test_threaded_lanes_are_no_more_than_the_cores_torch_uses():
+    """A frame more in flight than cores runs no sooner and holds its activations in memory."""
+    import torch
+
+    from sam2_server.engine import Engine
+
+    threads = torch.get_num_threads()
+    for asked in (1, threads, threads + 3):
+        engine = Engine(None, send=lambda reply: None, on_batch=lambda size: None, execution="threaded",
+                        lanes=asked)
+        try:
+            assert engine.free_lanes() == min(asked, threads)
+            assert torch.get_num_threads() == threads  # the model thread keeps its own count
+        finally:
+            engine.close()
+    batched = Engine(None, send=lambda reply: None, on_batch=lambda size: None, execution="batched", lanes=99)
+    try:
+        assert batched.free_lanes() is None  # batched rounds are bounded by max_batch alone
+    finally:
+        batched.close()
