@@ -158,8 +158,9 @@ class RobustMemoryOptions:
     component_margin: float = 1.0
     return_gate: bool = False
     return_min_score: float = 0.5
-    # Round 9 (docs/benchmarks.md), both opt-in; defaults from round 8's counts on dev 0-39 (object
-    # score < 1 at 10 of 14 returns onto another object and 4 of 31 true returns).
+    # Round 9 (docs/benchmarks.md), both opt-in: no effect on 200 dev videos (J&F -0.001 each, fewer
+    # switches within noise, fewer returns found). Score 1 chosen on dev 0-39 over 2 (round 8 counted
+    # object scores < 1 at 10 of 14 returns onto another object and 4 of 31 true returns).
     confirmed_return: bool = False
     confirm_min_score: float = 1.0
     confirm_min_iou: float = 0.3
