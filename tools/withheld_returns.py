@@ -18,7 +18,6 @@ import argparse
 import collections
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import sam2_model
@@ -42,9 +41,10 @@ def track_with_decisions(model, policy: str, sequence):
         options = tracker._robust
         # return_onto_other's test, as the tracker makes it (before the decisions change anything)
         shares = covered_shares(prediction.low_res_masks, prediction.object_score_logits, [not h for h in hidden])
+        scores = prediction.object_score_logits.reshape(-1).tolist()
         onto = [bool(options.return_onto_other and h and share >= options.onto_other_min_share
                      and score < options.onto_other_min_score)
-                for h, share, score in zip(hidden, shares.tolist(), prediction.object_score_logits.reshape(-1).tolist())]
+                for h, share, score in zip(hidden, shares.tolist(), scores)]
         result, decisions = original(states, prediction)
         for row, state in enumerate(states):
             visible = float(prediction.object_score_logits.reshape(-1)[row]) > 0
