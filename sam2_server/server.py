@@ -352,13 +352,19 @@ class InferenceServer:
         out.linger = 0
         out.connect(self._reply_endpoint)
 
+        # Lanes send their frames' answers themselves: one socket, used under a lock (ZeroMQ sockets
+        # are not thread-safe; a lock's memory barrier makes the hand-over safe), so answers still
+        # leave in the order they were sent.
+        out_lock = threading.Lock()
+
         def send(reply) -> None:
             request, header, arrays = reply
             if not header.get("ok", True):
                 self.stats.error(header["kind"])
             self.stats.add("replies")
             parts = protocol.encode({**header, "id": request.request_id, "server_epoch": self.epoch}, arrays)
-            out.send_multipart([request.identity, *parts], copy=False)
+            with out_lock:
+                out.send_multipart([request.identity, *parts], copy=False)
 
         def on_batch(size: int) -> None:
             self.stats.add("encoder_batches")

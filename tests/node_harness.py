@@ -455,6 +455,25 @@ class GraphClient:
 
 
 # ------------------------------------------------------------------------------------ fixtures
+@contextlib.contextmanager
+def node_in_this_process(params: Dict[str, Any]):
+    """A TrackerNode in this process, in a context of its own, not yet configured (no executor:
+    the test drives its transitions and reads its state directly)."""
+    from rclpy.parameter import Parameter
+
+    from sam2_ros.tracker_node import TrackerNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    try:
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
+        node = TrackerNode(context=context, parameter_overrides=overrides)
+        yield node
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
 class RunningNode:
     """A node process and the tester's client to it (what the fixtures yield)."""
 

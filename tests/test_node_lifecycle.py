@@ -5,14 +5,10 @@ import gc
 import weakref
 
 import pytest
-import rclpy
 from lifecycle_msgs.msg import Transition
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 
-from sam2_ros.tracker_node import TrackerNode
-
-from node_harness import GraphClient, NodeProcess, model_files, prompt_msg  # noqa: F401 - fixture
+from node_harness import GraphClient, NodeProcess, model_files, node_in_this_process, prompt_msg  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.ros
 
@@ -138,11 +134,7 @@ def test_autostart_reaches_active_and_ctrl_c_exits_cleanly(model_files, tmp_path
 
 def test_cleanup_frees_the_model(model_files):  # noqa: F811
     """In-process: after cleanup nothing references the model any more (GPU memory would be freed)."""
-    context = rclpy.Context()
-    rclpy.init(context=context, args=[])
-    try:
-        overrides = [Parameter(name, value=value) for name, value in model_files.params(autostart=False).items()]
-        node = TrackerNode(context=context, parameter_overrides=overrides)
+    with node_in_this_process(model_files.params(autostart=False)) as node:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         model = weakref.ref(node._backend.model)
         tracker = weakref.ref(node._backend.session.tracker)
@@ -154,6 +146,3 @@ def test_cleanup_frees_the_model(model_files):  # noqa: F811
         # ... and configure loads it again.
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node._backend is not None
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)

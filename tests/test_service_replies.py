@@ -5,13 +5,10 @@ import time
 import warnings
 
 import pytest
-import rclpy
-from rclpy.parameter import Parameter
 
 from sam2_ros.service_replies import keep_replies
-from sam2_ros.tracker_node import TrackerNode
 
-from node_harness import model_files  # noqa: F401 - fixture
+from node_harness import model_files, node_in_this_process  # noqa: F401 - fixture
 
 
 class FlakyService:
@@ -77,17 +74,10 @@ def test_a_service_is_changed_once():
 
 
 def test_every_service_of_the_tracker_node_keeps_its_replies(model_files):  # noqa: F811
-    context = rclpy.Context()
-    rclpy.init(context=context, args=[])
-    try:
-        overrides = [Parameter(name, value=value) for name, value in model_files.params(autostart=False).items()]
-        node = TrackerNode(context=context, parameter_overrides=overrides)
+    with node_in_this_process(model_files.params(autostart=False)) as node:
         node.trigger_configure()
         names = {service.srv_name: getattr(service, "keeps_replies", False) for service in node.services}
-        for expected in ("get_state", "change_state", "set_parameters", "add_object", "remove_object",
-                         "reset", "discover"):
-            assert any(name.endswith(f"/{expected}") for name in names), (expected, sorted(names))
-        assert all(names.values()), sorted(name for name, kept in names.items() if not kept)
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
+    for expected in ("get_state", "change_state", "set_parameters", "add_object", "remove_object",
+                     "reset", "discover"):
+        assert any(name.endswith(f"/{expected}") for name in names), (expected, sorted(names))
+    assert all(names.values()), sorted(name for name, kept in names.items() if not kept)
