@@ -5,15 +5,14 @@ memory; a mask of one part, or none of whose parts is near, stays as it is."""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from sam2_model.component_gate import connected_to, keep_components_near, region_masks
 from sam2_model.robust_memory import BoxKalman, RobustObjectState
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
-from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
+from sam2_model.sam2 import NO_OBJECT_LOGIT
 
 from micro_session import model, session  # noqa: F401
-from test_robust_memory import box_prompted_tracker
+from test_robust_memory import box_prompted_tracker, scripted_decoder
 
 SIDE = 32
 DROP = -99.0
@@ -143,22 +142,13 @@ def scripted(model, script):
     """The model with its tracking decoder replaced: ``script[t]`` = blocks (y0, y1, x0, x1) of
     object 1's mask on tracked frame t (1-based), in the low-resolution grid."""
     side = model.image_size // 4
-    calls = {"t": 0}
-    real = model.predict_masks
 
-    def predict_masks(image_embed, high_res, coords=None, labels=None, mask_input=None, multimask=False):
-        if coords is not None or mask_input is not None:
-            return real(image_embed, high_res, coords, labels, mask_input, multimask)
-        calls["t"] += 1
+    def masks_on(t):
         # +8 on the blocks, the "no object" logit elsewhere: what the gate writes on the cells it
         # cuts, so that a mask cut to the object's part equals the object's part alone.
-        low = torch.where(logits_of(*script[calls["t"]], side=side) > 0, 8.0, NO_OBJECT_LOGIT)
-        high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
-        score = torch.tensor([[4.0]])
-        return MaskPrediction(low, high, torch.tensor([0.9]), model._gate_pointer(torch.ones(1, model.hidden_dim),
-                                                                                   score), score)
+        return torch.where(logits_of(*script[t], side=side) > 0, 8.0, NO_OBJECT_LOGIT), torch.tensor([[4.0]])
 
-    return predict_masks
+    return scripted_decoder(model, masks_on)
 
 
 def tracked(model, session, monkeypatch, policy, script, frames_count):

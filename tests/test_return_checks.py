@@ -7,16 +7,15 @@ coverage measure, and in the tracker with a scripted decoder."""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import sam2_model
 from sam2_model.return_evidence import box_iou, covered_shares
 from sam2_model.robust_memory import RobustObjectState, decide
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
-from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
+from sam2_model.sam2 import NO_OBJECT_LOGIT
 
 from micro_session import model, session  # noqa: F401
-from test_robust_memory import box_at, seen, tracked_then_hidden
+from test_robust_memory import box_at, scripted_decoder, seen, tracked_then_hidden
 
 CONFIRM = "robust+confirmed_return"
 ONTO = "robust+return_onto_other"
@@ -155,25 +154,17 @@ def scripted_objects(model, script):
     """The model with its tracking decoder replaced: ``script[t]`` = per object (tracker order) a
     (object-score logit, block (y0, y1, x0, x1) or None) on tracked frame t (1-based)."""
     side = model.image_size // 4
-    calls = {"t": 0}
-    real = model.predict_masks
 
-    def predict_masks(image_embed, high_res, coords=None, labels=None, mask_input=None, multimask=False):
-        if coords is not None or mask_input is not None:
-            return real(image_embed, high_res, coords, labels, mask_input, multimask)
-        calls["t"] += 1
-        rows = script[calls["t"]]
+    def masks_on(t):
+        rows = script[t]
         low = torch.full((len(rows), 1, side, side), NO_OBJECT_LOGIT)
         for n, (_, block) in enumerate(rows):
             if block is not None:
                 y0, y1, x0, x1 = block
                 low[n, 0, y0:y1, x0:x1] = 8.0
-        score = torch.tensor([[s] for s, _ in rows])
-        high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
-        pointer = model._gate_pointer(torch.ones(len(rows), model.hidden_dim), score)
-        return MaskPrediction(low, high, torch.full((len(rows),), 0.9), pointer, score)
+        return low, torch.tensor([[score] for score, _ in rows])
 
-    return predict_masks
+    return scripted_decoder(model, masks_on)
 
 
 def tracked(model, session, monkeypatch, policy, script, blocks):

@@ -216,10 +216,10 @@ def test_robust_memory_stays_within_the_official_bound(model, session):
         assert len(state.robust.appearance.entries) <= slots
 
 
-def scripted_model(model, script):
-    """The model with its decoder replaced by a script: ``script[t]`` = (visible, (y0, y1, x0, x1))
-    for object 1 on tracked frame t (1-based); everything else is the real model."""
-    side = model.image_size // 4
+def scripted_decoder(model, masks_on):
+    """The model's tracking decoder replaced by a script (a prompt still goes to the real one):
+    ``masks_on(t)`` gives tracked frame t's (1-based) low-resolution mask logits (objects x 1 x
+    side x side) and object-score logits (objects x 1)."""
     calls = {"t": 0}
     real = model.predict_masks
 
@@ -227,16 +227,27 @@ def scripted_model(model, script):
         if coords is not None or mask_input is not None:  # a prompt: the real decoder
             return real(image_embed, high_res, coords, labels, mask_input, multimask)
         calls["t"] += 1
-        visible, (y0, y1, x0, x1) = script[calls["t"]]
+        low, score = masks_on(calls["t"])
+        high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
+        pointer = model._gate_pointer(torch.ones(len(low), model.hidden_dim), score)
+        return MaskPrediction(low, high, torch.full((len(low),), 0.9), pointer, score)
+
+    return predict_masks
+
+
+def scripted_model(model, script):
+    """The model with its decoder replaced by a script: ``script[t]`` = (visible, (y0, y1, x0, x1))
+    for object 1 on tracked frame t (1-based); everything else is the real model."""
+    side = model.image_size // 4
+
+    def masks_on(t):
+        visible, (y0, y1, x0, x1) = script[t]
         low = torch.full((1, 1, side, side), -8.0)
         if visible:
             low[0, 0, y0:y1, x0:x1] = 8.0
-        score = torch.tensor([[4.0 if visible else -4.0]])
-        high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
-        pointer = torch.ones(1, model.hidden_dim)
-        return MaskPrediction(low, high, torch.tensor([0.9]), model._gate_pointer(pointer, score), score)
+        return low, torch.tensor([[4.0 if visible else -4.0]])
 
-    return predict_masks
+    return scripted_decoder(model, masks_on)
 
 
 def box_prompted_tracker(model, frames, policy, script, monkeypatch, decoder=None):
