@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .appearance_memory import AppearanceMemory
+from .colour_check import colour_distance
 from .return_evidence import box_iou
 from .robust_options import RobustMemoryOptions
 
@@ -98,6 +99,7 @@ class Observation:
     iou: float
     object_score: float
     covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
+    colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
 
 
 @dataclass
@@ -120,6 +122,7 @@ class RobustObjectState:
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
     appearance: Optional[AppearanceMemory] = None  # with the appearance_memory component
     pending_box: Optional[np.ndarray] = None  # confirmed_return: the box of a withheld return, one frame
+    colour: Optional[np.ndarray] = None  # colour_check: remembered mean RGB; None until a confident frame
 
     def restart_from_prompt(self) -> None:
         """A prompt defines the object again: the filter restarts from the prompted mask, and the
@@ -129,6 +132,7 @@ class RobustObjectState:
         self.predicted_box = None
         self.needs_prompt_box = True
         self.pending_box = None
+        self.colour = None
         if self.appearance is not None:
             self.appearance.clear()
 
@@ -189,6 +193,9 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
             and seen.object_score < options.onto_other_min_score):
         # Mostly on another tracked object's mask, and not sure of itself: a look-alike taken for it.
         rejected, visible = True, False
+    if visible and reappearing and options.colour_check and _off_colour(state, seen, options):
+        # Another colour than the object had: most often another target the mask took for it.
+        rejected, visible = True, False
     withheld = visible and reappearing and options.confirmed_return and _unconfirmed(state, seen, options)
     state.pending_box = np.asarray(seen.box, float) if withheld else None
     if withheld:  # neither output nor remembered (as the object or as absent) until the next frame agrees
@@ -212,10 +219,23 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
     # Appearance evidence only from frames where the object is plainly there: never a frame
     # judged absent or refused (those are the recent window's absence evidence).
-    confident = (options.appearance_memory and visible and admitted and seen.iou >= options.appearance_min_iou
-                 and seen.object_score >= options.appearance_min_score)
+    plainly_there = (visible and admitted and seen.iou >= options.appearance_min_iou
+                     and seen.object_score >= options.appearance_min_score)
+    confident = options.appearance_memory and plainly_there
+    if options.colour_check and plainly_there and seen.colour is not None and np.all(np.isfinite(seen.colour)):
+        colour = np.asarray(seen.colour, float)
+        state.colour = colour if state.colour is None else \
+            (1 - options.colour_rate) * state.colour + options.colour_rate * colour
     return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
                     confident=confident)
+
+
+def _off_colour(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
+    """Colour check: the mask's mean colour lies farther than ``colour_max_distance`` from the
+    object's remembered colour (never, while nothing is remembered or nothing measured)."""
+    if state.colour is None or seen.colour is None or not np.all(np.isfinite(seen.colour)):
+        return False
+    return colour_distance(state.colour, seen.colour) > options.colour_max_distance
 
 
 def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
@@ -246,17 +266,25 @@ def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
 
 
 def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor,
-                 covered: Optional[torch.Tensor] = None) -> List[Observation]:
+                 covered: Optional[torch.Tensor] = None, colours: Optional[torch.Tensor] = None
+                 ) -> List[Observation]:
     """Every object's observation from one batched prediction, with one copy to the host
-    (``covered``: ``[N]`` shares of each mask on other tracked objects, ``return_onto_other``)."""
+    (``covered``: ``[N]`` shares of each mask on other tracked objects, ``return_onto_other``;
+    ``colours``: ``[N, 3]`` mean colours under the masks, ``colour_check``)."""
+    count = object_scores.numel()
     if covered is None:
-        covered = torch.zeros(object_scores.numel(), device=object_scores.device)
+        covered = torch.zeros(count, device=object_scores.device)
+    measured = colours is not None
+    if colours is None:
+        colours = torch.zeros(count, 3, device=object_scores.device)
     numbers = torch.cat([mask_boxes(prediction_logits), object_scores.reshape(-1, 1).float(),
-                         ious.reshape(-1, 1).float(), covered.reshape(-1, 1).float()], dim=1).cpu().numpy()
+                         ious.reshape(-1, 1).float(), covered.reshape(-1, 1).float(),
+                         colours.reshape(-1, 3).float().to(object_scores.device)], dim=1).cpu().numpy()
     found = []
-    for x0, y0, x1, y1, present, score, iou, share in numbers:
+    for x0, y0, x1, y1, present, score, iou, share, *colour in numbers:
         box = np.array([x0, y0, x1, y1]) if present else None
-        found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share)))
+        found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
+                                 np.array(colour) if measured else None))
     return found
 
 

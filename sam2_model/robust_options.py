@@ -25,10 +25,10 @@ OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
-              "component_gate", "return_gate", "confirmed_return", "return_onto_other")
+              "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory;
-# memory_gate, jump_gate, component_gate, return_gate, confirmed_return and return_onto_other are
-# opt-in: see RobustMemoryOptions).
+# memory_gate, jump_gate, component_gate, return_gate, confirmed_return, return_onto_other and
+# colour_check are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -98,6 +98,15 @@ class RobustMemoryOptions:
             objects that are tracked and visible (accepted on the frame before, visible now) is
             refused as the motion gate refuses unless its object-score logit reaches
             ``onto_other_min_score``; a return in open space is not asked for more. Opt-in.
+        colour_check: (``sam2_model.colour_check``) per object a remembered colour: the mean RGB
+            (0-255) of the frame's pixels under its mask (in the low-resolution grid), an
+            exponential moving average (weight ``colour_rate`` for the new frame) over the frames
+            where it is confidently visible (accepted, admitted, predicted IoU >=
+            ``appearance_min_iou``, object-score logit >= ``appearance_min_score``: the appearance
+            memory's quality bar), never a refused or hidden frame. A re-appearance whose mask's
+            mean colour lies farther than ``colour_max_distance`` from the remembered colour is
+            refused as the motion gate refuses; an object with no remembered colour yet is not
+            checked. A prompt forgets the colour. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -126,6 +135,10 @@ class RobustMemoryOptions:
             tracked objects' masks from which the higher score is asked.
         onto_other_min_score: return onto another object: least object-score logit of a
             re-appearance that lies on another tracked object.
+        colour_max_distance: colour check: greatest RGB distance (0-255 units) between a
+            re-appearance's mean colour and the remembered one for it to be taken.
+        colour_rate: colour check: weight of a confident frame's colour in the remembered one
+            (in (0, 1]; 1 keeps the last confident frame's colour only).
     """
 
     kalman: bool = True
@@ -167,15 +180,23 @@ class RobustMemoryOptions:
     return_onto_other: bool = False
     onto_other_min_share: float = 0.5
     onto_other_min_score: float = 1.0
+    # Round 10 (docs/benchmarks.md), opt-in. Distances 40 and 70 fixed before any result (two
+    # saturated random colours lie ~200 apart, an object's own colour under changing light ~10-30).
+    colour_check: bool = False
+    colour_max_distance: float = 40.0
+    colour_rate: float = 0.2
 
     def problems(self) -> List[str]:
         found = []
-        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin"):
+        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
+                     "colour_max_distance"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share"):
             if not 0 <= getattr(self, name) <= 1:
                 found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
+        if not 0 < self.colour_rate <= 1:
+            found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
         for name in ("appearance_slots", "appearance_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

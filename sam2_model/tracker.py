@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 # Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
+from .colour_check import frame_colour_grid, mask_colours
 from .component_gate import keep_components_near
 from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
@@ -125,6 +126,7 @@ class _CurrentFrame:
     index: int
     frame_hw: tuple
     features: FrameFeatures  # raw image features (batch 1)
+    colours: Optional[torch.Tensor] = None  # colour_check: [3, h, w] RGB on the mask grid
 
 
 class StreamingTracker:
@@ -401,7 +403,10 @@ class StreamingTracker:
         self._commit_prompted_memories()
         index = self._next_index
         self._next_index += 1
-        self._frame = _CurrentFrame(index, prepared.frame_hw, features)
+        colours = None
+        if self._robust is not None and self._robust.colour_check:  # once per frame, for all objects
+            colours = frame_colour_grid(prepared.pixels, self.model.image_size // 4)
+        self._frame = _CurrentFrame(index, prepared.frame_hw, features, colours)
         if not self._objects:
             return None
         states = list(self._objects.values())
@@ -453,8 +458,11 @@ class StreamingTracker:
         if options.return_onto_other:  # which objects' masks a returning mask may be measured against
             established = [not s.robust.hidden for s in states]
             covered = covered_shares(prediction.low_res_masks, prediction.object_score_logits, established)
+        colours = None
+        if options.colour_check:
+            colours = mask_colours(prediction.low_res_masks, self._frame.colours)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
-                            covered)
+                            covered, colours)
         decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
         rejected = [row for row, d in enumerate(decisions) if not d.accepted]
         if rejected:
