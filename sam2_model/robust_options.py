@@ -180,10 +180,10 @@ class RobustMemoryOptions:
     return_onto_other: bool = False
     onto_other_min_share: float = 0.5
     onto_other_min_score: float = 1.0
-    # Round 10 (docs/benchmarks.md), opt-in. Distances 40 and 70 fixed before any result (two
-    # saturated random colours lie ~200 apart, an object's own colour under changing light ~10-30).
+    # Round 10 (docs/benchmarks.md), opt-in. Distances 40 and 70 (RGB units) fixed before any
+    # result (two random saturated colours lie about 200 apart); 70 had the higher J&F on dev 0-39.
     colour_check: bool = False
-    colour_max_distance: float = 40.0
+    colour_max_distance: float = 70.0
     colour_rate: float = 0.2
 
     def problems(self) -> List[str]:
