@@ -183,6 +183,7 @@ class RobustMemoryOptions:
     # Round 10 (docs/benchmarks.md), opt-in. Distances 40 and 70 (RGB units) fixed before any
     # result (two random saturated colours lie about 200 apart); 70 had the higher J&F on dev 0-39.
     # On 200 dev videos: +0.013 J&F [+0.007, +0.018], switches 582 -> 433, returns found 1,209 -> 1,140.
+    # Test 100: +0.014 [+0.004, +0.023]; set 12 and long 48 within noise. Not (yet) in plain robust.
     colour_check: bool = False
     colour_max_distance: float = 70.0
     colour_rate: float = 0.2
