@@ -14,7 +14,7 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from sam2_model.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from micro_session import model, session  # noqa: F401
-from test_return_checks import absent_pointer, masks, scripted_objects
+from test_return_checks import absent_pointer, hidden_then_onto_still_object, masks, scripted_objects
 from test_robust_memory import box_at, seen
 
 COLOUR = "robust+colour_check"
@@ -172,12 +172,7 @@ def test_tracker_refuses_a_return_onto_a_differently_coloured_target(model, monk
     (blue, still): refused under colour_check, whatever its score, and remembered as absent; on
     frame 8 it returns on red: taken. Plain robust takes frame 7 (same place: the motion gate's
     reach covers the micro model's small grid)."""
-    still = (4.0, (40, 50, 10, 20))
-    script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), still] for t in (1, 2, 3)}
-    script.update({t: [(-4.0, None), still] for t in (4, 5, 6)})
-    script[7] = [(4.0, (40, 50, 10, 20)), still]
-    script[8] = [(4.0, (10, 20, 18, 28)), still]
-    blocks = [(10, 20, 10, 20), (40, 50, 10, 20)]
+    script, blocks = hidden_then_onto_still_object(return_score=4.0)
     tracker, results = colour_tracked(model, monkeypatch, COLOUR, script, blocks)
     assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False] * 4 + [True]
     assert all(bool(r.visible[1]) for r in results)  # object 2 untouched

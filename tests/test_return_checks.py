@@ -167,6 +167,18 @@ def scripted_objects(model, script):
     return scripted_decoder(model, masks_on)
 
 
+def hidden_then_onto_still_object(return_score):
+    """Two objects' script and first blocks: 2 sits still at rows 40-49; 1 moves on frames 1-3, is
+    hidden on 4-6, appears on object 2's place on frame 7 and back in open space on frame 8, both
+    with ``return_score``."""
+    still = (4.0, (40, 50, 10, 20))
+    script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), still] for t in (1, 2, 3)}
+    script.update({t: [(-4.0, None), still] for t in (4, 5, 6)})
+    script[7] = [(return_score, (40, 50, 10, 20)), still]
+    script[8] = [(return_score, (10, 20, 18, 28)), still]
+    return script, [(10, 20, 10, 20), (40, 50, 10, 20)]
+
+
 def tracked(model, session, monkeypatch, policy, script, blocks):
     """A tracker under ``policy`` whose objects 1, 2, ... are prompted on frame 0 with the masks
     of ``blocks`` (low-resolution cells), then track the frames ``script`` scripts."""
@@ -221,12 +233,7 @@ def test_tracker_refuses_a_look_alike_on_another_tracked_object(model, session, 
     frame 7 a hesitant mask (score 0.5) appears on object 2's place: refused under
     return_onto_other (output absent, remembered as absent), taken by plain robust. On frame 8
     object 1 returns hesitantly in open space: taken."""
-    still = (4.0, (40, 50, 10, 20))
-    script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), still] for t in (1, 2, 3)}
-    script.update({t: [(-4.0, None), still] for t in (4, 5, 6)})
-    script[7] = [(0.5, (40, 50, 10, 20)), still]
-    script[8] = [(0.5, (10, 20, 18, 28)), still]
-    blocks = [(10, 20, 10, 20), (40, 50, 10, 20)]
+    script, blocks = hidden_then_onto_still_object(return_score=0.5)
     tracker, results = tracked(model, session, monkeypatch, ONTO, script, blocks)
     assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False] * 4 + [True]
     assert all(bool(r.visible[1]) for r in results)  # object 2 untouched
