@@ -252,19 +252,31 @@ def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.
     return dict(totals)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def study_parser(description: str, policy: str) -> argparse.ArgumentParser:
+    """The arguments of a study over a DAVIS-format set (this tool's and tools/withheld_returns.py's):
+    the set, which of its sequences (``--first``, ``--count``) and the memory policy."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--davis", type=Path, required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=40)
-    parser.add_argument("--policy", default="robust")
+    parser.add_argument("--policy", default=policy)
+    return parser
+
+
+def studied_sequences(args: argparse.Namespace):
+    """(name, sequence) for the sequences ``study_parser``'s arguments pick, in the set's order."""
+    for name in list_sequences(args.davis)[args.first:args.first + args.count]:
+        yield name, read_sequence(args.davis, name)
+
+
+def main() -> None:
+    parser = study_parser(__doc__.splitlines()[0], "robust")
     parser.add_argument("--out", type=Path, help="write every onset's numbers here (JSON)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = sam2_model.build_model("default")
     found, trimmed, competing = [], collections.Counter(), collections.Counter()
-    for name in list_sequences(args.davis)[args.first:args.first + args.count]:
-        sequence = read_sequence(args.davis, name)
+    for name, sequence in studied_sequences(args):
         with torch.inference_mode():
             frames = track_sequence(model, args.policy, sequence)
         for item in onsets(frames, sequence.void_label):

@@ -14,18 +14,15 @@ following frame, and whether the target was visible there in the truth).
 
 from __future__ import annotations
 
-import argparse
 import collections
-from pathlib import Path
 
 import torch
 
 import sam2_model
 from sam2_model.return_evidence import covered_shares
 from sam2_model.transforms import resize_logits
-from sam2_ros.evaluation.davis import list_sequences, read_sequence
 from sam2_ros.evaluation.prompts import PromptKind, prompts_for_new_objects
-from switch_onsets import owner
+from switch_onsets import owner, studied_sequences, study_parser
 
 
 def track_with_decisions(model, policy: str, sequence):
@@ -94,17 +91,11 @@ def census(frames) -> collections.Counter:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--davis", type=Path, required=True)
-    parser.add_argument("--first", type=int, default=0)
-    parser.add_argument("--count", type=int, default=40)
-    parser.add_argument("--policy", default="robust+confirmed_return+return_onto_other")
-    args = parser.parse_args()
+    args = study_parser(__doc__.splitlines()[0], "robust+confirmed_return+return_onto_other").parse_args()
     torch.manual_seed(0)
     model = sam2_model.build_model("default")
     totals = collections.Counter()
-    for name in list_sequences(args.davis)[args.first:args.first + args.count]:
-        sequence = read_sequence(args.davis, name)
+    for _, sequence in studied_sequences(args):
         with torch.inference_mode():
             totals.update(census(track_with_decisions(model, args.policy, sequence)))
     for key, value in sorted(totals.items()):
