@@ -197,13 +197,14 @@ class LosesAfterReturnTracker(PerfectTracker):
 
 
 def visibility_of(entry):
-    keys = ("hidden_frames", "hidden_correct", "absent_accuracy", "return_frames", "return_found", "redetection_rate")
+    keys = ("hidden_frames", "hidden_correct", "absent_accuracy", "return_frames", "return_found", "redetection_rate",
+            "return_on_target")
     return tuple(entry[k] for k in keys)
 
 
 # Object 2 of the synthetic sequence is hidden on the scored frames 5 and 6 and back on 7, 9 and 10;
 # objects 1 and 3 are never hidden.
-NEVER_HIDDEN = (0, 0, None, 0, 0, None)
+NEVER_HIDDEN = (0, 0, None, 0, 0, None, 0)
 
 
 def misses_of(entry):
@@ -215,14 +216,14 @@ def misses_of(entry):
 @pytest.mark.parametrize(
     ("tracker", "obj2", "obj2_missed", "console"),
     [
-        (PerfectTracker, (2, 2, 1.0, 3, 3, 1.0), 0,
-         "; hidden frames reported absent 2/2 (100%), returns found 3/3 (100%)"),
-        (NeverBlankTracker, (2, 0, 0.0, 3, 3, 1.0), 0,
-         "; hidden frames reported absent 0/2 (0%), returns found 3/3 (100%)"),
-        (LosesAfterReturnTracker, (2, 2, 1.0, 3, 0, 0.0), 3,
-         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
-        (FlawedTracker, (2, 2, 1.0, 3, 0, 0.0), 7,
-         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%)"),
+        (PerfectTracker, (2, 2, 1.0, 3, 3, 1.0, 3), 0,
+         "; hidden frames reported absent 2/2 (100%), returns found 3/3 (100%) (3 on the target)"),
+        (NeverBlankTracker, (2, 0, 0.0, 3, 3, 1.0, 3), 0,
+         "; hidden frames reported absent 0/2 (0%), returns found 3/3 (100%) (3 on the target)"),
+        (LosesAfterReturnTracker, (2, 2, 1.0, 3, 0, 0.0, 0), 3,
+         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%) (0 on the target)"),
+        (FlawedTracker, (2, 2, 1.0, 3, 0, 0.0, 0), 7,
+         "; hidden frames reported absent 2/2 (100%), returns found 0/3 (0%) (0 on the target)"),
     ],
 )
 def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, console):
@@ -250,13 +251,13 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert capsys.readouterr().out.splitlines()[0].endswith(" ms/frame" + console)
 
     report = (out / "report.md").read_text()
-    hidden, correct, absent, returns, found, redetection = obj2
-    row = f"{hidden} | {correct} | {absent:.3f} | {returns} | {found} | {redetection:.3f} |"
+    hidden, correct, absent, returns, found, redetection, on_target = obj2
+    row = f"{hidden} | {correct} | {absent:.3f} | {returns} | {found} | {redetection:.3f} | {on_target} |"
     summary_at, sequence_at = report.index("## Summary"), report.index("## Sequence `bag`")
     assert report.index("| hidden frames | reported absent | absent accuracy |") < sequence_at
     assert report.index("| " + row, summary_at) < sequence_at  # the run's row
     assert report.index("| object | hidden frames | reported absent |") > sequence_at
-    never_hidden = "0 | 0 | n/a | 0 | 0 | n/a |"
+    never_hidden = "0 | 0 | n/a | 0 | 0 | n/a | 0 |"
     obj2_predicted = objects[2]["predicted_frames"]
     for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 | 9 | 0 | 0.000 |",
                  "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} | {obj2_predicted} | 0 |",
@@ -278,16 +279,17 @@ def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, c
     assert code == 0
     results = load_results(out)
     seq_a, seq_b = results["sequences"]
-    # a: hidden on 5 (late: wrong) and 6 (right); b: hidden on 2 (wrong), 3 and 4 (right). Every return found.
-    assert visibility_of(seq_a) == (2, 1, 0.5, 3, 3, 1.0)
-    assert visibility_of(seq_b) == (3, 2, pytest.approx(2 / 3), 2, 2, 1.0)
+    # a: hidden on 5 (late: wrong) and 6 (right); b: hidden on 2 (wrong), 3 and 4 (right). Every return
+    # found, on the target.
+    assert visibility_of(seq_a) == (2, 1, 0.5, 3, 3, 1.0, 3)
+    assert visibility_of(seq_b) == (3, 2, pytest.approx(2 / 3), 2, 2, 1.0, 2)
     # 3/5, not the mean of the sequences' rates (7/12).
-    assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0)
+    assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0, 5)
     # Visible frames: a 9 + 7 + 6 (as in test_visibility_scores), b 6 + 3; the tracker misses none.
     assert misses_of(results["summary"]) == (31, 0, 0.0)
-    assert "; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%), visible frames reported absent " \
-        "0/31 (0%)" in capsys.readouterr().out
-    assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 |" in (out / "report.md").read_text()
+    assert ("; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%) (5 on the target), "
+            "visible frames reported absent 0/31 (0%)") in capsys.readouterr().out
+    assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 | 5 |" in (out / "report.md").read_text()
 
 
 def test_visibility_without_hidden_objects(tmp_path, capsys):

@@ -129,6 +129,24 @@ def test_results_without_visibility_counts(runs, tmp_path, capsys):
     assert "before: hidden frames reported absent" in out
 
 
+def test_results_without_returns_on_target(runs, tmp_path, capsys):
+    """A results.json from before the on-target count: its returns are not said to be on the
+    target (not read as 0 on the target), and no per-object difference of that count is printed."""
+    data = json.loads(runs["perfect"].read_text())
+    for sequence in data["sequences"]:
+        for obj in sequence["objects"]:
+            del obj["return_on_target"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(older)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    before = next(l for l in lines if l.startswith("before: hidden"))
+    after = next(l for l in lines if l.startswith("after: hidden"))
+    assert "on the target)" in before and "on the target" not in after
+    assert not any(l.startswith("returns found on the target per object") for l in lines)
+    assert any(l.startswith("identity switches per object") for l in lines)
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (None, "results file not found"),
     ("not json {", "not readable as JSON"),

@@ -70,6 +70,31 @@ def test_counts_per_object_and_rate():
     assert VisibilityCounts().identity_switch_rate is None
 
 
+def test_returns_on_the_target_are_found_on_its_own_truth():
+    """After a hidden frame, a return is found when anything is predicted, and found on the target
+    only when the mask overlaps the object's truth and is no identity switch."""
+    obj = ObjectResult(obj_id=1, prompt_frame=0)
+    obj.count_visibility(gt_empty=True, pred_empty=True)
+    for pred_empty, switched, overlaps in [(False, False, True),    # on the target
+                                           (False, True, True),     # touches it, mostly on a look-alike
+                                           (False, False, False),   # on the background only
+                                           (True, False, False)]:   # reported absent
+        obj.count_visibility(False, pred_empty, switched, overlaps_target=overlaps)
+    v = obj.visibility
+    assert (v.return_frames, v.return_found, v.return_on_target) == (4, 3, 1)
+
+
+class ReturnsOntoOtherTracker(PerfectTracker):
+    """Exact, except that on object 2's first frame back after hiding its mask is object 1's."""
+
+    def predict(self, obj_id):
+        truth = self.truth(obj_id)
+        previous = self.labels[self.t - 1] if self.t > 0 else None
+        if obj_id == 2 and truth.any() and previous is not None and not (previous == 2).any():
+            return self.labels[self.t] == 1
+        return truth
+
+
 class SwappingTracker(PerfectTracker):
     """Exact, except that while object 2 is hidden its mask is object 1's (a look-alike taken)."""
 
@@ -110,6 +135,20 @@ def test_switches_in_results_report_and_console(tmp_path, capsys):
     assert "identity switches 2/12 (17%) of predicted frames" in text
     # Per object 0 -> 0 and 0 -> 2: mean +1, and with two objects the t interval (12.71 x 1) holds 0.
     assert "identity switches per object: difference +1.000, 95 % interval [-11.706, +13.706] (0 -> 2)" in text
+
+
+def test_a_return_onto_another_object_is_found_but_not_on_the_target(tmp_path, capsys):
+    # Object 2 is hidden on frames 2 and 3 and back on 4-6; on frame 4 the stub draws object 1 for it.
+    out, results = run_eval(tmp_path, ReturnsOntoOtherTracker, "onto")
+    objects = {o["obj_id"]: o for o in results["sequences"][0]["objects"]}
+    assert (objects[2]["return_frames"], objects[2]["return_found"], objects[2]["return_on_target"]) == (3, 3, 2)
+    assert "returns found 3/3 (100%) (2 on the target)" in capsys.readouterr().out
+    perfect, _ = run_eval(tmp_path, PerfectTracker, "perfect")
+    capsys.readouterr()
+    assert compare_main([str(perfect), str(out)]) == 0
+    text = capsys.readouterr().out
+    # Per object 0 -> 0 and 3 -> 2: mean -0.5; two objects: the interval is 12.71 x 0.5 wide each side.
+    assert "returns found on the target per object: difference -0.500, 95 % interval [-6.853, +5.853] (3 -> 2)" in text
 
 
 # ---------------------------------------------------------------- variants on shared features

@@ -27,7 +27,7 @@ PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
 VISIBILITY_FIELDS = tuple(f.name for f in fields(VisibilityCounts))  # the counts; rates derive from them
 # Counts added after the first visibility counts: missing in older results.json files, read as 0.
-LATER_FIELDS = ("predicted_frames", "identity_switches")
+LATER_FIELDS = ("predicted_frames", "identity_switches", "return_on_target")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class EvaluationRun:
     description: str
     source: str  # the bag or folder evaluated
     objects: Dict[ObjectKey, ObjectScore]
+    missing_counts: frozenset = frozenset()  # LATER_FIELDS an older results.json lacks (read as 0)
 
     def visibility(self, keys: List[ObjectKey]) -> Optional[VisibilityCounts]:
         counts = [self.objects[k].visibility for k in keys]
@@ -105,6 +106,7 @@ def load_run(path: Path) -> EvaluationRun:
             f"{path}: not a sam2-eval results.json of schema version {RESULTS_SCHEMA_VERSION} "
             f"(schema_version: {found!r})")
     objects: Dict[ObjectKey, ObjectScore] = {}
+    missing: set = set()
     try:
         for sequence in _field(data, "sequences", str(path)):
             name = _field(sequence, "name", str(path))
@@ -116,6 +118,7 @@ def load_run(path: Path) -> EvaluationRun:
                 key = (str(name), int(_field(obj, "obj_id", where)))
                 counts = (VisibilityCounts(**{f: int(obj[f]) for f in VISIBILITY_FIELDS if f in obj})
                           if all(f in obj for f in VISIBILITY_FIELDS if f not in LATER_FIELDS) else None)
+                missing.update(f for f in LATER_FIELDS if f not in obj)
                 j_stats = _field(obj, "J", where) or {}
                 objects[key] = ObjectScore(float(jf), int(j_stats.get("num_frames", 0)), counts)
     except EvaluationInputError:
@@ -126,7 +129,8 @@ def load_run(path: Path) -> EvaluationRun:
         raise EvaluationInputError(f"{path}: no scored object")
     run = data.get("run") or {}
     description = ", ".join(f"{k} {run[k]}" for k in ("model", "checkpoint", "prompt") if run.get(k))
-    return EvaluationRun(path, description or str(run.get("runner", "")), str(run.get("source", "")), objects)
+    return EvaluationRun(path, description or str(run.get("runner", "")), str(run.get("source", "")), objects,
+                         frozenset(missing))
 
 
 def _student_t_density(t: float, dof: int) -> float:
@@ -198,15 +202,20 @@ def paired_interval(differences: List[float]) -> Tuple[float, float, Tuple[float
     return mean, standard_error, (mean - half_width, mean + half_width)
 
 
-def switch_difference_line(comparison: "Comparison") -> Optional[str]:
-    """Identity switches per object, after - before, with its paired 95 % interval (None without counts)."""
+def count_difference_line(comparison: "Comparison", count: str, label: str) -> Optional[str]:
+    """One visibility count per object (a ``VisibilityCounts`` field), after - before, with its
+    paired 95 % interval; None where either run lacks the count."""
+    if count in comparison.before.missing_counts or count in comparison.after.missing_counts:
+        return None
     keys = [change.key for change in comparison.changes]
     counts = [(comparison.before.objects[k].visibility, comparison.after.objects[k].visibility) for k in keys]
     if any(b is None or a is None for b, a in counts):
         return None
-    mean, _, (low, high) = paired_interval([a.identity_switches - b.identity_switches for b, a in counts])
-    return (f"identity switches per object: difference {mean:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}]"
-            f" ({sum(b.identity_switches for b, _ in counts)} -> {sum(a.identity_switches for _, a in counts)})")
+    before = [getattr(b, count) for b, _ in counts]
+    after = [getattr(a, count) for _, a in counts]
+    mean, _, (low, high) = paired_interval([a - b for b, a in zip(before, after)])
+    return (f"{label} per object: difference {mean:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}]"
+            f" ({sum(before)} -> {sum(after)})")
 
 
 def format_comparison(comparison: Comparison, largest: int = 3) -> str:
@@ -244,10 +253,13 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         if v is None:
             lines.append(f"{label}: no visibility counts (a results.json from an older sam2-eval)")
             continue
-        lines.append(f"{label}: " + ", ".join(visibility_phrases(v) + (identity_phrase(v),)))
-    switches = switch_difference_line(c)
-    if switches is not None:
-        lines.append(switches)
+        on_target = "return_on_target" not in run.missing_counts
+        lines.append(f"{label}: " + ", ".join(visibility_phrases(v, on_target) + (identity_phrase(v),)))
+    for count, count_label in (("identity_switches", "identity switches"),
+                               ("return_on_target", "returns found on the target")):
+        line = count_difference_line(c, count, count_label)
+        if line is not None:
+            lines.append(line)
     ordered = sorted(c.changes, key=lambda ch: (ch.difference, ch.key))
     worse = [ch for ch in ordered[:largest] if ch.difference < 0]
     better = [ch for ch in ordered[::-1][:largest] if ch.difference > 0]

@@ -194,6 +194,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 VISIBILITY_HEADER = (
     "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate "
+    "| on the target "
     "| visible frames | missed | miss rate | predicted frames | identity switches | switch rate |"
 )
 
@@ -201,7 +202,7 @@ VISIBILITY_HEADER = (
 def _visibility_cells(v: VisibilityCounts) -> str:
     return (
         f"{v.hidden_frames} | {v.hidden_correct} | {_fmt(v.absent_accuracy)} "
-        f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} "
+        f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} | {v.return_on_target} "
         f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} "
         f"| {v.predicted_frames} | {v.identity_switches} | {_fmt(v.identity_switch_rate)} |"
     )
@@ -211,11 +212,16 @@ def count_and_percent(part: int, whole: int) -> str:
     return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
 
 
-def visibility_phrases(v: VisibilityCounts) -> tuple[str, str, str]:
-    """The console's words for hidden frames, returns and misses (sam2-eval, sam2-eval-compare)."""
+def visibility_phrases(v: VisibilityCounts, on_target: bool = True) -> tuple[str, str, str]:
+    """The console's words for hidden frames, returns and misses (sam2-eval, sam2-eval-compare);
+    ``on_target``: say how many returns were found on the target (False for results.json files
+    older than that count)."""
+    returns = f"returns found {count_and_percent(v.return_found, v.return_frames)}"
+    if on_target:
+        returns += f" ({v.return_on_target} on the target)"
     return (
         f"hidden frames reported absent {count_and_percent(v.hidden_correct, v.hidden_frames)}",
-        f"returns found {count_and_percent(v.return_found, v.return_frames)}",
+        returns,
         f"visible frames reported absent {count_and_percent(v.visible_missed, v.visible_frames)}",
     )
 
@@ -404,11 +410,12 @@ def markdown_report(
         "*reported absent* where the predicted mask is empty (an object the tracker did not output counts as "
         "empty). Absent accuracy = hidden frames reported absent / hidden frames. A *return* frame is one where "
         "the object is in the truth again after an earlier hidden frame; redetection rate = return frames with "
-        "a non-empty prediction / return frames. *Missed* = frames where the object is in the truth (visible "
-        "frames) but reported absent; miss rate = missed / visible frames. An *identity switch* is a frame "
-        "with a non-empty prediction that covers more pixels of another true object than of its own (the mask "
-        "jumped to a look-alike or a neighbour); switch rate = identity switches / predicted frames (frames "
-        "with a non-empty prediction). Sequence and run figures add up the counts over objects.",
+        "a non-empty prediction / return frames; a return found *on the target* is one whose prediction "
+        "overlaps the object's true mask and is no identity switch. *Missed* = frames where the object is in "
+        "the truth (visible frames) but reported absent; miss rate = missed / visible frames. An *identity "
+        "switch* is a frame with a non-empty prediction that covers more pixels of another true object than of "
+        "its own (the mask jumped to a look-alike or a neighbour); switch rate = identity switches / predicted "
+        "frames (frames with a non-empty prediction). Sequence and run figures add up the counts over objects.",
         "",
     ]
     if summary.position_error is not None:

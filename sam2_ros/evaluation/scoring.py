@@ -15,6 +15,8 @@ for them, and an object missing from a frame's prediction counts as empty). A *h
 frame has an empty ground-truth mask; a *return* frame has a non-empty one after some
 earlier scored frame of that object was hidden. Absent accuracy is the fraction of hidden
 frames predicted empty; redetection rate the fraction of return frames predicted non-empty;
+a return *on the target* is a return frame whose prediction overlaps the object's own ground
+truth and is no identity switch (a mask on a look-alike is found, but not on the target);
 miss rate the fraction of frames with a non-empty ground truth (hidden before or not) predicted
 empty: an object dropped while in plain view, the other half of a wrong presence decision.
 Identity: a scored frame with a non-empty prediction is an *identity switch* when the predicted
@@ -54,7 +56,8 @@ class VisibilityCounts:
     hidden_frames: scored frames with an empty ground-truth mask; hidden_correct: of those,
     frames with an empty prediction. return_frames: scored frames with a non-empty ground
     truth after an earlier hidden scored frame; return_found: of those, frames with a
-    non-empty prediction. visible_frames: scored frames with a non-empty ground truth;
+    non-empty prediction; return_on_target: of those, frames whose prediction overlaps the
+    object's ground truth and is no identity switch. visible_frames: scored frames with a non-empty ground truth;
     visible_missed: of those, frames with an empty prediction. predicted_frames: scored frames
     with a non-empty prediction; identity_switches: of those, frames whose predicted mask covers
     more pixels of another ground-truth object than of its own (``identity_switched``).
@@ -64,6 +67,7 @@ class VisibilityCounts:
     hidden_correct: int = 0
     return_frames: int = 0
     return_found: int = 0
+    return_on_target: int = 0
     visible_frames: int = 0
     visible_missed: int = 0
     predicted_frames: int = 0
@@ -98,6 +102,7 @@ class VisibilityCounts:
             "return_frames": self.return_frames,
             "return_found": self.return_found,
             "redetection_rate": self.redetection_rate,
+            "return_on_target": self.return_on_target,
             "visible_frames": self.visible_frames,
             "visible_missed": self.visible_missed,
             "miss_rate": self.miss_rate,
@@ -135,16 +140,20 @@ class ObjectResult:
     def position_error(self) -> PositionErrorStats | None:
         return error_stats(self.position_errors)
 
-    def count_visibility(self, gt_empty: bool, pred_empty: bool, switched: bool = False) -> None:
+    def count_visibility(self, gt_empty: bool, pred_empty: bool, switched: bool = False,
+                         overlaps_target: bool = False) -> None:
         """Add one scored frame to the visibility counts (frames in order); ``switched``: the
-        prediction is an identity switch (``identity_switched``)."""
+        prediction is an identity switch (``identity_switched``); ``overlaps_target``: it shares a
+        pixel with the object's ground truth."""
         if not pred_empty:
             self.visibility += VisibilityCounts(predicted_frames=1, identity_switches=int(switched))
         if gt_empty:
             self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
             return
         if self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
-            self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty))
+            on_target = not pred_empty and overlaps_target and not switched
+            self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty),
+                                                return_on_target=int(on_target))
         self.visibility += VisibilityCounts(visible_frames=1, visible_missed=int(pred_empty))
 
     @property
@@ -268,6 +277,7 @@ class Summary:
     return_frames: int = 0
     return_found: int = 0
     redetection_rate: float | None = None
+    return_on_target: int = 0
     visible_frames: int = 0
     visible_missed: int = 0
     miss_rate: float | None = None
@@ -422,7 +432,8 @@ def score_predictions(
                 obj.j.append(j)
                 obj.f.append(f)
                 obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any(),
-                                     switched=identity_switched(mask, frame.gt_labels, obj_id, sequence.void_label))
+                                     switched=identity_switched(mask, frame.gt_labels, obj_id, sequence.void_label),
+                                     overlaps_target=bool((mask & gt).any()))
                 if frame.depth_m is not None and sequence.intrinsics is not None:
                     if pred.positions is None:
                         error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)
