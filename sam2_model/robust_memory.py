@@ -231,11 +231,13 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
 
 
 def _off_colour(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
-    """Colour check: the mask's mean colour lies farther than ``colour_max_distance`` from the
-    object's remembered colour (never, while nothing is remembered or nothing measured)."""
+    """Colour check: the mask's mean colour lies farther than ``colour_max_distance`` (plus
+    ``colour_score_allowance`` per unit of a positive object score) from the object's remembered
+    colour (never, while nothing is remembered or nothing measured)."""
     if state.colour is None or seen.colour is None or not np.all(np.isfinite(seen.colour)):
         return False
-    return colour_distance(state.colour, seen.colour) > options.colour_max_distance
+    allowed = options.colour_max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
+    return colour_distance(state.colour, seen.colour) > allowed
 
 
 def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:

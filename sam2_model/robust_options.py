@@ -104,8 +104,9 @@ class RobustMemoryOptions:
             where it is confidently visible (accepted, admitted, predicted IoU >=
             ``appearance_min_iou``, object-score logit >= ``appearance_min_score``: the appearance
             memory's quality bar), never a refused or hidden frame. A re-appearance whose mask's
-            mean colour lies farther than ``colour_max_distance`` from the remembered colour is
-            refused as the motion gate refuses; an object with no remembered colour yet is not
+            mean colour lies farther than ``colour_max_distance`` (plus ``colour_score_allowance``
+            per unit of its object-score logit) from the remembered colour is refused as the
+            motion gate refuses; an object with no remembered colour yet is not
             checked. A prompt forgets the colour. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
@@ -139,6 +140,10 @@ class RobustMemoryOptions:
             re-appearance's mean colour and the remembered one for it to be taken.
         colour_rate: colour check: weight of a confident frame's colour in the remembered one
             (in (0, 1]; 1 keeps the last confident frame's colour only).
+        colour_score_allowance: colour check: RGB distance allowed beyond ``colour_max_distance``
+            per unit of the re-appearance's object-score logit (a confident return may look
+            farther from the remembered colour: often a sliver of the object still half behind
+            its occluder, whose few cells mix in the surroundings' colour).
     """
 
     kalman: bool = True
@@ -187,11 +192,12 @@ class RobustMemoryOptions:
     colour_check: bool = False
     colour_max_distance: float = 70.0
     colour_rate: float = 0.2
+    colour_score_allowance: float = 0.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance"):
+                     "colour_max_distance", "colour_score_allowance"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share"):

@@ -103,6 +103,24 @@ def test_a_return_in_another_colour_is_refused_and_its_own_colour_taken(distance
     assert decide(state, coloured(box_at(24, 30), BLUE), options).accepted
 
 
+@pytest.mark.parametrize("score", [0.5, 2.0, 4.0])
+def test_a_confident_return_is_allowed_farther_from_the_colour(score):
+    """colour_score_allowance: the allowed distance grows by the allowance per unit of the
+    return's object score (70 + 20 x score here); without it the score changes nothing."""
+    options = parse_memory_policy(f"{COLOUR},colour_score_allowance=20")
+    allowed = 70.0 + 20.0 * score
+    for offset, taken in ((-1.0, True), (1.0, False)):
+        state = red_then_hidden(options)
+        colour = RED + np.array([0.0, allowed + offset, 0.0])  # the remembered red, moved in green
+        decision = decide(state, coloured(box_at(28, 30), colour, score=score), options)
+        assert decision.accepted is taken
+    state = red_then_hidden(parse_memory_policy(COLOUR))
+    far = RED + np.array([0.0, 71.0, 0.0])
+    assert not decide(state, coloured(box_at(28, 30), far, score=4.0), parse_memory_policy(COLOUR)).accepted
+    with pytest.raises(MemoryPolicyError, match="colour_score_allowance -1.0 must be >= 0"):
+        parse_memory_policy(f"{COLOUR},colour_score_allowance=-1")
+
+
 def test_the_colour_is_learnt_only_from_confident_accepted_frames():
     options = parse_memory_policy(f"{COLOUR},colour_rate=0.5")
     state = RobustObjectState()
