@@ -193,8 +193,14 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
             and seen.object_score < options.onto_other_min_score):
         # Mostly on another tracked object's mask, and not sure of itself: a look-alike taken for it.
         rejected, visible = True, False
-    if visible and reappearing and options.colour_check and _off_colour(state, seen, options):
+    if visible and reappearing and options.colour_check and _off_colour(state, seen, options.colour_max_distance,
+                                                                       options):
         # Another colour than the object had: most often another target the mask took for it.
+        rejected, visible = True, False
+    if visible and not reappearing and options.colour_drift and _off_colour(state, seen, options.drift_max_distance,
+                                                                           options):
+        # The mask slid onto something of another colour: another object, or the background
+        # around an object that has gone behind an occluder.
         rejected, visible = True, False
     withheld = visible and reappearing and options.confirmed_return and _unconfirmed(state, seen, options)
     state.pending_box = np.asarray(seen.box, float) if withheld else None
@@ -222,7 +228,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     plainly_there = (visible and admitted and seen.iou >= options.appearance_min_iou
                      and seen.object_score >= options.appearance_min_score)
     confident = options.appearance_memory and plainly_there
-    if options.colour_check and plainly_there and seen.colour is not None and np.all(np.isfinite(seen.colour)):
+    if options.measures_colour and plainly_there and seen.colour is not None and np.all(np.isfinite(seen.colour)):
         colour = np.asarray(seen.colour, float)
         state.colour = colour if state.colour is None else \
             (1 - options.colour_rate) * state.colour + options.colour_rate * colour
@@ -230,13 +236,14 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
                     confident=confident)
 
 
-def _off_colour(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
-    """Colour check: the mask's mean colour lies farther than ``colour_max_distance`` (plus
+def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float,
+                options: RobustMemoryOptions) -> bool:
+    """Colour check and drift: the mask's mean colour lies farther than ``max_distance`` (plus
     ``colour_score_allowance`` per unit of a positive object score) from the object's remembered
     colour (never, while nothing is remembered or nothing measured)."""
     if state.colour is None or seen.colour is None or not np.all(np.isfinite(seen.colour)):
         return False
-    allowed = options.colour_max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
+    allowed = max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
     return colour_distance(state.colour, seen.colour) > allowed
 
 

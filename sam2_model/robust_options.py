@@ -25,10 +25,11 @@ OFFICIAL = "official"
 ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
-              "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check")
+              "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
+              "colour_drift")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory;
-# memory_gate, jump_gate, component_gate, return_gate, confirmed_return, return_onto_other and
-# colour_check are opt-in: see RobustMemoryOptions).
+# memory_gate, jump_gate, component_gate, return_gate, confirmed_return, return_onto_other,
+# colour_check and colour_drift are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -108,6 +109,13 @@ class RobustMemoryOptions:
             per unit of its object-score logit) from the remembered colour is refused as the
             motion gate refuses; an object with no remembered colour yet is not
             checked. A prompt forgets the colour. Opt-in.
+        colour_drift: the colour check on every visible frame of an object, not only on its
+            re-appearances, against a wider distance (``drift_max_distance``, plus the same
+            ``colour_score_allowance``): a mask that slid onto another object or onto the
+            background (the object hidden, the model still calling it visible) mostly has
+            another colour than the object; it is refused as a return is, so the frame enters
+            memory as absent and the next visible frame is a re-appearance. The remembered
+            colour is the colour check's (kept with either component on). Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -144,6 +152,9 @@ class RobustMemoryOptions:
             per unit of the re-appearance's object-score logit (a confident return may look
             farther from the remembered colour: often a sliver of the object still half behind
             its occluder, whose few cells mix in the surroundings' colour).
+        drift_max_distance: colour drift: greatest RGB distance between a visible frame's mean
+            colour and the remembered one (at a non-positive object score) for it to be taken;
+            wider than a return's, since a frame that continues a track needs less proof.
     """
 
     kalman: bool = True
@@ -193,11 +204,13 @@ class RobustMemoryOptions:
     colour_max_distance: float = 70.0
     colour_rate: float = 0.2
     colour_score_allowance: float = 0.0
+    colour_drift: bool = False
+    drift_max_distance: float = 90.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance", "colour_score_allowance"):
+                     "colour_max_distance", "colour_score_allowance", "drift_max_distance"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share"):
@@ -213,6 +226,11 @@ class RobustMemoryOptions:
             found.append("motion_gate, jump_gate and component_gate need kalman (they compare a mask with the "
                          "predicted box)")
         return found
+
+    @property
+    def measures_colour(self) -> bool:
+        """Whether the tracker measures the colour under every mask (colour_check, colour_drift)."""
+        return self.colour_check or self.colour_drift
 
     @property
     def components(self) -> List[str]:

@@ -404,7 +404,7 @@ class StreamingTracker:
         index = self._next_index
         self._next_index += 1
         colours = None
-        if self._robust is not None and self._robust.colour_check:  # once per frame, for all objects
+        if self._robust is not None and self._robust.measures_colour:  # once per frame, for all objects
             colours = frame_colour_grid(prepared.pixels, self.model.image_size // 4)
         self._frame = _CurrentFrame(index, prepared.frame_hw, features, colours)
         if not self._objects:
@@ -459,7 +459,7 @@ class StreamingTracker:
             established = [not s.robust.hidden for s in states]
             covered = covered_shares(prediction.low_res_masks, prediction.object_score_logits, established)
         colours = None
-        if options.colour_check:
+        if options.measures_colour:
             colours = mask_colours(prediction.low_res_masks, self._frame.colours)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
                             covered, colours)

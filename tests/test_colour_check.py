@@ -121,6 +121,34 @@ def test_a_confident_return_is_allowed_farther_from_the_colour(score):
         parse_memory_policy(f"{COLOUR},colour_score_allowance=-1")
 
 
+def test_colour_drift_refuses_a_visible_frame_far_from_the_colour():
+    """colour_drift: a visible-after-visible frame past drift_max_distance is refused (remembered
+    as absent, the filter not updated); the next frame is then a re-appearance, which the colour
+    check judges with its own distance; without colour_drift visible frames are never checked."""
+    options = parse_memory_policy("robust+colour_check+colour_drift,drift_max_distance=90")
+    assert options.measures_colour and not RobustMemoryOptions().measures_colour
+    assert parse_memory_policy("robust:colour_drift").measures_colour
+    state = red_then_hidden(options, hidden=0)
+    near = RED + np.array([0.0, 89.0, 0.0])  # within 90, beyond the return's 70
+    assert decide(state, coloured(box_at(24, 30), near, iou=0.3), options).accepted  # taken, not learnt
+    np.testing.assert_allclose(state.colour, RED)
+    box_before = state.last_box.copy()
+    drifted = decide(state, coloured(box_at(26, 30), RED + np.array([0.0, 91.0, 0.0])), options)
+    assert not drifted.accepted and drifted.admitted and state.frames_hidden == 1
+    np.testing.assert_array_equal(state.last_box, box_before)
+    # Now a re-appearance: 89 away is past the return's 70, refused; its own colour is taken.
+    assert not decide(state, coloured(box_at(28, 30), near), options).accepted
+    assert decide(state, coloured(box_at(30, 30), RED), options).accepted and state.frames_hidden == 0
+    # colour_drift alone still learns the colour (the colour check's memory) and checks visible frames.
+    alone = parse_memory_policy("robust+colour_drift")
+    state = red_then_hidden(alone, hidden=0)
+    np.testing.assert_allclose(state.colour, RED)
+    assert not decide(state, coloured(box_at(24, 30), BLUE), alone).accepted
+    # Without it, the colour check never looks at a visible-after-visible frame.
+    state = red_then_hidden(parse_memory_policy(COLOUR), hidden=0)
+    assert decide(state, coloured(box_at(24, 30), BLUE), parse_memory_policy(COLOUR)).accepted
+
+
 def test_the_colour_is_learnt_only_from_confident_accepted_frames():
     options = parse_memory_policy(f"{COLOUR},colour_rate=0.5")
     state = RobustObjectState()
@@ -200,6 +228,23 @@ def test_tracker_refuses_a_return_onto_a_differently_coloured_target(model, monk
     assert colour_distance(tracker._objects[2].robust.colour, BLUE) < 5
     _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
     assert bool(plain[6].visible[0])  # the look-alike is taken without the check
+
+
+def test_tracker_refuses_a_visible_mask_that_slides_onto_another_colour(model, monkeypatch):
+    """colour_drift: object 1 (red) visible on frames 1-3; on frame 4 its mask, still called
+    visible, lies on object 2 (blue): refused and remembered as absent; on frame 5 it is back on
+    red: taken. Without colour_drift frame 4 is taken (only returns are checked)."""
+    still = (4.0, (40, 50, 10, 20))
+    script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), still] for t in (1, 2, 3)}
+    script[4] = [(4.0, (40, 50, 10, 20)), still]
+    script[5] = [(4.0, (10, 20, 15, 25)), still]
+    blocks = [(10, 20, 10, 20), (40, 50, 10, 20)]
+    tracker, results = colour_tracked(model, monkeypatch, "robust:kalman+colour_drift", script, blocks)
+    assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False, True]
+    assert not results[3].masks[0].any() and all(bool(r.visible[1]) for r in results)
+    assert torch.allclose(tracker._objects[1].recent[4].obj_ptr, absent_pointer(model))
+    _, checked = colour_tracked(model, monkeypatch, COLOUR, script, blocks)
+    assert bool(checked[3].visible[0])
 
 
 def test_colour_state_lives_with_the_object_and_official_is_untouched(model, monkeypatch):
