@@ -17,7 +17,10 @@ from micro_session import model, session  # noqa: F401
 from test_return_checks import absent_pointer, hidden_then_onto_still_object, masks, scripted_objects
 from test_robust_memory import box_at, seen
 
-COLOUR = "robust+colour_check"
+# Round 7's robust (no colour), and round 10's colour check alone on top of it (no allowance, no
+# drift): the cases below test each part by itself; plain robust has both since round 11.
+ROUND_7 = "robust:kalman+motion_gate+last_seen+appearance_memory"
+COLOUR = f"{ROUND_7}+colour_check,colour_score_allowance=0"
 RED, BLUE, GREY = np.array([220.0, 30.0, 40.0]), np.array([30.0, 60.0, 220.0]), np.array([128.0, 128.0, 128.0])
 
 
@@ -26,11 +29,17 @@ RED, BLUE, GREY = np.array([220.0, 30.0, 40.0]), np.array([30.0, 60.0, 220.0]), 
 
 def test_policy_strings_and_thresholds():
     options = parse_memory_policy("robust+colour_check,colour_max_distance=40,colour_rate=0.5")
-    assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check"]
+    assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check",
+                                  "colour_drift"]
     assert (options.colour_max_distance, options.colour_rate) == (40.0, 0.5)
     assert parse_memory_policy("robust:colour_check").components == ["colour_check"]  # needs no filter
     assert RobustMemoryOptions().colour_max_distance == 70.0  # chosen on dev 0-39 over 40
-    assert not RobustMemoryOptions().colour_check and "colour_check" not in parse_memory_policy("robust").components
+    # In plain robust since round 11, with the allowance and the drift distance measured on dev.
+    defaults = RobustMemoryOptions()
+    assert defaults.colour_check and defaults.colour_drift and parse_memory_policy("robust") == defaults
+    assert (defaults.colour_score_allowance, defaults.drift_max_distance) == (20.0, 90.0)
+    assert parse_memory_policy(COLOUR).components == ["kalman", "motion_gate", "last_seen", "appearance_memory",
+                                                      "colour_check"]
     assert parse_memory_policy("official") is None
     with pytest.raises(MemoryPolicyError, match="colour_max_distance -1.0 must be >= 0"):
         parse_memory_policy("robust+colour_check,colour_max_distance=-1")
@@ -95,8 +104,8 @@ def test_a_return_in_another_colour_is_refused_and_its_own_colour_taken(distance
     near = RED + np.array([distance - 1.0, 0.0, 0.0])
     taken = decide(state, coloured(box_at(30, 30), near), options)
     assert taken.accepted and state.frames_hidden == 0
-    # Plain robust takes the blue return, and a visible-after-visible frame is never checked.
-    plain = RobustMemoryOptions()
+    # Round 7's robust takes the blue return, and a visible-after-visible frame is never checked.
+    plain = parse_memory_policy(ROUND_7)
     state = red_then_hidden(plain)
     assert decide(state, coloured(box_at(28, 30), BLUE), plain).accepted and state.colour is None
     state = red_then_hidden(options, hidden=0)
@@ -125,8 +134,8 @@ def test_colour_drift_refuses_a_visible_frame_far_from_the_colour():
     """colour_drift: a visible-after-visible frame past drift_max_distance is refused (remembered
     as absent, the filter not updated); the next frame is then a re-appearance, which the colour
     check judges with its own distance; without colour_drift visible frames are never checked."""
-    options = parse_memory_policy("robust+colour_check+colour_drift,drift_max_distance=90")
-    assert options.measures_colour and not RobustMemoryOptions().measures_colour
+    options = parse_memory_policy("robust,drift_max_distance=90,colour_score_allowance=0")
+    assert options.measures_colour and not parse_memory_policy(ROUND_7).measures_colour
     assert parse_memory_policy("robust:colour_drift").measures_colour
     state = red_then_hidden(options, hidden=0)
     near = RED + np.array([0.0, 89.0, 0.0])  # within 90, beyond the return's 70
@@ -140,7 +149,7 @@ def test_colour_drift_refuses_a_visible_frame_far_from_the_colour():
     assert not decide(state, coloured(box_at(28, 30), near), options).accepted
     assert decide(state, coloured(box_at(30, 30), RED), options).accepted and state.frames_hidden == 0
     # colour_drift alone still learns the colour (the colour check's memory) and checks visible frames.
-    alone = parse_memory_policy("robust+colour_drift")
+    alone = parse_memory_policy(f"{ROUND_7}+colour_drift,colour_score_allowance=0")
     state = red_then_hidden(alone, hidden=0)
     np.testing.assert_allclose(state.colour, RED)
     assert not decide(state, coloured(box_at(24, 30), BLUE), alone).accepted
@@ -216,7 +225,7 @@ def colour_tracked(model, monkeypatch, policy, script, blocks):
 def test_tracker_refuses_a_return_onto_a_differently_coloured_target(model, monkeypatch):
     """Object 1 (red) visible on frames 1-3, hidden 4-6; on frame 7 its mask appears on object 2
     (blue, still): refused under colour_check, whatever its score, and remembered as absent; on
-    frame 8 it returns on red: taken. Plain robust takes frame 7 (same place: the motion gate's
+    frame 8 it returns on red: taken. Round 7's robust takes frame 7 (same place: the motion gate's
     reach covers the micro model's small grid)."""
     script, blocks = hidden_then_onto_still_object(return_score=4.0)
     tracker, results = colour_tracked(model, monkeypatch, COLOUR, script, blocks)
@@ -226,7 +235,7 @@ def test_tracker_refuses_a_return_onto_a_differently_coloured_target(model, monk
     assert torch.allclose(tracker._objects[1].recent[7].obj_ptr, absent_pointer(model))
     assert colour_distance(tracker._objects[1].robust.colour, RED) < 5
     assert colour_distance(tracker._objects[2].robust.colour, BLUE) < 5
-    _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    _, plain = colour_tracked(model, monkeypatch, ROUND_7, script, blocks)
     assert bool(plain[6].visible[0])  # the look-alike is taken without the check
 
 
@@ -255,7 +264,7 @@ def test_colour_state_lives_with_the_object_and_official_is_untouched(model, mon
     assert 1 not in tracker._objects
     tracker.reset()
     assert not tracker._objects
-    for policy in ("official", "robust"):  # no colour grid is made, no colour kept
+    for policy in ("official", ROUND_7):  # no colour grid is made, no colour kept
         tracker, _ = colour_tracked(model, monkeypatch, policy, script, [(10, 20, 10, 20)])
         assert tracker._frame.colours is None
         assert policy == "official" or tracker._objects[1].robust.colour is None

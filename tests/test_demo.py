@@ -35,6 +35,7 @@ def test_demo_writes_a_gif_with_every_frame_and_one_summary_line_per_target(tmp_
         assert 0.0 <= iou <= 1.0
         assert "hidden in the ground truth:" in line and "tracker reported not visible:" in line
     assert "weights bundled" in printed and str(out) in printed
+    assert "memory policy robust" in printed  # the demo's default since round 11 (issue 25)
 
 
 @pytest.mark.parametrize("args, fragment", [
