@@ -194,7 +194,8 @@ DEMO_MEMORY_POLICY = "robust"
 
 def run_demo(out: Path, seed: int = 12, frames: int = 48, size: int = 128, prompt: str = "mask",
              model_name: str = "default", checkpoint: Optional[str] = None, device: str = "cpu",
-             scale: int = 3, fps: float = 8.0, stream=None, memory_policy: str = DEMO_MEMORY_POLICY) -> List[ObjectSummary]:
+             scale: int = 3, fps: float = 8.0, stream=None,
+             memory_policy: str = DEMO_MEMORY_POLICY) -> List[ObjectSummary]:
     """Generate, prompt, track, write the GIF, print the summary; returns one summary per target."""
     stream = stream or sys.stdout
     from .tracker import StreamingTracker

@@ -101,6 +101,13 @@ class Observation:
     covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
     colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
 
+    @property
+    def measured_colour(self) -> Optional[np.ndarray]:
+        """The mask's mean colour, or None where none was measured or the mask was empty (NaN)."""
+        if self.colour is None or not np.all(np.isfinite(self.colour)):
+            return None
+        return self.colour
+
 
 @dataclass
 class Decision:
@@ -228,8 +235,8 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     plainly_there = (visible and admitted and seen.iou >= options.appearance_min_iou
                      and seen.object_score >= options.appearance_min_score)
     confident = options.appearance_memory and plainly_there
-    if options.measures_colour and plainly_there and seen.colour is not None and np.all(np.isfinite(seen.colour)):
-        colour = np.asarray(seen.colour, float)
+    colour = seen.measured_colour
+    if options.measures_colour and plainly_there and colour is not None:
         state.colour = colour if state.colour is None else \
             (1 - options.colour_rate) * state.colour + options.colour_rate * colour
     return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
@@ -241,10 +248,10 @@ def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float
     """Colour check and drift: the mask's mean colour lies farther than ``max_distance`` (plus
     ``colour_score_allowance`` per unit of a positive object score) from the object's remembered
     colour (never, while nothing is remembered or nothing measured)."""
-    if state.colour is None or seen.colour is None or not np.all(np.isfinite(seen.colour)):
+    if state.colour is None or seen.measured_colour is None:
         return False
     allowed = max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
-    return colour_distance(state.colour, seen.colour) > allowed
+    return colour_distance(state.colour, seen.measured_colour) > allowed
 
 
 def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
