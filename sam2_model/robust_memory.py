@@ -15,6 +15,7 @@ object: the tracker brings every object's box, score and IoU to the host in one 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -91,6 +92,14 @@ def _centre_size(box: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class Unblanked:
+    """The mask the model chose for an object it scored absent, before SAM 2 blanked it (reacquire)."""
+
+    box: Optional[np.ndarray]      # None: that mask is empty too
+    colour: Optional[np.ndarray]   # mean RGB under it; None where it is empty
+
+
+@dataclass
 class Observation:
     """The model's output for one object on one frame."""
 
@@ -100,6 +109,7 @@ class Observation:
     object_score: float
     covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
     colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
+    unblanked: Optional["Unblanked"] = None  # reacquire: the mask before an absent object was blanked
 
     @property
     def measured_colour(self) -> Optional[np.ndarray]:
@@ -115,6 +125,7 @@ class Decision:
     admitted: bool                # the frame enters the object's memory
     predicted_box: Optional[np.ndarray]  # while not visible: where the filter expects the object
     confident: bool = False       # appearance memory: accepted, admitted and of good quality
+    reacquired: bool = False      # reacquire: the output is the unblanked mask, taken as the object
 
 
 @dataclass
@@ -183,15 +194,14 @@ def gate_limit(frames_hidden: int, options: RobustMemoryOptions) -> float:
 def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> Decision:
     """One object's frame under the robust policy; advances its filter and hidden count."""
     predicted = state.kalman.predict() if state.kalman is not None else None
+    reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen, predicted, options)
+    if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
+        seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour)
     visible = seen.visible and seen.box is not None
     rejected = False
     reappearing = state.frames_hidden > 0
     if visible and predicted is not None and ((options.motion_gate and reappearing) or options.jump_gate):
-        centre = _centre_size(seen.box)[:2]
-        distance = np.hypot(*(centre - _centre_size(predicted)[:2]))
-        if options.last_seen and state.last_box is not None:
-            distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
-        rejected = distance > gate_limit(state.frames_hidden, options) * state.last_size
+        rejected = not _within_gate(state, seen.box, predicted, options)
         visible = not rejected
     if visible and reappearing and options.return_gate and seen.object_score < options.return_min_score:
         # A hesitant return: on the dev set mostly the mask taking another object for the target.
@@ -240,7 +250,31 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         state.colour = colour if state.colour is None else \
             (1 - options.colour_rate) * state.colour + options.colour_rate * colour
     return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
-                    confident=confident)
+                    confident=confident, reacquired=reacquired and visible)
+
+
+def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarray,
+                 options: RobustMemoryOptions) -> bool:
+    """The motion gate's test: the box's centre lies within ``gate_limit`` box sizes of the
+    predicted centre (or of the last accepted one, with ``last_seen``)."""
+    centre = _centre_size(box)[:2]
+    distance = np.hypot(*(centre - _centre_size(predicted)[:2]))
+    if options.last_seen and state.last_box is not None:
+        distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
+    return distance <= gate_limit(state.frames_hidden, options) * state.last_size
+
+
+def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
+                  options: RobustMemoryOptions) -> bool:
+    """Reacquire: the model scored the object absent, only just, and the mask it would have output
+    has the object's colour where the object can be."""
+    candidate = seen.unblanked
+    if (candidate is None or candidate.box is None or candidate.colour is None or state.colour is None
+            or predicted is None or seen.object_score < options.reacquire_min_score):
+        return False
+    if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
+        return False
+    return _within_gate(state, candidate.box, predicted, options)
 
 
 def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float,
@@ -282,25 +316,38 @@ def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
 
 
 def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor,
-                 covered: Optional[torch.Tensor] = None, colours: Optional[torch.Tensor] = None
+                 covered: Optional[torch.Tensor] = None, colours: Optional[torch.Tensor] = None,
+                 unblanked_logits: Optional[torch.Tensor] = None, unblanked_colours: Optional[torch.Tensor] = None
                  ) -> List[Observation]:
     """Every object's observation from one batched prediction, with one copy to the host
     (``covered``: ``[N]`` shares of each mask on other tracked objects, ``return_onto_other``;
-    ``colours``: ``[N, 3]`` mean colours under the masks, ``colour_check``)."""
+    ``colours``: ``[N, 3]`` mean colours under the masks, ``colour_check``; ``unblanked_logits``
+    ``[N, 1, h, w]`` and ``unblanked_colours`` ``[N, 3]``: the chosen masks before absent objects
+    were blanked and their colours, ``reacquire``)."""
     count = object_scores.numel()
+    device = object_scores.device
     if covered is None:
-        covered = torch.zeros(count, device=object_scores.device)
+        covered = torch.zeros(count, device=device)
     measured = colours is not None
     if colours is None:
-        colours = torch.zeros(count, 3, device=object_scores.device)
-    numbers = torch.cat([mask_boxes(prediction_logits), object_scores.reshape(-1, 1).float(),
-                         ious.reshape(-1, 1).float(), covered.reshape(-1, 1).float(),
-                         colours.reshape(-1, 3).float().to(object_scores.device)], dim=1).cpu().numpy()
+        colours = torch.zeros(count, 3, device=device)
+    columns = [mask_boxes(prediction_logits), object_scores.reshape(-1, 1).float(), ious.reshape(-1, 1).float(),
+               covered.reshape(-1, 1).float(), colours.reshape(-1, 3).float().to(device)]
+    if unblanked_logits is not None:
+        columns += [mask_boxes(unblanked_logits).to(device), unblanked_colours.reshape(-1, 3).float().to(device)]
+    numbers = torch.cat(columns, dim=1).cpu().numpy()
     found = []
-    for x0, y0, x1, y1, present, score, iou, share, *colour in numbers:
+    for row in numbers:
+        x0, y0, x1, y1, present, score, iou, share = row[:8]
         box = np.array([x0, y0, x1, y1]) if present else None
+        unblanked = None
+        if unblanked_logits is not None:
+            ux0, uy0, ux1, uy1, unblanked_present = row[11:16]
+            unblanked_colour = row[16:19]
+            unblanked = Unblanked(np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None,
+                                  unblanked_colour if np.all(np.isfinite(unblanked_colour)) else None)
         found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
-                                 np.array(colour) if measured else None))
+                                 np.array(row[8:11]) if measured else None, unblanked))
     return found
 
 

@@ -26,10 +26,10 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift")
+              "colour_drift", "reacquire")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
-# colour_check, colour_drift; memory_gate, jump_gate, component_gate, return_gate, confirmed_return
-# and return_onto_other are opt-in: see RobustMemoryOptions).
+# colour_check, colour_drift; memory_gate, jump_gate, component_gate, return_gate, confirmed_return,
+# return_onto_other and reacquire are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -117,6 +117,15 @@ class RobustMemoryOptions:
             memory as absent and the next visible frame is a re-appearance. The remembered
             colour is the colour check's (kept with either component on). In ``robust`` since
             round 11.
+        reacquire: a frame where the model scores the object absent, but only just (object-score
+            logit >= ``reacquire_min_score``), is taken as the object when the mask the model would
+            have output (the chosen mask before SAM 2 blanks an absent object) has the object's
+            colour (mean RGB within ``reacquire_max_distance`` of the remembered one) and lies
+            where the object can be (the motion gate's distance from the predicted or last seen
+            box, also on the first frame the model loses it): the output is that mask, the
+            object-score logit's sign is flipped, and the frame enters memory as a visible one
+            (with the pointer the model made before gating it). Needs kalman and a remembered
+            colour (the colour check's, kept whenever this component is on). Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -156,6 +165,11 @@ class RobustMemoryOptions:
         drift_max_distance: colour drift: greatest RGB distance between a visible frame's mean
             colour and the remembered one (at a non-positive object score) for it to be taken;
             wider than a return's, since a frame that continues a track needs less proof.
+        reacquire_min_score: reacquire: least object-score logit (<= 0) of a frame the model
+            scored absent for it to be taken.
+        reacquire_max_distance: reacquire: greatest RGB distance between the unblanked mask's mean
+            colour and the remembered one (tighter than the colour check's: the model itself did
+            not take this mask).
     """
 
     kalman: bool = True
@@ -209,31 +223,41 @@ class RobustMemoryOptions:
     colour_score_allowance: float = 20.0
     colour_drift: bool = True
     drift_max_distance: float = 90.0
+    # Round 12: reacquire's thresholds read off the frames the model scored absent on dev 0-79
+    # (docs/benchmarks.md): score >= -1 and distance <= 40 took 24 masks on the target, 11 off it
+    # and 10 while the object was hidden, before any tracking feedback.
+    reacquire: bool = False
+    reacquire_min_score: float = -1.0
+    reacquire_max_distance: float = 40.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance", "colour_score_allowance", "drift_max_distance"):
+                     "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share"):
             if not 0 <= getattr(self, name) <= 1:
                 found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
+        if self.reacquire_min_score > 0:
+            found.append(f"reacquire_min_score {self.reacquire_min_score} must be <= 0 (it takes frames the model "
+                         f"scored absent)")
         if not 0 < self.colour_rate <= 1:
             found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
         for name in ("appearance_slots", "appearance_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 found.append(f"{name} {value!r} must be a whole number >= 1")
-        if (self.motion_gate or self.jump_gate or self.component_gate) and not self.kalman:
-            found.append("motion_gate, jump_gate and component_gate need kalman (they compare a mask with the "
-                         "predicted box)")
+        if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire) and not self.kalman:
+            found.append("motion_gate, jump_gate, component_gate and reacquire need kalman (they compare a mask "
+                         "with the predicted box)")
         return found
 
     @property
     def measures_colour(self) -> bool:
-        """Whether the tracker measures the colour under every mask (colour_check, colour_drift)."""
-        return self.colour_check or self.colour_drift
+        """Whether the tracker measures the colour under every mask (colour_check, colour_drift,
+        reacquire)."""
+        return self.colour_check or self.colour_drift or self.reacquire
 
     @property
     def components(self) -> List[str]:
@@ -264,7 +288,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["motion_gate"] or switches["jump_gate"] or switches["component_gate"]:
+    if switches["motion_gate"] or switches["jump_gate"] or switches["component_gate"] or switches["reacquire"]:
         switches["kalman"] = True
     return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
 

@@ -57,6 +57,10 @@ class MaskPrediction:
     # (what training supervises; None where no decoder mask was made).
     candidate_logits: Optional[torch.Tensor] = None  # [B, M, S/4, S/4]
     candidate_ious: Optional[torch.Tensor] = None    # [B, M]
+    # The chosen mask and pointer as they were before an absent object was blanked (the robust
+    # policy's reacquire may take an object the model scored just below present).
+    unblanked_low_res: Optional[torch.Tensor] = None  # [B, 1, S/4, S/4]
+    ungated_obj_ptr: Optional[torch.Tensor] = None    # [B, C]
 
 
 @dataclass
@@ -244,15 +248,18 @@ class SAM2Model(nn.Module):
             best = all_iou.argmax(dim=-1)
             rows = torch.arange(batch, device=device)
             low_res = all_masks[rows, best].unsqueeze(1)
+            unblanked = candidates[rows, best].unsqueeze(1)
             iou = all_iou[rows, best]
             if decoded.mask_tokens.shape[1] > 1:
                 token = decoded.mask_tokens[rows, best]
         else:
-            low_res, iou = all_masks, all_iou[:, 0]
+            low_res, unblanked, iou = all_masks, candidates, all_iou[:, 0]
         high_res_masks = F.interpolate(low_res, size=(self.image_size, self.image_size), mode="bilinear",
                                        align_corners=False)
-        obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), object_scores)
-        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores, candidates, all_iou)
+        ungated_ptr = self.obj_ptr_proj(token)
+        obj_ptr = self._gate_pointer(ungated_ptr, object_scores)
+        return MaskPrediction(low_res, high_res_masks, iou, obj_ptr, object_scores, candidates, all_iou, unblanked,
+                              ungated_ptr)
 
     def absent_pointer(self, obj_ptr: torch.Tensor) -> torch.Tensor:
         """The pointer an object judged absent gets, from the pointer ``predict_masks`` gave it as

@@ -458,12 +458,18 @@ class StreamingTracker:
         if options.return_onto_other:  # which objects' masks a returning mask may be measured against
             established = [not s.robust.hidden for s in states]
             covered = covered_shares(prediction.low_res_masks, prediction.object_score_logits, established)
-        colours = None
+        colours = unblanked = unblanked_colours = None
         if options.measures_colour:
             colours = mask_colours(prediction.low_res_masks, self._frame.colours)
+        if options.reacquire and prediction.unblanked_low_res is not None:
+            unblanked = prediction.unblanked_low_res
+            unblanked_colours = mask_colours(unblanked, self._frame.colours)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
-                            covered, colours)
+                            covered, colours, unblanked, unblanked_colours)
         decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
+        reacquired = [row for row, d in enumerate(decisions) if d.reacquired]
+        if reacquired:
+            prediction = self._take_unblanked(prediction, reacquired)
         rejected = [row for row, d in enumerate(decisions) if not d.accepted]
         if rejected:
             rows = torch.tensor(rejected, device=prediction.low_res_masks.device)
@@ -476,6 +482,23 @@ class StreamingTracker:
             prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                              obj_ptr=obj_ptr, object_score_logits=scores)
         return prediction, decisions
+
+    def _take_unblanked(self, prediction: MaskPrediction, reacquired: List[int]) -> MaskPrediction:
+        """Reacquire: the given objects as the model would have output them had it scored them
+        present (their unblanked masks and ungated pointers, the object-score logit's sign
+        flipped), for the output and for the memory encoder."""
+        rows = torch.tensor(reacquired, device=prediction.low_res_masks.device)
+        low_res, high_res = prediction.low_res_masks.clone(), prediction.high_res_masks.clone()
+        low_res[rows] = prediction.unblanked_low_res[rows].to(low_res.dtype)
+        high_res[rows] = F.interpolate(low_res[rows], size=tuple(high_res.shape[-2:]), mode="bilinear",
+                                       align_corners=False).to(high_res.dtype)
+        scores = prediction.object_score_logits.clone()
+        # A score of exactly 0 counts as absent (> 0 is present): the flipped score stays above it.
+        scores[rows] = scores[rows].abs().clamp(min=torch.finfo(scores.dtype).tiny)
+        obj_ptr = prediction.obj_ptr.clone()
+        obj_ptr[rows] = prediction.ungated_obj_ptr[rows].to(obj_ptr.dtype)
+        return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res, obj_ptr=obj_ptr,
+                                   object_score_logits=scores)
 
     def _keep_expected_components(self, states: List[ObjectMemory], prediction: MaskPrediction) -> MaskPrediction:
         """Component gate: each mask without its parts that miss the object's expected region
