@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import sam2_model
 from sam2_model.robust_memory import BoxKalman, Observation, RobustObjectState, decide, gate_limit, mask_boxes
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
-from sam2_model.sam2 import MaskPrediction
+from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 from sam2_model.tracker_options import TrackerOptions, TrackerOptionsError
 
 from micro_session import model, session  # noqa: F401
@@ -228,10 +228,14 @@ def scripted_decoder(model, masks_on):
         if coords is not None or mask_input is not None:  # a prompt: the real decoder
             return real(image_embed, high_res, coords, labels, mask_input, multimask)
         calls["t"] += 1
-        low, score = masks_on(calls["t"])
+        unblanked, score = masks_on(calls["t"])
+        # As the real decoder: an object scored absent is blanked, its mask and pointer kept apart.
+        low = torch.where(score[:, :, None, None] > 0, unblanked, NO_OBJECT_LOGIT)
         high = F.interpolate(low, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
-        pointer = model._gate_pointer(torch.ones(len(low), model.hidden_dim), score)
-        return MaskPrediction(low, high, torch.full((len(low),), 0.9), pointer, score)
+        ungated = torch.ones(len(low), model.hidden_dim)
+        pointer = model._gate_pointer(ungated, score)
+        return MaskPrediction(low, high, torch.full((len(low),), 0.9), pointer, score,
+                              unblanked_low_res=unblanked, ungated_obj_ptr=ungated)
 
     return predict_masks
 
