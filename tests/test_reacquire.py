@@ -11,7 +11,7 @@ from sam2_model.robust_memory import Observation, RobustObjectState, Unblanked, 
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 
 from micro_session import model, session  # noqa: F401
-from test_colour_check import BLUE, RED, colour_tracked, coloured, red_then_hidden
+from test_colour_check import RED, colour_tracked, coloured, red_then_hidden
 from test_return_checks import absent_pointer
 from test_robust_memory import box_at
 
