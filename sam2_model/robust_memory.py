@@ -254,14 +254,16 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
 
 
 def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarray,
-                 options: RobustMemoryOptions) -> bool:
-    """The motion gate's test: the box's centre lies within ``gate_limit`` box sizes of the
-    predicted centre (or of the last accepted one, with ``last_seen``)."""
+                 options: RobustMemoryOptions, limit: Optional[float] = None) -> bool:
+    """The motion gate's test: the box's centre lies within ``limit`` (default ``gate_limit``) box
+    sizes of the predicted centre (or of the last accepted one, with ``last_seen``)."""
     centre = _centre_size(box)[:2]
     distance = np.hypot(*(centre - _centre_size(predicted)[:2]))
     if options.last_seen and state.last_box is not None:
         distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
-    return distance <= gate_limit(state.frames_hidden, options) * state.last_size
+    if limit is None:
+        limit = gate_limit(state.frames_hidden, options)
+    return distance <= limit * state.last_size
 
 
 def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
@@ -274,7 +276,9 @@ def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Option
         return False
     if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
         return False
-    return _within_gate(state, candidate.box, predicted, options)
+    # No growth with time hidden (unlike the motion gate's): the longer the object is hidden, the
+    # likelier a look-alike of its colour wanders within a growing reach.
+    return _within_gate(state, candidate.box, predicted, options, options.reacquire_gate)
 
 
 def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float,

@@ -121,8 +121,9 @@ class RobustMemoryOptions:
             logit >= ``reacquire_min_score``), is taken as the object when the mask the model would
             have output (the chosen mask before SAM 2 blanks an absent object) has the object's
             colour (mean RGB within ``reacquire_max_distance`` of the remembered one) and lies
-            where the object can be (the motion gate's distance from the predicted or last seen
-            box, also on the first frame the model loses it): the output is that mask, the
+            near where the object can be (its centre within ``reacquire_gate`` box sizes of the
+            predicted or last seen centre, however long it has been hidden; also on the first
+            frame the model loses it): the output is that mask, the
             object-score logit's sign is flipped, and the frame enters memory as a visible one
             (with the pointer the model made before gating it). Needs kalman and a remembered
             colour (the colour check's, kept whenever this component is on). Opt-in.
@@ -170,6 +171,10 @@ class RobustMemoryOptions:
         reacquire_max_distance: reacquire: greatest RGB distance between the unblanked mask's mean
             colour and the remembered one (tighter than the colour check's: the model itself did
             not take this mask).
+        reacquire_gate: reacquire: greatest distance, in the last seen box's larger side, of the
+            unblanked mask's centre from the predicted or last seen centre (fixed: the motion
+            gate's reach grows while the object is hidden, and a look-alike of the object's colour
+            wandering into that reach was reacquired and followed on the dev set).
     """
 
     kalman: bool = True
@@ -229,11 +234,13 @@ class RobustMemoryOptions:
     reacquire: bool = False
     reacquire_min_score: float = -1.0
     reacquire_max_distance: float = 40.0
+    reacquire_gate: float = 3.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance"):
+                     "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance",
+                     "reacquire_gate"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share"):

@@ -33,7 +33,7 @@ def test_reacquire_options():
     options = parse_memory_policy("robust+reacquire")
     assert options.reacquire and options.measures_colour and "reacquire" in options.components
     assert not RobustMemoryOptions().reacquire  # opt-in
-    assert (options.reacquire_min_score, options.reacquire_max_distance) == (-1.0, 40.0)
+    assert (options.reacquire_min_score, options.reacquire_max_distance, options.reacquire_gate) == (-1.0, 40.0, 3.0)
     alone = parse_memory_policy("robust:reacquire")
     assert alone.components == ["kalman", "reacquire"] and alone.measures_colour  # brings its filter
     with pytest.raises(MemoryPolicyError, match="reacquire_min_score 0.5 must be <= 0"):
@@ -62,7 +62,8 @@ def test_a_just_absent_frame_in_the_objects_colour_where_it_can_be_is_taken(hidd
     np.testing.assert_allclose(state.colour, RED)
 
 
-@pytest.mark.parametrize("case", ["other colour", "too unsure", "too far", "empty", "unmeasured", "off"])
+@pytest.mark.parametrize("case", ["other colour", "too unsure", "too far", "beyond its own reach", "empty",
+                                  "unmeasured", "off"])
 def test_otherwise_the_absent_frame_stays_absent(case):
     options = parse_memory_policy(REACQUIRE)
     box, colour, score = box_at(28, 30), RED, -0.5
@@ -72,6 +73,8 @@ def test_otherwise_the_absent_frame_stays_absent(case):
         score = -1.01
     elif case == "too far":  # 3 + 1 per frame hidden (2) box sizes (10 cells): 50 cells from x 28
         box = box_at(28 + 51, 30)
+    elif case == "beyond its own reach":  # 3 box sizes, not growing: within the motion gate's 50, past 30
+        box = box_at(28 + 31, 30)
     elif case == "empty":
         box = colour = None
     elif case == "unmeasured":
@@ -82,6 +85,9 @@ def test_otherwise_the_absent_frame_stays_absent(case):
     decision = decide(state, scored_absent(box, colour, score), options)
     assert not decision.reacquired and decision.accepted and decision.admitted
     assert state.frames_hidden == 3 and decision.predicted_box is not None
+    if case == "beyond its own reach":  # the motion gate takes the same box scored present
+        state = red_then_hidden(options)
+        assert decide(state, coloured(box, RED, score=0.5), options).accepted and state.frames_hidden == 0
 
 
 def test_no_remembered_colour_reacquires_nothing():
