@@ -16,6 +16,7 @@ from test_return_checks import absent_pointer
 from test_robust_memory import box_at
 
 REACQUIRE = "robust+reacquire,reacquire_min_score=-1,reacquire_max_distance=40"
+ROUND_11 = "robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift"  # robust before it
 
 
 def scored_absent(box, colour, score=-0.5):
@@ -32,7 +33,7 @@ def scored_absent(box, colour, score=-0.5):
 def test_reacquire_options():
     options = parse_memory_policy("robust+reacquire")
     assert options.reacquire and options.measures_colour and "reacquire" in options.components
-    assert not RobustMemoryOptions().reacquire  # opt-in
+    assert RobustMemoryOptions().reacquire and parse_memory_policy("robust").reacquire  # since round 12
     assert (options.reacquire_min_score, options.reacquire_max_distance, options.reacquire_gate) == (-1.0, 40.0, 3.0)
     alone = parse_memory_policy("robust:reacquire")
     assert alone.components == ["kalman", "reacquire"] and alone.measures_colour  # brings its filter
@@ -80,7 +81,7 @@ def test_otherwise_the_absent_frame_stays_absent(case):
     elif case == "unmeasured":
         colour = None
     elif case == "off":
-        options = parse_memory_policy("robust")
+        options = parse_memory_policy(ROUND_11)
     state = red_then_hidden(options)
     decision = decide(state, scored_absent(box, colour, score), options)
     assert not decision.reacquired and decision.accepted and decision.admitted
@@ -107,7 +108,7 @@ def test_tracker_outputs_and_remembers_a_reacquired_object(model, monkeypatch): 
     """Object 1 (red) moves on frames 1-3; on frame 4 the model scores it -0.5 with its mask still
     on red: under reacquire the output is that mask, its score positive, its memory a visible
     frame (the ungated pointer). On frame 5 the same score with the mask on blue (object 2) stays
-    absent. Plain robust reports frame 4 absent."""
+    absent. Round 11's robust reports frame 4 absent."""
     still = (4.0, (40, 50, 10, 20))
     script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), still] for t in (1, 2, 3)}
     script[4] = [(-0.5, (10, 20, 14, 24)), still]
@@ -125,5 +126,5 @@ def test_tracker_outputs_and_remembers_a_reacquired_object(model, monkeypatch): 
     assert torch.allclose(memory[5].obj_ptr, absent_pointer(model))
     assert not results[4].masks[0].any() and results[4].predicted_boxes[0] is not None
     assert all(bool(r.visible[1]) for r in results)  # object 2 untouched
-    _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    _, plain = colour_tracked(model, monkeypatch, ROUND_11, script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2
