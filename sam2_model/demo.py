@@ -187,8 +187,9 @@ def _load_model(model_name: str, checkpoint: Optional[str], device: str):
     return model, weights
 
 
-# robust since round 11 (issue 25: J&F and identity switches better beyond noise on the dev set and on
-# two of three test sets of generated videos, docs/benchmarks.md); the node's default stays official.
+# robust since round 11 (issue 25: J&F, identity switches and, since round 12, returns found better
+# beyond noise on the dev set and the largest test set of generated videos, docs/benchmarks.md); the
+# node's default stays official.
 DEMO_MEMORY_POLICY = "robust"
 
 
@@ -307,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--memory-policy", default=DEMO_MEMORY_POLICY,
                         help="robust (default: for long streams; Kalman box filter, motion- and colour-checked "
-                             "re-appearances, appearance memory) or official (SAM 2 exactly); components and "
+                             "re-appearances, just-lost objects reacquired by colour, appearance memory) or "
+                             "official (SAM 2 exactly); components and "
                              "thresholds: robust:<components>,name=value (docs/robust_memory.md)")
     return parser
 
