@@ -15,7 +15,6 @@ trajectory as it is: no tracking feedback).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -26,9 +25,8 @@ import sam2_model
 from sam2_model.colour_check import colour_distance, mask_colours
 from sam2_model.robust_memory import mask_boxes
 from sam2_model.transforms import resize_logits
-from sam2_ros.evaluation.davis import list_sequences, read_sequence
-from sam2_ros.evaluation.prompts import PromptKind, prompts_for_new_objects
 from sam2_ros.evaluation.scoring import identity_switched
+from switch_onsets import probed_tracking, studied_sequences, study_parser
 
 ROUND_11 = "robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift"
 
@@ -57,64 +55,49 @@ def _centre(box) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], float)
 
 
+def _unblanked(tracker, states, prediction):
+    """Per object: the object score, the unblanked mask, its colour distance and its reach."""
+    unblanked = prediction.unblanked_low_res
+    colours = mask_colours(unblanked, tracker._frame.colours).cpu().numpy()
+    boxes = mask_boxes(unblanked).cpu().numpy()
+    probed = {}
+    for row, state in enumerate(states):
+        robust, box = state.robust, boxes[row]
+        distance = reach = None
+        if robust is not None and robust.colour is not None and np.all(np.isfinite(colours[row])):
+            distance = colour_distance(robust.colour, colours[row])
+        if robust is not None and box[4] and robust.last_box is not None:
+            references = [robust.last_box] + ([robust.kalman.peek()] if robust.kalman is not None else [])
+            reach = min(np.hypot(*(_centre(box) - _centre(r))) for r in references) / robust.last_size
+        probed[state.obj_id] = (float(prediction.object_score_logits[row]), unblanked[row, 0].clone(), distance, reach)
+    return probed
+
+
 def track(model, policy: str, sequence) -> List[ScoredAbsent]:
-    tracker = sam2_model.StreamingTracker(model, memory_policy=policy)
-    seen = {}
-    original = tracker._apply_robust_policy
-
-    def recording(states, prediction):
-        seen.clear()
-        unblanked = prediction.unblanked_low_res
-        colours = mask_colours(unblanked, tracker._frame.colours).cpu().numpy()
-        boxes = mask_boxes(unblanked).cpu().numpy()
-        for row, state in enumerate(states):
-            robust, box = state.robust, boxes[row]
-            distance = reach = None
-            if robust is not None and robust.colour is not None and np.all(np.isfinite(colours[row])):
-                distance = colour_distance(robust.colour, colours[row])
-            if robust is not None and box[4] and robust.last_box is not None:
-                references = [robust.last_box] + ([robust.kalman.peek()] if robust.kalman is not None else [])
-                reach = min(np.hypot(*(_centre(box) - _centre(r))) for r in references) / robust.last_size
-            seen[state.obj_id] = (float(prediction.object_score_logits[row]), unblanked[row, 0].clone(),
-                                  distance, reach)
-        return original(states, prediction)
-
-    tracker._apply_robust_policy = recording
-    prompted: set = set()
     found = []
-    for frame in sequence:
-        seen.clear()
-        result = tracker.track(frame.image)
+    for frame, result, probed in probed_tracking(model, policy, sequence, _unblanked):
         labels = frame.gt_labels
         if labels is None:
             continue
         for obj_id, mask in zip(result.obj_ids, result.masks):
-            if obj_id not in seen or mask.any() or seen[obj_id][0] > 0:
+            if obj_id not in probed or mask.any() or probed[obj_id][0] > 0:
                 continue  # prompted now, output not empty, or emptied by the policy (not by the model)
-            score, logits, distance, reach = seen[obj_id]
+            score, logits, distance, reach = probed[obj_id]
             full = resize_logits(logits[None, None], tuple(frame.size))[0, 0].numpy() > 0
             truth = labels == obj_id
             iou = float((full & truth).sum() / max(1, (full | truth).sum()))
             found.append(ScoredAbsent(score, bool(truth.any()), iou,
                                       identity_switched(full, labels, obj_id, sequence.void_label), distance, reach))
-        for prompt in prompts_for_new_objects(labels, prompted, PromptKind.MASK, sequence.void_label):
-            prompted.add(prompt.obj_id)
-            tracker.add_prompt(prompt.obj_id, **prompt.tracker_kwargs())
     return found
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--davis", required=True)
-    parser.add_argument("--first", type=int, default=0)
-    parser.add_argument("--count", type=int, default=80)
-    parser.add_argument("--policy", default=ROUND_11, help="a robust memory_policy string")
-    args = parser.parse_args()
+    args = study_parser(__doc__.splitlines()[0], ROUND_11).parse_args()
     model = sam2_model.build_model("default")
     found: List[ScoredAbsent] = []
     with torch.inference_mode():
-        for name in list_sequences(args.davis)[args.first:args.first + args.count]:
-            found += track(model, args.policy, read_sequence(args.davis, name))
+        for _, sequence in studied_sequences(args):
+            found += track(model, args.policy, sequence)
     visible = [f for f in found if f.object_visible]
     print(f"{len(found)} frames scored absent: object visible on {len(visible)}, hidden on {len(found) - len(visible)}; "
           f"the chosen mask on the target (IoU > 0.3, no switch) on {sum(f.on_target for f in visible)}")

@@ -60,33 +60,41 @@ def owner(mask: np.ndarray, labels: np.ndarray) -> int:
     return int(ids[counts.argmax()])
 
 
-def track_sequence(model, policy: str, sequence):
-    """Per frame: the ground truth, the output masks by object, and the model's raw output by object."""
+def probed_tracking(model, policy: str, sequence, probe):
+    """Tracks ``sequence`` under ``policy`` with mask prompts on each object's first ground-truth
+    frame (as ``sam2-eval``); ``probe(tracker, states, prediction)`` sees each frame's batched
+    prediction before the policy acts and returns a dict by object id. Yields (frame, tracking
+    result, that dict) per frame, before the frame's prompts are added."""
     tracker = sam2_model.StreamingTracker(model, memory_policy=policy)
-    raw = {}
+    probed = {}
     original = tracker._apply_robust_policy
 
     def recording(states, prediction):
-        raw.clear()
-        for row, state in enumerate(states):
-            raw[state.obj_id] = (prediction.candidate_logits[row].clone(), prediction.candidate_ious[row].clone(),
-                                 float(prediction.object_score_logits[row]), float(prediction.iou_scores[row]))
+        probed.update(probe(tracker, states, prediction))
         return original(states, prediction)
 
     tracker._apply_robust_policy = recording
     prompted: set = set()
-    frames = []
     for frame in sequence:
-        raw.clear()
+        probed.clear()
         result = tracker.track(frame.image)
-        masks = {i: m.numpy() for i, m in zip(result.obj_ids, result.masks)}
-        model_raw = dict(raw)
-        frames.append((frame.gt_labels, masks, model_raw, frame.size))
+        yield frame, result, dict(probed)
         if frame.gt_labels is not None:
             for prompt in prompts_for_new_objects(frame.gt_labels, prompted, PromptKind.MASK, sequence.void_label):
                 prompted.add(prompt.obj_id)
                 tracker.add_prompt(prompt.obj_id, **prompt.tracker_kwargs())
-    return frames
+
+
+def _model_output(tracker, states, prediction):
+    return {state.obj_id: (prediction.candidate_logits[row].clone(), prediction.candidate_ious[row].clone(),
+                           float(prediction.object_score_logits[row]), float(prediction.iou_scores[row]))
+            for row, state in enumerate(states)}
+
+
+def track_sequence(model, policy: str, sequence):
+    """Per frame: the ground truth, the output masks by object, and the model's raw output by object."""
+    return [(frame.gt_labels, {i: m.numpy() for i, m in zip(result.obj_ids, result.masks)}, model_raw, frame.size)
+            for frame, result, model_raw in probed_tracking(model, policy, sequence, _model_output)]
 
 
 def onsets(frames, void_label):
@@ -253,7 +261,8 @@ def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.
 
 
 def study_parser(description: str, policy: str) -> argparse.ArgumentParser:
-    """The arguments of a study over a DAVIS-format set (this tool's and tools/withheld_returns.py's):
+    """The arguments of a study over a DAVIS-format set (this tool's, tools/withheld_returns.py's and
+    tools/scored_absent.py's):
     the set, which of its sequences (``--first``, ``--count``) and the memory policy."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--davis", type=Path, required=True)
