@@ -138,7 +138,9 @@ class NodeProcess:
         # One intra-op thread: the node and the test process share two cores, and oversubscribed
         # OpenMP threads make PyTorch several times slower. Reference trackers in the test process
         # run under `single_thread()` too, so both compute in the same order.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        # PYTHONFAULTHANDLER: a node that does not exit on SIGINT is sent SIGABRT (``stop``), and
+        # Python then writes every thread's stack to the log, which a failing test prints.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
     def alive(self) -> bool:
@@ -150,14 +152,19 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGINT (as Ctrl-C would), then kill if it does not exit; returns the exit code."""
+        """SIGINT (as Ctrl-C would); if it does not exit, SIGABRT (its threads' stacks go to the
+        log), then kill; returns the exit code."""
         if self.alive():
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                self.process.send_signal(signal.SIGABRT)
+                try:
+                    self.process.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(5)
         self._log.close()
         return self.process.returncode
 

@@ -114,7 +114,7 @@ def test_lifecycle_transitions_and_parameter_checks(model_files, tmp_path):  # n
     finally:
         client.close()
         code = process.stop()
-    assert code == 0, process.log()[-2000:]
+    assert code == 0, process.log()[-6000:]
     assert "Traceback" not in process.log()
 
 
@@ -128,7 +128,7 @@ def test_autostart_reaches_active_and_ctrl_c_exits_cleanly(model_files, tmp_path
     finally:
         client.close()
         code = process.stop()
-    assert code == 0, process.log()[-2000:]
+    assert code == 0, process.log()[-6000:]
     assert "Traceback" not in process.log()
 
 
