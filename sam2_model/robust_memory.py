@@ -109,7 +109,7 @@ class Observation:
     object_score: float
     covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
     colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
-    unblanked: Optional["Unblanked"] = None  # reacquire: the mask before an absent object was blanked
+    unblanked: Optional[Unblanked] = None  # reacquire: the mask before an absent object was blanked
 
     @property
     def measured_colour(self) -> Optional[np.ndarray]:
@@ -345,7 +345,7 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
         x0, y0, x1, y1, present, score, iou, share = row[:8]
         box = np.array([x0, y0, x1, y1]) if present else None
         unblanked = None
-        if unblanked_logits is not None:
+        if unblanked_logits is not None:  # its columns follow the chosen mask's 11
             ux0, uy0, ux1, uy1, unblanked_present = row[11:16]
             unblanked_colour = row[16:19]
             unblanked = Unblanked(np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None,

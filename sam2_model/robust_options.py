@@ -123,10 +123,10 @@ class RobustMemoryOptions:
             colour (mean RGB within ``reacquire_max_distance`` of the remembered one) and lies
             near where the object can be (its centre within ``reacquire_gate`` box sizes of the
             predicted or last seen centre, however long it has been hidden; also on the first
-            frame the model loses it): the output is that mask, the
-            object-score logit's sign is flipped, and the frame enters memory as a visible one
-            (with the pointer the model made before gating it). Needs kalman and a remembered
-            colour (the colour check's, kept whenever this component is on). Opt-in.
+            frame the model loses it): the output is that mask, the object-score logit's sign is
+            flipped, and the frame enters memory as a visible one (with the pointer the model
+            made before gating it). Needs kalman and a remembered colour (the colour check's,
+            kept whenever this component is on). In ``robust`` since round 12.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -231,9 +231,10 @@ class RobustMemoryOptions:
     # Round 12 (docs/benchmarks.md): thresholds read off the frames the model scored absent on dev
     # 0-79 (tools/scored_absent.py: score >= -1 and distance <= 40 take 22 masks touching the target,
     # 11 off it and 9 while the object is hidden, before any tracking feedback); the fixed reach of 3
-    # sizes after a look-alike was followed in the motion gate's growing one. On the 200 dev videos over round 11's robust: J&F +0.001 [-0.003,
-    # +0.005], returns found 1,143 -> 1,189 (on the target 992 -> 1,025, +0.08 per object [+0.01,
-    # +0.15]), switches 353 -> 381 (within noise); score -0.5 and a reach of 2 did no better.
+    # sizes after a look-alike was followed in the motion gate's growing one. On the 200 dev videos,
+    # over round 11's robust: J&F +0.001 [-0.003, +0.005], returns found 1,143 -> 1,189 (on the
+    # target 992 -> 1,025, +0.08 per object [+0.01, +0.15]), switches 353 -> 381 (within noise);
+    # score -0.5 and a reach of 2 did no better.
     reacquire: bool = True
     reacquire_min_score: float = -1.0
     reacquire_max_distance: float = 40.0

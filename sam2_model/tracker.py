@@ -488,10 +488,9 @@ class StreamingTracker:
         present (their unblanked masks and ungated pointers, the object-score logit's sign
         flipped), for the output and for the memory encoder."""
         rows = torch.tensor(reacquired, device=prediction.low_res_masks.device)
-        low_res, high_res = prediction.low_res_masks.clone(), prediction.high_res_masks.clone()
+        low_res = prediction.low_res_masks.clone()
         low_res[rows] = prediction.unblanked_low_res[rows].to(low_res.dtype)
-        high_res[rows] = F.interpolate(low_res[rows], size=tuple(high_res.shape[-2:]), mode="bilinear",
-                                       align_corners=False).to(high_res.dtype)
+        high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
         scores = prediction.object_score_logits.clone()
         # A score of exactly 0 counts as absent (> 0 is present): the flipped score stays above it.
         scores[rows] = scores[rows].abs().clamp(min=torch.finfo(scores.dtype).tiny)
@@ -509,9 +508,7 @@ class StreamingTracker:
         low_res, rows = keep_components_near(prediction.low_res_masks, regions, NO_OBJECT_LOGIT)
         if not rows:
             return prediction
-        high_res = prediction.high_res_masks.clone()
-        high_res[rows] = F.interpolate(low_res[rows], size=tuple(high_res.shape[-2:]), mode="bilinear",
-                                       align_corners=False).to(high_res.dtype)
+        high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
         return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
 
     def _memory_batch(self, states: List[ObjectMemory], frame_index: int) -> MemoryBatch:
@@ -579,6 +576,15 @@ class StreamingTracker:
                           min(max(x1 * width / side, 0.0), width), min(max(y1 * height / side, 0.0), height)))
         return boxes
 
+
+
+def _upsampled_rows(high_res: torch.Tensor, low_res: torch.Tensor, rows) -> torch.Tensor:
+    """``high_res`` with the given rows replaced by the decoder's upsampling of the changed low-res
+    logits (as ``predict_masks`` makes them), for the memory encoder."""
+    high_res = high_res.clone()
+    high_res[rows] = F.interpolate(low_res[rows], size=tuple(high_res.shape[-2:]), mode="bilinear",
+                                   align_corners=False).to(high_res.dtype)
+    return high_res
 
 
 def _rows(prediction: MaskPrediction, start: int, stop: int) -> MaskPrediction:

@@ -99,8 +99,8 @@ def main() -> None:
         for _, sequence in studied_sequences(args):
             found += track(model, args.policy, sequence)
     visible = [f for f in found if f.object_visible]
-    print(f"{len(found)} frames scored absent: object visible on {len(visible)}, hidden on {len(found) - len(visible)}; "
-          f"the chosen mask on the target (IoU > 0.3, no switch) on {sum(f.on_target for f in visible)}")
+    print(f"{len(found)} frames scored absent: object visible on {len(visible)}, "
+          f"hidden on {len(found) - len(visible)}; the chosen mask on the target (IoU > 0.3, no switch) on {sum(f.on_target for f in visible)}")
     for min_score in (-0.5, -1.0, -2.0):
         for max_distance in (25.0, 40.0, 55.0):
             taken = [f for f in found if f.taken(min_score, max_distance, reach=3.0)]
