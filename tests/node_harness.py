@@ -50,6 +50,7 @@ from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_im
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.srv import AddObject, RemoveObject
 
+from child_process import FAULT_HANDLER, stop_process
 from parity_sessions import STREAM_FILES, load_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,9 +139,7 @@ class NodeProcess:
         # One intra-op thread: the node and the test process share two cores, and oversubscribed
         # OpenMP threads make PyTorch several times slower. Reference trackers in the test process
         # run under `single_thread()` too, so both compute in the same order.
-        # PYTHONFAULTHANDLER: a node that does not exit on SIGINT is sent SIGABRT (``stop``), and
-        # Python then writes every thread's stack to the log, which a failing test prints.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **FAULT_HANDLER}
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
     def alive(self) -> bool:
@@ -152,19 +151,9 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGINT (as Ctrl-C would); if it does not exit, SIGABRT (its threads' stacks go to the
-        log), then kill; returns the exit code."""
-        if self.alive():
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGABRT)
-                try:
-                    self.process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(5)
+        """SIGINT (as Ctrl-C would); then, if need be, SIGABRT and kill (``stop_process``); returns
+        the exit code."""
+        stop_process(self.process, signal.SIGINT, timeout_s)
         self._log.close()
         return self.process.returncode
 

@@ -15,6 +15,8 @@ import pytest
 
 from sam2_server.client import TrackerClient
 
+from child_process import FAULT_HANDLER, stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
 LONG_STREAM_TIMEOUT_S = 600.0
@@ -47,7 +49,7 @@ class ServerProcess:
         # One torch thread, as the tests' in-process references use (torch_threads_as_the_server):
         # results are bit-identical only at the same thread count.
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   OMP_NUM_THREADS=str(SERVER_TORCH_THREADS))
+                   OMP_NUM_THREADS=str(SERVER_TORCH_THREADS), **FAULT_HANDLER)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "sam2_server", "--bind", self.endpoint, *self.args],
                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -88,14 +90,7 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, signal.SIGTERM, 30.0)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ TrackerClient = pytest.importorskip("sam2_server.client").TrackerClient
 
 from node_harness import (REPO, check_frame_consistency, expected_objects, model_files,  # noqa: F401
                           one_torch_thread, prompt_msg, stamp_of, start_node)
+from child_process import FAULT_HANDLER, stop_process
 from parity_sessions import apply_event, make_tracker
 
 pytestmark = pytest.mark.ros
@@ -65,7 +66,7 @@ class ServerProcess:
         self._log = open(log_path, "a")
         args = [sys.executable, "-m", "sam2_server", *arguments]
         # One intra-op thread, as the nodes under test and the reference trackers here run.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **FAULT_HANDLER}
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
     def wait_ready(self, timeout_s: float = SERVER_START_TIMEOUT_S, curve=None) -> None:
@@ -84,13 +85,7 @@ class ServerProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, signal.SIGINT, 15.0)
         self._log.close()
 
 
