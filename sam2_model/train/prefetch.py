@@ -65,7 +65,11 @@ class StepDataPrefetcher:
         return result.get()
 
     def close(self) -> None:
-        self._pool.terminate()
+        # The steps in flight (at most ``lookahead``, about 0.1 s each) finish first: terminate()
+        # kills a worker that may be writing its result, and the pool's result thread then waits
+        # forever on the half-written message (CPython's Pool; it hung a CI run once).
+        self._pending.clear()
+        self._pool.close()
         self._pool.join()
 
     def __enter__(self) -> "StepDataPrefetcher":
