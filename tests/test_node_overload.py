@@ -112,7 +112,11 @@ def test_latency_stays_bounded_and_drops_are_reported_under_overload(running, mo
     # those that come while the executor waits for the CPU (seen: 235 of 600).
     assert received >= 3 * processed, f"received {received} of {count}, processed {processed}"
     assert dropped > 0 and done + dropped == received, diagnostics
-    assert done == processed
+    # Each processed frame was published once. The outputs are reliable but keep-last 5 (a live
+    # node must not block on a slow reader), so a reader starved of CPU by its own 100 Hz
+    # publishing can miss a few (seen: 3 of 110); it can never see more than were published.
+    missed = done - processed
+    assert 0 <= missed <= max(2, done // 20), f"node processed {done}, the test received {processed}"
     assert diagnostics["state"] == "active"
     warn = [d for d in client.diagnostics if d.status[0].level == DiagnosticStatus.WARN]
     assert any("falling behind" in d.status[0].message for d in warn), "no WARN while falling behind"
