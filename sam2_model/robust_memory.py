@@ -135,6 +135,7 @@ class RobustObjectState:
     kalman: Optional[BoxKalman] = None
     frames_hidden: int = 0              # frames since the object was last accepted as visible
     last_size: float = 0.0              # larger side of the last accepted box
+    steady_size: float = 0.0            # steady_size: largest side seen lately (decays per accepted frame)
     last_box: Optional[np.ndarray] = None  # the last accepted box
     predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
@@ -150,6 +151,7 @@ class RobustObjectState:
         self.predicted_box = None
         self.needs_prompt_box = True
         self.pending_box = None
+        self.steady_size = 0.0
         self.colour = None
         if self.appearance is not None:
             self.appearance.clear()
@@ -178,8 +180,18 @@ class RobustObjectState:
             self.appearance = AppearanceMemory(options.appearance_slots, options.appearance_interval)
         if box is not None and options.kalman:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
-            self.last_size = _larger_side(box)
-            self.last_box = np.asarray(box, float)
+            self._accept_box(box, options)
+
+    def _accept_box(self, box: np.ndarray, options: RobustMemoryOptions) -> None:
+        self.last_size = _larger_side(box)
+        self.steady_size = max(self.last_size, self.steady_size * options.size_decay)
+        self.last_box = np.asarray(box, float)
+
+    def gate_size(self, options: RobustMemoryOptions) -> float:
+        """The gates' unit of distance: the last accepted box's larger side, or with steady_size
+        the largest side seen lately (an object sliding behind an occluder or out of the frame
+        shrinks to a sliver on its last frames; its true size is what bounds where it returns)."""
+        return self.steady_size if options.steady_size else self.last_size
 
 
 def _larger_side(box: np.ndarray) -> float:
@@ -229,8 +241,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         elif options.kalman:
             state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
         state.frames_hidden = 0
-        state.last_size = _larger_side(seen.box)
-        state.last_box = np.asarray(seen.box, float)
+        state._accept_box(seen.box, options)
         state.predicted_box = None
     else:
         state.frames_hidden += 1
@@ -263,7 +274,7 @@ def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarra
         distance = min(distance, np.hypot(*(centre - _centre_size(state.last_box)[:2])))
     if limit is None:
         limit = gate_limit(state.frames_hidden, options)
-    return distance <= limit * state.last_size
+    return distance <= limit * state.gate_size(options)
 
 
 def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],

@@ -26,10 +26,10 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift", "reacquire")
+              "colour_drift", "reacquire", "steady_size")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire; memory_gate, jump_gate, component_gate, return_gate,
-# confirmed_return and return_onto_other are opt-in: see RobustMemoryOptions).
+# confirmed_return, return_onto_other and steady_size are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -127,6 +127,12 @@ class RobustMemoryOptions:
             flipped, and the frame enters memory as a visible one (with the pointer the model
             made before gating it). Needs kalman and a remembered colour (the colour check's,
             kept whenever this component is on). In ``robust`` since round 12.
+        steady_size: the gates' box size (the unit of the motion, jump and reacquire gates'
+            distances) is the largest larger side of the object's accepted boxes, shrinking by
+            ``size_decay`` per accepted frame, rather than the last accepted box's: an object
+            that slides behind an occluder or out of the frame shrinks to a sliver on its last
+            visible frames, and a reach measured in that sliver refused its return. A prompt
+            restarts it from the prompted mask. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -175,6 +181,9 @@ class RobustMemoryOptions:
             unblanked mask's centre from the predicted or last seen centre (fixed: the motion
             gate's reach grows while the object is hidden, and a look-alike of the object's colour
             wandering into that reach was reacquired and followed on the dev set).
+        size_decay: steady size: factor (in (0, 1]) applied to the remembered size on each
+            accepted frame before the frame's own larger side may replace it (1: the largest
+            side ever accepted).
     """
 
     kalman: bool = True
@@ -239,6 +248,8 @@ class RobustMemoryOptions:
     reacquire_min_score: float = -1.0
     reacquire_max_distance: float = 40.0
     reacquire_gate: float = 3.0
+    steady_size: bool = False
+    size_decay: float = 0.9
 
     def problems(self) -> List[str]:
         found = []
@@ -253,6 +264,8 @@ class RobustMemoryOptions:
         if self.reacquire_min_score > 0:
             found.append(f"reacquire_min_score {self.reacquire_min_score} must be <= 0 (it takes frames the model "
                          f"scored absent)")
+        if not 0 < self.size_decay <= 1:
+            found.append(f"size_decay {self.size_decay} must be within (0, 1]")
         if not 0 < self.colour_rate <= 1:
             found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
         for name in ("appearance_slots", "appearance_interval"):
