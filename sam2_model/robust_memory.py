@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -97,6 +97,7 @@ class Unblanked:
 
     box: Optional[np.ndarray]      # None: that mask is empty too
     colour: Optional[np.ndarray]   # mean RGB under it; None where it is empty
+    on_edge: bool = False          # its box touches the mask grid's edge
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Observation:
     covered: float = 0.0          # share of the mask on other tracked objects' masks (return_onto_other)
     colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
     unblanked: Optional[Unblanked] = None  # reacquire: the mask before an absent object was blanked
+    on_edge: bool = False         # the mask's box touches the mask grid's edge (the frame's edge)
 
     @property
     def measured_colour(self) -> Optional[np.ndarray]:
@@ -136,6 +138,7 @@ class RobustObjectState:
     frames_hidden: int = 0              # frames since the object was last accepted as visible
     last_size: float = 0.0              # larger side of the last accepted box
     steady_size: float = 0.0            # steady_size: largest side seen lately (decays per accepted frame)
+    last_on_edge: bool = False          # the last accepted box touched the frame's edge (it may have left)
     last_box: Optional[np.ndarray] = None  # the last accepted box
     predicted_box: Optional[np.ndarray] = None  # for the current frame, while not visible
     needs_prompt_box: bool = True       # (re)start the filter from the prompt's mask on the next frame
@@ -173,16 +176,18 @@ class RobustObjectState:
         """The last frame did not accept the object as visible."""
         return self.frames_hidden > 0
 
-    def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions) -> None:
-        """Start the filter from the prompted frame's mask box (nothing when it is empty)."""
+    def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions, on_edge: bool = False) -> None:
+        """Start the filter from the prompted frame's mask box (nothing when it is empty;
+        ``on_edge``: that box touches the frame's edge)."""
         self.needs_prompt_box = False
         if options.appearance_memory and self.appearance is None:
             self.appearance = AppearanceMemory(options.appearance_slots, options.appearance_interval)
         if box is not None and options.kalman:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
-            self._accept_box(box, options)
+            self._accept_box(box, options, on_edge)
 
-    def _accept_box(self, box: np.ndarray, options: RobustMemoryOptions) -> None:
+    def _accept_box(self, box: np.ndarray, options: RobustMemoryOptions, on_edge: bool) -> None:
+        self.last_on_edge = on_edge
         self.last_size = _larger_side(box)
         self.steady_size = max(self.last_size, self.steady_size * options.size_decay)
         self.last_box = np.asarray(box, float)
@@ -208,7 +213,8 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     predicted = state.kalman.predict() if state.kalman is not None else None
     reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen, predicted, options)
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
-        seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour)
+        seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
+                                   on_edge=seen.unblanked.on_edge)
     visible = seen.visible and seen.box is not None
     rejected = False
     reappearing = state.frames_hidden > 0
@@ -241,7 +247,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         elif options.kalman:
             state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
         state.frames_hidden = 0
-        state._accept_box(seen.box, options)
+        state._accept_box(seen.box, options, seen.on_edge)
         state.predicted_box = None
     else:
         state.frames_hidden += 1
@@ -287,6 +293,10 @@ def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Option
         return False
     if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
         return False
+    if options.edge_return and state.last_on_edge and not candidate.on_edge:
+        # Last seen at the frame's edge, the object may have left the view: it comes back into
+        # view across the edge, so a mask wholly inside the frame is something else.
+        return False
     # No growth with time hidden (unlike the motion gate's): the longer the object is hidden, the
     # likelier a look-alike of its colour wanders within a growing reach.
     return _within_gate(state, candidate.box, predicted, options, options.reacquire_gate)
@@ -309,6 +319,12 @@ def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMem
     if seen.object_score >= options.confirm_min_score:
         return False
     return state.pending_box is None or box_iou(state.pending_box, seen.box) < options.confirm_min_iou
+
+
+def touches_edge(box: np.ndarray, grid_size: Tuple[int, int]) -> bool:
+    """The box (x0, y0, x1, y1, pixel edges) reaches the edge of a grid of (height, width)."""
+    height, width = grid_size
+    return bool(box[0] <= 0 or box[1] <= 0 or box[2] >= width or box[3] >= height)
 
 
 def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
@@ -351,6 +367,7 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
     if unblanked_logits is not None:
         columns += [mask_boxes(unblanked_logits).to(device), unblanked_colours.reshape(-1, 3).float().to(device)]
     numbers = torch.cat(columns, dim=1).cpu().numpy()
+    grid_size = tuple(prediction_logits.shape[-2:])
     found = []
     for row in numbers:
         x0, y0, x1, y1, present, score, iou, share = row[:8]
@@ -359,10 +376,12 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
         if unblanked_logits is not None:  # its columns follow the chosen mask's 11
             ux0, uy0, ux1, uy1, unblanked_present = row[11:16]
             unblanked_colour = row[16:19]
-            unblanked = Unblanked(np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None,
-                                  unblanked_colour if np.all(np.isfinite(unblanked_colour)) else None)
+            unblanked_box = np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None
+            unblanked = Unblanked(unblanked_box, unblanked_colour if np.all(np.isfinite(unblanked_colour)) else None,
+                                  unblanked_box is not None and touches_edge(unblanked_box, grid_size))
         found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
-                                 np.array(row[8:11]) if measured else None, unblanked))
+                                 np.array(row[8:11]) if measured else None, unblanked,
+                                 box is not None and touches_edge(box, grid_size)))
     return found
 
 

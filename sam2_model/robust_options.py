@@ -26,10 +26,10 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift", "reacquire", "steady_size")
+              "colour_drift", "reacquire", "steady_size", "edge_return")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire; memory_gate, jump_gate, component_gate, return_gate,
-# confirmed_return, return_onto_other and steady_size are opt-in: see RobustMemoryOptions).
+# confirmed_return, return_onto_other, steady_size and edge_return are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -133,6 +133,10 @@ class RobustMemoryOptions:
             that slides behind an occluder or out of the frame shrinks to a sliver on its last
             visible frames, and a reach measured in that sliver refused its return. A prompt
             restarts it from the prompted mask. Opt-in.
+        edge_return: an object whose last accepted box touched the frame's edge may have left
+            the view, and comes back into it across the edge: reacquire then takes only a mask
+            whose box touches the edge too (on the dev set a look-alike inside the frame was
+            reacquired for an object that had just left it, and followed to the end). Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -249,6 +253,7 @@ class RobustMemoryOptions:
     reacquire_max_distance: float = 40.0
     reacquire_gate: float = 3.0
     steady_size: bool = False
+    edge_return: bool = False
     size_decay: float = 0.9
 
     def problems(self) -> List[str]:

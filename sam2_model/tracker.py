@@ -34,7 +34,7 @@ from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, ga
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .return_evidence import covered_shares
-from .robust_memory import Decision, RobustObjectState, decide, mask_boxes, observations
+from .robust_memory import Decision, RobustObjectState, decide, mask_boxes, observations, touches_edge
 from .robust_options import RobustMemoryOptions, parse_memory_policy
 from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions, TrackerOptionsError
@@ -449,9 +449,11 @@ class StreamingTracker:
         if fresh:  # the filter starts from the prompted mask (the output kept since the prompt)
             prompted = torch.stack([states[row].output.low_res_logits for row in fresh])
             boxes = mask_boxes(prompted).cpu().numpy()
+            grid_size = tuple(prompted.shape[-2:])
             for row, numbers in zip(fresh, boxes):
                 states[row].robust = states[row].robust or RobustObjectState()
-                states[row].robust.start(numbers[:4] if numbers[4] else None, options)
+                box = numbers[:4] if numbers[4] else None
+                states[row].robust.start(box, options, box is not None and touches_edge(box, grid_size))
         if options.component_gate:
             prediction = self._keep_expected_components(states, prediction)
         covered = None
