@@ -98,6 +98,7 @@ class Unblanked:
     box: Optional[np.ndarray]      # None: that mask is empty too
     colour: Optional[np.ndarray]   # mean RGB under it; None where it is empty
     on_edge: bool = False          # its box touches the mask grid's edge
+    area: Optional[float] = None   # its cells in the mask grid (None: not counted)
 
 
 @dataclass
@@ -112,6 +113,8 @@ class Observation:
     colour: Optional[np.ndarray] = None  # mean RGB (0-255) under the mask (colour_check); None: not measured
     unblanked: Optional[Unblanked] = None  # reacquire: the mask before an absent object was blanked
     on_edge: bool = False         # the mask's box touches the mask grid's edge (the frame's edge)
+    area: Optional[float] = None  # the mask's cells in the grid (steady_size: how well it fills its box;
+    #                               None: not counted, the box is taken as it is)
 
     @property
     def measured_colour(self) -> Optional[np.ndarray]:
@@ -186,10 +189,16 @@ class RobustObjectState:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
             self._accept_box(box, options, on_edge)
 
-    def _accept_box(self, box: np.ndarray, options: RobustMemoryOptions, on_edge: bool) -> None:
+    def _accept_box(self, box: np.ndarray, options: RobustMemoryOptions, on_edge: bool,
+                    area: Optional[float] = None) -> None:
+        """Remember an accepted box (``area``: its mask's cells; None: not counted, trusted)."""
         self.last_on_edge = on_edge
         self.last_size = _larger_side(box)
-        self.steady_size = max(self.last_size, self.steady_size * options.size_decay)
+        self.steady_size *= options.size_decay
+        # A mask scattered over a large box (stray cells far apart: seen on dev, a 35 x 38 box
+        # holding 87 cells of an object 11 cells across) says nothing of the object's size.
+        if area is None or area >= options.size_min_fill * _box_area(box):
+            self.steady_size = max(self.steady_size, self.last_size)
         self.last_box = np.asarray(box, float)
 
     def gate_size(self, options: RobustMemoryOptions) -> float:
@@ -197,6 +206,10 @@ class RobustObjectState:
         the largest side seen lately (an object sliding behind an occluder or out of the frame
         shrinks to a sliver on its last frames; its true size is what bounds where it returns)."""
         return self.steady_size if options.steady_size else self.last_size
+
+
+def _box_area(box: np.ndarray) -> float:
+    return float(box[2] - box[0]) * float(box[3] - box[1])
 
 
 def _larger_side(box: np.ndarray) -> float:
@@ -214,7 +227,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen, predicted, options)
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
-                                   on_edge=seen.unblanked.on_edge)
+                                   on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
     visible = seen.visible and seen.box is not None
     rejected = False
     reappearing = state.frames_hidden > 0
@@ -247,7 +260,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
         elif options.kalman:
             state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
         state.frames_hidden = 0
-        state._accept_box(seen.box, options, seen.on_edge)
+        state._accept_box(seen.box, options, seen.on_edge, seen.area)
         state.predicted_box = None
     else:
         state.frames_hidden += 1
@@ -328,8 +341,9 @@ def touches_edge(box: np.ndarray, grid_size: Tuple[int, int]) -> bool:
 
 
 def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
-    """``[N, 1, h, w]`` logits -> ``[N, 5]``: the box (x0, y0, x1, y1, pixel edges) of each mask
-    (logits > 0) and 1 where the mask is not empty (else the box is zeros). On the logits' device."""
+    """``[N, 1, h, w]`` logits -> ``[N, 6]``: the box (x0, y0, x1, y1, pixel edges) of each mask
+    (logits > 0), 1 where the mask is not empty (else the box is zeros) and its cells. On the
+    logits' device."""
     mask = logits[:, 0] > 0
     rows, cols = mask.any(dim=2), mask.any(dim=1)  # [N, h], [N, w]
 
@@ -343,7 +357,7 @@ def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
     y0, y1 = span(rows)
     present = rows.any(dim=1)
     boxes = torch.stack([x0, y0, x1, y1], dim=1) * present[:, None]
-    return torch.cat([boxes.float(), present[:, None].float()], dim=1)
+    return torch.cat([boxes.float(), present[:, None].float(), mask.sum(dim=(1, 2))[:, None].float()], dim=1)
 
 
 def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor,
@@ -370,18 +384,19 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
     grid_size = tuple(prediction_logits.shape[-2:])
     found = []
     for row in numbers:
-        x0, y0, x1, y1, present, score, iou, share = row[:8]
+        x0, y0, x1, y1, present, area, score, iou, share = row[:9]
         box = np.array([x0, y0, x1, y1]) if present else None
         unblanked = None
-        if unblanked_logits is not None:  # its columns follow the chosen mask's 11
-            ux0, uy0, ux1, uy1, unblanked_present = row[11:16]
-            unblanked_colour = row[16:19]
+        if unblanked_logits is not None:  # its columns follow the chosen mask's 12
+            ux0, uy0, ux1, uy1, unblanked_present, unblanked_area = row[12:18]
+            unblanked_colour = row[18:21]
             unblanked_box = np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None
             unblanked = Unblanked(unblanked_box, unblanked_colour if np.all(np.isfinite(unblanked_colour)) else None,
-                                  unblanked_box is not None and touches_edge(unblanked_box, grid_size))
+                                  unblanked_box is not None and touches_edge(unblanked_box, grid_size),
+                                  float(unblanked_area))
         found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
-                                 np.array(row[8:11]) if measured else None, unblanked,
-                                 box is not None and touches_edge(box, grid_size)))
+                                 np.array(row[9:12]) if measured else None, unblanked,
+                                 box is not None and touches_edge(box, grid_size), float(area)))
     return found
 
 

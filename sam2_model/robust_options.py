@@ -131,8 +131,9 @@ class RobustMemoryOptions:
             distances) is the largest larger side of the object's accepted boxes, shrinking by
             ``size_decay`` per accepted frame, rather than the last accepted box's: an object
             that slides behind an occluder or out of the frame shrinks to a sliver on its last
-            visible frames, and a reach measured in that sliver refused its return. A prompt
-            restarts it from the prompted mask. Opt-in.
+            visible frames, and a reach measured in that sliver refused its return. A frame whose
+            mask fills less than ``size_min_fill`` of its box (stray cells far apart) does not
+            raise it. A prompt restarts it from the prompted mask. Opt-in.
         edge_return: an object whose last accepted box touched the frame's edge may have left
             the view, and comes back into it across the edge: reacquire then takes only a mask
             whose box touches the edge too (on the dev set a look-alike inside the frame was
@@ -188,6 +189,8 @@ class RobustMemoryOptions:
         size_decay: steady size: factor (in (0, 1]) applied to the remembered size on each
             accepted frame before the frame's own larger side may replace it (1: the largest
             side ever accepted).
+        size_min_fill: steady size: least share of its box a mask must fill for its box to
+            raise the remembered size.
     """
 
     kalman: bool = True
@@ -255,6 +258,7 @@ class RobustMemoryOptions:
     steady_size: bool = False
     edge_return: bool = False
     size_decay: float = 0.9
+    size_min_fill: float = 0.25  # fixed before any result: the generated shapes fill 0.3-0.8 of their box
 
     def problems(self) -> List[str]:
         found = []
@@ -263,7 +267,7 @@ class RobustMemoryOptions:
                      "reacquire_gate"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
-        for name in ("confirm_min_iou", "onto_other_min_share"):
+        for name in ("confirm_min_iou", "onto_other_min_share", "size_min_fill"):
             if not 0 <= getattr(self, name) <= 1:
                 found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
         if self.reacquire_min_score > 0:

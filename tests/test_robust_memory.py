@@ -41,8 +41,8 @@ def test_mask_boxes_are_pixel_edges():
     logits = torch.full((2, 1, 8, 8), -1.0)
     logits[0, 0, 2:5, 3:7] = 1.0  # rows 2-4, columns 3-6
     boxes = mask_boxes(logits)
-    assert boxes[0].tolist() == [3.0, 2.0, 7.0, 5.0, 1.0]
-    assert boxes[1].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # empty
+    assert boxes[0].tolist() == [3.0, 2.0, 7.0, 5.0, 1.0, 12.0]  # and its 12 cells
+    assert boxes[1].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # empty
 
 
 # ---------------------------------------------------------------- decisions

@@ -59,8 +59,16 @@ def test_steady_size_remembers_the_size_before_the_object_shrank():
     assert state.steady_size == pytest.approx(12 * 0.9 ** 4)
     assert state.gate_size(options) == state.steady_size
     assert state.gate_size(parse_memory_policy("robust")) == state.last_size
-    # A box larger than the remembered size replaces it at once.
-    decide(state, coloured(box_at(30, 30, w=20), RED), options)
+    # A box larger than the remembered size replaces it at once, if the mask fills it: a mask of
+    # stray cells scattered over a large box does not (the size still decays).
+    before = state.steady_size
+    scattered = coloured(box_at(28, 30, w=30, h=30), RED)
+    scattered.area = 0.2 * 30 * 30
+    decide(state, scattered, options)
+    assert state.last_size == 30.0 and state.steady_size == pytest.approx(0.9 * before)
+    filled = coloured(box_at(30, 30, w=20), RED)
+    filled.area = 0.25 * 20 * 6
+    decide(state, filled, options)
     assert state.steady_size == 20.0
     # Without the component the size is still kept (so that switching it on mid-stream is harmless).
     plain = shrinking_then_hidden(parse_memory_policy("robust"), hidden=0)
@@ -101,7 +109,7 @@ def test_touches_edge():
     assert not touches_edge(np.array([1, 1, 47, 63]), grid)
 
 
-def test_observations_flag_masks_touching_the_grid_edge():
+def test_observations_flag_masks_touching_the_grid_edge_and_count_their_cells():
     logits = torch.full((3, 1, 16, 12), -5.0)
     logits[0, 0, 4:8, 0:3] = 5.0     # on the left edge
     logits[1, 0, 4:8, 3:6] = 5.0     # inside
@@ -112,6 +120,7 @@ def test_observations_flag_masks_touching_the_grid_edge():
                          unblanked_colours=torch.zeros(3, 3))
     assert [o.on_edge for o in found] == [True, False, False]  # the third mask is empty
     assert [o.unblanked.on_edge for o in found] == [False, True, False]
+    assert [o.area for o in found] == [12.0, 12.0, 0.0] and [o.unblanked.area for o in found] == [8.0, 6.0, 0.0]
 
 
 def left_at_the_edge(options, hidden=2):
