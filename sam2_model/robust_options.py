@@ -133,7 +133,9 @@ class RobustMemoryOptions:
             that slides behind an occluder or out of the frame shrinks to a sliver on its last
             visible frames, and a reach measured in that sliver refused its return. A frame whose
             mask fills less than ``size_min_fill`` of its box (stray cells far apart) does not
-            raise it. A prompt restarts it from the prompted mask. Opt-in.
+            raise it. With reacquire, a mask whose larger side exceeds ``reacquire_max_growth``
+            times the steady size is not reacquired. A prompt restarts it from the prompted
+            mask. Opt-in.
         edge_return: an object whose last accepted box touched the frame's edge may have left
             the view, and comes back into it across the edge: reacquire then takes only a mask
             whose box touches the edge too (on the dev set a look-alike inside the frame was
@@ -191,6 +193,8 @@ class RobustMemoryOptions:
             side ever accepted).
         size_min_fill: steady size: least share of its box a mask must fill for its box to
             raise the remembered size.
+        reacquire_max_growth: steady size with reacquire: greatest larger side of a reacquired
+            mask, in steady sizes.
     """
 
     kalman: bool = True
@@ -259,12 +263,13 @@ class RobustMemoryOptions:
     edge_return: bool = False
     size_decay: float = 0.9
     size_min_fill: float = 0.25  # fixed before any result: the generated shapes fill 0.3-0.8 of their box
+    reacquire_max_growth: float = 2.0  # fixed before any result: a hidden object does not double in size
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
                      "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance",
-                     "reacquire_gate"):
+                     "reacquire_gate", "reacquire_max_growth"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share", "size_min_fill"):
