@@ -307,8 +307,8 @@ def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Option
     if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
         return False
     if options.steady_size and _larger_side(candidate.box) > options.reacquire_max_growth * state.steady_size:
-        # A hidden object does not come back at twice its size: such a mask (seen on dev: one
-        # spread over the whole frame) is the background or something else of its colour.
+        # A hidden object does not come back at several times its size: such a mask (seen on
+        # dev: one spread over the whole frame) is the background or something else of its colour.
         return False
     if options.edge_return and state.last_on_edge and not candidate.on_edge:
         # Last seen at the frame's edge, the object may have left the view: it comes back into
