@@ -157,7 +157,7 @@ def test_memory_policy_names():
     # chosen on the dev set (appearance_memory since round 7, the colour check and drift since round 11,
     # reacquire since round 12)
     assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen", "appearance_memory",
-                                                "colour_check", "colour_drift", "reacquire"]
+                                                "colour_check", "colour_drift", "reacquire", "steady_size", "edge_return"]
     assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
     assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
     loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")

@@ -16,19 +16,21 @@ from micro_session import model, session  # noqa: F401
 from test_colour_check import RED, colour_tracked, coloured
 from test_robust_memory import box_at, seen
 
-STEADY = "robust+steady_size"
-EDGE = "robust+edge_return"
+ROUND_12 = "robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire"
+STEADY = f"{ROUND_12}+steady_size"
+EDGE = f"{ROUND_12}+edge_return"
 
 
 # ---------------------------------------------------------------- options
 
 
 def test_options():
-    assert not RobustMemoryOptions().steady_size and not RobustMemoryOptions().edge_return  # opt-in
-    options = parse_memory_policy("robust+steady_size+edge_return,size_decay=0.8")
+    assert RobustMemoryOptions().steady_size and RobustMemoryOptions().edge_return  # since round 13
+    options = parse_memory_policy("robust,size_decay=0.8")
     assert options.steady_size and options.edge_return and options.size_decay == 0.8
     assert {"steady_size", "edge_return"} <= set(options.components)
-    assert "steady_size" not in parse_memory_policy("robust").components
+    assert not ({"steady_size", "edge_return"} & set(parse_memory_policy(ROUND_12).components))
+    assert parse_memory_policy("robust:kalman+edge_return").components == ["kalman", "edge_return"]
     for bad in ("0", "1.5"):
         with pytest.raises(MemoryPolicyError, match=f"size_decay {float(bad)} must be within"):
             parse_memory_policy(f"robust+steady_size,size_decay={bad}")
@@ -58,7 +60,7 @@ def test_steady_size_remembers_the_size_before_the_object_shrank():
     # 12 on the last frame of full size, then 0.9 per accepted frame, the larger of that and the box.
     assert state.steady_size == pytest.approx(12 * 0.9 ** 4)
     assert state.gate_size(options) == state.steady_size
-    assert state.gate_size(parse_memory_policy("robust")) == state.last_size
+    assert state.gate_size(parse_memory_policy(ROUND_12)) == state.last_size
     # A box larger than the remembered size replaces it at once, if the mask fills it: a mask of
     # stray cells scattered over a large box does not (the size still decays).
     before = state.steady_size
@@ -71,11 +73,11 @@ def test_steady_size_remembers_the_size_before_the_object_shrank():
     decide(state, filled, options)
     assert state.steady_size == 20.0
     # Without the component the size is still kept (so that switching it on mid-stream is harmless).
-    plain = shrinking_then_hidden(parse_memory_policy("robust"), hidden=0)
+    plain = shrinking_then_hidden(parse_memory_policy(ROUND_12), hidden=0)
     assert plain.steady_size == pytest.approx(12 * 0.9 ** 4)
 
 
-@pytest.mark.parametrize("policy, taken", [("robust", False), (STEADY, True)])
+@pytest.mark.parametrize("policy, taken", [(ROUND_12, False), (STEADY, True), ("robust", True)])
 def test_a_return_beyond_the_slivers_reach_but_within_the_objects_is_taken(policy, taken):
     """The return lies across the motion direction from the last box (the predicted centre is no
     nearer), between the reach in sliver sizes and the reach in steady sizes."""
@@ -143,7 +145,7 @@ def just_absent(box, on_edge, score=-0.5):
     return Observation(False, None, 0.9, score, unblanked=Unblanked(np.asarray(box, float), RED.copy(), on_edge))
 
 
-@pytest.mark.parametrize("policy, inside_taken", [("robust", True), (EDGE, False)])
+@pytest.mark.parametrize("policy, inside_taken", [(ROUND_12, True), (EDGE, False), ("robust", False)])
 def test_an_object_that_left_the_view_is_reacquired_only_across_the_edge(policy, inside_taken):
     options = parse_memory_policy(policy)
     inside = box_at(12, 30)  # its colour, within the reach: a look-alike inside the frame
@@ -168,7 +170,7 @@ def test_tracker_reacquires_an_object_that_left_only_across_the_edge(model, monk
     """Object 1 (red rows) moves left until its mask touches the grid's left edge (frame 3), is
     scored absent far below the reacquire bar (frames 4-5), then just absent with its mask inside the
     frame (frame 6: a look-alike's place) and at the edge (frame 7). Under edge_return frame 6 stays
-    absent and frame 7 is reacquired; plain robust reacquires frame 6."""
+    absent and frame 7 is reacquired; round 12's robust reacquires frame 6."""
     still = (4.0, (40, 50, 10, 20))
     script = {t: [(4.0, (10, 20, 6 - 2 * t, 16 - 2 * t)), still] for t in (1, 2, 3)}
     script[4] = script[5] = [(-3.0, (10, 20, 0, 2)), still]
@@ -180,11 +182,11 @@ def test_tracker_reacquires_an_object_that_left_only_across_the_edge(model, monk
     assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False] * 3 + [True]
     assert results[6].masks[0].any() and not results[5].masks[0].any()
     assert all(bool(r.visible[1]) for r in results)  # object 2 untouched
-    _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    _, plain = colour_tracked(model, monkeypatch, ROUND_12, script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2 + [True] * 2
 
 
-@pytest.mark.parametrize("policy, taken", [("robust", True), (STEADY, False)])
+@pytest.mark.parametrize("policy, taken", [(ROUND_12, True), (STEADY, False)])
 def test_a_mask_several_times_the_objects_size_is_not_reacquired(policy, taken):
     """Just absent, the object's colour, centred where the object hid, but spread over a box more
     than ``reacquire_max_growth`` steady sizes (seen on dev: a mask over the whole frame): not the
