@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--memory-policy", default=DEMO_MEMORY_POLICY,
                         help="robust (default: for long streams; Kalman box filter, motion- and colour-checked "
-                             "re-appearances, just-lost objects reacquired by colour, appearance memory) or "
+                             "re-appearances, just-lost objects reacquired by colour, appearance memory, sizes that "
+                             "survive occlusion) or "
                              "official (SAM 2 exactly); components and "
                              "thresholds: robust:<components>,name=value (docs/robust_memory.md)")
     return parser
