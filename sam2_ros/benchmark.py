@@ -223,14 +223,10 @@ class NodeUnderTest:
             times.clear()
 
     def close(self) -> None:
-        import rclpy
+        from sam2_ros.spin_teardown import stop_spinning
 
         self.node._stop_processing()
-        self.executor.shutdown(timeout_sec=5)
-        self.node.destroy_node()
-        self.client.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self._thread.join(5)
+        stop_spinning(self.executor, self._thread, [self.node, self.client], self.context)
 
 
 def run_case(node: NodeUnderTest, model, scene: Scene, fill_hole_area: int) -> CaseResult:

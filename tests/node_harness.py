@@ -48,6 +48,7 @@ from std_srvs.srv import Trigger
 from sam2_ros.diagnostics import diagnostic_values
 from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image, paste_object_mask
 from sam2_ros.msg import Prompt, TrackedObjects
+from sam2_ros.spin_teardown import stop_spinning
 from sam2_ros.srv import AddObject, RemoveObject
 
 from child_process import FAULT_HANDLER, stop_process
@@ -313,10 +314,7 @@ class GraphClient:
             del self.diagnostics[:-200]
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self._thread.join(5)
+        stop_spinning(self.executor, self._thread, [self.node], self.context)
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout_s

@@ -317,13 +317,10 @@ class LiveNodeRunner:
         depth_pub.publish(depth)
 
     def _close(self) -> None:
-        import rclpy
+        from sam2_ros.spin_teardown import stop_spinning
 
         context, node, executor, thread = self._ros
-        executor.shutdown(timeout_sec=2)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        thread.join(5)
+        stop_spinning(executor, thread, [node], context)
 
     def _publish(self, rgb: np.ndarray, stamp_ns: int, frame_id: str) -> tuple[tuple[str, int], float]:
         from sam2_ros.image_conversion import rgb_to_image
