@@ -77,7 +77,8 @@ def test_steady_size_remembers_the_size_before_the_object_shrank():
     assert plain.steady_size == pytest.approx(12 * 0.9 ** 4)
 
 
-@pytest.mark.parametrize("policy, taken", [(ROUND_12, False), (STEADY, True), ("robust", True)])
+@pytest.mark.parametrize("policy, taken", [(ROUND_12, False), (STEADY, True), ("robust", True)],
+                         ids=["round 12", "steady_size", "robust"])
 def test_a_return_beyond_the_slivers_reach_but_within_the_objects_is_taken(policy, taken):
     """The return lies across the motion direction from the last box (the predicted centre is no
     nearer), between the reach in sliver sizes and the reach in steady sizes."""
@@ -145,7 +146,8 @@ def just_absent(box, on_edge, score=-0.5):
     return Observation(False, None, 0.9, score, unblanked=Unblanked(np.asarray(box, float), RED.copy(), on_edge))
 
 
-@pytest.mark.parametrize("policy, inside_taken", [(ROUND_12, True), (EDGE, False), ("robust", False)])
+@pytest.mark.parametrize("policy, inside_taken", [(ROUND_12, True), (EDGE, False), ("robust", False)],
+                         ids=["round 12", "edge_return", "robust"])
 def test_an_object_that_left_the_view_is_reacquired_only_across_the_edge(policy, inside_taken):
     options = parse_memory_policy(policy)
     inside = box_at(12, 30)  # its colour, within the reach: a look-alike inside the frame
@@ -186,7 +188,7 @@ def test_tracker_reacquires_an_object_that_left_only_across_the_edge(model, monk
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2 + [True] * 2
 
 
-@pytest.mark.parametrize("policy, taken", [(ROUND_12, True), (STEADY, False)])
+@pytest.mark.parametrize("policy, taken", [(ROUND_12, True), (STEADY, False)], ids=["round 12", "steady_size"])
 def test_a_mask_several_times_the_objects_size_is_not_reacquired(policy, taken):
     """Just absent, the object's colour, centred where the object hid, but spread over a box more
     than ``reacquire_max_growth`` steady sizes (seen on dev: a mask over the whole frame): not the
