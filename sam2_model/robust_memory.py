@@ -195,8 +195,8 @@ class RobustObjectState:
         self.last_on_edge = on_edge
         self.last_size = _larger_side(box)
         self.steady_size *= options.size_decay
-        # A mask scattered over a large box (stray cells far apart: seen on dev, a 35 x 38 box
-        # holding 87 cells of an object 11 cells across) says nothing of the object's size.
+        # A mask scattered over a large box (stray cells far apart: seen on dev, a 35 x 38 cell
+        # box around a few cells of an object 11 cells across) says nothing of the object's size.
         if area is None or area >= options.size_min_fill * _box_area(box):
             self.steady_size = max(self.steady_size, self.last_size)
         self.last_box = np.asarray(box, float)
