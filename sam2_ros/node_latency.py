@@ -214,6 +214,7 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
 
     from .image_conversion import rgb_to_image
     from .node_parameters import TrackerParameters
+    from .spin_teardown import stop_spinning
     from .tracker_node import TrackerNode
 
     autocast = "none" if settings.autocast is None else str(settings.autocast).replace("torch.", "")
@@ -317,15 +318,15 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
             published = len(sent)
         return LatencyResult("ros", ROS_COVERS, published, len(latencies), latencies)
     finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=5)
         for each in nodes:
             if isinstance(each, TrackerNode):
                 each.trigger_shutdown()  # stops the worker thread and frees the model
-            each.destroy_node()
-        rclpy.shutdown(context=context)
-        if spinner is not None:
-            spinner.join(5)
+        if executor is not None:
+            stop_spinning(executor, spinner, nodes, context)
+        else:
+            for each in nodes:
+                each.destroy_node()
+            rclpy.try_shutdown(context=context)
 
 
 def measure(settings: LatencySettings, mode: str) -> LatencyResult:
