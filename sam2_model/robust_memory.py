@@ -338,8 +338,11 @@ def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMem
     return state.pending_box is None or box_iou(state.pending_box, seen.box) < options.confirm_min_iou
 
 
-def touches_edge(box: np.ndarray, grid_size: Tuple[int, int]) -> bool:
-    """The box (x0, y0, x1, y1, pixel edges) reaches the edge of a grid of (height, width)."""
+def touches_edge(box: Optional[np.ndarray], grid_size: Tuple[int, int]) -> bool:
+    """The box (x0, y0, x1, y1, pixel edges) reaches the edge of a grid of (height, width); an
+    empty mask's (None) does not."""
+    if box is None:
+        return False
     height, width = grid_size
     return bool(box[0] <= 0 or box[1] <= 0 or box[2] >= width or box[3] >= height)
 
@@ -396,11 +399,11 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
             unblanked_colour = row[18:21]
             unblanked_box = np.array([ux0, uy0, ux1, uy1]) if unblanked_present else None
             unblanked = Unblanked(unblanked_box, unblanked_colour if np.all(np.isfinite(unblanked_colour)) else None,
-                                  unblanked_box is not None and touches_edge(unblanked_box, grid_size),
+                                  touches_edge(unblanked_box, grid_size),
                                   float(unblanked_area))
         found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
                                  np.array(row[9:12]) if measured else None, unblanked,
-                                 box is not None and touches_edge(box, grid_size), float(area)))
+                                 touches_edge(box, grid_size), float(area)))
     return found
 
 

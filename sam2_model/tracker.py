@@ -453,7 +453,7 @@ class StreamingTracker:
             for row, numbers in zip(fresh, boxes):
                 states[row].robust = states[row].robust or RobustObjectState()
                 box = numbers[:4] if numbers[4] else None
-                states[row].robust.start(box, options, box is not None and touches_edge(box, grid_size))
+                states[row].robust.start(box, options, touches_edge(box, grid_size))
         if options.component_gate:
             prediction = self._keep_expected_components(states, prediction)
         covered = None

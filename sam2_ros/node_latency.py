@@ -321,12 +321,7 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
         for each in nodes:
             if isinstance(each, TrackerNode):
                 each.trigger_shutdown()  # stops the worker thread and frees the model
-        if executor is not None:
-            stop_spinning(executor, spinner, nodes, context)
-        else:
-            for each in nodes:
-                each.destroy_node()
-            rclpy.try_shutdown(context=context)
+        stop_spinning(executor, spinner, nodes, context)
 
 
 def measure(settings: LatencySettings, mode: str) -> LatencyResult:

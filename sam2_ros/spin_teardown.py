@@ -17,15 +17,17 @@ from rclpy.executors import Executor
 from rclpy.node import Node
 
 
-def stop_spinning(executor: Executor, thread: Optional[threading.Thread], nodes: Iterable[Node],
+def stop_spinning(executor: Optional[Executor], thread: Optional[threading.Thread], nodes: Iterable[Node],
                   context: Context, timeout_s: float = 30.0) -> bool:
     """Shut ``executor`` down (its callbacks in flight finish), wait for ``thread`` (the one
-    running ``executor.spin``) to end, destroy ``nodes`` and shut ``context`` down.
+    running ``executor.spin``) to end, destroy ``nodes`` and shut ``context`` down (``executor``
+    and ``thread`` None: nothing spins yet, as when a set-up failed before it started).
 
     If the thread has not ended after ``timeout_s``, the context is shut down first (that wakes
     and ends any spin on it); a thread that still runs then keeps its nodes, which the process's
     exit frees, rather than risk the deadlock. Returns whether the nodes were destroyed."""
-    executor.shutdown(timeout_sec=timeout_s)
+    if executor is not None:
+        executor.shutdown(timeout_sec=timeout_s)
     if thread is not None:
         thread.join(timeout_s)
     stuck = thread is not None and thread.is_alive()

@@ -59,3 +59,13 @@ def test_a_thread_stuck_in_a_callback_keeps_its_node():
     thread.join(10)
     assert not thread.is_alive()
     node.destroy_node()  # free now that nothing spins it
+
+
+def test_without_an_executor_it_destroys_the_nodes_and_the_context():
+    """As after a set-up that failed before anything spun."""
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    node = rclpy.create_node(f"teardown_{time.monotonic_ns()}", context=context)
+    node.create_timer(1.0, lambda: None)
+    assert stop_spinning(None, None, [node], context)
+    assert not list(node.timers) and not context.ok()
