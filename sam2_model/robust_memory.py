@@ -277,8 +277,7 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     confident = options.appearance_memory and plainly_there
     colour = seen.measured_colour
     if options.measures_colour and plainly_there and colour is not None:
-        state.colour = colour if state.colour is None else \
-            (1 - options.colour_rate) * state.colour + options.colour_rate * colour
+        state.colour = _learned_colour(state.colour, colour, options)
     return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
                     confident=confident, reacquired=reacquired and visible)
 
@@ -328,6 +327,19 @@ def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float
         return False
     allowed = max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
     return colour_distance(state.colour, seen.measured_colour) > allowed
+
+
+def _learned_colour(remembered: Optional[np.ndarray], colour: np.ndarray,
+                    options: RobustMemoryOptions) -> np.ndarray:
+    """The remembered colour after a confident frame of ``colour``: a moving average; with
+    colour_anchor a frame far from the remembered colour is not learned (a mask that slid onto
+    another object while called visible is often confident, and the average would follow it,
+    so that the checks then guard the look-alike's colour)."""
+    if remembered is None:
+        return colour
+    if options.colour_anchor and colour_distance(remembered, colour) > options.anchor_max_distance:
+        return remembered
+    return (1 - options.colour_rate) * remembered + options.colour_rate * colour
 
 
 def _unconfirmed(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> bool:
