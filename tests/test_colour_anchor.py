@@ -13,20 +13,24 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from test_colour_check import RED, coloured
 from test_robust_memory import box_at, seen
 
-# No allowance for confident frames, so that each distance below is compared with the bare threshold.
-PLAIN = "robust,colour_score_allowance=0"
-ANCHORED = "robust+colour_anchor,colour_score_allowance=0"
+# Round 13's robust (without the anchor) and today's; no allowance for confident frames, so that each
+# distance below is compared with the bare threshold.
+ROUND_13 = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire"
+            "+steady_size+edge_return")
+PLAIN = f"{ROUND_13},colour_score_allowance=0"
+ANCHORED = "robust,colour_score_allowance=0"
 SLID = RED + np.array([0.0, 85.0, 0.0])  # within the drift distance (90), beyond a return's (70)
 
 
 def test_options():
-    assert not RobustMemoryOptions().colour_anchor  # opt-in until the dev sets decide
-    options = parse_memory_policy("robust+colour_anchor,anchor_max_distance=25")
+    defaults = RobustMemoryOptions()
+    assert defaults.colour_anchor and defaults.anchor_max_distance == 60.0  # since round 14, chosen over 40
+    options = parse_memory_policy("robust,anchor_max_distance=25")
     assert options.colour_anchor and options.anchor_max_distance == 25.0 and options.measures_colour
-    assert "colour_anchor" in options.components
+    assert "colour_anchor" in options.components and "colour_anchor" not in parse_memory_policy(ROUND_13).components
     assert parse_memory_policy("robust:colour_anchor").measures_colour
     with pytest.raises(MemoryPolicyError, match="anchor_max_distance -1.0 must be >= 0"):
-        parse_memory_policy("robust+colour_anchor,anchor_max_distance=-1")
+        parse_memory_policy("robust,anchor_max_distance=-1")
 
 
 def red_then_slid(options, slid_frames=10):
