@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-policy", default=DEMO_MEMORY_POLICY,
                         help="robust (default: for long streams; Kalman box filter, motion- and colour-checked "
                              "re-appearances, just-lost objects reacquired by colour, appearance memory, sizes that "
-                             "survive occlusion) or "
+                             "survive occlusion, a colour memory a slid mask does not carry along) or "
                              "official (SAM 2 exactly); components and "
                              "thresholds: robust:<components>,name=value (docs/robust_memory.md)")
     return parser
