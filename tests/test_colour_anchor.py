@@ -13,13 +13,13 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from test_colour_check import RED, coloured
 from test_robust_memory import box_at, seen
 
-# Round 13's robust (without the anchor) and today's; no allowance for confident frames, so that each
-# distance below is compared with the bare threshold.
+# Round 13's robust (without the anchor, drift at 90) and today's; below, no allowance for confident
+# frames, so that each distance is compared with the bare threshold.
 ROUND_13 = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire"
-            "+steady_size+edge_return")
+            "+steady_size+edge_return,drift_max_distance=90")
 PLAIN = f"{ROUND_13},colour_score_allowance=0"
-ANCHORED = "robust,colour_score_allowance=0"
-SLID = RED + np.array([0.0, 85.0, 0.0])  # within the drift distance (90), beyond a return's (70)
+ANCHORED = "robust,colour_score_allowance=0,drift_max_distance=90"
+SLID = RED + np.array([0.0, 85.0, 0.0])  # within round 13's drift distance (90), beyond a return's (70)
 
 
 def test_options():
@@ -85,3 +85,15 @@ def test_after_a_slide_the_return_check_guards_the_targets_colour(policy, red_ta
         for _ in range(2):
             decide(state, seen(None, visible=False, score=-3.0), options)
         assert decide(state, coloured(box_at(46, 30), colour), options).accepted is taken
+
+
+def test_the_default_drift_distance_refuses_a_slide_round_13_took():
+    """Since round 14 colour drift refuses at 70 (plus 20 per unit of score): a hesitant frame
+    (score 0.5) of the slid-onto colour 85 away is refused, as round 13's 90 did not."""
+    for policy, taken in (("robust", False), (ROUND_13, True)):
+        options = parse_memory_policy(policy)
+        state = RobustObjectState()
+        state.start(box_at(10, 30), options)
+        for t in range(1, 7):
+            assert decide(state, coloured(box_at(10 + 2 * t, 30), RED), options).accepted
+        assert decide(state, coloured(box_at(24, 30), SLID, score=0.5), options).accepted is taken

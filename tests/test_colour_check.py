@@ -37,7 +37,7 @@ def test_policy_strings_and_thresholds():
     # In plain robust since round 11, with the allowance and the drift distance measured on dev.
     defaults = RobustMemoryOptions()
     assert defaults.colour_check and defaults.colour_drift and parse_memory_policy("robust") == defaults
-    assert (defaults.colour_score_allowance, defaults.drift_max_distance) == (20.0, 90.0)
+    assert (defaults.colour_score_allowance, defaults.drift_max_distance) == (20.0, 70.0)  # 70 since round 14
     assert parse_memory_policy(COLOUR).components == ["kalman", "motion_gate", "last_seen", "appearance_memory",
                                                       "colour_check"]
     assert parse_memory_policy("official") is None
