@@ -319,7 +319,7 @@ class RobustMemoryOptions:
     def measures_colour(self) -> bool:
         """Whether the tracker measures the colour under every mask (colour_check, colour_drift,
         reacquire)."""
-        return self.colour_check or self.colour_drift or self.reacquire or self.colour_anchor
+        return self.colour_check or self.colour_drift or self.reacquire
 
     @property
     def components(self) -> List[str]:

@@ -28,7 +28,8 @@ def test_options():
     options = parse_memory_policy("robust,anchor_max_distance=25")
     assert options.colour_anchor and options.anchor_max_distance == 25.0 and options.measures_colour
     assert "colour_anchor" in options.components and "colour_anchor" not in parse_memory_policy(ROUND_13).components
-    assert parse_memory_policy("robust:colour_anchor").measures_colour
+    # It only changes how the colour the checks use is learnt: alone there is nothing to measure for.
+    assert not parse_memory_policy("robust:colour_anchor").measures_colour
     with pytest.raises(MemoryPolicyError, match="anchor_max_distance -1.0 must be >= 0"):
         parse_memory_policy("robust,anchor_max_distance=-1")
 
