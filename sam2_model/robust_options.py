@@ -5,7 +5,8 @@
 
 * ``"official"``: SAM 2's video predictor exactly (the default);
 * ``"robust"``: the default components (kalman, motion_gate, last_seen, appearance_memory,
-  colour_check, colour_drift, reacquire, steady_size, edge_return), at their default thresholds;
+  colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor), at their default
+  thresholds;
 * ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
 * ``"robust+appearance_memory"``: the default components plus the named (opt-in) ones;
 * ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
@@ -111,7 +112,7 @@ class RobustMemoryOptions:
             motion gate refuses; an object with no remembered colour yet is not
             checked. A prompt forgets the colour. In ``robust`` since round 11.
         colour_drift: the colour check on every visible frame of an object, not only on its
-            re-appearances, against a wider distance (``drift_max_distance``, plus the same
+            re-appearances, against its own distance (``drift_max_distance``, plus the same
             ``colour_score_allowance``): a mask that slid onto another object or onto the
             background (the object hidden, the model still calling it visible) mostly has
             another colour than the object; it is refused as a return is, so the frame enters
@@ -179,8 +180,9 @@ class RobustMemoryOptions:
             farther from the remembered colour: often a sliver of the object still half behind
             its occluder, whose few cells mix in the surroundings' colour).
         drift_max_distance: colour drift: greatest RGB distance between a visible frame's mean
-            colour and the remembered one (at a non-positive object score) for it to be taken;
-            wider than a return's, since a frame that continues a track needs less proof.
+            colour and the remembered one (at a non-positive object score) for it to be taken
+            (wider than a return's until round 14; since the colour anchor keeps the remembered
+            colour from following slid masks, the same as a return's by default).
         reacquire_min_score: reacquire: least object-score logit (<= 0) of a frame the model
             scored absent for it to be taken.
         reacquire_max_distance: reacquire: greatest RGB distance between the unblanked mask's mean
