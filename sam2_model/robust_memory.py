@@ -131,6 +131,7 @@ class Decision:
     predicted_box: Optional[np.ndarray]  # while not visible: where the filter expects the object
     confident: bool = False       # appearance memory: accepted, admitted and of good quality
     reacquired: bool = False      # reacquire: the output is the unblanked mask, taken as the object
+    redetected: bool = False      # redetect: the output is the mask decoded from a click, taken as the object
 
 
 @dataclass
@@ -221,39 +222,95 @@ def gate_limit(frames_hidden: int, options: RobustMemoryOptions) -> float:
     return options.gate_distance + options.gate_growth * frames_hidden
 
 
+@dataclass
+class Verdict:
+    """What the gates made of one object's frame, before the object's state changes (``judge``)."""
+
+    seen: Observation     # the observation judged: the model's, or the mask taken in its place
+    visible: bool         # accepted as the object
+    rejected: bool        # refused by a gate (or withheld): the tracker marks the output not visible
+    withheld: bool        # confirmed_return: neither output nor remembered until the next frame agrees
+    reacquired: bool = False  # the unblanked mask taken as the object
+    redetected: bool = False  # redetect: the mask decoded from a click taken as the object
+
+
+def advance(state: RobustObjectState) -> Optional[np.ndarray]:
+    """The object's predicted box on the new frame (its filter advanced one frame); None
+    without a filter."""
+    return state.kalman.predict() if state.kalman is not None else None
+
+
 def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> Decision:
     """One object's frame under the robust policy; advances its filter and hidden count."""
-    predicted = state.kalman.predict() if state.kalman is not None else None
-    reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen, predicted, options)
+    predicted = advance(state)
+    return settle(state, judge(state, seen, predicted, options), predicted, options)
+
+
+def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
+          options: RobustMemoryOptions) -> Verdict:
+    """The gates' verdict on one object's frame (``predicted``: ``advance``'s box). Changes nothing."""
+    reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen.unblanked, predicted, options) \
+        and seen.object_score >= options.reacquire_min_score
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
                                    on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
+    visible, withheld = _gated(state, seen, predicted, options)
+    rejected = (seen.visible and seen.box is not None and not visible) or withheld
+    return Verdict(seen, visible, rejected, withheld, reacquired=reacquired and visible)
+
+
+def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Optional[Observation],
+                      predicted: Optional[np.ndarray], options: RobustMemoryOptions) -> Verdict:
+    """Redetect: where the verdict leaves the object not visible, the mask decoded from a click
+    (``candidate``) taken in its place if the model scores it present, it passes reacquire's tests
+    (colour, reach, size, edge) and every gate; else the verdict as it was."""
+    if verdict.visible or verdict.withheld or candidate is None or not candidate.visible:
+        return verdict
+    found = Unblanked(candidate.box, candidate.measured_colour, candidate.on_edge, candidate.area)
+    if not _reacquirable(state, found, predicted, options):
+        return verdict
+    seen = dataclasses.replace(verdict.seen, visible=True, box=candidate.box, iou=candidate.iou,
+                               object_score=candidate.object_score, colour=candidate.colour,
+                               on_edge=candidate.on_edge, area=candidate.area)
+    visible, withheld = _gated(state, seen, predicted, options)
+    if not visible or withheld:
+        return verdict
+    return Verdict(seen, visible=True, rejected=False, withheld=False, redetected=True)
+
+
+def _gated(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
+           options: RobustMemoryOptions) -> Tuple[bool, bool]:
+    """Whether the gates accept ``seen`` as the object, and whether confirmed_return withholds it."""
     visible = seen.visible and seen.box is not None
-    rejected = False
     reappearing = state.frames_hidden > 0
     if visible and predicted is not None and ((options.motion_gate and reappearing) or options.jump_gate):
-        rejected = not _within_gate(state, seen.box, predicted, options)
-        visible = not rejected
+        visible = _within_gate(state, seen.box, predicted, options)
     if visible and reappearing and options.return_gate and seen.object_score < options.return_min_score:
         # A hesitant return: on the dev set mostly the mask taking another object for the target.
-        rejected, visible = True, False
+        visible = False
     if (visible and reappearing and options.return_onto_other and seen.covered >= options.onto_other_min_share
             and seen.object_score < options.onto_other_min_score):
         # Mostly on another tracked object's mask, and not sure of itself: a look-alike taken for it.
-        rejected, visible = True, False
+        visible = False
     if visible and reappearing and options.colour_check and _off_colour(state, seen, options.colour_max_distance,
                                                                        options):
         # Another colour than the object had: most often another target the mask took for it.
-        rejected, visible = True, False
+        visible = False
     if visible and not reappearing and options.colour_drift and _off_colour(state, seen, options.drift_max_distance,
                                                                            options):
         # The mask slid onto something of another colour: another object, or the background
         # around an object that has gone behind an occluder.
-        rejected, visible = True, False
+        visible = False
     withheld = visible and reappearing and options.confirmed_return and _unconfirmed(state, seen, options)
+    return visible and not withheld, withheld
+
+
+def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.ndarray],
+           options: RobustMemoryOptions) -> Decision:
+    """Apply a verdict to the object's state (filter, hidden count, sizes, colour) and say what the
+    tracker does with the frame."""
+    seen, visible, withheld = verdict.seen, verdict.visible, verdict.withheld
     state.pending_box = np.asarray(seen.box, float) if withheld else None
-    if withheld:  # neither output nor remembered (as the object or as absent) until the next frame agrees
-        rejected, visible = True, False
     if visible:
         if state.kalman is not None:
             state.kalman.update(seen.box)
@@ -271,15 +328,16 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
     if visible and options.memory_gate:
         admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
     # Appearance evidence only from frames where the object is plainly there: never a frame
-    # judged absent or refused (those are the recent window's absence evidence).
-    plainly_there = (visible and admitted and seen.iou >= options.appearance_min_iou
+    # judged absent or refused (those are the recent window's absence evidence), nor a mask the
+    # policy found where the model saw nothing (redetect: a guess, however sure the decoder is of it).
+    plainly_there = (visible and admitted and not verdict.redetected and seen.iou >= options.appearance_min_iou
                      and seen.object_score >= options.appearance_min_score)
     confident = options.appearance_memory and plainly_there
     colour = seen.measured_colour
     if options.measures_colour and plainly_there and colour is not None:
         state.colour = _learned_colour(state.colour, colour, options)
-    return Decision(accepted=not rejected, admitted=admitted, predicted_box=state.predicted_box,
-                    confident=confident, reacquired=reacquired and visible)
+    return Decision(accepted=not verdict.rejected, admitted=admitted, predicted_box=state.predicted_box,
+                    confident=confident, reacquired=verdict.reacquired, redetected=verdict.redetected)
 
 
 def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarray,
@@ -295,13 +353,12 @@ def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarra
     return distance <= limit * state.gate_size(options)
 
 
-def _reacquirable(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
+def _reacquirable(state: RobustObjectState, candidate: Optional[Unblanked], predicted: Optional[np.ndarray],
                   options: RobustMemoryOptions) -> bool:
-    """Reacquire: the model scored the object absent, only just, and the mask it would have output
-    has the object's colour where the object can be."""
-    candidate = seen.unblanked
+    """Reacquire (and redetect): a mask the model did not output as the object (unblanked, or
+    decoded from a click) has the object's colour where the object can be."""
     if (candidate is None or candidate.box is None or candidate.colour is None or state.colour is None
-            or predicted is None or seen.object_score < options.reacquire_min_score):
+            or predicted is None):
         return False
     if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
         return False

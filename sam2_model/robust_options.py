@@ -27,10 +27,10 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor")
+              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor; memory_gate,
-# jump_gate, component_gate, return_gate, confirmed_return and return_onto_other are opt-in: see
+# jump_gate, component_gate, return_gate, confirmed_return, return_onto_other and redetect are opt-in: see
 # RobustMemoryOptions).
 
 
@@ -143,6 +143,17 @@ class RobustMemoryOptions:
             whose box touches the edge too (on the dev set a look-alike inside the frame was
             reacquired for an object that had just left it, and followed to the end). In
             ``robust`` since round 13.
+        redetect: (``sam2_model.redetect``) where the policy leaves an object not visible on a
+            frame (the model scored it absent and reacquire did not take it, or a gate refused its
+            mask), the cells of the colour grid near where the object can be (within
+            ``reacquire_gate`` box sizes of the predicted or last seen centre, not under another
+            object's mask) are searched for the object's remembered colour; at the best match
+            within ``reacquire_max_distance`` the decoder is given one click, on the object's
+            memory-conditioned features, as a user's correction would be. The mask it makes is
+            taken as the object if the model scores it present, it passes reacquire's tests
+            (colour, reach, size, edge) and every gate; it enters memory as a visible frame
+            (not as a prompt) and its colour is not learnt. Needs kalman and a remembered colour.
+            Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -290,6 +301,7 @@ class RobustMemoryOptions:
     # colour drift then refused it to the end (48-frame dev set, +0.000 over round 13).
     colour_anchor: bool = True
     anchor_max_distance: float = 60.0
+    redetect: bool = False
 
     def problems(self) -> List[str]:
         found = []
@@ -312,16 +324,17 @@ class RobustMemoryOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 found.append(f"{name} {value!r} must be a whole number >= 1")
-        if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire) and not self.kalman:
-            found.append("motion_gate, jump_gate, component_gate and reacquire need kalman (they compare a mask "
-                         "with the predicted box)")
+        if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire or self.redetect) \
+                and not self.kalman:
+            found.append("motion_gate, jump_gate, component_gate, reacquire and redetect need kalman (they compare "
+                         "a mask with the predicted box)")
         return found
 
     @property
     def measures_colour(self) -> bool:
         """Whether the tracker measures the colour under every mask (colour_check, colour_drift,
-        reacquire)."""
-        return self.colour_check or self.colour_drift or self.reacquire
+        reacquire, redetect)."""
+        return self.colour_check or self.colour_drift or self.reacquire or self.redetect
 
     @property
     def components(self) -> List[str]:
@@ -352,7 +365,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["motion_gate"] or switches["jump_gate"] or switches["component_gate"] or switches["reacquire"]:
+    if any(switches[name] for name in ("motion_gate", "jump_gate", "component_gate", "reacquire", "redetect")):
         switches["kalman"] = True
     return _with_thresholds(RobustMemoryOptions(**switches), settings, text)
 

@@ -34,7 +34,9 @@ from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, ga
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .return_evidence import covered_shares
-from .robust_memory import Decision, RobustObjectState, decide, mask_boxes, observations, touches_edge
+from .redetect import ClickSearch, click_cells, others_masks
+from .robust_memory import (Decision, RobustObjectState, Verdict, advance, judge, judge_redetection, mask_boxes,
+                            observations, settle, touches_edge)
 from .robust_options import RobustMemoryOptions, parse_memory_policy
 from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions, TrackerOptionsError
@@ -439,12 +441,12 @@ class StreamingTracker:
             state.points = None
             state.forget_old(index, self._spatial_window, self._pointer_window)
 
-    def _apply_robust_policy(self, states: List[ObjectMemory], prediction: MaskPrediction):
+    def _apply_robust_policy(self, step: "_Decoding", prediction: MaskPrediction):
         """The robust policy on one frame's batched prediction: each object's decision
         (``robust_memory.decide``); re-appearances it refuses are marked absent as the model marks
         absent objects (mask logits, object score and pointer), before their memory is encoded.
         Returns the prediction and each object's decision."""
-        options = self._robust
+        options, states = self._robust, step.states
         fresh = [row for row, s in enumerate(states) if s.robust is None or s.robust.needs_prompt_box]
         if fresh:  # the filter starts from the prompted mask (the output kept since the prompt)
             prompted = torch.stack([states[row].output.low_res_logits for row in fresh])
@@ -468,10 +470,18 @@ class StreamingTracker:
             unblanked_colours = mask_colours(unblanked, self._frame.colours)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
                             covered, colours, unblanked, unblanked_colours)
-        decisions = [decide(state.robust, obs, options) for state, obs in zip(states, seen)]
+        predicted = [advance(state.robust) for state in states]
+        verdicts = [judge(state.robust, obs, box, options) for state, obs, box in zip(states, seen, predicted)]
+        clicked = None
+        if options.redetect:
+            verdicts, clicked = self._redetect(step, states, prediction, verdicts, predicted)
+        decisions = [settle(state.robust, verdict, box, options)
+                     for state, verdict, box in zip(states, verdicts, predicted)]
         reacquired = [row for row, d in enumerate(decisions) if d.reacquired]
         if reacquired:
             prediction = self._take_unblanked(prediction, reacquired)
+        if clicked is not None:
+            prediction = self._take_redetected(prediction, decisions, *clicked)
         rejected = [row for row, d in enumerate(decisions) if not d.accepted]
         if rejected:
             rows = torch.tensor(rejected, device=prediction.low_res_masks.device)
@@ -484,6 +494,61 @@ class StreamingTracker:
             prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                              obj_ptr=obj_ptr, object_score_logits=scores)
         return prediction, decisions
+
+    def _redetect(self, step: "_Decoding", states: List[ObjectMemory], prediction: MaskPrediction,
+                  verdicts: List[Verdict], predicted: list):
+        """Redetect: for each object the verdicts leave not visible, one click at the cell nearest its
+        remembered colour where it can be (``redetect.click_cells``), decoded on its memory-conditioned
+        features, all such objects in one decoder pass; each verdict after ``judge_redetection``.
+        Returns the verdicts and, where any click was decoded, (its prediction, the rows it holds)."""
+        options = self._robust
+        rows = [row for row, (state, verdict, box) in enumerate(zip(states, verdicts, predicted))
+                if not verdict.visible and not verdict.withheld and box is not None
+                and state.robust.colour is not None and state.robust.gate_size(options) > 0]
+        if not rows:
+            return verdicts, None
+        searches = []
+        for row in rows:
+            robust = states[row].robust
+            centres = [_centre(predicted[row])]
+            if options.last_seen and robust.last_box is not None:
+                centres.append(_centre(robust.last_box))
+            searches.append(ClickSearch(robust.colour, centres, options.reacquire_gate * robust.gate_size(options)))
+        cells = click_cells(self._frame.colours, searches, others_masks(prediction.low_res_masks, rows),
+                            options.reacquire_max_distance)
+        clicked = [(row, cell) for row, cell in zip(rows, cells) if cell is not None]
+        if not clicked:
+            return verdicts, None
+        model = self.model
+        scale = model.image_size / self._frame.colours.shape[-1]  # model-input pixels per grid cell
+        index = torch.tensor([row for row, _ in clicked], device=step.conditioned.device)
+        coords = torch.tensor([[[x * scale, y * scale]] for _, (x, y) in clicked], device=model.device)
+        labels = torch.ones(len(clicked), 1, dtype=torch.int32, device=model.device)
+        decoded = model.predict_masks(step.conditioned[index], [level[index] for level in step.high_res], coords,
+                                      labels, multimask=model.use_multimask(False, 1))
+        found = observations(decoded.low_res_masks, decoded.object_score_logits, decoded.iou_scores,
+                             colours=mask_colours(decoded.low_res_masks, self._frame.colours))
+        verdicts = list(verdicts)
+        for (row, _), candidate in zip(clicked, found):
+            verdicts[row] = judge_redetection(states[row].robust, verdicts[row], candidate, predicted[row], options)
+        return verdicts, (decoded, [row for row, _ in clicked])
+
+    @staticmethod
+    def _take_redetected(prediction: MaskPrediction, decisions: List[Decision], decoded: MaskPrediction,
+                         rows: List[int]) -> MaskPrediction:
+        """Redetect: the objects taken from a click as the decoder made them (mask, score, IoU and
+        pointer), for the output and for the memory encoder."""
+        taken = [(k, row) for k, row in enumerate(rows) if decisions[row].redetected]
+        if not taken:
+            return prediction
+        source = torch.tensor([k for k, _ in taken], device=prediction.low_res_masks.device)
+        target = torch.tensor([row for _, row in taken], device=prediction.low_res_masks.device)
+        replaced = {}
+        for name in ("low_res_masks", "high_res_masks", "iou_scores", "obj_ptr", "object_score_logits"):
+            values = getattr(prediction, name).clone()
+            values[target] = getattr(decoded, name)[source].to(values.dtype)
+            replaced[name] = values
+        return dataclasses.replace(prediction, **replaced)
 
     def _take_unblanked(self, prediction: MaskPrediction, reacquired: List[int]) -> MaskPrediction:
         """Reacquire: the given objects as the model would have output them had it scored them
@@ -580,6 +645,10 @@ class StreamingTracker:
 
 
 
+def _centre(box) -> Tuple[float, float]:
+    return (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
+
+
 def _upsampled_rows(high_res: torch.Tensor, low_res: torch.Tensor, rows) -> torch.Tensor:
     """``high_res`` with the given rows replaced by the decoder's upsampling of the changed low-res
     logits (as ``predict_masks`` makes them), for the memory encoder."""
@@ -656,7 +725,7 @@ def track_encoded_together(items: Sequence[Tuple[StreamingTracker, PreparedFrame
             decisions: List[Optional[List[Decision]]] = [None] * len(steps)
             for k, step in enumerate(steps):
                 if step.tracker._robust is not None:
-                    parts[k], decisions[k] = step.tracker._apply_robust_policy(step.states, parts[k])
+                    parts[k], decisions[k] = step.tracker._apply_robust_policy(step, parts[k])
             if any(decided is not None for decided in decisions):
                 prediction = parts[0] if len(steps) == 1 else _join_rows(parts)
             # Tracked frames: memory from the decoder's own high-res logits, through a sigmoid.
