@@ -22,7 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .colour_check import mask_colours
+
 SMOOTHING = 3  # cells: a click lands where a patch, not one cell, has the colour (texture, shading)
+TIE_BREAK = 1e-3  # RGB units per cell: among equal colours the cell nearest where the object can be
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ClickSearch:
 def click_cells(grid: torch.Tensor, searches: Sequence[ClickSearch], occupied: torch.Tensor,
                 max_distance: float) -> List[Optional[Tuple[float, float]]]:
     """Per search, the centre (x, y, in grid cells) of the cell whose neighbourhood's mean colour
-    lies nearest the object's, among the cells within its reach and not ``occupied`` (``[K, h, w]``
+    lies nearest the object's (of equal ones, the cell nearest a centre), among the cells within its reach and not ``occupied`` (``[K, h, w]``
     bool, one row per search), if that colour lies within ``max_distance``; else None.
     ``grid``: ``[3, h, w]`` RGB. One pass for all searches, one copy to the host."""
     if not searches:
@@ -50,12 +53,15 @@ def click_cells(grid: torch.Tensor, searches: Sequence[ClickSearch], occupied: t
     distance = torch.linalg.vector_norm(smooth[None] - colours[:, :, None, None], dim=1)  # [K, h, w]
     ys = torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5
     xs = torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5
-    within = torch.zeros(len(searches), height, width, dtype=torch.bool, device=device)
+    nearest = torch.full((len(searches), height, width), float("inf"), device=device)
     for k, search in enumerate(searches):
         for cx, cy in search.centres:
-            within[k] |= torch.hypot(xs - cx, ys - cy) <= search.reach
+            nearest[k] = torch.minimum(nearest[k], torch.hypot(xs - cx, ys - cy))
+    within = nearest <= torch.tensor([s.reach for s in searches], device=device)[:, None, None]
     allowed = within & ~occupied.to(device) & (distance <= max_distance)
-    best = torch.where(allowed, distance, torch.full_like(distance, float("inf"))).flatten(1)
+    # Equal colours (a flat patch) are told apart by the distance to the nearer centre.
+    cost = distance + TIE_BREAK * nearest
+    best = torch.where(allowed, cost, torch.full_like(cost, float("inf"))).flatten(1)
     values, cells = best.min(dim=1)
     found = []
     for value, cell in zip(values.tolist(), cells.tolist()):
@@ -69,3 +75,15 @@ def others_masks(mask_logits: torch.Tensor, rows: Sequence[int]) -> torch.Tensor
     owned = (mask_logits[:, 0] > 0).to(torch.int32)
     index = torch.tensor(list(rows), device=mask_logits.device, dtype=torch.long)
     return (owned.sum(dim=0)[None] - owned[index]) > 0
+
+
+def nearest_in_colour(candidates: torch.Tensor, grid: torch.Tensor, colours: Sequence[np.ndarray]) -> torch.Tensor:
+    """``[K, M, h, w]`` candidate mask logits (the decoder's answers to each object's click) ->
+    ``[K]``: the candidate whose mean colour lies nearest the object's remembered colour (an empty
+    one never, unless all are). The decoder's own choice (the highest predicted IoU) is most often
+    the widest mask, the object with its surroundings, whose mixed colour fails the colour test."""
+    count, choices = candidates.shape[:2]
+    means = mask_colours(candidates.reshape(count * choices, 1, *candidates.shape[-2:]), grid).reshape(count, choices, 3)
+    wanted = torch.tensor(np.stack(colours), dtype=torch.float32, device=means.device)
+    distance = torch.linalg.vector_norm(means - wanted[:, None], dim=-1)
+    return torch.nan_to_num(distance, nan=float("inf")).argmin(dim=1)

@@ -8,7 +8,7 @@ here the model only computes, on batches of objects, and the tracker owns all st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -217,9 +217,13 @@ class SAM2Model(nn.Module):
 
     def predict_masks(self, image_embed: torch.Tensor, high_res: List[torch.Tensor],
                       coords: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None,
-                      mask_input: Optional[torch.Tensor] = None, multimask: bool = False) -> MaskPrediction:
+                      mask_input: Optional[torch.Tensor] = None, multimask: bool = False,
+                      choose: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None) -> MaskPrediction:
         """Decode masks for B objects. ``coords`` ``[B, N, 2]`` in model-input pixels, ``labels`` ``[B, N]``,
-        ``mask_input`` ``[B, 1, H, W]`` logits (resized to the prompt encoder's size if needed)."""
+        ``mask_input`` ``[B, 1, H, W]`` logits (resized to the prompt encoder's size if needed).
+        ``choose``: with ``multimask``, which candidate each object keeps, from the candidates' logits
+        ``[B, M, h, w]`` (before an absent object is blanked) and predicted IoUs ``[B, M]`` (default:
+        the highest predicted IoU, SAM 2's rule)."""
         batch = image_embed.shape[0]
         device = image_embed.device
         if coords is None:
@@ -245,7 +249,7 @@ class SAM2Model(nn.Module):
         all_iou = decoded.iou_scores.float()
         token = decoded.mask_tokens[:, 0]
         if multimask:
-            best = all_iou.argmax(dim=-1)
+            best = all_iou.argmax(dim=-1) if choose is None else choose(candidates, all_iou)
             rows = torch.arange(batch, device=device)
             low_res = all_masks[rows, best].unsqueeze(1)
             unblanked = candidates[rows, best].unsqueeze(1)

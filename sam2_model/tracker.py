@@ -34,7 +34,7 @@ from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, ga
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .return_evidence import covered_shares
-from .redetect import ClickSearch, click_cells, others_masks
+from .redetect import ClickSearch, click_cells, nearest_in_colour, others_masks
 from .robust_memory import (Decision, RobustObjectState, Verdict, advance, judge, judge_redetection, mask_boxes,
                             observations, settle, touches_edge)
 from .robust_options import RobustMemoryOptions, parse_memory_policy
@@ -499,7 +499,8 @@ class StreamingTracker:
                   verdicts: List[Verdict], predicted: list):
         """Redetect: for each object the verdicts leave not visible, one click at the cell nearest its
         remembered colour where it can be (``redetect.click_cells``), decoded on its memory-conditioned
-        features, all such objects in one decoder pass; each verdict after ``judge_redetection``.
+        features, all such objects in one decoder pass, each keeping the candidate mask nearest its
+        colour (``redetect.nearest_in_colour``); each verdict after ``judge_redetection``.
         Returns the verdicts and, where any click was decoded, (its prediction, the rows it holds)."""
         options = self._robust
         rows = [row for row, (state, verdict, box) in enumerate(zip(states, verdicts, predicted))
@@ -524,8 +525,11 @@ class StreamingTracker:
         index = torch.tensor([row for row, _ in clicked], device=step.conditioned.device)
         coords = torch.tensor([[[x * scale, y * scale]] for _, (x, y) in clicked], device=model.device)
         labels = torch.ones(len(clicked), 1, dtype=torch.int32, device=model.device)
+        colours = [states[row].robust.colour for row, _ in clicked]
+        # Three candidates (a click is ambiguous: a part, the object, the object with its surroundings).
         decoded = model.predict_masks(step.conditioned[index], [level[index] for level in step.high_res], coords,
-                                      labels, multimask=model.use_multimask(False, 1))
+                                      labels, multimask=True,
+                                      choose=lambda masks, _: nearest_in_colour(masks, self._frame.colours, colours))
         found = observations(decoded.low_res_masks, decoded.object_score_logits, decoded.iou_scores,
                              colours=mask_colours(decoded.low_res_masks, self._frame.colours))
         verdicts = list(verdicts)

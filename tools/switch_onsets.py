@@ -69,9 +69,9 @@ def probed_tracking(model, policy: str, sequence, probe):
     probed = {}
     original = tracker._apply_robust_policy
 
-    def recording(states, prediction):
-        probed.update(probe(tracker, states, prediction))
-        return original(states, prediction)
+    def recording(step, prediction):
+        probed.update(probe(tracker, step.states, prediction))
+        return original(step, prediction)
 
     tracker._apply_robust_policy = recording
     prompted: set = set()

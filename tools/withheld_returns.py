@@ -33,7 +33,8 @@ def track_with_decisions(model, policy: str, sequence):
     seen = {}
     original = tracker._apply_robust_policy
 
-    def recording(states, prediction):
+    def recording(step, prediction):
+        states = step.states
         hidden = [s.robust is not None and s.robust.hidden for s in states]
         options = tracker._robust
         # return_onto_other's test, as the tracker makes it (before the decisions change anything)
@@ -42,7 +43,7 @@ def track_with_decisions(model, policy: str, sequence):
         onto = [bool(options.return_onto_other and h and share >= options.onto_other_min_share
                      and score < options.onto_other_min_score)
                 for h, share, score in zip(hidden, shares.tolist(), scores)]
-        result, decisions = original(states, prediction)
+        result, decisions = original(step, prediction)
         for row, state in enumerate(states):
             visible = float(prediction.object_score_logits.reshape(-1)[row]) > 0
             seen[state.obj_id] = (decisions[row], prediction.low_res_masks[row].clone(), hidden[row] and visible,
