@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import sam2_model
 from sam2_model.colour_check import colour_distance
-from sam2_model.redetect import ClickSearch, click_cells, others_masks
+from sam2_model.redetect import ClickSearch, click_cells, nearest_in_colour, others_masks
 from sam2_model.robust_memory import Observation, Verdict, advance, decide, judge, judge_redetection, settle
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
@@ -28,6 +28,8 @@ def test_redetect_options():
     options = parse_memory_policy(REDETECT)
     assert options.redetect and options.measures_colour and options.components[-1] == "redetect"
     assert not RobustMemoryOptions().redetect and not parse_memory_policy("robust").redetect  # opt-in
+    assert options.redetect_min_score == RobustMemoryOptions().appearance_min_score == 1.0  # the appearance bar
+    assert parse_memory_policy(REDETECT + ",redetect_min_score=0").redetect_min_score == 0.0
     alone = parse_memory_policy("robust:redetect")
     assert alone.components == ["kalman", "redetect"] and alone.measures_colour  # brings its filter
     problem = RobustMemoryOptions(kalman=False, motion_gate=False, reacquire=False, redetect=True).problems()
@@ -82,6 +84,17 @@ def test_cells_under_another_objects_mask_are_not_clicked_and_each_object_has_it
     assert blue[0] is not None and blue[0][0] < 7 and blue[0][1] < 7
 
 
+def test_of_the_clicks_candidates_the_one_nearest_the_objects_colour_is_kept():
+    grid = grid_with([(RED, 10, 15, 20, 25), (BLUE, 2, 7, 2, 7)])
+    candidates = torch.full((2, 3, 32, 32), NO_OBJECT_LOGIT)
+    candidates[:, 0, 8:17, 18:27] = 8.0   # the red patch and grey around it (widest)
+    candidates[:, 1, 10:15, 20:25] = 8.0  # the red patch
+    candidates[1, 2, 2:7, 2:7] = 8.0      # object 2's third: the blue patch; object 1's third is empty
+    chosen = nearest_in_colour(candidates, grid, [RED, BLUE])
+    assert chosen.tolist() == [1, 2]
+    assert nearest_in_colour(torch.full((1, 3, 32, 32), NO_OBJECT_LOGIT), grid, [RED]).tolist() == [0]
+
+
 # ---------------------------------------------------------------- decisions
 
 
@@ -113,13 +126,14 @@ def test_a_clicked_mask_in_the_objects_colour_where_it_can_be_is_taken_and_its_c
     np.testing.assert_allclose(state.colour, RED)  # a guess is not learnt, however sure the decoder is
 
 
-@pytest.mark.parametrize("case", ["another colour", "beyond reach", "scored absent", "too large", "empty"])
+@pytest.mark.parametrize("case", ["another colour", "beyond reach", "scored absent", "hesitant", "too large", "empty"])
 def test_otherwise_the_object_stays_not_visible(case):
     options = parse_memory_policy(REDETECT)
     state, predicted, verdict = lost_verdict(options)
     candidate = {"another colour": clicked(box_at(30, 30), BLUE),
                  "beyond reach": clicked(box_at(70, 30), RED),  # 3 sizes (30 cells) from x 22 / 28
                  "scored absent": clicked(box_at(30, 30), RED, score=-0.5),
+                 "hesitant": clicked(box_at(30, 30), RED, score=0.9),  # below redetect_min_score (1)
                  "too large": clicked(box_at(30, 30, w=40.0), RED),  # 4 steady sizes across
                  "empty": Observation(True, None, 0.9, 2.0)}[case]
     assert judge_redetection(state, verdict, candidate, predicted, options) is verdict
