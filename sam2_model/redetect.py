@@ -40,9 +40,10 @@ class ClickSearch:
 def click_cells(grid: torch.Tensor, searches: Sequence[ClickSearch], occupied: torch.Tensor,
                 max_distance: float) -> List[Optional[Tuple[float, float]]]:
     """Per search, the centre (x, y, in grid cells) of the cell whose neighbourhood's mean colour
-    lies nearest the object's (of equal ones, the cell nearest a centre), among the cells within its reach and not ``occupied`` (``[K, h, w]``
-    bool, one row per search), if that colour lies within ``max_distance``; else None.
-    ``grid``: ``[3, h, w]`` RGB. One pass for all searches, one copy to the host."""
+    lies nearest the object's (of equal ones, the cell nearest a centre), among the cells within
+    its reach and not ``occupied`` (``[K, h, w]`` bool, one row per search), if that colour lies
+    within ``max_distance``; else None. ``grid``: ``[3, h, w]`` RGB. One pass for all searches,
+    one copy to the host."""
     if not searches:
         return []
     height, width = grid.shape[-2:]
@@ -83,7 +84,8 @@ def nearest_in_colour(candidates: torch.Tensor, grid: torch.Tensor, colours: Seq
     one never, unless all are). The decoder's own choice (the highest predicted IoU) is most often
     the widest mask, the object with its surroundings, whose mixed colour fails the colour test."""
     count, choices = candidates.shape[:2]
-    means = mask_colours(candidates.reshape(count * choices, 1, *candidates.shape[-2:]), grid).reshape(count, choices, 3)
+    flat = candidates.reshape(count * choices, 1, *candidates.shape[-2:])
+    means = mask_colours(flat, grid).reshape(count, choices, 3)
     wanted = torch.tensor(np.stack(colours), dtype=torch.float32, device=means.device)
     distance = torch.linalg.vector_norm(means - wanted[:, None], dim=-1)
     return torch.nan_to_num(distance, nan=float("inf")).argmin(dim=1)

@@ -263,8 +263,8 @@ def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Opt
                       predicted: Optional[np.ndarray], options: RobustMemoryOptions) -> Verdict:
     """Redetect: where the verdict leaves the object not visible, the mask decoded from a click
     (``candidate``) taken in its place if the model scores it present (object-score logit at least
-    ``redetect_min_score``), it passes reacquire's tests
-    (colour, reach, size, edge) and every gate; else the verdict as it was."""
+    ``redetect_min_score``), it passes reacquire's tests (colour, reach, size, edge) and every
+    gate; else the verdict as it was."""
     if (verdict.visible or verdict.withheld or candidate is None or not candidate.visible
             or candidate.object_score < options.redetect_min_score):
         return verdict

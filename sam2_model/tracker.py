@@ -442,10 +442,11 @@ class StreamingTracker:
             state.forget_old(index, self._spatial_window, self._pointer_window)
 
     def _apply_robust_policy(self, step: "_Decoding", prediction: MaskPrediction):
-        """The robust policy on one frame's batched prediction: each object's decision
-        (``robust_memory.decide``); re-appearances it refuses are marked absent as the model marks
-        absent objects (mask logits, object score and pointer), before their memory is encoded.
-        Returns the prediction and each object's decision."""
+        """The robust policy on one frame's batched prediction: each object's verdict
+        (``robust_memory.judge``; with redetect, a click for the objects left not visible, ``_redetect``),
+        settled into its decision (``robust_memory.settle``); re-appearances it refuses are marked
+        absent as the model marks absent objects (mask logits, object score and pointer), before
+        their memory is encoded. Returns the prediction and each object's decision."""
         options, states = self._robust, step.states
         fresh = [row for row, s in enumerate(states) if s.robust is None or s.robust.needs_prompt_box]
         if fresh:  # the filter starts from the prompted mask (the output kept since the prompt)
