@@ -171,10 +171,11 @@ def test_decide_is_judge_then_settle():
 def click_tracked(model, monkeypatch, policy, script, blocks, answers):  # noqa: F811
     """``colour_tracked``, with a one-click call made while tracking (the redetect click) answered
     by ``answers[t](x, y)`` -> (object-score logit, block (y0, y1, x0, x1) in grid cells) on
-    tracked frame t (its pointer all 2.0). Returns the tracker, the results and the clicks (t, x, y)."""
+    tracked frame t (its pointer all 2.0). Returns the tracker, the results, the clicks (t, x, y)
+    and the number of objects in each click decoder call."""
     side = model.image_size // 4
     frame = {"t": 0}
-    clicks = []
+    clicks, batches = [], []
     scripted = scripted_objects(model, script)
 
     def predict_masks(image_embed, high_res, coords=None, labels=None, mask_input=None, multimask=False,
@@ -184,6 +185,7 @@ def click_tracked(model, monkeypatch, policy, script, blocks, answers):  # noqa:
                 frame["t"] += 1
             return scripted(image_embed, high_res, coords, labels, mask_input, multimask)
         rows = []
+        batches.append(len(coords))
         for x, y in (coords[:, 0] * side / model.image_size).tolist():
             clicks.append((frame["t"], x, y))
             rows.append(answers[frame["t"]](x, y))
@@ -206,7 +208,7 @@ def click_tracked(model, monkeypatch, policy, script, blocks, answers):  # noqa:
     monkeypatch.setattr(model, "predict_masks", predict_masks)
     results = [tracker.track(frames[t]) for t in range(1, len(script) + 1)]
     monkeypatch.undo()
-    return tracker, results, clicks
+    return tracker, results, clicks, batches
 
 
 def test_tracker_outputs_and_remembers_a_redetected_object(model, monkeypatch):  # noqa: F811
@@ -222,7 +224,7 @@ def test_tracker_outputs_and_remembers_a_redetected_object(model, monkeypatch): 
     script[5] = [(-4.0, None), still]
     blocks = [(10, 20, 10, 20), (40, 50, 10, 20)]
     answers = {4: lambda x, y: (2.0, (10, 20, int(x) - 5, int(x) + 5)), 5: lambda x, y: (2.0, (40, 50, 10, 20))}
-    tracker, results, clicks = click_tracked(model, monkeypatch, REDETECT, script, blocks, answers)
+    tracker, results, clicks, _ = click_tracked(model, monkeypatch, REDETECT, script, blocks, answers)
     assert [bool(r.visible[0]) for r in results] == [True] * 4 + [False]
     assert [t for t, _, _ in clicks] == [4, 5]  # one click per frame the object was lost, none otherwise
     _, x, y = clicks[0]
@@ -238,3 +240,24 @@ def test_tracker_outputs_and_remembers_a_redetected_object(model, monkeypatch): 
     assert all(bool(r.visible[1]) for r in results)  # object 2 untouched
     _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2
+
+
+def test_objects_lost_on_the_same_frame_are_clicked_in_one_decoder_pass(model, monkeypatch):  # noqa: F811
+    """Object 1 (red band) and object 2 (blue band) both slide onto the other's colour on frame 4
+    (colour drift refuses both); each is clicked on its own colour, away from the other's mask, in one
+    decoder call of two rows, and each is output on its own band."""
+    script = {t: [(4.0, (10, 20, 10 + t, 20 + t)), (4.0, (40, 50, 10, 20))] for t in (1, 2, 3)}
+    script[4] = [(4.0, (40, 50, 10, 20)), (4.0, (10, 20, 14, 24))]
+    blocks = [(10, 20, 10, 20), (40, 50, 10, 20)]
+
+    def on_band(x, y):  # the band under the click, 10 cells around it
+        rows = (10, 20) if y < 30 else (40, 50)
+        return 2.0, (*rows, max(int(x) - 5, 0), int(x) + 5)
+
+    _, results, clicks, batches = click_tracked(model, monkeypatch, REDETECT, script, blocks, {4: on_band})
+    assert batches == [2] and [bool(v) for v in results[3].visible] == [True, True]
+    (_, x1, y1), (_, x2, y2) = clicks
+    assert 8 <= y1 <= 22 and 38 <= y2 <= 52  # each on its own colour
+    assert not (10 <= x2 <= 20 and 40 <= y2 <= 50)  # not under object 1's (slid) mask
+    rows1, rows2 = results[3].masks[0].nonzero()[:, 0], results[3].masks[1].nonzero()[:, 0]
+    assert rows1.max() < 22 * 4 and rows2.min() >= 38 * 4
