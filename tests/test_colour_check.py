@@ -208,7 +208,9 @@ def painted_frames(model, count):
     return [frame.copy() for _ in range(count)]
 
 
-def colour_tracked(model, monkeypatch, policy, script, blocks):
+def colour_tracked(model, monkeypatch, policy, script, blocks, decoder=None):
+    """A tracker under ``policy`` on ``painted_frames``, objects prompted with ``blocks``, then
+    tracking the frames ``script`` scripts (``decoder``: another stand-in for predict_masks)."""
     frames = painted_frames(model, len(script) + 1)
     tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
     tracker.track(frames[0])
@@ -216,7 +218,7 @@ def colour_tracked(model, monkeypatch, policy, script, blocks):
         prompt = np.zeros(frames[0].shape[:2], bool)
         prompt[y0 * 4:y1 * 4, x0 * 4:x1 * 4] = True
         tracker.add_prompt(obj_id, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", scripted_objects(model, script))
+    monkeypatch.setattr(model, "predict_masks", decoder or scripted_objects(model, script))
     results = [tracker.track(frames[t]) for t in range(1, len(script) + 1)]
     monkeypatch.undo()
     return tracker, results

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sam2_model
 from sam2_model.colour_check import colour_distance
 from sam2_model.redetect import ClickSearch, click_cells, nearest_in_colour, others_masks
 from sam2_model.robust_memory import Observation, Verdict, advance, decide, judge, judge_redetection, settle
@@ -17,7 +16,7 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 
 from micro_session import model, session  # noqa: F401
-from test_colour_check import BLUE, GREY, RED, colour_tracked, coloured, painted_frames, red_then_hidden
+from test_colour_check import BLUE, GREY, RED, colour_tracked, coloured, red_then_hidden
 from test_return_checks import absent_pointer, scripted_objects
 from test_robust_memory import box_at, seen
 
@@ -198,16 +197,7 @@ def click_tracked(model, monkeypatch, policy, script, blocks, answers):  # noqa:
         return MaskPrediction(low, high, torch.full((len(rows),), 0.8), torch.full((len(rows), model.hidden_dim), 2.0),
                               scores)
 
-    frames = painted_frames(model, len(script) + 1)
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
-    tracker.track(frames[0])
-    for obj_id, (y0, y1, x0, x1) in enumerate(blocks, start=1):
-        prompt = np.zeros(frames[0].shape[:2], bool)
-        prompt[y0 * 4:y1 * 4, x0 * 4:x1 * 4] = True
-        tracker.add_prompt(obj_id, mask=prompt)
-    monkeypatch.setattr(model, "predict_masks", predict_masks)
-    results = [tracker.track(frames[t]) for t in range(1, len(script) + 1)]
-    monkeypatch.undo()
+    tracker, results = colour_tracked(model, monkeypatch, policy, script, blocks, decoder=predict_masks)
     return tracker, results, clicks, batches
 
 
