@@ -24,6 +24,7 @@ import torch
 
 from .appearance_memory import AppearanceMemory
 from .colour_check import colour_distance
+from .redetect import ClickSearch
 from .return_evidence import box_iou
 from .robust_options import RobustMemoryOptions
 
@@ -278,6 +279,14 @@ def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Opt
     if not visible or withheld:
         return verdict
     return Verdict(seen, visible=True, rejected=False, withheld=False, redetected=True)
+
+
+def click_search(state: RobustObjectState, predicted: np.ndarray, options: RobustMemoryOptions) -> ClickSearch:
+    """Redetect: where to look for a lost object's colour: near its predicted centre (and, with
+    last_seen, the centre where it was last accepted), within reacquire's reach."""
+    boxes = [predicted] + ([state.last_box] if options.last_seen and state.last_box is not None else [])
+    centres = [(float(x), float(y)) for x, y in (_centre_size(box)[:2] for box in boxes)]
+    return ClickSearch(state.colour, centres, options.reacquire_gate * state.gate_size(options))
 
 
 def _gated(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],

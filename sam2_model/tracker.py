@@ -34,9 +34,9 @@ from .memory_bank import FrameMemory, FrameOutput, ObjectMemory, PointPrompt, ga
 from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .return_evidence import covered_shares
-from .redetect import ClickSearch, click_cells, nearest_in_colour, others_masks
-from .robust_memory import (Decision, RobustObjectState, Verdict, advance, judge, judge_redetection, mask_boxes,
-                            observations, settle, touches_edge)
+from .redetect import click_cells, nearest_in_colour, others_masks
+from .robust_memory import (Decision, RobustObjectState, Verdict, advance, click_search, judge, judge_redetection,
+                            mask_boxes, observations, settle, touches_edge)
 from .robust_options import RobustMemoryOptions, parse_memory_policy
 from .sam2 import NO_OBJECT_LOGIT, FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions, TrackerOptionsError
@@ -509,13 +509,7 @@ class StreamingTracker:
                 and state.robust.colour is not None and state.robust.gate_size(options) > 0]
         if not rows:
             return verdicts, None
-        searches = []
-        for row in rows:
-            robust = states[row].robust
-            centres = [_centre(predicted[row])]
-            if options.last_seen and robust.last_box is not None:
-                centres.append(_centre(robust.last_box))
-            searches.append(ClickSearch(robust.colour, centres, options.reacquire_gate * robust.gate_size(options)))
+        searches = [click_search(states[row].robust, predicted[row], options) for row in rows]
         cells = click_cells(self._frame.colours, searches, others_masks(prediction.low_res_masks, rows),
                             options.reacquire_max_distance)
         clicked = [(row, cell) for row, cell in zip(rows, cells) if cell is not None]
@@ -648,10 +642,6 @@ class StreamingTracker:
                           min(max(x1 * width / side, 0.0), width), min(max(y1 * height / side, 0.0), height)))
         return boxes
 
-
-
-def _centre(box) -> Tuple[float, float]:
-    return (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
 
 
 def _upsampled_rows(high_res: torch.Tensor, low_res: torch.Tensor, rows) -> torch.Tensor:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from sam2_model.colour_check import colour_distance
 from sam2_model.redetect import ClickSearch, click_cells, nearest_in_colour, others_masks
-from sam2_model.robust_memory import Observation, Verdict, advance, decide, judge, judge_redetection, settle
+from sam2_model.robust_memory import (Observation, Verdict, advance, click_search, decide, judge, judge_redetection,
+                                     settle)
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 
@@ -111,6 +112,18 @@ def clicked(box, colour, score=2.0):
     observed = coloured(box, colour, score=score)
     observed.visible = score > 0
     return observed
+
+
+def test_the_search_is_around_the_predicted_and_the_last_seen_centre_within_reacquires_reach():
+    options = parse_memory_policy(REDETECT)
+    state, predicted, _ = lost_verdict(options)
+    search = click_search(state, predicted, options)
+    np.testing.assert_allclose(search.colour, RED)
+    assert search.reach == pytest.approx(options.reacquire_gate * state.steady_size) and state.steady_size == 10.0
+    (px, py), (lx, ly) = search.centres
+    assert (lx, ly) == (22.0, 30.0) and px > lx + 4 and py == pytest.approx(30.0, abs=0.5)  # it moved on
+    alone = click_search(state, predicted, parse_memory_policy(REDETECT.replace("robust+", "robust:")))
+    assert len(alone.centres) == 1  # without last_seen, the prediction only
 
 
 def test_a_clicked_mask_in_the_objects_colour_where_it_can_be_is_taken_and_its_colour_not_learnt():
