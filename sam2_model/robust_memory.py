@@ -250,8 +250,8 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
 def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
           options: RobustMemoryOptions) -> Verdict:
     """The gates' verdict on one object's frame (``predicted``: ``advance``'s box). Changes nothing."""
-    reacquired = options.reacquire and not seen.visible and _reacquirable(state, seen.unblanked, predicted, options) \
-        and seen.object_score >= options.reacquire_min_score
+    reacquired = (options.reacquire and not seen.visible and seen.object_score >= options.reacquire_min_score
+                  and _reacquirable(state, seen.unblanked, predicted, options))
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
                                    on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
