@@ -80,6 +80,17 @@ def test_paired_difference_of_two_real_runs(runs, capsys):
         line = next(l for l in out.splitlines() if l.startswith(f"{label}: hidden"))
         assert f"{summary['hidden_correct']}/{summary['hidden_frames']}" in line
         assert f"visible frames reported absent {summary['visible_missed']}/{summary['visible_frames']}" in line
+    # Each count's per-object difference: the mean of after - before over the objects, totals beside it.
+    objects = [{(s["name"], o["obj_id"]): o for s in json.loads(runs[name].read_text())["sequences"]
+                for o in s["objects"]} for name in ("flawed", "perfect")]
+    for count, label in (("identity_switches", "identity switches"), ("return_found", "returns found (any mask)"),
+                         ("hidden_correct", "hidden frames reported absent"),
+                         ("visible_missed", "visible frames reported absent")):
+        line = next(l for l in out.splitlines() if l.startswith(f"{label} per object: "))
+        mean = statistics.mean(objects[1][k][count] - objects[0][k][count] for k in sorted(before))
+        totals = [sum(o[count] for o in run.values()) for run in objects]
+        assert line.startswith(f"{label} per object: difference {mean:+.3f}, 95 % interval [")
+        assert line.endswith(f" ({totals[0]} -> {totals[1]})")
     # The flawed tracker never finds object 2 of each sequence: it gains most.
     most_better = next(l for l in out.splitlines() if l.startswith("most better:"))
     assert "a/2" in most_better and "b/2" in most_better

@@ -202,6 +202,16 @@ def paired_interval(differences: List[float]) -> Tuple[float, float, Tuple[float
     return mean, standard_error, (mean - half_width, mean + half_width)
 
 
+# The visibility counts given a paired interval per object (field of VisibilityCounts, label): the
+# issue-25 goals (switches down, returns found up, hidden objects still reported absent) and the cost
+# of refusing masks (visible frames reported absent).
+PER_OBJECT_COUNTS = (("identity_switches", "identity switches"),
+                     ("return_on_target", "returns found on the target"),
+                     ("return_found", "returns found (any mask)"),
+                     ("hidden_correct", "hidden frames reported absent"),
+                     ("visible_missed", "visible frames reported absent"))
+
+
 def count_difference_line(comparison: "Comparison", count: str, label: str) -> Optional[str]:
     """One visibility count per object (a ``VisibilityCounts`` field), after - before, with its
     paired 95 % interval; None where either run lacks the count."""
@@ -255,8 +265,7 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
             continue
         on_target = "return_on_target" not in run.missing_counts
         lines.append(f"{label}: " + ", ".join(visibility_phrases(v, on_target) + (identity_phrase(v),)))
-    for count, count_label in (("identity_switches", "identity switches"),
-                               ("return_on_target", "returns found on the target")):
+    for count, count_label in PER_OBJECT_COUNTS:
         line = count_difference_line(c, count, count_label)
         if line is not None:
             lines.append(line)
