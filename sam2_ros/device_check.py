@@ -17,7 +17,11 @@ node's image decoding), run from the checkout; ROS is used only where it imports
 5. ``amg``: the AutomaticMaskGenerator (``sam2_model.amg_benchmark``) at 32 points per side on a
    generated scene at each model's input size: ms per image and masks per second (the official
    generator is not installed on a device machine; the CPU comparison is in docs/benchmarks.md).
-6. ``benchmark_compiled``: as 3 with ``torch.compile`` applied to the modules asked for, with the
+6. ``robust_policy``: what the robust memory policy costs over ``official`` (issue 25's bound: 10 %
+   of a frame), both tracking the same encoded frames of generated videos in turn
+   (``sam2_model.policy_benchmark``): ms p50/p99 of the encoder and each tracker, the extra per
+   frame and as a share of a whole official frame, per model, precision and object count.
+7. ``benchmark_compiled``: as 3 with ``torch.compile`` applied to the modules asked for, with the
    compile time and the speed-up over eager. Last, because compiling is the slowest step.
 
 Time guard: everything stops by ``--minutes`` after the start. A step starts only if the time
@@ -49,6 +53,7 @@ import sam2_model
 from sam2_model.amg_benchmark import scene_image, time_generator
 from sam2_model.benchmark import Timing, _peak_memory_mb, _time, object_clicks, synthetic_frames
 from sam2_model.config import DEFAULT_MODEL
+from sam2_model.policy_benchmark import time_policy
 from sam2_model.prompted_tracking import track_prompted_by_first_masks
 from sam2_model.reference_sessions import LOGIT_TOLERANCE, SCORE_TOLERANCE, build_session_model, load_session
 from sam2_model.reference_sessions import make_tracker, replay
@@ -57,7 +62,7 @@ from sam2_model.train.procedural import generate_with_events
 from . import node_latency
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("parity", "bf16", "benchmark", "node_latency", "amg", "benchmark_compiled")
+SECTIONS = ("parity", "bf16", "benchmark", "node_latency", "amg", "robust_policy", "benchmark_compiled")
 # bf16 autocast bars (tests/test_full_size_and_bf16.py): mean mask IoU with float32, and the
 # share of visible/absent decisions that agree.
 BF16_MIN_MEAN_IOU = 0.98
@@ -97,6 +102,10 @@ class CheckSettings:
         camera_hz, node_seconds, node_height, node_width, node_warmup: the synthetic camera.
         amg_models: the automatic mask generator's models; amg_points_per_side its grid;
             amg_iterations timed images per model (after one untimed).
+        policy: the memory policy timed against ``official``; policy_models, policy_objects its
+            models and object counts (precisions: ``bench_autocast``'s); policy_videos generated
+            videos (seeds 7300, ...) of policy_frames frames at policy_size pixels a side, the first
+            policy_warmup frames of each untimed.
     """
 
     minutes: float = 8.0
@@ -128,6 +137,13 @@ class CheckSettings:
     amg_models: str = "sam2.1_hiera_tiny,sam2.1_hiera_small"
     amg_points_per_side: int = 32
     amg_iterations: int = 5
+    policy: str = "robust"
+    policy_models: str = "sam2.1_hiera_tiny"
+    policy_objects: str = "1,4,16"
+    policy_videos: int = 2
+    policy_frames: int = 32
+    policy_size: int = 512
+    policy_warmup: int = 2
 
 
 def _names(text: str) -> List[str]:
@@ -478,9 +494,35 @@ def run_amg(settings: CheckSettings, report: Report, budget: Budget) -> None:
         _free(device)
 
 
+def run_robust_policy(settings: CheckSettings, report: Report, budget: Budget) -> None:
+    section = report.section("robust_policy")
+    device = torch.device(settings.device)
+    section.update(policy=settings.policy, videos=settings.policy_videos, frames=settings.policy_frames,
+                   warmup=settings.policy_warmup, generated_size=settings.policy_size, rows=[])
+    for model_name in _names(settings.policy_models):
+        model = sam2_model.build_model(model_name, device=device)
+        for autocast in _names(settings.bench_autocast):
+            for count in _counts(settings.policy_objects):
+                timings = budget.step("robust_policy", lambda: time_policy(
+                    model, settings.policy, count, settings.policy_videos, settings.policy_frames,
+                    settings.policy_size, seed=7300, warmup=settings.policy_warmup, autocast=_autocast(autocast)))
+                numbers = timings.summary()
+                section["rows"].append({
+                    "model": model_name, "weights": _weights(model_name), "autocast": autocast, "objects": count,
+                    "frames": numbers["frames"], "encode_p50_ms": numbers["encode_ms"]["p50"],
+                    "official_p50_ms": numbers["official_ms"]["p50"], "official_p99_ms": numbers["official_ms"]["p99"],
+                    "policy_p50_ms": numbers["policy_ms"]["p50"], "policy_p99_ms": numbers["policy_ms"]["p99"],
+                    "extra_p50_ms": numbers["extra_ms"]["p50"], "extra_p99_ms": numbers["extra_ms"]["p99"],
+                    "share_of_frame": numbers["share_of_medians"], "tracking_ratio": numbers["tracking_ratio"]})
+                report.save(f"{settings.policy} {model_name} {autocast} {count} object(s): extra "
+                            f"{100 * numbers['share_of_medians']:+.1f} % of a frame")
+        del model
+        _free(device)
+
+
 RUNNERS: Dict[str, Callable[[CheckSettings, Report, Budget], None]] = {
     "parity": run_parity, "bf16": run_bf16, "benchmark": run_benchmark, "node_latency": run_node_latency,
-    "amg": run_amg, "benchmark_compiled": run_benchmark_compiled,
+    "amg": run_amg, "robust_policy": run_robust_policy, "benchmark_compiled": run_benchmark_compiled,
 }
 
 
@@ -546,6 +588,16 @@ def markdown(data: Dict[str, Any]) -> str:
               f"{amg.get('points_per_batch')}, median of {amg.get('iterations')} image(s)", ""]
     lines += _table(["model", "weights", "image", "ms/image", "masks", "masks/s"],
                     ["model", "weights", "image", "ms_per_image", "masks", "masks_per_s"], amg.get("rows", [])) + [""]
+    policy = data["robust_policy"]
+    lines += [f"## Memory policy {policy.get('policy')} against official", "",
+              f"status: {_status(policy)}; {policy.get('videos')} generated video(s) of {policy.get('frames')} "
+              f"frames, the first {policy.get('warmup')} untimed; share: the extra over a whole official frame "
+              "(encoder + tracking), from the medians", ""]
+    lines += _table(["model", "weights", "autocast", "objects", "encoder p50 ms", "official p50 ms", "policy p50 ms",
+                     "extra p50 ms", "extra p99 ms", "share of a frame", "tracking ratio"],
+                    ["model", "weights", "autocast", "objects", "encode_p50_ms", "official_p50_ms", "policy_p50_ms",
+                     "extra_p50_ms", "extra_p99_ms", "share_of_frame", "tracking_ratio"],
+                    policy.get("rows", [])) + [""]
     compiled = data["benchmark_compiled"]
     lines += ["## Tracker benchmark, torch.compile", "",
               f"status: {_status(compiled)}; modules {compiled.get('modules')}, backend {compiled.get('backend')}, "

@@ -21,7 +21,9 @@ TINY = ["--parity-events", "1", "--bf16-videos", "1", "--bf16-frames", "2", "--m
         "--iterations", "1", "--warmup", "1", "--bench-autocast", "none", "--compile-autocast", "none",
         "--compile-backend", "eager", "--compile-modules", "sam_mask_decoder", "--node-model", "default",
         "--node-objects", "1", "--node-seconds", "1", "--node-warmup", "1", "--node-height", "120",
-        "--node-width", "160", "--amg-models", "default", "--amg-points-per-side", "4", "--amg-iterations", "1"]
+        "--node-width", "160", "--amg-models", "default", "--amg-points-per-side", "4", "--amg-iterations", "1",
+        "--policy-models", "default", "--policy-objects", "2", "--policy-videos", "1", "--policy-frames", "12",
+        "--policy-size", "64"]
 
 
 def _run_check(out: Path, minutes: str, *extra: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -60,6 +62,11 @@ def test_device_check_reports_every_section_with_numbers(tmp_path):
     [amg] = report["amg"]["rows"]
     assert amg["model"] == "default" and amg["ms_per_image"] > 0 and amg["masks"] >= 0
     assert report["amg"]["points_per_side"] == 4
+    [policy] = report["robust_policy"]["rows"]
+    assert (policy["model"], policy["objects"], policy["frames"]) == ("default", 2, 12 - 2)
+    assert all(_number(policy[key]) and policy[key] > 0 for key in ("encode_p50_ms", "official_p50_ms", "policy_p50_ms"))
+    assert policy["share_of_frame"] == pytest.approx((policy["policy_p50_ms"] - policy["official_p50_ms"])
+                                                     / (policy["encode_p50_ms"] + policy["official_p50_ms"]))
     rows = report["node_latency"]["rows"]
     assert sorted(r["mode"] for r in rows) == ["pipeline", "ros"]  # rclpy imports here: both were measured
     for row in rows:
@@ -71,7 +78,8 @@ def test_device_check_reports_every_section_with_numbers(tmp_path):
 
     table = (out / "device_check.md").read_text()
     for heading in ("## Parity", "## bfloat16", "## Tracker benchmark, eager", "## Node latency",
-                    "## Automatic mask generator", "## Tracker benchmark, torch.compile"):
+                    "## Automatic mask generator", "## Memory policy robust against official",
+                    "## Tracker benchmark, torch.compile"):
         assert heading in table
     assert "| default | bundled | compiled | none | 1 |" in table
     assert "parity: done" in done.stdout and "complete" in done.stdout
