@@ -53,7 +53,7 @@ import sam2_model
 from sam2_model.amg_benchmark import scene_image, time_generator
 from sam2_model.benchmark import Timing, _peak_memory_mb, _time, object_clicks, synthetic_frames
 from sam2_model.config import DEFAULT_MODEL
-from sam2_model.policy_benchmark import time_policy
+from sam2_model.policy_benchmark import FIRST_SEED, time_policy
 from sam2_model.prompted_tracking import track_prompted_by_first_masks
 from sam2_model.reference_sessions import LOGIT_TOLERANCE, SCORE_TOLERANCE, build_session_model, load_session
 from sam2_model.reference_sessions import make_tracker, replay
@@ -104,7 +104,7 @@ class CheckSettings:
             amg_iterations timed images per model (after one untimed).
         policy: the memory policy timed against ``official``; policy_models, policy_objects its
             models and object counts (precisions: ``bench_autocast``'s); policy_videos generated
-            videos (seeds 7300, ...) of policy_frames frames at policy_size pixels a side, the first
+            videos (``policy_benchmark.FIRST_SEED``, ...) of policy_frames frames at policy_size pixels a side, the first
             policy_warmup frames of each untimed.
     """
 
@@ -505,7 +505,7 @@ def run_robust_policy(settings: CheckSettings, report: Report, budget: Budget) -
             for count in _counts(settings.policy_objects):
                 timings = budget.step("robust_policy", lambda: time_policy(
                     model, settings.policy, count, settings.policy_videos, settings.policy_frames,
-                    settings.policy_size, seed=7300, warmup=settings.policy_warmup, autocast=_autocast(autocast)))
+                    settings.policy_size, seed=FIRST_SEED, warmup=settings.policy_warmup, autocast=_autocast(autocast)))
                 numbers = timings.summary()
                 section["rows"].append({
                     "model": model_name, "weights": _weights(model_name), "autocast": autocast, "objects": count,
