@@ -11,9 +11,10 @@ writes the same numbers.
 Frames come from procedural videos with hide-and-return events, so the policy's paths for hidden
 and returning objects run too; the tracker resizes them to the model's input, so a full-size model
 works on full-size masks (the policy's host copy grows with them). Objects are each video's targets,
-repeated when more are asked for (timing only; ``--objects targets``: each video's own targets). Weights are random unless ``--checkpoint`` is given:
-a random model's scores send objects down other paths than trained weights would, so the numbers are
-a cost, not an accuracy. ``tools/device_robust.sh`` runs this on a GPU in one call.
+repeated when more are asked for (timing only; ``--objects targets``: each video's own targets).
+Weights are random unless ``--checkpoint`` is given: a random model's scores send objects down other
+paths than trained weights would, so the numbers are a cost, not an accuracy.
+``tools/device_robust.sh`` runs this on a GPU in one call.
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .benchmark import _synchronize
 from .build import build_model
 from .tracker import StreamingTracker
 from .train.procedural import ProceduralConfig, generate_with_events
 
 PERCENTILES = (50, 90, 99)
 FIRST_SEED = 7300  # the generated videos' seeds: FIRST_SEED, FIRST_SEED + 1, ... (timing only)
+EACH_VIDEOS_TARGETS = "targets"  # an --objects entry: as many objects as the video has targets
 
 
 def percentiles(samples: Sequence[float]) -> Dict[str, float]:
     return {f"p{q}": float(np.percentile(samples, q)) for q in PERCENTILES}
-
-
-EACH_VIDEOS_TARGETS = "targets"  # an --objects entry: as many objects as the video has targets
 
 
 @dataclass
@@ -77,11 +77,6 @@ class PolicyTimings:
             "share_per_frame": percentiles(extra / (encode + official)),
             "tracking_ratio": medians["policy"] / medians["official"],
         }
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_policy(model, policy: str, objects: Optional[int], videos: int, frames: int, size: int, seed: int, warmup: int,

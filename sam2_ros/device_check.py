@@ -104,8 +104,8 @@ class CheckSettings:
             amg_iterations timed images per model (after one untimed).
         policy: the memory policy timed against ``official``; policy_models, policy_objects its
             models and object counts (precisions: ``bench_autocast``'s); policy_videos generated
-            videos (``policy_benchmark.FIRST_SEED``, ...) of policy_frames frames at policy_size pixels a side, the first
-            policy_warmup frames of each untimed.
+            videos (seeds ``policy_benchmark.FIRST_SEED``, ...) of policy_frames frames at
+            policy_size pixels a side, the first policy_warmup frames of each untimed.
     """
 
     minutes: float = 8.0
@@ -505,7 +505,8 @@ def run_robust_policy(settings: CheckSettings, report: Report, budget: Budget) -
             for count in _counts(settings.policy_objects):
                 timings = budget.step("robust_policy", lambda: time_policy(
                     model, settings.policy, count, settings.policy_videos, settings.policy_frames,
-                    settings.policy_size, seed=FIRST_SEED, warmup=settings.policy_warmup, autocast=_autocast(autocast)))
+                    settings.policy_size, seed=FIRST_SEED, warmup=settings.policy_warmup,
+                    autocast=_autocast(autocast)))
                 numbers = timings.summary()
                 section["rows"].append({
                     "model": model_name, "weights": _weights(model_name), "autocast": autocast, "objects": count,
