@@ -207,6 +207,10 @@ def visibility_of(entry):
 NEVER_HIDDEN = (0, 0, None, 0, 0, None, 0)
 
 
+def summary_on_target(results):
+    return results["summary"]["visible_on_target"]
+
+
 def misses_of(entry):
     return tuple(entry[k] for k in ("visible_frames", "visible_missed", "miss_rate"))
 
@@ -240,7 +244,10 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert (misses_of(objects[1]), misses_of(objects[3])) == ((9, 0, 0.0), (6, 0, 0.0))
     assert misses_of(objects[2]) == (7, missed, pytest.approx(missed / 7))
     assert misses_of(seq) == misses_of(results["summary"]) == (22, missed, pytest.approx(missed / 22))
-    console += f", visible frames reported absent {missed}/22 ({missed / 22:.0%})"
+    # Each of these trackers' masks of a visible object lies on it (or is empty).
+    assert summary_on_target(results) == 22 - missed
+    console += (f", visible frames reported absent {missed}/22 ({missed / 22:.0%}), "
+                f"on the target {22 - missed}/22 ({(22 - missed) / 22:.0%})")
     summary = results["summary"]
     # None of these trackers draws one object over another: no identity switch; a frame is predicted
     # when the mask is not empty: visible frames not missed plus hidden frames not reported absent.
@@ -259,10 +266,10 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert report.index("| object | hidden frames | reported absent |") > sequence_at
     never_hidden = "0 | 0 | n/a | 0 | 0 | n/a | 0 |"
     obj2_predicted = objects[2]["predicted_frames"]
-    for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 | 9 | 0 | 0.000 |",
-                 "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} | {obj2_predicted} | 0 |",
-                 "| 3 | " + never_hidden + " 6 | 0 | 0.000 | 6 | 0 | 0.000 |",
-                 "| all | " + row + f" 22 | {missed} | {missed / 22:.3f} | {predicted} | 0 |"):
+    for line in ("| 1 | " + never_hidden + " 9 | 0 | 0.000 | 9 | 9 | 0 | 0.000 |",
+                 "| 2 | " + row + f" 7 | {missed} | {missed / 7:.3f} | {7 - missed} | {obj2_predicted} | 0 |",
+                 "| 3 | " + never_hidden + " 6 | 0 | 0.000 | 6 | 6 | 0 | 0.000 |",
+                 "| all | " + row + f" 22 | {missed} | {missed / 22:.3f} | {22 - missed} | {predicted} | 0 |"):
         assert any(entry.startswith(line) for entry in
                    report.splitlines()[report.splitlines().index("## Sequence `bag`"):]), line
 
@@ -287,9 +294,10 @@ def test_visibility_run_totals_are_rates_of_summed_counts(tmp_path, synthetic, c
     assert visibility_of(results["summary"]) == (5, 3, 0.6, 5, 5, 1.0, 5)
     # Visible frames: a 9 + 7 + 6 (as in test_visibility_scores), b 6 + 3; the tracker misses none.
     assert misses_of(results["summary"]) == (31, 0, 0.0)
+    assert results["summary"]["visible_on_target"] == 31
     assert ("; hidden frames reported absent 3/5 (60%), returns found 5/5 (100%) (5 on the target), "
-            "visible frames reported absent 0/31 (0%)") in capsys.readouterr().out
-    assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 | 5 |" in (out / "report.md").read_text()
+            "visible frames reported absent 0/31 (0%), on the target 31/31 (100%)") in capsys.readouterr().out
+    assert "| 5 | 3 | 0.600 | 5 | 5 | 1.000 | 5 | 31 | 0 | 0.000 | 31 |" in (out / "report.md").read_text()
 
 
 def test_visibility_without_hidden_objects(tmp_path, capsys):
@@ -306,11 +314,12 @@ def test_visibility_without_hidden_objects(tmp_path, capsys):
     # Objects 1 and 2 scored on frames 1-6, object 3 (prompted on frame 3) on 4-6: none missed.
     assert misses_of(results["summary"]) == (15, 0, 0.0)
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.endswith(" ms/frame; visible frames reported absent 0/15 (0%), identity switches 0/15 (0%) "
-                         "of predicted frames") and "hidden" not in line
+    assert line.endswith(" ms/frame; visible frames reported absent 0/15 (0%), on the target 15/15 (100%), "
+                         "identity switches 0/15 (0%) of predicted frames") and "hidden" not in line
     report = (out / "report.md").read_text()
     assert "No object is hidden on a scored frame" in report and "| object | hidden frames |" not in report
-    assert "visible frames reported absent (missed): 0 of 15; identity switches 0/15 (0%) of predicted frames." \
+    assert ("visible frames reported absent (missed): 0 of 15, on the target 15 of 15; identity switches 0/15 (0%) "
+            "of predicted frames.") \
         in report
 
 

@@ -85,7 +85,8 @@ def test_paired_difference_of_two_real_runs(runs, capsys):
                 for o in s["objects"]} for name in ("flawed", "perfect")]
     for count, label in (("identity_switches", "identity switches"), ("return_found", "returns found (any mask)"),
                          ("hidden_correct", "hidden frames reported absent"),
-                         ("visible_missed", "visible frames reported absent")):
+                         ("visible_missed", "visible frames reported absent"),
+                         ("visible_on_target", "visible frames on the target")):
         line = next(l for l in out.splitlines() if l.startswith(f"{label} per object: "))
         mean = statistics.mean(objects[1][k][count] - objects[0][k][count] for k in sorted(before))
         totals = [sum(o[count] for o in run.values()) for run in objects]
@@ -140,21 +141,25 @@ def test_results_without_visibility_counts(runs, tmp_path, capsys):
     assert "before: hidden frames reported absent" in out
 
 
-def test_results_without_returns_on_target(runs, tmp_path, capsys):
-    """A results.json from before the on-target count: its returns are not said to be on the
-    target (not read as 0 on the target), and no per-object difference of that count is printed."""
+@pytest.mark.parametrize(("count", "words", "label"), [
+    ("return_on_target", "on the target)", "returns found on the target"),
+    ("visible_on_target", ", on the target", "visible frames on the target"),
+])
+def test_results_without_an_on_target_count(runs, tmp_path, capsys, count, words, label):
+    """A results.json from before an on-target count: its frames are not said to be on the target
+    (not read as 0 on the target), and no per-object difference of that count is printed."""
     data = json.loads(runs["perfect"].read_text())
     for sequence in data["sequences"]:
         for obj in sequence["objects"]:
-            del obj["return_on_target"]
+            del obj[count]
     older = tmp_path / "older.json"
     older.write_text(json.dumps(data))
     assert compare_main([str(runs["flawed"]), str(older)]) == 0
     lines = capsys.readouterr().out.splitlines()
     before = next(l for l in lines if l.startswith("before: hidden"))
     after = next(l for l in lines if l.startswith("after: hidden"))
-    assert "on the target)" in before and "on the target" not in after
-    assert not any(l.startswith("returns found on the target per object") for l in lines)
+    assert words in before and words not in after
+    assert not any(l.startswith(f"{label} per object") for l in lines)
     assert any(l.startswith("identity switches per object") for l in lines)
 
 

@@ -82,6 +82,18 @@ def test_returns_on_the_target_are_found_on_its_own_truth():
         obj.count_visibility(False, pred_empty, switched, overlaps_target=overlaps)
     v = obj.visibility
     assert (v.return_frames, v.return_found, v.return_on_target) == (4, 3, 1)
+    assert (v.visible_frames, v.visible_missed, v.visible_on_target) == (4, 1, 1)
+
+
+def test_visible_frames_on_the_target_are_counted_without_a_hiding():
+    """Every visible frame counts towards the frames on the target, not only returns."""
+    obj = ObjectResult(obj_id=1, prompt_frame=0)
+    for pred_empty, switched, overlaps in [(False, False, True), (False, False, True), (False, True, True),
+                                           (True, False, False)]:
+        obj.count_visibility(False, pred_empty, switched, overlaps_target=overlaps)
+    obj.count_visibility(gt_empty=True, pred_empty=False, switched=False, overlaps_target=False)  # hidden: not visible
+    v = obj.visibility
+    assert (v.visible_frames, v.visible_missed, v.visible_on_target, v.return_frames) == (4, 1, 2, 0)
 
 
 class ReturnsOntoOtherTracker(PerfectTracker):
@@ -142,13 +154,16 @@ def test_a_return_onto_another_object_is_found_but_not_on_the_target(tmp_path, c
     out, results = run_eval(tmp_path, ReturnsOntoOtherTracker, "onto")
     objects = {o["obj_id"]: o for o in results["sequences"][0]["objects"]}
     assert (objects[2]["return_frames"], objects[2]["return_found"], objects[2]["return_on_target"]) == (3, 3, 2)
-    assert "returns found 3/3 (100%) (2 on the target)" in capsys.readouterr().out
+    assert (objects[2]["visible_frames"], objects[2]["visible_on_target"]) == (4, 3)
+    assert ("returns found 3/3 (100%) (2 on the target), visible frames reported absent 0/10 (0%), "
+            "on the target 9/10 (90%)") in capsys.readouterr().out
     perfect, _ = run_eval(tmp_path, PerfectTracker, "perfect")
     capsys.readouterr()
     assert compare_main([str(perfect), str(out)]) == 0
     text = capsys.readouterr().out
     # Per object 0 -> 0 and 3 -> 2: mean -0.5; two objects: the interval is 12.71 x 0.5 wide each side.
     assert "returns found on the target per object: difference -0.500, 95 % interval [-6.853, +5.853] (3 -> 2)" in text
+    assert "visible frames on the target per object: difference -0.500, 95 % interval [-6.853, +5.853] (10 -> 9)" in text
 
 
 # ---------------------------------------------------------------- variants on shared features

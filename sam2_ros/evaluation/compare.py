@@ -27,7 +27,7 @@ PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
 VISIBILITY_FIELDS = tuple(f.name for f in fields(VisibilityCounts))  # the counts; rates derive from them
 # Counts added after the first visibility counts: missing in older results.json files, read as 0.
-LATER_FIELDS = ("predicted_frames", "identity_switches", "return_on_target")
+LATER_FIELDS = ("predicted_frames", "identity_switches", "return_on_target", "visible_on_target")
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,8 @@ PER_OBJECT_COUNTS = (("identity_switches", "identity switches"),
                      ("return_on_target", "returns found on the target"),
                      ("return_found", "returns found (any mask)"),
                      ("hidden_correct", "hidden frames reported absent"),
-                     ("visible_missed", "visible frames reported absent"))
+                     ("visible_missed", "visible frames reported absent"),
+                     ("visible_on_target", "visible frames on the target"))
 
 
 def count_difference_line(comparison: "Comparison", count: str, label: str) -> Optional[str]:
@@ -263,8 +264,7 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         if v is None:
             lines.append(f"{label}: no visibility counts (a results.json from an older sam2-eval)")
             continue
-        on_target = "return_on_target" not in run.missing_counts
-        lines.append(f"{label}: " + ", ".join(visibility_phrases(v, on_target) + (identity_phrase(v),)))
+        lines.append(f"{label}: " + ", ".join(visibility_phrases(v, run.missing_counts) + (identity_phrase(v),)))
     for count, count_label in PER_OBJECT_COUNTS:
         line = count_difference_line(c, count, count_label)
         if line is not None:

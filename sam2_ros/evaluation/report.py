@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -195,7 +195,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 VISIBILITY_HEADER = (
     "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate "
     "| on the target "
-    "| visible frames | missed | miss rate | predicted frames | identity switches | switch rate |"
+    "| visible frames | missed | miss rate | on the target | predicted frames | identity switches | switch rate |"
 )
 
 
@@ -203,7 +203,7 @@ def _visibility_cells(v: VisibilityCounts) -> str:
     return (
         f"{v.hidden_frames} | {v.hidden_correct} | {_fmt(v.absent_accuracy)} "
         f"| {v.return_frames} | {v.return_found} | {_fmt(v.redetection_rate)} | {v.return_on_target} "
-        f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} "
+        f"| {v.visible_frames} | {v.visible_missed} | {_fmt(v.miss_rate)} | {v.visible_on_target} "
         f"| {v.predicted_frames} | {v.identity_switches} | {_fmt(v.identity_switch_rate)} |"
     )
 
@@ -212,17 +212,20 @@ def count_and_percent(part: int, whole: int) -> str:
     return f"{part}/{whole} ({part / whole:.0%})" if whole else f"{part}/{whole} (n/a)"
 
 
-def visibility_phrases(v: VisibilityCounts, on_target: bool = True) -> tuple[str, str, str]:
-    """The console's words for hidden frames, returns and misses (sam2-eval, sam2-eval-compare);
-    ``on_target``: say how many returns were found on the target (False for results.json files
-    older than that count)."""
+def visibility_phrases(v: VisibilityCounts, missing: Collection[str] = ()) -> tuple[str, str, str]:
+    """The console's words for hidden frames, returns and visible frames (sam2-eval,
+    sam2-eval-compare); ``missing``: the on-the-target counts (``return_on_target``,
+    ``visible_on_target``) a results.json older than them lacks, left unsaid."""
     returns = f"returns found {count_and_percent(v.return_found, v.return_frames)}"
-    if on_target:
+    if "return_on_target" not in missing:
         returns += f" ({v.return_on_target} on the target)"
+    visible = f"visible frames reported absent {count_and_percent(v.visible_missed, v.visible_frames)}"
+    if "visible_on_target" not in missing:
+        visible += f", on the target {count_and_percent(v.visible_on_target, v.visible_frames)}"
     return (
         f"hidden frames reported absent {count_and_percent(v.hidden_correct, v.hidden_frames)}",
         returns,
-        f"visible frames reported absent {count_and_percent(v.visible_missed, v.visible_frames)}",
+        visible,
     )
 
 
@@ -238,7 +241,8 @@ def _visibility_separator(leading_columns: int = 0) -> str:
 def _summary_visibility_lines(summary: Summary) -> list[str]:
     if not summary.hidden_frames:
         return ["No object is hidden on a scored frame, so absent accuracy and redetection rate do not apply; "
-                f"visible frames reported absent (missed): {summary.visible_missed} of {summary.visible_frames}; "
+                f"visible frames reported absent (missed): {summary.visible_missed} of {summary.visible_frames}, "
+                f"on the target {summary.visible_on_target} of {summary.visible_frames}; "
                 f"{identity_phrase(summary.visibility)}.", ""]
     return [
         "Visibility (all objects; the tracker reports an object not visible with an empty mask):",

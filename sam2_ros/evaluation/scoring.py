@@ -58,7 +58,9 @@ class VisibilityCounts:
     truth after an earlier hidden scored frame; return_found: of those, frames with a
     non-empty prediction; return_on_target: of those, frames whose prediction overlaps the
     object's ground truth and is no identity switch. visible_frames: scored frames with a non-empty ground truth;
-    visible_missed: of those, frames with an empty prediction. predicted_frames: scored frames
+    visible_missed: of those, frames with an empty prediction; visible_on_target: of those, frames
+    whose prediction overlaps the object's ground truth and is no identity switch (the frames a
+    planner is given the right object). predicted_frames: scored frames
     with a non-empty prediction; identity_switches: of those, frames whose predicted mask covers
     more pixels of another ground-truth object than of its own (``identity_switched``).
     """
@@ -70,6 +72,7 @@ class VisibilityCounts:
     return_on_target: int = 0
     visible_frames: int = 0
     visible_missed: int = 0
+    visible_on_target: int = 0
     predicted_frames: int = 0
     identity_switches: int = 0
 
@@ -106,6 +109,7 @@ class VisibilityCounts:
             "visible_frames": self.visible_frames,
             "visible_missed": self.visible_missed,
             "miss_rate": self.miss_rate,
+            "visible_on_target": self.visible_on_target,
             "predicted_frames": self.predicted_frames,
             "identity_switches": self.identity_switches,
             "identity_switch_rate": self.identity_switch_rate,
@@ -150,11 +154,12 @@ class ObjectResult:
         if gt_empty:
             self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
             return
+        on_target = not pred_empty and overlaps_target and not switched
         if self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
-            on_target = not pred_empty and overlaps_target and not switched
             self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty),
                                                 return_on_target=int(on_target))
-        self.visibility += VisibilityCounts(visible_frames=1, visible_missed=int(pred_empty))
+        self.visibility += VisibilityCounts(visible_frames=1, visible_missed=int(pred_empty),
+                                            visible_on_target=int(on_target))
 
     @property
     def scored(self) -> bool:
@@ -281,6 +286,7 @@ class Summary:
     visible_frames: int = 0
     visible_missed: int = 0
     miss_rate: float | None = None
+    visible_on_target: int = 0
     predicted_frames: int = 0
     identity_switches: int = 0
     identity_switch_rate: float | None = None
