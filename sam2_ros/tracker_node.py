@@ -40,6 +40,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -62,6 +63,7 @@ from .result_conversion import (FrameState, ObjectState, label_image_msg, overla
                                 tracked_objects_msg)
 from .service_replies import keep_replies
 from .stage_timing import StageClock, StageTimes
+from .stop_signals import StopRequest, spin_until_stopped
 from .tracker_backend import BackendUnavailable, DiscoveryOutcome, Outputs, TrackerBackend, open_backend
 
 NODE_NAME = "tracker_node"
@@ -702,16 +704,20 @@ class TrackerNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # SIGINT and SIGTERM are this process's own (stop_signals: a request the main loop polls for),
+    # not rclpy's KeyboardInterrupt, which a finalized node without timers has been seen to miss.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopRequest().install()
     node = TrackerNode()
     # Threads: image reception, prompts/services, diagnostics, server heartbeats and lifecycle requests each get one,
     # so none waits behind another; the model itself runs on the node's worker thread.
     executor = MultiThreadedExecutor(num_threads=5)
     executor.add_node(node)
     try:
-        node.autostart()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if not stop.requested:  # a signal during start-up (loading the model) ends it here
+            node.autostart()
+        spin_until_stopped(executor, stop)
+    except ExternalShutdownException:
         pass
     finally:
         node._stop_processing()

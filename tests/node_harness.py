@@ -151,10 +151,10 @@ class NodeProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGINT (as Ctrl-C would); then, if need be, SIGABRT and kill (``stop_process``); returns
-        the exit code."""
-        stop_process(self.process, signal.SIGINT, timeout_s)
+    def stop(self, timeout_s: float = 15.0, interrupt: int = signal.SIGINT) -> int:
+        """SIGINT (as Ctrl-C would; or ``interrupt``); then, if need be, SIGABRT and kill
+        (``stop_process``); returns the exit code."""
+        stop_process(self.process, interrupt, timeout_s)
         self._log.close()
         return self.process.returncode
 
