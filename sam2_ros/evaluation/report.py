@@ -194,8 +194,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 VISIBILITY_HEADER = (
     "hidden frames | reported absent | absent accuracy | return frames | found again | redetection rate "
-    "| on the target "
-    "| visible frames | missed | miss rate | on the target | predicted frames | identity switches | switch rate |"
+    "| returns on the target "
+    "| visible frames | missed | miss rate | visible on the target | predicted frames | identity switches | switch rate |"
 )
 
 
