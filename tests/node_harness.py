@@ -46,7 +46,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from sam2_ros.diagnostics import diagnostic_values
-from sam2_ros.image_conversion import image_to_labels, image_to_mask, mask_to_image, paste_object_mask
+from sam2_ros.image_conversion import image_to_labels, mask_to_image, paste_object_mask
 from sam2_ros.msg import Prompt, TrackedObjects
 from sam2_ros.spin_teardown import stop_spinning
 from sam2_ros.srv import AddObject, RemoveObject
