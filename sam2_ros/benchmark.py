@@ -117,6 +117,7 @@ class NodeUnderTest:
         from sensor_msgs.msg import Image
 
         from sam2_ros.msg import TrackedObjects
+        from sam2_ros.spin_teardown import SpinThread
         from sam2_ros.tracker_node import TrackerNode
 
         self.context = rclpy.Context()
@@ -139,8 +140,7 @@ class NodeUnderTest:
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self._spinner = SpinThread(self.executor)
         if not self.node.autostart():
             raise RuntimeError("the tracker node did not start (see its log above)")
 
@@ -226,7 +226,7 @@ class NodeUnderTest:
         from sam2_ros.spin_teardown import stop_spinning
 
         self.node._stop_processing()
-        stop_spinning(self.executor, self._thread, [self.node, self.client], self.context)
+        stop_spinning(self.executor, self._spinner, [self.node, self.client], self.context)
 
 
 def run_case(node: NodeUnderTest, model, scene: Scene, fill_hole_area: int) -> CaseResult:

@@ -214,7 +214,7 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
 
     from .image_conversion import rgb_to_image
     from .node_parameters import TrackerParameters
-    from .spin_teardown import stop_spinning
+    from .spin_teardown import SpinThread, stop_spinning
     from .tracker_node import TrackerNode
 
     autocast = "none" if settings.autocast is None else str(settings.autocast).replace("torch.", "")
@@ -251,8 +251,7 @@ def measure_ros_node(settings: LatencySettings, settle_s: float = 1.0, timeout_s
         executor = MultiThreadedExecutor(num_threads=4, context=context)
         for each in nodes:
             executor.add_node(each)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        spinner = SpinThread(executor)
 
         def until(condition_fn, what: str) -> None:
             deadline = time.monotonic() + timeout_s

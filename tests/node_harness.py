@@ -48,7 +48,7 @@ from std_srvs.srv import Trigger
 from sam2_ros.diagnostics import diagnostic_values
 from sam2_ros.image_conversion import image_to_labels, mask_to_image, paste_object_mask
 from sam2_ros.msg import Prompt, TrackedObjects
-from sam2_ros.spin_teardown import stop_spinning
+from sam2_ros.spin_teardown import SpinThread, stop_spinning
 from sam2_ros.srv import AddObject, RemoveObject
 
 from child_process import FAULT_HANDLER, stop_process
@@ -304,8 +304,7 @@ class GraphClient:
         self._clients: Dict[Tuple[type, str], Any] = {}
         self._compressed = compressed
         self._overlay = overlay
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self._spinner = SpinThread(self.executor)
 
     # ------------------------------------------------------------------ plumbing
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -314,7 +313,7 @@ class GraphClient:
             del self.diagnostics[:-200]
 
     def close(self) -> None:
-        stop_spinning(self.executor, self._thread, [self.node], self.context)
+        stop_spinning(self.executor, self._spinner, [self.node], self.context)
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout_s

@@ -213,15 +213,14 @@ class LiveNodeRunner:
 
         from sam2_ros.msg import TrackedObjects
         from sam2_ros.srv import AddObject
+        from sam2_ros.spin_teardown import SpinThread
 
         context = rclpy.Context()
         rclpy.init(context=context, args=[])
         node = rclpy.create_node(f"sam2_eval_live_{uuid.uuid4().hex[:8]}", context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        self._ros = (context, node, executor, thread)
+        self._ros = (context, node, executor, SpinThread(executor))
         fqn = self.node_name
         namespace, _, name = fqn.rpartition("/")
         namespace = namespace or "/"
@@ -319,8 +318,8 @@ class LiveNodeRunner:
     def _close(self) -> None:
         from sam2_ros.spin_teardown import stop_spinning
 
-        context, node, executor, thread = self._ros
-        stop_spinning(executor, thread, [node], context)
+        context, node, executor, spinner = self._ros
+        stop_spinning(executor, spinner, [node], context)
 
     def _publish(self, rgb: np.ndarray, stamp_ns: int, frame_id: str) -> tuple[tuple[str, int], float]:
         from sam2_ros.image_conversion import rgb_to_image
