@@ -207,10 +207,6 @@ def visibility_of(entry):
 NEVER_HIDDEN = (0, 0, None, 0, 0, None, 0)
 
 
-def summary_on_target(results):
-    return results["summary"]["visible_on_target"]
-
-
 def misses_of(entry):
     return tuple(entry[k] for k in ("visible_frames", "visible_missed", "miss_rate"))
 
@@ -245,7 +241,7 @@ def test_visibility_scores(tmp_path, bag, capsys, tracker, obj2, obj2_missed, co
     assert misses_of(objects[2]) == (7, missed, pytest.approx(missed / 7))
     assert misses_of(seq) == misses_of(results["summary"]) == (22, missed, pytest.approx(missed / 22))
     # Each of these trackers' masks of a visible object lies on it (or is empty).
-    assert summary_on_target(results) == 22 - missed
+    assert results["summary"]["visible_on_target"] == 22 - missed
     console += (f", visible frames reported absent {missed}/22 ({missed / 22:.0%}), "
                 f"on the target {22 - missed}/22 ({(22 - missed) / 22:.0%})")
     summary = results["summary"]
