@@ -243,3 +243,27 @@ def test_module_runs_as_script(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "JPEGImages" / "gen_0000" / "00015.png").is_file()
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_exposure_step_relights_the_same_video(seed):
+    """An exposure step changes the brightness only: the same scene and labels, frames identical
+    until the step starts, and after its ramp the picture scaled by the factor or its inverse."""
+    step = 1.6
+    plain = generate_with_events(seed, SMALL)
+    relit = generate_with_events(seed, dataclasses.replace(SMALL, exposure_step=step))
+    assert relit.seed == plain.seed and np.array_equal(relit.labels, plain.labels)
+    frames = SMALL.num_frames
+    assert np.array_equal(relit.frames[:frames // 4 + 1], plain.frames[:frames // 4 + 1])
+    # Pixels clear of clipping and noise on both sides: their ratio is the factor (noise of a few units).
+    before, after = plain.frames[-1].astype(float), relit.frames[-1].astype(float)
+    clear = (before > 40) & (before < 150)
+    ratio = float(np.median(after[clear] / before[clear]))
+    assert min(abs(ratio - step), abs(ratio - 1 / step)) < 0.05, ratio
+
+
+def test_exposure_step_below_one_is_named():
+    with pytest.raises(ValueError, match="exposure_step"):
+        ProceduralConfig(exposure_step=0.5).check()
+    with pytest.raises(SystemExit):
+        main(["--out", "unused", "--exposure-step", "0.5"])

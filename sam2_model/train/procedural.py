@@ -57,6 +57,11 @@ class ProceduralConfig:
     min_size: float = 0.10  # object radius range as a fraction of min(height, width)
     max_size: float = 0.22
     max_speed: float = 0.05  # fraction of min(height, width) per frame
+    # A camera's exposure change (auto-exposure, a robot driving into shade): above 1, each video's
+    # brightness ramps over EXPOSURE_RAMP_FRAMES frames, from a frame in its second quarter (after
+    # the prompt frame), to this factor or its inverse (brighter or darker at random). 1: none, only
+    # the slow drift of at most +-8 % that every video has.
+    exposure_step: float = 1.0
 
     def check(self) -> None:
         """Raise ValueError naming the first setting no video can be generated from."""
@@ -66,6 +71,8 @@ class ProceduralConfig:
             raise ValueError(f"max_distractors must be >= 0, got {self.max_distractors}")
         if self.height < 8 or self.width < 8 or self.num_frames < 1:
             raise ValueError("frames must be at least 8x8 pixels and a video at least one frame long")
+        if not self.exposure_step >= 1.0:
+            raise ValueError(f"exposure_step must be >= 1 (a factor; 1: no change), got {self.exposure_step}")
 
 
 @dataclass
@@ -336,6 +343,19 @@ def _sample_background(rng: np.random.Generator, config: ProceduralConfig) -> tu
     return image.astype(np.float32), pan, gain
 
 
+EXPOSURE_RAMP_FRAMES = 4  # an auto-exposure settles within a few frames
+
+
+def _exposure_change(rng: np.random.Generator, frames: int, step: float) -> np.ndarray:
+    """Per frame, the gain of one exposure change (ProceduralConfig.exposure_step): 1 until a frame
+    in the video's second quarter, then a linear ramp over EXPOSURE_RAMP_FRAMES frames to ``step``
+    or ``1 / step``."""
+    start = int(rng.integers(frames // 4, max(frames // 2, frames // 4 + 1)))
+    factor = step if rng.uniform() < 0.5 else 1.0 / step
+    progress = np.clip((np.arange(frames) - start) / EXPOSURE_RAMP_FRAMES, 0.0, 1.0)
+    return 1.0 + (factor - 1.0) * progress
+
+
 def _bar_across(track: _Track, t: int, extent: float, hide: float, half_length: float, shift: float,
                 texture: _Texture) -> _Occluder:
     """A bar centred on the target's position at frame ``t``, its width axis along the target's
@@ -451,7 +471,7 @@ def _sample_scene(rng: np.random.Generator, config: ProceduralConfig) -> _Scene:
             occluder = _place_occluder(rng, config, target, targets, max_coverage)
             if occluder is not None:
                 occluders.append(occluder)
-    return _Scene(
+    scene = _Scene(
         height=config.height,
         width=config.width,
         num_frames=config.num_frames,
@@ -464,6 +484,9 @@ def _sample_scene(rng: np.random.Generator, config: ProceduralConfig) -> _Scene:
         objects=objects,
         occluders=occluders,
     )
+    if config.exposure_step > 1.0:  # drawn last, so that every other draw is that of a video without it
+        scene.gain = scene.gain * _exposure_change(rng, config.num_frames, config.exposure_step)
+    return scene
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -729,10 +752,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--depth", action="store_true",
                         help="also write each video's layered depth: Depth/<name>/%%05d.png (16-bit mm) and "
                              "camera_info.json (sam2_model.depth_format)")
+    parser.add_argument("--exposure-step", type=float, default=1.0, metavar="FACTOR",
+                        help="a camera's exposure change in every video: from a frame in its second quarter the "
+                             "brightness ramps over %d frames to FACTOR or 1/FACTOR (brighter or darker at random); "
+                             "1 (default): none" % EXPOSURE_RAMP_FRAMES)
     args = parser.parse_args(argv)
     if args.sequences < 0 or args.seed < 0:
         parser.error("--sequences and --seed must not be negative")
-    config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames)
+    config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames,
+                              exposure_step=args.exposure_step)
+    try:
+        config.check()
+    except ValueError as error:
+        parser.error(str(error))
     for index in range(args.sequences):
         name = f"gen_{index:04d}"
         video = generate_with_events(args.seed + index, config, depth=args.depth)
