@@ -16,6 +16,7 @@ object: the tracker brings every object's box, score and IoU to the host in one 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from .appearance_memory import AppearanceMemory
-from .colour_check import colour_distance
+from .colour_check import as_shown, colour_distance, unclipped
 from .redetect import ClickSearch
 from .return_evidence import box_iou
 from .robust_options import RobustMemoryOptions
@@ -116,6 +117,8 @@ class Observation:
     on_edge: bool = False         # the mask's box touches the mask grid's edge (the frame's edge)
     area: Optional[float] = None  # the mask's cells in the grid (steady_size: how well it fills its box;
     #                               None: not counted, the box is taken as it is)
+    colour_ceiling: float = math.inf  # exposure: the brightest channel value this frame can show, in
+    #                                   the remembered colours' units (colour_check.ExposureReference)
 
     @property
     def measured_colour(self) -> Optional[np.ndarray]:
@@ -251,7 +254,7 @@ def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.nd
           options: RobustMemoryOptions) -> Verdict:
     """The gates' verdict on one object's frame (``predicted``: ``advance``'s box). Changes nothing."""
     reacquired = (options.reacquire and not seen.visible and seen.object_score >= options.reacquire_min_score
-                  and _reacquirable(state, seen.unblanked, predicted, options))
+                  and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling))
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
                                    on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
@@ -270,7 +273,7 @@ def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Opt
             or candidate.object_score < options.redetect_min_score):
         return verdict
     found = Unblanked(candidate.box, candidate.measured_colour, candidate.on_edge, candidate.area)
-    if not _reacquirable(state, found, predicted, options):
+    if not _reacquirable(state, found, predicted, options, candidate.colour_ceiling):
         return verdict
     seen = dataclasses.replace(verdict.seen, visible=True, box=candidate.box, iou=candidate.iou,
                                object_score=candidate.object_score, colour=candidate.colour,
@@ -281,12 +284,15 @@ def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Opt
     return Verdict(seen, visible=True, rejected=False, withheld=False, redetected=True)
 
 
-def click_search(state: RobustObjectState, predicted: np.ndarray, options: RobustMemoryOptions) -> ClickSearch:
-    """Redetect: where to look for a lost object's colour: near its predicted centre (and, with
-    last_seen, the centre where it was last accepted), within reacquire's reach."""
+def click_search(state: RobustObjectState, predicted: np.ndarray, options: RobustMemoryOptions,
+                 colour_ceiling: float = math.inf) -> ClickSearch:
+    """Redetect: where to look for a lost object's colour (as a frame clipping at ``colour_ceiling``
+    shows it): near its predicted centre (and, with last_seen, the centre where it was last
+    accepted), within reacquire's reach."""
     boxes = [predicted] + ([state.last_box] if options.last_seen and state.last_box is not None else [])
     centres = [(float(x), float(y)) for x, y in (_centre_size(box)[:2] for box in boxes)]
-    return ClickSearch(state.colour, centres, options.reacquire_gate * state.gate_size(options))
+    return ClickSearch(as_shown(state.colour, colour_ceiling), centres,
+                       options.reacquire_gate * state.gate_size(options))
 
 
 def _gated(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
@@ -346,7 +352,7 @@ def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.nd
     confident = options.appearance_memory and plainly_there
     colour = seen.measured_colour
     if options.measures_colour and plainly_there and colour is not None:
-        state.colour = _learned_colour(state.colour, colour, options)
+        state.colour = _learned_colour(state.colour, colour, options, seen.colour_ceiling)
     return Decision(accepted=not verdict.rejected, admitted=admitted, predicted_box=state.predicted_box,
                     confident=confident, reacquired=verdict.reacquired, redetected=verdict.redetected)
 
@@ -365,13 +371,14 @@ def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarra
 
 
 def _reacquirable(state: RobustObjectState, candidate: Optional[Unblanked], predicted: Optional[np.ndarray],
-                  options: RobustMemoryOptions) -> bool:
+                  options: RobustMemoryOptions, colour_ceiling: float = math.inf) -> bool:
     """Reacquire (and redetect): a mask the model did not output as the object (unblanked, or
-    decoded from a click) has the object's colour where the object can be."""
+    decoded from a click) has the object's colour (as a frame clipping at ``colour_ceiling`` shows
+    it) where the object can be."""
     if (candidate is None or candidate.box is None or candidate.colour is None or state.colour is None
             or predicted is None):
         return False
-    if colour_distance(state.colour, candidate.colour) > options.reacquire_max_distance:
+    if colour_distance(as_shown(state.colour, colour_ceiling), candidate.colour) > options.reacquire_max_distance:
         return False
     if options.steady_size and _larger_side(candidate.box) > options.reacquire_max_growth * state.steady_size:
         # A hidden object does not come back at several times its size: such a mask (seen on
@@ -390,23 +397,26 @@ def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float
                 options: RobustMemoryOptions) -> bool:
     """Colour check and drift: the mask's mean colour lies farther than ``max_distance`` (plus
     ``colour_score_allowance`` per unit of a positive object score) from the object's remembered
-    colour (never, while nothing is remembered or nothing measured)."""
+    colour as the frame can show it (never, while nothing is remembered or nothing measured)."""
     if state.colour is None or seen.measured_colour is None:
         return False
     allowed = max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
-    return colour_distance(state.colour, seen.measured_colour) > allowed
+    return colour_distance(as_shown(state.colour, seen.colour_ceiling), seen.measured_colour) > allowed
 
 
-def _learned_colour(remembered: Optional[np.ndarray], colour: np.ndarray,
-                    options: RobustMemoryOptions) -> np.ndarray:
+def _learned_colour(remembered: Optional[np.ndarray], colour: np.ndarray, options: RobustMemoryOptions,
+                    colour_ceiling: float = math.inf) -> np.ndarray:
     """The remembered colour after a confident frame of ``colour``: a moving average; with
     colour_anchor a frame far from the remembered colour is not learned (a mask that slid onto
     another object while called visible is often confident, and the average would follow it,
-    so that the checks then guard the look-alike's colour)."""
+    so that the checks then guard the look-alike's colour). On a frame clipping at
+    ``colour_ceiling`` (exposure) a clipped channel teaches no duller value."""
     if remembered is None:
         return colour
-    if options.colour_anchor and colour_distance(remembered, colour) > options.anchor_max_distance:
+    shown = as_shown(remembered, colour_ceiling)
+    if options.colour_anchor and colour_distance(shown, colour) > options.anchor_max_distance:
         return remembered
+    colour = unclipped(colour, remembered, colour_ceiling)
     return (1 - options.colour_rate) * remembered + options.colour_rate * colour
 
 
@@ -449,13 +459,14 @@ def mask_boxes(logits: torch.Tensor) -> torch.Tensor:
 
 def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, ious: torch.Tensor,
                  covered: Optional[torch.Tensor] = None, colours: Optional[torch.Tensor] = None,
-                 unblanked_logits: Optional[torch.Tensor] = None, unblanked_colours: Optional[torch.Tensor] = None
-                 ) -> List[Observation]:
+                 unblanked_logits: Optional[torch.Tensor] = None, unblanked_colours: Optional[torch.Tensor] = None,
+                 colour_ceiling: Optional[torch.Tensor] = None) -> List[Observation]:
     """Every object's observation from one batched prediction, with one copy to the host
     (``covered``: ``[N]`` shares of each mask on other tracked objects, ``return_onto_other``;
     ``colours``: ``[N, 3]`` mean colours under the masks, ``colour_check``; ``unblanked_logits``
     ``[N, 1, h, w]`` and ``unblanked_colours`` ``[N, 3]``: the chosen masks before absent objects
-    were blanked and their colours, ``reacquire``)."""
+    were blanked and their colours, ``reacquire``; ``colour_ceiling``: the frame's 0-dim brightest
+    channel value, ``exposure``)."""
     count = object_scores.numel()
     device = object_scores.device
     if covered is None:
@@ -467,6 +478,8 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
                covered.reshape(-1, 1).float(), colours.reshape(-1, 3).float().to(device)]
     if unblanked_logits is not None:
         columns += [mask_boxes(unblanked_logits).to(device), unblanked_colours.reshape(-1, 3).float().to(device)]
+    if colour_ceiling is not None:  # the last column
+        columns.append(colour_ceiling.reshape(1, 1).float().to(device).expand(count, 1))
     numbers = torch.cat(columns, dim=1).cpu().numpy()
     grid_size = tuple(prediction_logits.shape[-2:])
     found = []
@@ -483,7 +496,8 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
                                   float(unblanked_area))
         found.append(Observation(bool(score > 0), box, float(iou), float(score), float(share),
                                  np.array(row[9:12]) if measured else None, unblanked,
-                                 touches_edge(box, grid_size), float(area)))
+                                 touches_edge(box, grid_size), float(area),
+                                 float(row[-1]) if colour_ceiling is not None else math.inf))
     return found
 
 

@@ -5,8 +5,8 @@
 
 * ``"official"``: SAM 2's video predictor exactly (the default);
 * ``"robust"``: the default components (kalman, motion_gate, last_seen, appearance_memory,
-  colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor), at their default
-  thresholds;
+  colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure), at
+  their default thresholds;
 * ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
 * ``"robust+appearance_memory"``: the default components plus the named (opt-in) ones;
 * ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
@@ -27,9 +27,9 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect")
+              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
-# colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor; memory_gate,
+# colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure; memory_gate,
 # jump_gate, component_gate, return_gate, confirmed_return, return_onto_other and redetect are opt-in: see
 # RobustMemoryOptions).
 
@@ -155,6 +155,14 @@ class RobustMemoryOptions:
             and every gate; it enters memory as a visible frame (not as a prompt) and its colour
             is not learnt. Of the decoder's three candidates for the click the one nearest the
             object's colour is kept. Needs kalman and a remembered colour. Opt-in.
+        exposure: (``colour_check.ExposureReference``) every colour the policy measures (under
+            masks, unblanked masks, redetect's search) is first brought to the stream's first
+            exposure: each frame's colour grid is scaled by the brightness of the first frame
+            measured over its own (the median cell's, so an object moving through the view
+            barely moves it; clamped to a factor of 4 either way). A camera's auto-exposure, or a
+            robot driving into shade, scales every colour; without it the colour checks refused
+            the object itself after such a change. Changes nothing without a colour component. In
+            ``robust`` since round 18.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -310,6 +318,12 @@ class RobustMemoryOptions:
     # the appearance memory's (a frame the policy would learn from), not a number fitted to them.
     redetect: bool = False
     redetect_min_score: float = 1.0
+    # Round 18 (docs/benchmarks.md), decided on both dev sets and on them relit (the 48-frame dev set
+    # with its brightness ramped to 0.55 or 1.5 from its second quarter): no effect where the exposure
+    # stays (+0.000 [-0.002, +0.002] on the 200 dev videos, -0.001 [-0.008, +0.005] on the 48-frame
+    # ones); relit, +0.062 [+0.030, +0.094] (darker) and +0.029 [-0.005, +0.064] (brighter) over robust
+    # without it. A robot's camera changes its exposure.
+    exposure: bool = True
 
     def problems(self) -> List[str]:
         found = []

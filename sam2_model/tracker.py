@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 # Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
-from .colour_check import frame_colour_grid, mask_colours
+from .colour_check import ExposureReference, frame_colour_grid, mask_colours
 from .component_gate import keep_components_near
 from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
@@ -129,6 +129,7 @@ class _CurrentFrame:
     frame_hw: tuple
     features: FrameFeatures  # raw image features (batch 1)
     colours: Optional[torch.Tensor] = None  # colour_check: [3, h, w] RGB on the mask grid
+    colour_ceiling: Optional[torch.Tensor] = None  # exposure: the grid's brightest value (0-dim)
 
 
 class StreamingTracker:
@@ -175,6 +176,7 @@ class StreamingTracker:
         self._objects: Dict[int, ObjectMemory] = {}
         self._frame: Optional[_CurrentFrame] = None
         self._next_index = 0
+        self._exposure = ExposureReference()  # robust's exposure component: the stream's first brightness
         self._memory_pos: Optional[torch.Tensor] = None  # [h*w, mem_dim], a constant of the model
 
     # ------------------------------------------------------------------ public API
@@ -198,6 +200,7 @@ class StreamingTracker:
         self._objects.clear()
         self._frame = None
         self._next_index = 0
+        self._exposure = ExposureReference()
 
     def current_result(self) -> TrackingResult:
         """Every object's output on the most recent frame (e.g. after a removal)."""
@@ -405,10 +408,12 @@ class StreamingTracker:
         self._commit_prompted_memories()
         index = self._next_index
         self._next_index += 1
-        colours = None
+        colours = ceiling = None
         if self._robust is not None and self._robust.measures_colour:  # once per frame, for all objects
             colours = frame_colour_grid(prepared.pixels, self.model.image_size // 4)
-        self._frame = _CurrentFrame(index, prepared.frame_hw, features, colours)
+            if self._robust.exposure:
+                colours, ceiling = self._exposure.normalise(colours)
+        self._frame = _CurrentFrame(index, prepared.frame_hw, features, colours, ceiling)
         if not self._objects:
             return None
         states = list(self._objects.values())
@@ -470,7 +475,7 @@ class StreamingTracker:
             unblanked = prediction.unblanked_low_res
             unblanked_colours = mask_colours(unblanked, self._frame.colours)
         seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
-                            covered, colours, unblanked, unblanked_colours)
+                            covered, colours, unblanked, unblanked_colours, self._frame.colour_ceiling)
         predicted = [advance(state.robust) for state in states]
         verdicts = [judge(state.robust, obs, box, options) for state, obs, box in zip(states, seen, predicted)]
         clicked = None
@@ -509,7 +514,8 @@ class StreamingTracker:
                 and state.robust.colour is not None and state.robust.gate_size(options) > 0]
         if not rows:
             return verdicts, None
-        searches = [click_search(states[row].robust, predicted[row], options) for row in rows]
+        searches = [click_search(states[row].robust, predicted[row], options, verdicts[row].seen.colour_ceiling)
+                    for row in rows]
         cells = click_cells(self._frame.colours, searches, others_masks(prediction.low_res_masks, rows),
                             options.reacquire_max_distance)
         clicked = [(row, cell) for row, cell in zip(rows, cells) if cell is not None]
@@ -520,13 +526,14 @@ class StreamingTracker:
         index = torch.tensor([row for row, _ in clicked], device=step.conditioned.device)
         coords = torch.tensor([[[x * scale, y * scale]] for _, (x, y) in clicked], device=model.device)
         labels = torch.ones(len(clicked), 1, dtype=torch.int32, device=model.device)
-        colours = [states[row].robust.colour for row, _ in clicked]
+        colours = [searches[rows.index(row)].colour for row, _ in clicked]  # as this frame can show them
         # Three candidates (a click is ambiguous: a part, the object, the object with its surroundings).
         decoded = model.predict_masks(step.conditioned[index], [level[index] for level in step.high_res], coords,
                                       labels, multimask=True,
                                       choose=lambda masks, _: nearest_in_colour(masks, self._frame.colours, colours))
         found = observations(decoded.low_res_masks, decoded.object_score_logits, decoded.iou_scores,
-                             colours=mask_colours(decoded.low_res_masks, self._frame.colours))
+                             colours=mask_colours(decoded.low_res_masks, self._frame.colours),
+                             colour_ceiling=self._frame.colour_ceiling)
         verdicts = list(verdicts)
         for (row, _), candidate in zip(clicked, found):
             verdicts[row] = judge_redetection(states[row].robust, verdicts[row], candidate, predicted[row], options)

@@ -30,7 +30,8 @@ RED, BLUE, GREY = np.array([220.0, 30.0, 40.0]), np.array([30.0, 60.0, 220.0]), 
 def test_policy_strings_and_thresholds():
     options = parse_memory_policy("robust+colour_check,colour_max_distance=40,colour_rate=0.5")
     assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check",
-                                  "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor"]
+                                  "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor",
+                                  "exposure"]
     assert (options.colour_max_distance, options.colour_rate) == (40.0, 0.5)
     assert parse_memory_policy("robust:colour_check").components == ["colour_check"]  # needs no filter
     assert RobustMemoryOptions().colour_max_distance == 70.0  # chosen on dev 0-39 over 40
@@ -208,10 +209,11 @@ def painted_frames(model, count):
     return [frame.copy() for _ in range(count)]
 
 
-def colour_tracked(model, monkeypatch, policy, script, blocks, decoder=None):
-    """A tracker under ``policy`` on ``painted_frames``, objects prompted with ``blocks``, then
-    tracking the frames ``script`` scripts (``decoder``: another stand-in for predict_masks)."""
-    frames = painted_frames(model, len(script) + 1)
+def colour_tracked(model, monkeypatch, policy, script, blocks, decoder=None, frames=None):
+    """A tracker under ``policy`` on ``painted_frames`` (or ``frames``), objects prompted with
+    ``blocks``, then tracking the frames ``script`` scripts (``decoder``: another stand-in for
+    predict_masks)."""
+    frames = painted_frames(model, len(script) + 1) if frames is None else frames
     tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
     tracker.track(frames[0])
     for obj_id, (y0, y1, x0, x1) in enumerate(blocks, start=1):
