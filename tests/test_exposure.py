@@ -12,7 +12,7 @@ import torch
 
 from sam2_model.colour_check import (EXPOSURE_FLOOR, MAX_EXPOSURE_GAIN, ExposureReference, as_shown,
                                      frame_brightness, mask_colours, unclipped)
-from sam2_model.robust_memory import RobustObjectState, decide
+from sam2_model.robust_memory import RobustObjectState, decide, observations
 from sam2_model.robust_options import RobustMemoryOptions, parse_memory_policy
 
 from micro_session import model, session  # noqa: F401
@@ -147,3 +147,32 @@ def test_reset_forgets_the_reference(model, monkeypatch):
     assert tracker._exposure.level is not None and float(tracker._exposure.level) > 0
     tracker.reset()
     assert tracker._exposure.level is None
+
+
+def test_observations_carry_the_ceiling_beside_every_other_column():
+    """The ceiling rides as the host copy's last column: with the unblanked masks' columns too, each
+    observation keeps its own numbers and the frame's ceiling; without a ceiling it is unbounded."""
+    side = 8
+    logits = torch.full((2, 1, side, side), -5.0)
+    logits[0, 0, 1:3, 2:5] = 5.0
+    unblanked = torch.full((2, 1, side, side), -5.0)
+    unblanked[1, 0, 4:7, 0:2] = 5.0
+    scores, ious = torch.tensor([[3.0], [-0.5]]), torch.tensor([[0.9], [0.4]])
+    colours = torch.tensor([[200.0, 20.0, 30.0], [float("nan")] * 3])
+    unblanked_colours = torch.tensor([[float("nan")] * 3, [10.0, 200.0, 40.0]])
+    with_ceiling = observations(logits, scores, ious, colours=colours, unblanked_logits=unblanked,
+                                unblanked_colours=unblanked_colours, colour_ceiling=torch.tensor(150.0))
+    plain = observations(logits, scores, ious, colours=colours, unblanked_logits=unblanked,
+                         unblanked_colours=unblanked_colours)
+    for seen, bare in zip(with_ceiling, plain):
+        assert seen.colour_ceiling == pytest.approx(150.0) and bare.colour_ceiling == math.inf
+        # Nothing else moved.
+        assert (seen.visible, seen.iou, seen.object_score, seen.area, seen.on_edge) == \
+            (bare.visible, bare.iou, bare.object_score, bare.area, bare.on_edge)
+        np.testing.assert_array_equal(seen.box, bare.box)
+        np.testing.assert_array_equal(seen.colour, bare.colour)
+        np.testing.assert_array_equal(seen.unblanked.box, bare.unblanked.box)
+        np.testing.assert_array_equal(seen.unblanked.colour, bare.unblanked.colour)
+    np.testing.assert_array_equal(with_ceiling[0].box, [2, 1, 5, 3])
+    np.testing.assert_array_equal(with_ceiling[1].unblanked.box, [0, 4, 2, 7])
+    np.testing.assert_allclose(with_ceiling[1].unblanked.colour, [10.0, 200.0, 40.0])
