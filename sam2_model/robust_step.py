@@ -108,13 +108,14 @@ def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, state
     cells = click_cells(frame.colours, searches, others_masks(prediction.low_res_masks, rows),
                         options.reacquire_max_distance)
     clicked = [(row, cell) for row, cell in zip(rows, cells) if cell is not None]
+    # Each clicked object's colour as this frame can show it (its search's), to choose a candidate by.
+    colours = [search.colour for search, cell in zip(searches, cells) if cell is not None]
     if not clicked:
         return verdicts, None
     scale = model.image_size / frame.colours.shape[-1]  # model-input pixels per grid cell
     index = torch.tensor([row for row, _ in clicked], device=step.conditioned.device)
     coords = torch.tensor([[[x * scale, y * scale]] for _, (x, y) in clicked], device=model.device)
     labels = torch.ones(len(clicked), 1, dtype=torch.int32, device=model.device)
-    colours = [searches[rows.index(row)].colour for row, _ in clicked]  # as this frame can show them
     # Three candidates (a click is ambiguous: a part, the object, the object with its surroundings).
     decoded = model.predict_masks(step.conditioned[index], [level[index] for level in step.high_res], coords,
                                   labels, multimask=True,
