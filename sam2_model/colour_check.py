@@ -68,8 +68,8 @@ class ExposureReference:
         where bright colours clip)."""
         brightness = frame_brightness(grid)
         measurable = brightness >= EXPOSURE_FLOOR
-        unset = torch.zeros((), device=grid.device) if self.level is None else self.level
-        self.level = torch.where((unset > 0) | ~measurable, unset, brightness)
+        previous = torch.zeros((), device=grid.device) if self.level is None else self.level
+        self.level = torch.where((previous > 0) | ~measurable, previous, brightness)  # set once, when measurable
         gain = (self.level / brightness.clamp(min=EXPOSURE_FLOOR)).clamp(1.0 / MAX_EXPOSURE_GAIN, MAX_EXPOSURE_GAIN)
         gain = torch.where(self.level > 0, gain, torch.ones_like(gain))
         return grid * gain, 255.0 * gain

@@ -513,8 +513,6 @@ class StreamingTracker:
         return boxes
 
 
-
-
 def _rows(prediction: MaskPrediction, start: int, stop: int) -> MaskPrediction:
     pick = lambda t: None if t is None else t[start:stop]  # noqa: E731
     return MaskPrediction(*(pick(getattr(prediction, f.name)) for f in dataclasses.fields(MaskPrediction)))
