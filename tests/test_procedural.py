@@ -267,3 +267,32 @@ def test_exposure_step_below_one_is_named():
         ProceduralConfig(exposure_step=0.5).check()
     with pytest.raises(SystemExit):
         main(["--out", "unused", "--exposure-step", "0.5"])
+
+
+def test_cli_scene_options_reach_the_config(tmp_path, capsys, monkeypatch):
+    """--max-targets, --max-distractors and --max-speed make crowded or fast sets; their defaults are
+    the config's, and a setting no video can be made from is named."""
+    seen = []
+    real = P.generate_with_events
+    monkeypatch.setattr(P, "generate_with_events", lambda seed, config, **kw: seen.append(config) or real(seed, config, **kw))
+    assert main(["--out", str(tmp_path / "plain"), "--sequences", "1", "--frames", "20", "--size", "64"]) == 0
+    defaults = ProceduralConfig()
+    assert (seen[0].max_targets, seen[0].max_distractors, seen[0].max_speed) == (
+        defaults.max_targets, defaults.max_distractors, defaults.max_speed)
+    assert main(["--out", str(tmp_path / "crowd"), "--sequences", "2", "--frames", "20", "--size", "64",
+                 "--max-targets", "5", "--max-distractors", "4", "--max-speed", "0.1"]) == 0
+    assert (seen[-1].max_targets, seen[-1].max_distractors, seen[-1].max_speed) == (5, 4, 0.1)
+    counts = [int(line.split("targets=")[1].split()[0]) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(counts) == 3 and all(1 <= count <= 5 for count in counts)
+    for bad, message in ((["--max-speed", "0"], "max_speed"), (["--max-targets", "0"], "min_targets <= max_targets"),
+                         (["--max-distractors", "-1"], "max_distractors")):
+        with pytest.raises(SystemExit):
+            main(["--out", "unused", *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_fast_setting_moves_objects_farther():
+    slow = P._sample_scene(np.random.default_rng(5), ProceduralConfig())
+    fast = P._sample_scene(np.random.default_rng(5), ProceduralConfig(max_speed=0.1))
+    steps = lambda scene: max(np.hypot(np.diff(o.track.cx), np.diff(o.track.cy)).max() for o in scene.objects)
+    assert steps(slow) <= 0.05 * 128 + 1e-6 < steps(fast) <= 0.1 * 128 + 1e-6

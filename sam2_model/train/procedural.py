@@ -69,6 +69,8 @@ class ProceduralConfig:
             raise ValueError(f"need 0 <= min_targets <= max_targets <= 254, got {self.min_targets}..{self.max_targets}")
         if self.max_distractors < 0:
             raise ValueError(f"max_distractors must be >= 0, got {self.max_distractors}")
+        if not self.max_speed > 0.0:
+            raise ValueError(f"max_speed must be > 0 (a fraction of the frame's side per frame), got {self.max_speed}")
         if self.height < 8 or self.width < 8 or self.num_frames < 1:
             raise ValueError("frames must be at least 8x8 pixels and a video at least one frame long")
         if not self.exposure_step >= 1.0:
@@ -756,11 +758,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a camera's exposure change in every video: from a frame in its second quarter the "
                              "brightness ramps over %d frames to FACTOR or 1/FACTOR (brighter or darker at random); "
                              "1 (default): none" % EXPOSURE_RAMP_FRAMES)
+    defaults = ProceduralConfig()
+    parser.add_argument("--max-targets", type=int, default=defaults.max_targets, metavar="N",
+                        help="labelled objects per video, 1 to N (default: %(default)s)")
+    parser.add_argument("--max-distractors", type=int, default=defaults.max_distractors, metavar="N",
+                        help="unlabelled shapes per video, 0 to N, the first usually of a target's hue "
+                             "(default: %(default)s)")
+    parser.add_argument("--max-speed", type=float, default=defaults.max_speed, metavar="FRACTION",
+                        help="fastest motion, as a fraction of the frame's side per frame (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.sequences < 0 or args.seed < 0:
         parser.error("--sequences and --seed must not be negative")
     config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames,
-                              exposure_step=args.exposure_step)
+                              exposure_step=args.exposure_step, max_targets=args.max_targets,
+                              max_distractors=args.max_distractors, max_speed=args.max_speed)
     try:
         config.check()
     except ValueError as error:
