@@ -270,8 +270,8 @@ def test_exposure_step_below_one_is_named():
 
 
 def test_cli_scene_options_reach_the_config(tmp_path, capsys, monkeypatch):
-    """--max-targets, --max-distractors and --max-speed make crowded or fast sets; their defaults are
-    the config's, and a setting no video can be made from is named."""
+    """--max-targets, --max-distractors, --max-speed and --camera-turn make crowded, fast or turning
+    sets; their defaults are the config's, and a setting no video can be made from is named."""
     seen = []
     real = P.generate_with_events
     monkeypatch.setattr(P, "generate_with_events", lambda seed, config, **kw: seen.append(config) or real(seed, config, **kw))
@@ -280,8 +280,9 @@ def test_cli_scene_options_reach_the_config(tmp_path, capsys, monkeypatch):
     assert (seen[0].max_targets, seen[0].max_distractors, seen[0].max_speed) == (
         defaults.max_targets, defaults.max_distractors, defaults.max_speed)
     assert main(["--out", str(tmp_path / "crowd"), "--sequences", "2", "--frames", "20", "--size", "64",
-                 "--max-targets", "5", "--max-distractors", "4", "--max-speed", "0.1"]) == 0
-    assert (seen[-1].max_targets, seen[-1].max_distractors, seen[-1].max_speed) == (5, 4, 0.1)
+                 "--max-targets", "5", "--max-distractors", "4", "--max-speed", "0.1", "--camera-turn", "0.2"]) == 0
+    assert (seen[-1].max_targets, seen[-1].max_distractors, seen[-1].max_speed, seen[-1].camera_turn) == (5, 4, 0.1, 0.2)
+    assert seen[0].camera_turn == defaults.camera_turn
     counts = [int(line.split("targets=")[1].split()[0]) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(counts) == 3 and all(1 <= count <= 5 for count in counts)
     for bad, message in ((["--max-speed", "0"], "max_speed"), (["--max-targets", "0"], "min_targets <= max_targets"),
@@ -296,3 +297,46 @@ def test_fast_setting_moves_objects_farther():
     fast = P._sample_scene(np.random.default_rng(5), ProceduralConfig(max_speed=0.1))
     steps = lambda scene: max(np.hypot(np.diff(o.track.cx), np.diff(o.track.cy)).max() for o in scene.objects)
     assert steps(slow) <= 0.05 * 128 + 1e-6 < steps(fast) <= 0.1 * 128 + 1e-6
+
+
+@pytest.mark.parametrize("seed", [3, 8, 13])
+def test_camera_turn_moves_the_whole_world_with_the_view(seed):
+    """A camera turn keeps every draw of the scene: before it the video is the same; after it the
+    background, the bars and the objects are the unturned ones seen from the moved view."""
+    config = ProceduralConfig(num_frames=24, occluder_probability=1.0)
+    turned_config = dataclasses.replace(config, camera_turn=0.3)
+    plain_scene, plain = _scene_and_rendering(seed, config)
+    turned_scene, turned = _scene_and_rendering(seed, turned_config)
+    camera = turned_scene.camera
+    moving = np.flatnonzero(np.abs(camera).sum(axis=1))
+    assert plain_scene.camera is None and len(moving) > 0
+    start, last = moving[0], config.num_frames - 1
+    assert config.num_frames // 4 <= start <= config.num_frames // 2
+    assert np.array_equal(turned.frames[:start], plain.frames[:start])
+    assert np.array_equal(turned.labels[:start], plain.labels[:start])
+    assert np.array_equal(camera[last], camera[start + P.CAMERA_TURN_FRAMES])  # it stays where it went
+    assert abs(np.hypot(*camera[last]) - 0.3 * 128) <= 1.0
+    dy, dx = (int(v) for v in camera[last])
+
+    def seen_from_view(image):  # the unturned frame's pixels that the moved view still shows, and where
+        h, w = image.shape[:2]
+        rows, cols = slice(max(0, dy), min(h, h + dy)), slice(max(0, dx), min(w, w + dx))
+        view_rows, view_cols = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+        return image[rows, cols], (view_rows, view_cols)
+
+    world, view = seen_from_view(plain.background[last])
+    assert np.allclose(turned.background[last][view], world)
+    world, view = seen_from_view(plain.occluded[last])
+    assert plain.occluded[last].any() and np.array_equal(turned.occluded[last][view], world)
+    for before, after in zip(plain_scene.objects, turned_scene.objects):
+        assert np.allclose(after.track.cx, before.track.cx - camera[:, 1])
+        assert np.allclose(after.track.cy, before.track.cy - camera[:, 0])
+
+
+def test_camera_turn_option_and_bad_values():
+    with pytest.raises(ValueError, match="camera_turn"):
+        ProceduralConfig(camera_turn=1.5).check()
+    with pytest.raises(SystemExit):
+        main(["--out", "unused", "--camera-turn", "-0.1"])
+    video = generate_with_events(4, dataclasses.replace(SMALL, camera_turn=0.25))
+    assert video.frames.shape == (SMALL.num_frames, SMALL.height, SMALL.width, 3)

@@ -19,7 +19,7 @@ import colorsys
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,10 @@ class ProceduralConfig:
     # the prompt frame), to this factor or its inverse (brighter or darker at random). 1: none, only
     # the slow drift of at most +-8 % that every video has.
     exposure_step: float = 1.0
+    # A robot turning its camera: above 0, from a frame in each video's second quarter the view
+    # shifts over CAMERA_TURN_FRAMES frames by this fraction of min(height, width), in a random
+    # direction, and stays there; everything in the world (objects, bars, background) moves with it.
+    camera_turn: float = 0.0
 
     def check(self) -> None:
         """Raise ValueError naming the first setting no video can be generated from."""
@@ -73,6 +77,8 @@ class ProceduralConfig:
             raise ValueError(f"max_speed must be > 0 (a fraction of the frame's side per frame), got {self.max_speed}")
         if self.height < 8 or self.width < 8 or self.num_frames < 1:
             raise ValueError("frames must be at least 8x8 pixels and a video at least one frame long")
+        if not 0.0 <= self.camera_turn <= 1.0:
+            raise ValueError(f"camera_turn must be within 0..1 (a fraction of the frame's side), got {self.camera_turn}")
         if not self.exposure_step >= 1.0:
             raise ValueError(f"exposure_step must be >= 1 (a factor; 1: no change), got {self.exposure_step}")
 
@@ -169,6 +175,10 @@ class _Scene:
     noise_seed: int
     objects: list[_Object] = field(default_factory=list)  # back to front
     occluders: list[_Occluder] = field(default_factory=list)
+    # int [T, 2], (row, column) of the view in the world per frame (ProceduralConfig.camera_turn);
+    # None: the view never moves. Objects' tracks and the pan already include it; bars are placed in
+    # the world and shifted by it when painted.
+    camera: np.ndarray | None = None
 
 
 @dataclass
@@ -346,6 +356,7 @@ def _sample_background(rng: np.random.Generator, config: ProceduralConfig) -> tu
 
 
 EXPOSURE_RAMP_FRAMES = 4  # an auto-exposure settles within a few frames
+CAMERA_TURN_FRAMES = 6  # a robot's turn of its head or base takes a fraction of a second
 
 
 def _exposure_change(rng: np.random.Generator, frames: int, step: float) -> np.ndarray:
@@ -488,6 +499,8 @@ def _sample_scene(rng: np.random.Generator, config: ProceduralConfig) -> _Scene:
     )
     if config.exposure_step > 1.0:  # drawn last, so that every other draw is that of a video without it
         scene.gain = scene.gain * _exposure_change(rng, config.num_frames, config.exposure_step)
+    if config.camera_turn > 0.0:  # drawn after the exposure, for the same reason
+        _turn_camera(scene, _camera_turn(rng, config.num_frames, config.camera_turn * min(config.height, config.width)))
     return scene
 
 
@@ -572,7 +585,8 @@ def _draw_object(obj: _Object, t: int, canvas: np.ndarray, labels: np.ndarray,
 
 @dataclass
 class _BarPixels:
-    """An occluder rasterised once: bars do not move, so every frame reuses these."""
+    """An occluder rasterised once per view: bars do not move in the world, so every frame seen from
+    the same place reuses these."""
 
     window: tuple[slice, slice]
     mask: np.ndarray  # bool, window-sized
@@ -590,6 +604,41 @@ def _rasterise_occluder(bar: _Occluder, height: int, width: int) -> _BarPixels |
     return _BarPixels(window=window, mask=mask, colours=colours)
 
 
+def _camera_turn(rng: np.random.Generator, frames: int, shift: float) -> np.ndarray:
+    """Per frame, the (row, column) of the view in the world for one camera turn
+    (ProceduralConfig.camera_turn): 0 until a frame in the video's second quarter, then an eased
+    move over CAMERA_TURN_FRAMES frames by ``shift`` pixels in a random direction; int [T, 2]."""
+    start = int(rng.integers(frames // 4, max(frames // 2, frames // 4 + 1)))
+    direction = rng.uniform(0.0, 2.0 * math.pi)
+    progress = np.clip((np.arange(frames) - start) / CAMERA_TURN_FRAMES, 0.0, 1.0)
+    eased = 0.5 - 0.5 * np.cos(math.pi * progress)  # starts and stops smoothly, as a motor does
+    return np.rint(np.stack([shift * math.sin(direction) * eased, shift * math.cos(direction) * eased], axis=1)).astype(int)
+
+
+def _turn_camera(scene: _Scene, camera: np.ndarray) -> None:
+    """Move the view through the world by ``camera`` (int [T, 2], rows and columns): the objects'
+    tracks become view coordinates, the background is extended by a mirrored border (no random
+    draw, so every other draw stays that of the video without the turn) and the pan follows."""
+    reach = int(np.abs(camera).max())
+    for obj in scene.objects:
+        obj.track.cy = obj.track.cy - camera[:, 0]
+        obj.track.cx = obj.track.cx - camera[:, 1]
+    if reach:
+        scene.background = np.pad(scene.background, ((reach, reach), (reach, reach), (0, 0)), mode="reflect")
+        scene.pan = scene.pan + reach + camera
+    scene.camera = camera
+
+
+def _bars_in_view(scene: _Scene, t: int, cache: dict) -> list[_BarPixels]:
+    """The bars as painted on frame ``t``: placed in the world, so shifted by the camera's move;
+    rasterised once per distinct view."""
+    view = (0, 0) if scene.camera is None else tuple(int(v) for v in scene.camera[t])
+    if view not in cache:
+        shifted = (replace(bar, cy=bar.cy - view[0], cx=bar.cx - view[1]) for bar in scene.occluders)
+        cache[view] = [b for b in (_rasterise_occluder(bar, scene.height, scene.width) for bar in shifted) if b is not None]
+    return cache[view]
+
+
 def _render(scene: _Scene, keep_layers: bool = False, depth: bool = False) -> _Rendering:
     """Paint the scene. ``keep_layers`` also returns the background and the occluder coverage
     (for checks; they cost time); ``depth`` the layered depth."""
@@ -597,9 +646,10 @@ def _render(scene: _Scene, keep_layers: bool = False, depth: bool = False) -> _R
     canvas = np.empty((frames_n, height, width, 3), dtype=np.float32)
     labels = np.zeros((frames_n, height, width), dtype=np.uint8)
     depths = np.full((frames_n, height, width), BACKGROUND_DEPTH_M, np.float32) if depth else None
-    bars = [b for b in (_rasterise_occluder(bar, height, width) for bar in scene.occluders) if b is not None]
+    bars_by_view: dict = {}
     layers = len(scene.objects)
     for t in range(frames_n):
+        bars = _bars_in_view(scene, t, bars_by_view)
         row, col = scene.pan[t]
         canvas[t] = scene.background[row:row + height, col:col + width]
         frame_depth = depths[t] if depths is not None else None
@@ -616,8 +666,9 @@ def _render(scene: _Scene, keep_layers: bool = False, depth: bool = False) -> _R
             [scene.background[r:r + height, c:c + width] for r, c in scene.pan]
         ) * scene.gain.astype(np.float32)[:, None, None, None]
         occluded = np.zeros((frames_n, height, width), dtype=bool)
-        for bar in bars:
-            occluded[(slice(None),) + bar.window] |= bar.mask
+        for t in range(frames_n):
+            for bar in _bars_in_view(scene, t, bars_by_view):
+                occluded[t][bar.window] |= bar.mask
     # Lighting drift and sensor noise apply to the whole picture, as a camera would see them.
     canvas *= scene.gain.astype(np.float32)[:, None, None, None]
     # Uniform noise from random bytes, scaled to std noise_sigma: a fifth of the cost of normal
@@ -766,12 +817,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default: %(default)s)")
     parser.add_argument("--max-speed", type=float, default=defaults.max_speed, metavar="FRACTION",
                         help="fastest motion, as a fraction of the frame's side per frame (default: %(default)s)")
+    parser.add_argument("--camera-turn", type=float, default=defaults.camera_turn, metavar="FRACTION",
+                        help="a robot turning its camera in every video: from a frame in its second quarter the "
+                             "view moves over %d frames by FRACTION of the frame's side, in a random direction, "
+                             "objects, bars and background with it; 0 (default): none" % CAMERA_TURN_FRAMES)
     args = parser.parse_args(argv)
     if args.sequences < 0 or args.seed < 0:
         parser.error("--sequences and --seed must not be negative")
     config = ProceduralConfig(height=args.size, width=args.size, num_frames=args.frames,
                               exposure_step=args.exposure_step, max_targets=args.max_targets,
-                              max_distractors=args.max_distractors, max_speed=args.max_speed)
+                              max_distractors=args.max_distractors, max_speed=args.max_speed,
+                              camera_turn=args.camera_turn)
     try:
         config.check()
     except ValueError as error:
