@@ -180,3 +180,74 @@ def test_bad_files_exit_2_naming_the_problem(runs, tmp_path, capsys, content, me
     assert compare_main([str(runs["flawed"]), str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sam2-eval-compare: error: ") and message in err and str(bad) in err
+
+
+def test_visible_frames_one_run_reports_absent_and_where_the_other_was(runs, capsys):
+    """Frame by frame: the flawed tracker never finds object 2, which the perfect one shows on the
+    target on every such frame; the perfect one reports no visible frame absent."""
+    flawed, perfect = (json.loads(runs[name].read_text()) for name in ("flawed", "perfect"))
+    for data in (flawed, perfect):  # results.json keeps one outcome letter per scored frame
+        for sequence in data["sequences"]:
+            for obj in sequence["objects"]:
+                assert len(obj["frame_outcomes"]) == len(obj["frames"])
+                assert obj["frame_outcomes"].count("-") == obj["visible_missed"]
+                assert obj["frame_outcomes"].count("T") == obj["visible_on_target"]
+    missed = sum(o["visible_missed"] for s in flawed["sequences"] for o in s["objects"])
+    assert missed > 0 and all(o["visible_missed"] == 0 for s in perfect["sequences"] for o in s["objects"])
+    assert compare_main([str(runs["flawed"]), str(runs["perfect"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (f"visible frames only before reports absent: {missed} "
+            f"(after's mask there: on the target {missed}, on another object 0, elsewhere 0)") in lines
+    assert ("visible frames only after reports absent: 0 "
+            "(before's mask there: on the target 0, on another object 0, elsewhere 0)") in lines
+
+
+def test_frame_outcomes_counted_against_each_other(runs, tmp_path, capsys):
+    """Where the other run's mask was: on the target, on another labelled object (a switch) or
+    elsewhere; a frame both runs report absent, or a hidden one, is in neither line."""
+    data = json.loads(runs["perfect"].read_text())
+    first = data["sequences"][0]["objects"][0]
+    frames = len(first["frames"])
+    before, after = dict(data), json.loads(json.dumps(data))
+    pattern_before = ("TSE--h" * frames)[:frames]
+    pattern_after = ("--T-Sx" * frames)[:frames]
+    first["frame_outcomes"] = pattern_before
+    after["sequences"][0]["objects"][0]["frame_outcomes"] = pattern_after
+    paths = []
+    for name, content in (("before", before), ("after", after)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(content))
+    assert compare_main([str(p) for p in paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pairs = list(zip(pattern_before, pattern_after))
+    only_after = {k: sum(1 for b, a in pairs if a == "-" and b == k) for k in "TSE"}
+    only_before = {k: sum(1 for b, a in pairs if b == "-" and a == k) for k in "TSE"}
+    assert sum(only_after.values()) > 0 and sum(only_before.values()) > 0
+    assert (f"visible frames only after reports absent: {sum(only_after.values())} (before's mask there: on the "
+            f"target {only_after['T']}, on another object {only_after['S']}, elsewhere {only_after['E']})") in lines
+    assert (f"visible frames only before reports absent: {sum(only_before.values())} (after's mask there: on the "
+            f"target {only_before['T']}, on another object {only_before['S']}, elsewhere {only_before['E']})") in lines
+
+
+def test_results_without_frame_outcomes_print_no_absent_lines(runs, tmp_path, capsys):
+    data = json.loads(runs["perfect"].read_text())
+    for sequence in data["sequences"]:
+        for obj in sequence["objects"]:
+            del obj["frame_outcomes"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(older)]) == 0
+    out = capsys.readouterr().out
+    assert "reports absent:" not in out and "visible frames reported absent per object" in out
+
+
+@pytest.mark.parametrize(("outcomes", "message"), [("TTQ", "string of the letters"), (7, "string of the letters"),
+                                                   ("T", "1 frame_outcomes for")])
+def test_malformed_frame_outcomes_are_named(runs, tmp_path, capsys, outcomes, message):
+    data = json.loads(runs["perfect"].read_text())
+    data["sequences"][0]["objects"][0]["frame_outcomes"] = outcomes
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "object 1" in err

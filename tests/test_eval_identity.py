@@ -9,7 +9,7 @@ import pytest
 from sam2_ros.evaluation import davis
 from sam2_ros.evaluation.cli import main as eval_main
 from sam2_ros.evaluation.compare import main as compare_main
-from sam2_ros.evaluation.scoring import ObjectResult, VisibilityCounts, identity_switched
+from sam2_ros.evaluation.scoring import FrameOutcome, ObjectResult, VisibilityCounts, identity_switched
 from sam2_ros.evaluation.synthetic import synthetic_sequence
 
 from eval_stubs import PerfectTracker, StubRunner
@@ -83,6 +83,26 @@ def test_returns_on_the_target_are_found_on_its_own_truth():
     v = obj.visibility
     assert (v.return_frames, v.return_found, v.return_on_target) == (4, 3, 1)
     assert (v.visible_frames, v.visible_missed, v.visible_on_target) == (4, 1, 1)
+    # Each frame's outcome, in order: hidden and absent, then the four returns.
+    assert "".join(o.value for o in obj.outcomes) == "hTSE-"
+
+
+def test_frame_outcomes_name_each_case_once():
+    """Every combination of the scoring's four facts maps to one outcome; a hidden frame is never
+    on the target, a visible one's letters add up to the visibility counts."""
+    obj = ObjectResult(obj_id=1, prompt_frame=0)
+    cases = [(gt_empty, pred_empty, switched, overlaps) for gt_empty in (True, False) for pred_empty in (True, False)
+             for switched in (False, True) for overlaps in (False, True)
+             if not (pred_empty and (switched or overlaps))]  # an empty mask overlaps nothing
+    for case in cases:
+        obj.count_visibility(*case[:3], overlaps_target=case[3])
+    letters = "".join(o.value for o in obj.outcomes)
+    assert letters == "h" + "xxxx" + "-" + "ETSS"
+    assert FrameOutcome.of(False, False, False, True) is FrameOutcome.ON_TARGET
+    v = obj.visibility
+    assert letters.count("T") == v.visible_on_target and letters.count("-") == v.visible_missed
+    assert letters.count("h") == v.hidden_correct and letters.count("x") == v.hidden_frames - v.hidden_correct
+    assert v.identity_switches == 4 and letters.count("S") == 2  # a switch while hidden is no visible frame's
 
 
 def test_visible_frames_on_the_target_are_counted_without_a_hiding():

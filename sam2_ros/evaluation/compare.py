@@ -5,7 +5,8 @@
 Two ``sam2-eval`` runs over the same sequences are compared object by object: each object's
 J&F difference (after - before), their mean (which equals the difference of the two runs'
 J&F), its standard error and a 95 % Student-t interval, how many objects got better or worse,
-the objects that changed most, and the visibility counts of both runs. Pairing by object
+the objects that changed most, the visibility counts of both runs and, frame by frame, where each
+run's mask was on the visible frames the other reports absent. Pairing by object
 matters: objects differ far more from each other than two checkpoints differ on one object,
 so two runs' J&F alone cannot tell a real gain from a lucky draw of sequences.
 """
@@ -15,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import EvaluationInputError, run_command
 from .report import RESULTS_SCHEMA_VERSION, identity_phrase, visibility_phrases
-from .scoring import VisibilityCounts
+from .scoring import FrameOutcome, VisibilityCounts
 
 PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
@@ -35,6 +37,7 @@ class ObjectScore:
     jf: float
     scored_frames: int
     visibility: Optional[VisibilityCounts]  # None in results.json files older than the counts
+    outcomes: Optional[str] = None  # a FrameOutcome letter per scored frame; None in older files
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ def load_run(path: Path) -> EvaluationRun:
                           if all(f in obj for f in VISIBILITY_FIELDS if f not in LATER_FIELDS) else None)
                 missing.update(f for f in LATER_FIELDS if f not in obj)
                 j_stats = _field(obj, "J", where) or {}
-                objects[key] = ObjectScore(float(jf), int(j_stats.get("num_frames", 0)), counts)
+                objects[key] = ObjectScore(float(jf), int(j_stats.get("num_frames", 0)), counts,
+                                           _frame_outcomes(obj, f"{where}, object {key[1]}"))
     except EvaluationInputError:
         raise
     except (TypeError, ValueError, AttributeError) as exc:
@@ -131,6 +135,23 @@ def load_run(path: Path) -> EvaluationRun:
     description = ", ".join(f"{k} {run[k]}" for k in ("model", "checkpoint", "prompt") if run.get(k))
     return EvaluationRun(path, description or str(run.get("runner", "")), str(run.get("source", "")), objects,
                          frozenset(missing))
+
+
+OUTCOME_LETTERS = frozenset(outcome.value for outcome in FrameOutcome)
+
+
+def _frame_outcomes(obj: dict, where: str) -> Optional[str]:
+    """An object's ``frame_outcomes`` (None in results.json files older than them), checked: one
+    known letter per scored frame."""
+    outcomes = obj.get("frame_outcomes")
+    if outcomes is None:
+        return None
+    if not isinstance(outcomes, str) or not set(outcomes) <= OUTCOME_LETTERS:
+        raise EvaluationInputError(f"{where}: frame_outcomes must be a string of the letters "
+                                   f"{''.join(sorted(OUTCOME_LETTERS))}, got {outcomes!r:.60}")
+    if len(outcomes) != len(obj.get("frames", outcomes)):
+        raise EvaluationInputError(f"{where}: {len(outcomes)} frame_outcomes for {len(obj['frames'])} frames")
+    return outcomes
 
 
 def _student_t_density(t: float, dof: int) -> float:
@@ -229,6 +250,32 @@ def count_difference_line(comparison: "Comparison", count: str, label: str) -> O
             f" ({sum(before)} -> {sum(after)})")
 
 
+# Where a mask shown on a visible frame lay (FrameOutcome), as the absent-frame lines name it.
+SHOWN_VISIBLE = ((FrameOutcome.ON_TARGET, "on the target"), (FrameOutcome.SWITCHED, "on another object"),
+                 (FrameOutcome.ELSEWHERE, "elsewhere"))
+
+
+def reported_absent_lines(comparison: "Comparison") -> List[str]:
+    """Frame by frame: the visible frames only one run reports absent, and where the other run's
+    mask was on them. A policy that refuses wrong masks reports more visible frames absent; these
+    lines tell a refused mask that was on another object from a lost object. None where either run
+    lacks the outcomes (results.json files older than them)."""
+    keys = [change.key for change in comparison.changes]
+    pairs = [(comparison.before.objects[k].outcomes, comparison.after.objects[k].outcomes) for k in keys]
+    if any(before is None or after is None for before, after in pairs):
+        return []
+    lines = []
+    for absent_run, shown_run, side in (("after", "before", 1), ("before", "after", 0)):
+        shown = Counter()
+        for pair in pairs:
+            shown.update(other for mine, other in zip(pair[side], pair[1 - side])
+                         if mine == FrameOutcome.MISSED.value and other != FrameOutcome.MISSED.value)
+        where = ", ".join(f"{words} {shown[outcome.value]}" for outcome, words in SHOWN_VISIBLE)
+        lines.append(f"visible frames only {absent_run} reports absent: {sum(shown.values())} "
+                     f"({shown_run}'s mask there: {where})")
+    return lines
+
+
 def format_comparison(comparison: Comparison, largest: int = 3) -> str:
     c = comparison
     n = len(c.changes)
@@ -269,6 +316,7 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         line = count_difference_line(c, count, count_label)
         if line is not None:
             lines.append(line)
+    lines.extend(reported_absent_lines(c))
     ordered = sorted(c.changes, key=lambda ch: (ch.difference, ch.key))
     worse = [ch for ch in ordered[:largest] if ch.difference < 0]
     better = [ch for ch in ordered[::-1][:largest] if ch.difference > 0]

@@ -67,6 +67,7 @@ def _object_dict(obj: ObjectResult) -> dict[str, Any]:
         "frames": obj.frames,
         "J_per_frame": obj.j,
         "F_per_frame": obj.f,
+        "frame_outcomes": "".join(outcome.value for outcome in obj.outcomes),  # a letter per frame of "frames"
         "position_error_m": _stats_dict(obj.position_error),
         "position_error_frames": obj.position_frames,
         "position_error_per_frame_m": obj.position_errors,

@@ -23,6 +23,9 @@ Identity: a scored frame with a non-empty prediction is an *identity switch* whe
 mask covers more pixels of another ground-truth object than of its own (the mask jumped to a
 look-alike or a neighbour); the switch rate is switches / frames with a non-empty prediction.
 Sequences and the run add up the counts over objects and take the rates of the sums.
+Each scored frame's outcome is also kept, one letter per frame (``FrameOutcome``), so that two
+runs can be compared frame by frame (``sam2-eval-compare``: where one run reports a visible object
+absent, was the other's mask on it?).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from enum import Enum
 
 import numpy as np
 from PIL import Image
@@ -123,6 +127,28 @@ class VisibilityCounts:
         return sum(counts, cls())
 
 
+class FrameOutcome(str, Enum):
+    """One scored frame of one object, as a letter (results.json's ``frame_outcomes``)."""
+
+    HIDDEN_ABSENT = "h"  # hidden, reported absent
+    HIDDEN_SHOWN = "x"   # hidden, yet a mask shown
+    ON_TARGET = "T"      # visible, the mask on it (visible_on_target)
+    SWITCHED = "S"       # visible, the mask mostly on another labelled object (an identity switch)
+    ELSEWHERE = "E"      # visible, a mask touching neither it nor mostly another labelled object:
+    #                      background, or a look-alike the truth does not label
+    MISSED = "-"         # visible, reported absent (visible_missed)
+
+    @classmethod
+    def of(cls, gt_empty: bool, pred_empty: bool, switched: bool, overlaps_target: bool) -> "FrameOutcome":
+        if gt_empty:
+            return cls.HIDDEN_ABSENT if pred_empty else cls.HIDDEN_SHOWN
+        if pred_empty:
+            return cls.MISSED
+        if switched:
+            return cls.SWITCHED
+        return cls.ON_TARGET if overlaps_target else cls.ELSEWHERE
+
+
 @dataclass
 class ObjectResult:
     """One object's per-frame scores and their DAVIS statistics."""
@@ -139,6 +165,7 @@ class ObjectResult:
     # ground-truth masks, on the scored frames where both have 3D.
     position_frames: list[int] = field(default_factory=list)
     position_errors: list[float] = field(default_factory=list)
+    outcomes: list[FrameOutcome] = field(default_factory=list)  # per scored frame, as ``frames``
 
     @property
     def position_error(self) -> PositionErrorStats | None:
@@ -149,6 +176,7 @@ class ObjectResult:
         """Add one scored frame to the visibility counts (frames in order); ``switched``: the
         prediction is an identity switch (``identity_switched``); ``overlaps_target``: it shares a
         pixel with the object's ground truth."""
+        self.outcomes.append(FrameOutcome.of(gt_empty, pred_empty, switched, overlaps_target))
         if not pred_empty:
             self.visibility += VisibilityCounts(predicted_frames=1, identity_switches=int(switched))
         if gt_empty:
