@@ -258,8 +258,8 @@ SHOWN_VISIBLE = ((FrameOutcome.ON_TARGET, "on the target"), (FrameOutcome.SWITCH
 def reported_absent_lines(comparison: "Comparison") -> List[str]:
     """Frame by frame: the visible frames only one run reports absent, and where the other run's
     mask was on them. A policy that refuses wrong masks reports more visible frames absent; these
-    lines tell a refused mask that was on another object from a lost object. None where either run
-    lacks the outcomes (results.json files older than them)."""
+    lines tell a refused mask that was on another object from a lost object. No lines where either
+    run lacks the outcomes (results.json files older than them)."""
     keys = [change.key for change in comparison.changes]
     pairs = [(comparison.before.objects[k].outcomes, comparison.after.objects[k].outcomes) for k in keys]
     if any(before is None or after is None for before, after in pairs):
@@ -271,7 +271,8 @@ def reported_absent_lines(comparison: "Comparison") -> List[str]:
             shown.update(other for mine, other in zip(pair[side], pair[1 - side])
                          if mine == FrameOutcome.MISSED.value and other != FrameOutcome.MISSED.value)
         where = ", ".join(f"{words} {shown[outcome.value]}" for outcome, words in SHOWN_VISIBLE)
-        lines.append(f"visible frames only {absent_run} reports absent: {sum(shown.values())} "
+        total = sum(shown[outcome.value] for outcome, _ in SHOWN_VISIBLE)
+        lines.append(f"visible frames only {absent_run} reports absent: {total} "
                      f"({shown_run}'s mask there: {where})")
     return lines
 
