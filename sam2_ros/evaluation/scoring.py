@@ -176,13 +176,14 @@ class ObjectResult:
         """Add one scored frame to the visibility counts (frames in order); ``switched``: the
         prediction is an identity switch (``identity_switched``); ``overlaps_target``: it shares a
         pixel with the object's ground truth."""
-        self.outcomes.append(FrameOutcome.of(gt_empty, pred_empty, switched, overlaps_target))
+        outcome = FrameOutcome.of(gt_empty, pred_empty, switched, overlaps_target)
+        self.outcomes.append(outcome)
         if not pred_empty:
             self.visibility += VisibilityCounts(predicted_frames=1, identity_switches=int(switched))
         if gt_empty:
             self.visibility += VisibilityCounts(hidden_frames=1, hidden_correct=int(pred_empty))
             return
-        on_target = not pred_empty and overlaps_target and not switched
+        on_target = outcome is FrameOutcome.ON_TARGET
         if self.visibility.hidden_frames:  # hidden on an earlier scored frame: it came back
             self.visibility += VisibilityCounts(return_frames=1, return_found=int(not pred_empty),
                                                 return_on_target=int(on_target))
