@@ -91,6 +91,7 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
                                          obj_ptr=obj_ptr, object_score_logits=scores)
     return prediction, decisions
 
+
 def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, states: List[ObjectMemory],
               prediction: MaskPrediction, verdicts: List[Verdict], predicted: list):
     """Redetect: for each object the verdicts leave not visible, one click at the cell nearest its
@@ -108,10 +109,10 @@ def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, state
     cells = click_cells(frame.colours, searches, others_masks(prediction.low_res_masks, rows),
                         options.reacquire_max_distance)
     clicked = [(row, cell) for row, cell in zip(rows, cells) if cell is not None]
-    # Each clicked object's colour as this frame can show it (its search's), to choose a candidate by.
-    colours = [search.colour for search, cell in zip(searches, cells) if cell is not None]
     if not clicked:
         return verdicts, None
+    # Each clicked object's colour as this frame can show it (its search's), to choose a candidate by.
+    colours = [search.colour for search, cell in zip(searches, cells) if cell is not None]
     scale = model.image_size / frame.colours.shape[-1]  # model-input pixels per grid cell
     index = torch.tensor([row for row, _ in clicked], device=step.conditioned.device)
     coords = torch.tensor([[[x * scale, y * scale]] for _, (x, y) in clicked], device=model.device)
@@ -127,6 +128,7 @@ def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, state
     for (row, _), candidate in zip(clicked, found):
         verdicts[row] = judge_redetection(states[row].robust, verdicts[row], candidate, predicted[row], options)
     return verdicts, (decoded, [row for row, _ in clicked])
+
 
 def _take_redetected(prediction: MaskPrediction, decisions: List[Decision], decoded: MaskPrediction,
                      rows: List[int]) -> MaskPrediction:
@@ -144,6 +146,7 @@ def _take_redetected(prediction: MaskPrediction, decisions: List[Decision], deco
         replaced[name] = values
     return dataclasses.replace(prediction, **replaced)
 
+
 def _take_unblanked(prediction: MaskPrediction, reacquired: List[int]) -> MaskPrediction:
     """Reacquire: the given objects as the model would have output them had it scored them
     present (their unblanked masks and ungated pointers, the object-score logit's sign
@@ -160,6 +163,7 @@ def _take_unblanked(prediction: MaskPrediction, reacquired: List[int]) -> MaskPr
     return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res, obj_ptr=obj_ptr,
                                object_score_logits=scores)
 
+
 def _keep_expected_components(options: RobustMemoryOptions, states: List[ObjectMemory],
                               prediction: MaskPrediction) -> MaskPrediction:
     """Component gate: each mask without its parts that miss the object's expected region
@@ -172,6 +176,7 @@ def _keep_expected_components(options: RobustMemoryOptions, states: List[ObjectM
         return prediction
     high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
     return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
+
 
 def _upsampled_rows(high_res: torch.Tensor, low_res: torch.Tensor, rows) -> torch.Tensor:
     """``high_res`` with the given rows replaced by the decoder's upsampling of the changed low-res
