@@ -236,6 +236,7 @@ class Verdict:
     withheld: bool        # confirmed_return: neither output nor remembered until the next frame agrees
     reacquired: bool = False  # the unblanked mask taken as the object
     redetected: bool = False  # redetect: the mask decoded from a click taken as the object
+    cut: bool = False         # colour_cut: the refused mask's cells in the object's colour taken as the object
 
 
 def advance(state: RobustObjectState) -> Optional[np.ndarray]:
@@ -282,6 +283,21 @@ def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Opt
     if not visible or withheld:
         return verdict
     return Verdict(seen, visible=True, rejected=False, withheld=False, redetected=True)
+
+
+def judge_cut(state: RobustObjectState, verdict: Verdict, cut: Optional[Observation],
+              predicted: Optional[np.ndarray], options: RobustMemoryOptions) -> Verdict:
+    """Colour cut: where a gate refused the model's visible mask, its part in the object's colour
+    (``cut``: that mask cut by ``colour_cut.cut_to_colour``, the model's score and IoU) taken in its
+    place if it keeps at least ``cut_min_cells`` cells and every gate accepts it; else the verdict as
+    it was."""
+    if (not verdict.rejected or verdict.withheld or cut is None or not cut.visible or cut.box is None
+            or cut.area is None or cut.area < options.cut_min_cells):
+        return verdict
+    judged = judge(state, cut, predicted, options)
+    if not judged.visible:
+        return verdict
+    return dataclasses.replace(judged, cut=True)
 
 
 def click_search(state: RobustObjectState, predicted: np.ndarray, options: RobustMemoryOptions,
@@ -346,9 +362,10 @@ def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.nd
         admitted = seen.iou >= options.min_iou and seen.object_score >= options.min_object_score
     # Appearance evidence only from frames where the object is plainly there: never a frame
     # judged absent or refused (those are the recent window's absence evidence), nor a mask the
-    # policy found where the model saw nothing (redetect: a guess, however sure the decoder is of it).
-    plainly_there = (visible and admitted and not verdict.redetected and seen.iou >= options.appearance_min_iou
-                     and seen.object_score >= options.appearance_min_score)
+    # policy found where the model saw nothing (redetect: a guess, however sure the decoder is of it),
+    # nor a mask the policy cut to the object's colour (its colour is the remembered one by choice).
+    plainly_there = (visible and admitted and not verdict.redetected and not verdict.cut
+                     and seen.iou >= options.appearance_min_iou and seen.object_score >= options.appearance_min_score)
     confident = options.appearance_memory and plainly_there
     colour = seen.measured_colour
     if options.measures_colour and plainly_there and colour is not None:

@@ -6,7 +6,8 @@ boxes, scores, colours under the masks and the unblanked masks, the exposure's c
 ``robust_memory`` for each object's verdict (with redetect, one batched click for the objects left
 not visible) and decision, and returns the prediction as the output and the memory encoder must see it:
 the component gate's cut masks, reacquired objects' unblanked masks and ungated pointers, redetected
-objects' clicked masks, refused objects marked absent as the model marks absent objects. The tracker
+objects' clicked masks, refused masks cut to their object's colour where that part passes the gates,
+refused objects marked absent as the model marks absent objects. The tracker
 keeps the state (each object's ``RobustObjectState``, the frame's colour grid); the decisions are
 ``robust_memory``'s; this module applies them to the batch's tensors.
 """
@@ -16,16 +17,18 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .colour_check import mask_colours
+from .colour_check import as_shown, mask_colours
+from .colour_cut import cut_to_colour
 from .component_gate import keep_components_near
 from .memory_bank import ObjectMemory
 from .redetect import click_cells, nearest_in_colour, others_masks
 from .return_evidence import covered_shares
 from .robust_memory import (Decision, RobustObjectState, Verdict, advance, click_search, judge, judge_redetection,
-                            mask_boxes, observations, settle, touches_edge)
+                            judge_cut, mask_boxes, observations, settle, touches_edge)
 from .robust_options import RobustMemoryOptions
 from .sam2 import NO_OBJECT_LOGIT, MaskPrediction, SAM2Model
 
@@ -68,6 +71,8 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
                         covered, colours, unblanked, unblanked_colours, frame.colour_ceiling)
     predicted = [advance(state.robust) for state in states]
     verdicts = [judge(state.robust, obs, box, options) for state, obs, box in zip(states, seen, predicted)]
+    if options.colour_cut:
+        verdicts, prediction = _cut_refused_to_colour(options, frame, states, prediction, seen, verdicts, predicted)
     clicked = None
     if options.redetect:
         verdicts, clicked = _redetect(model, options, frame, step, states, prediction, verdicts, predicted)
@@ -90,6 +95,45 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
         prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                          obj_ptr=obj_ptr, object_score_logits=scores)
     return prediction, decisions
+
+
+def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
+                           prediction: MaskPrediction, seen: list, verdicts: List[Verdict], predicted: list
+                           ) -> Tuple[List[Verdict], MaskPrediction]:
+    """Colour cut: each mask the model called visible and a gate refused, cut to its cells in its
+    object's remembered colour (as this frame can show it), all such masks in one pass; each verdict
+    after ``judge_cut``. Returns the verdicts and the prediction with the cut masks taken (low-res
+    logits, and their upsampling for the memory encoder)."""
+    rows = [row for row, (state, observed, verdict) in enumerate(zip(states, seen, verdicts))
+            if verdict.rejected and not verdict.withheld and observed.visible and observed.box is not None
+            and state.robust.colour is not None]
+    if not rows:
+        return verdicts, prediction
+    device = prediction.low_res_masks.device
+    index = torch.tensor(rows, device=device)
+    colours = torch.from_numpy(np.stack([as_shown(states[row].robust.colour, seen[row].colour_ceiling)
+                                         for row in rows]).astype(np.float32))
+    cut = cut_to_colour(prediction.low_res_masks[index], frame.colours, colours, options.cut_max_distance,
+                        NO_OBJECT_LOGIT)
+    found = observations(cut, prediction.object_score_logits[index], prediction.iou_scores[index],
+                         colours=mask_colours(cut, frame.colours), colour_ceiling=frame.colour_ceiling)
+    verdicts = list(verdicts)
+    taken = []
+    for k, (row, candidate) in enumerate(zip(rows, found)):
+        # return_onto_other judges the cut by the whole mask's share on other objects: a hesitant
+        # return onto another object is not let through by cutting it down to the object's colour.
+        candidate = dataclasses.replace(candidate, covered=seen[row].covered)
+        verdicts[row] = judge_cut(states[row].robust, verdicts[row], candidate, predicted[row], options)
+        if verdicts[row].cut:
+            taken.append(k)
+    if not taken:
+        return verdicts, prediction
+    source = torch.tensor(taken, device=device)
+    target = index[source]
+    low_res = prediction.low_res_masks.clone()
+    low_res[target] = cut[source].to(low_res.dtype)
+    high_res = _upsampled_rows(prediction.high_res_masks, low_res, target)
+    return verdicts, dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
 
 
 def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, states: List[ObjectMemory],
