@@ -10,27 +10,26 @@ import torch
 
 from sam2_model.colour_cut import cells_in_colour, cut_to_colour
 from sam2_model.robust_memory import advance, judge, judge_cut, settle
-from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
+from sam2_model.robust_options import MemoryPolicyError, parse_memory_policy
 from sam2_model.sam2 import NO_OBJECT_LOGIT
 
 from micro_session import model, session  # noqa: F401
 from test_colour_check import BLUE, GREY, RED, colour_tracked, coloured, red_then_hidden
 from test_exposure import grid_of
-from test_return_checks import absent_pointer, masks
+from test_return_checks import absent_pointer, hidden_then_onto_still_object, masks, tracked
 from test_robust_memory import box_at
 
-# Plain robust before round 20: every component of today's but the colour cut.
-ROUND_19 = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire"
-            "+steady_size+edge_return+colour_anchor+exposure")
+CUT = "robust+colour_cut"  # opt-in: plain robust (round 19's) never cuts
 
 
 # ---------------------------------------------------------------- options
 
 
-def test_in_plain_robust_with_its_thresholds():
-    options = parse_memory_policy("robust")
+def test_opt_in_with_its_thresholds():
+    options = parse_memory_policy(CUT)
     assert options.colour_cut and (options.cut_max_distance, options.cut_min_cells) == (40.0, 4)
-    assert parse_memory_policy(ROUND_19) == dataclasses.replace(options, colour_cut=False)
+    assert options.components[-2:] == ["exposure", "colour_cut"]
+    assert parse_memory_policy("robust") == dataclasses.replace(options, colour_cut=False)
     alone = parse_memory_policy("robust:colour_cut,cut_max_distance=25,cut_min_cells=9")
     assert alone.components == ["colour_cut"] and alone.measures_colour  # it needs a remembered colour
     assert (alone.cut_max_distance, alone.cut_min_cells) == (25.0, 9)
@@ -82,7 +81,7 @@ def refused_then_cut(options, cut_box, cut_colour, cut_area, hidden=0, mixed_box
 
 
 def test_a_refused_mask_s_part_in_the_object_s_colour_is_taken_and_not_learnt():
-    options = RobustMemoryOptions()
+    options = parse_memory_policy(CUT)
     state, _, verdict, predicted = refused_then_cut(options, box_at(24, 30, w=6.0), RED + [0.0, 20.0, 0.0], 12)
     assert verdict.visible and verdict.cut and not verdict.rejected
     decision = settle(state, verdict, predicted, options)
@@ -94,7 +93,7 @@ def test_a_refused_mask_s_part_in_the_object_s_colour_is_taken_and_not_learnt():
 
 
 def test_a_cut_too_small_far_or_off_colour_leaves_the_refusal():
-    options = RobustMemoryOptions()
+    options = parse_memory_policy(CUT)
     for box, colour, area, hidden in ((box_at(24, 30), RED, 3, 0),          # fewer cells than cut_min_cells
                                       (box_at(24, 30), BLUE, 12, 0),        # the cut judged off colour again
                                       (box_at(95, 30), RED, 12, 2)):        # a return beyond the motion gate
@@ -110,7 +109,7 @@ def test_a_cut_too_small_far_or_off_colour_leaves_the_refusal():
 
 
 def test_only_refused_verdicts_are_cut():
-    options = RobustMemoryOptions()
+    options = parse_memory_policy(CUT)
     state = red_then_hidden(options, hidden=0)
     predicted = advance(state)
     accepted = judge(state, coloured(box_at(24, 30), RED), predicted, options)
@@ -136,15 +135,15 @@ def spread_onto_blue():
 
 
 def test_tracker_outputs_and_remembers_the_part_in_the_object_s_colour(model, monkeypatch):
-    """Frame 4 under robust: output and memory are those of a run whose decoder made only the
+    """Frame 4 under robust+colour_cut: output and memory are those of a run whose decoder made only the
     mask's red rows (the cut keeps the kept cells' logits and gives the others the "no object"
     logit, as the scripted decoder does); frame 5, wholly on blue, has nothing to cut: refused."""
     script, blocks = spread_onto_blue()
-    tracker, results = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    tracker, results = colour_tracked(model, monkeypatch, CUT, script, blocks)
     assert [bool(r.visible[0]) for r in results] == [True] * 4 + [False]
     red_part = dict(script)
     red_part[4] = [(1.0, (10, 22, 13, 23))]
-    reference, expected = colour_tracked(model, monkeypatch, "robust", red_part, blocks)
+    reference, expected = colour_tracked(model, monkeypatch, CUT, red_part, blocks)
     assert results[3].masks[0].any() and np.array_equal(results[3].masks[0], expected[3].masks[0])
     memory, reference_memory = tracker._objects[1].recent, reference._objects[1].recent
     assert torch.equal(memory[4].features, reference_memory[4].features)
@@ -154,8 +153,20 @@ def test_tracker_outputs_and_remembers_the_part_in_the_object_s_colour(model, mo
     # Not learnt from: the remembered colour is the same as after frame 3 in both runs (the
     # reference learns frame 4's red, the cut run does not; red is red either way).
     assert np.abs(tracker._objects[1].robust.colour - RED).max() < 5
-    # Round 19's robust refuses frame 4 whole: not output, remembered as absent.
-    before, plain = colour_tracked(model, monkeypatch, ROUND_19, script, blocks)
+    # Plain robust refuses frame 4 whole: not output, remembered as absent.
+    before, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2
     assert not plain[3].masks[0].any()
     assert torch.allclose(before._objects[1].recent[4].obj_ptr, absent_pointer(model))
+
+
+def test_a_hesitant_return_onto_another_object_is_not_cut_through_the_onto_other_check(model, session,
+                                                                                      monkeypatch):
+    """With return_onto_other too: frame 7's hesitant mask lies on object 2 (refused by that check);
+    its cut is judged by the whole mask's share on object 2, so it stays refused and remembered as
+    absent (on these frames the mask has cells in object 1's colour there: a cut judged by its own
+    share, 0 without a reference mask, was taken)."""
+    script, blocks = hidden_then_onto_still_object(return_score=0.5)
+    tracker, results = tracked(model, session, monkeypatch, CUT + "+return_onto_other", script, blocks)
+    assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False] * 4 + [True]
+    assert torch.allclose(tracker._objects[1].recent[7].obj_ptr, absent_pointer(model))
