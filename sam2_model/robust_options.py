@@ -27,11 +27,12 @@ ROBUST = "robust"
 MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
-              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure", "colour_cut")
+              "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure",
+              "colour_cut")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure; memory_gate,
-# jump_gate, component_gate, return_gate, confirmed_return, return_onto_other and redetect are opt-in: see
-# RobustMemoryOptions).
+# jump_gate, component_gate, return_gate, confirmed_return, return_onto_other, redetect and colour_cut are
+# opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
