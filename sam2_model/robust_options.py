@@ -28,11 +28,11 @@ MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
               "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure",
-              "colour_cut")
+              "colour_cut", "colour_trim")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure; memory_gate,
-# jump_gate, component_gate, return_gate, confirmed_return, return_onto_other, redetect and colour_cut are
-# opt-in: see RobustMemoryOptions).
+# jump_gate, component_gate, return_gate, confirmed_return, return_onto_other, redetect, colour_cut and
+# colour_trim are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -175,6 +175,16 @@ class RobustMemoryOptions:
             "no object" logit). The cut frame's colour is not learnt and it is no appearance
             memory (the cut chose cells by that colour). An object with no remembered colour is
             never cut. Opt-in (round 20: small gains on the dev sets, none on the test sets).
+        colour_trim: (``sam2_model.colour_cut``) on every frame, before anything reads the masks,
+            each mask of an object accepted as visible on the frame before loses its cells that lie
+            outside the box where the object is expected (the box holding the filter's prediction
+            and the last accepted box, grown by ``trim_margin`` box sizes) and whose colour lies
+            farther than ``trim_max_distance`` from the object's remembered colour; they are cut
+            from the output and from the frame's memory (the "no object" logit), and the gates,
+            the filter and the colour see the trimmed mask. A mask spreading onto a look-alike of
+            another colour (where most identity switches start) is not learnt as the object;
+            inside the expected box nothing is cut (the object's own shading, texture and edges). A
+            trim that would keep fewer than ``cut_min_cells`` cells is not made. Opt-in.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -237,7 +247,11 @@ class RobustMemoryOptions:
         cut_max_distance: colour cut: greatest RGB distance between a cell's colour and the
             remembered one for the cell to be kept.
         cut_min_cells: colour cut: least cells (of the low-resolution mask grid) the cut must keep
-            to be judged as the object.
+            to be judged as the object; colour trim: least cells a trimmed mask must keep.
+        trim_max_distance: colour trim: RGB distance from the remembered colour beyond which a cell
+            outside the expected box is cut.
+        trim_margin: colour trim: how far (in the last box's larger side) the expected box is grown
+            before cells outside it may be cut.
         anchor_max_distance: colour anchor: greatest RGB distance between a confident frame's mean
             colour and the remembered one for the frame to be learned (farther: kept out of the
             remembered colour, which would otherwise follow a mask that slid onto another object).
@@ -350,12 +364,19 @@ class RobustMemoryOptions:
     colour_cut: bool = False
     cut_max_distance: float = 40.0
     cut_min_cells: int = 4
+    # Round 20 (docs/benchmarks.md): the distance (between the colour checks' 70 and the 130 of a
+    # trim everywhere) and the margin (0 over 0.5) chosen on the five dev sets, where a trim anywhere
+    # in the mask (at 70, 100 or 130) cut switches but lost J&F: it cut the object's own cells.
+    colour_trim: bool = False
+    trim_max_distance: float = 100.0
+    trim_margin: float = 0.0
 
     def problems(self) -> List[str]:
         found = []
         for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
                      "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance",
-                     "reacquire_gate", "reacquire_max_growth", "anchor_max_distance", "cut_max_distance"):
+                     "reacquire_gate", "reacquire_max_growth", "anchor_max_distance", "cut_max_distance",
+                     "trim_max_distance", "trim_margin"):
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
         for name in ("confirm_min_iou", "onto_other_min_share", "size_min_fill"):
@@ -381,8 +402,9 @@ class RobustMemoryOptions:
     @property
     def measures_colour(self) -> bool:
         """Whether the tracker measures the colour under every mask (colour_check, colour_drift,
-        reacquire, redetect, colour_cut)."""
-        return self.colour_check or self.colour_drift or self.reacquire or self.redetect or self.colour_cut
+        reacquire, redetect, colour_cut, colour_trim)."""
+        return (self.colour_check or self.colour_drift or self.reacquire or self.redetect or self.colour_cut
+                or self.colour_trim)
 
     @property
     def components(self) -> List[str]:

@@ -6,7 +6,8 @@ boxes, scores, colours under the masks and the unblanked masks, the exposure's c
 ``robust_memory`` for each object's verdict (with redetect, one batched click for the objects left
 not visible) and decision, and returns the prediction as the output and the memory encoder must see it:
 the component gate's cut masks, reacquired objects' unblanked masks and ungated pointers, redetected
-objects' clicked masks, refused masks cut to their object's colour where that part passes the gates,
+objects' clicked masks, masks trimmed of far-coloured cells outside where their object is expected,
+refused masks cut to their object's colour where that part passes the gates,
 refused objects marked absent as the model marks absent objects. The tracker
 keeps the state (each object's ``RobustObjectState``, the frame's colour grid); the decisions are
 ``robust_memory``'s; this module applies them to the batch's tensors.
@@ -15,6 +16,7 @@ keeps the state (each object's ``RobustObjectState``, the frame's colour grid); 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import List, Tuple
 
 import numpy as np
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .colour_check import as_shown, mask_colours
-from .colour_cut import cut_to_colour
+from .colour_cut import cut_to_colour, trim_far_cells
 from .component_gate import keep_components_near
 from .memory_bank import ObjectMemory
 from .redetect import click_cells, nearest_in_colour, others_masks
@@ -57,6 +59,8 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
             states[row].robust.start(box, options, touches_edge(box, grid_size))
     if options.component_gate:
         prediction = _keep_expected_components(options, states, prediction)
+    if options.colour_trim:
+        prediction = _trim_far_cells(options, frame, states, prediction)
     covered = None
     if options.return_onto_other:  # which objects' masks a returning mask may be measured against
         established = [not s.robust.hidden for s in states]
@@ -95,6 +99,30 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
         prediction = dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res,
                                          obj_ptr=obj_ptr, object_score_logits=scores)
     return prediction, decisions
+
+
+def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
+                    prediction: MaskPrediction) -> MaskPrediction:
+    """Colour trim: each mask of an object with a remembered colour and an expected region without
+    its cells far from that colour outside the region (``colour_cut.trim_far_cells``), in the output
+    and in what the memory encoder sees; all objects in one pass."""
+    rows = [row for row, state in enumerate(states) if state.robust.colour is not None]
+    if not rows:
+        return prediction
+    ceiling = math.inf if frame.colour_ceiling is None else float(frame.colour_ceiling)
+    colours = torch.from_numpy(np.stack([as_shown(states[row].robust.colour, ceiling) for row in rows])
+                               .astype(np.float32))
+    regions = [states[row].robust.expected_region(options.trim_margin) for row in rows]
+    index = torch.tensor(rows, device=prediction.low_res_masks.device)
+    trimmed, changed = trim_far_cells(prediction.low_res_masks[index], frame.colours, colours, regions,
+                                      options.trim_max_distance, options.cut_min_cells, NO_OBJECT_LOGIT)
+    if not changed:
+        return prediction
+    target = index[changed]
+    low_res = prediction.low_res_masks.clone()
+    low_res[target] = trimmed[changed].to(low_res.dtype)
+    high_res = _upsampled_rows(prediction.high_res_masks, low_res, target)
+    return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
 
 
 def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_model.colour_cut import cells_in_colour, cut_to_colour
+from sam2_model.colour_cut import cells_in_colour, cut_to_colour, trim_far_cells
 from sam2_model.robust_memory import advance, judge, judge_cut, settle
 from sam2_model.robust_options import MemoryPolicyError, parse_memory_policy
 from sam2_model.sam2 import NO_OBJECT_LOGIT
@@ -170,3 +170,75 @@ def test_a_hesitant_return_onto_another_object_is_not_cut_through_the_onto_other
     tracker, results = tracked(model, session, monkeypatch, CUT + "+return_onto_other", script, blocks)
     assert [bool(r.visible[0]) for r in results] == [True] * 3 + [False] * 4 + [True]
     assert torch.allclose(tracker._objects[1].recent[7].obj_ptr, absent_pointer(model))
+
+
+# ---------------------------------------------------------------- colour trim
+
+
+TRIM = "robust+colour_trim"  # opt-in
+
+
+def test_trim_options():
+    options = parse_memory_policy(TRIM)
+    assert options.colour_trim and options.measures_colour and not parse_memory_policy("robust").colour_trim
+    assert (options.trim_max_distance, options.trim_margin, options.cut_min_cells) == (100.0, 0.0, 4)
+    tuned = parse_memory_policy(TRIM + ",trim_max_distance=130,trim_margin=0.5")
+    assert (tuned.trim_max_distance, tuned.trim_margin) == (130.0, 0.5)
+    for bad in ("trim_max_distance=-1", "trim_margin=-0.5"):
+        with pytest.raises(MemoryPolicyError, match=bad.split("=")[0] + " -"):
+            parse_memory_policy(f"{TRIM},{bad}")
+
+
+def test_trim_cuts_far_cells_outside_the_expected_region_only():
+    # Rows 0-3 red, 4-7 grey, 8-11 blue, 12-15 red (16 x 16 grid); every object red.
+    grid = grid_of([(4, RED), (4, GREY), (4, BLUE), (4, RED)])[:, :, :1].expand(3, 16, 16)
+    logits = masks([(0, 16, 0, 4)], [(0, 16, 0, 4)], [(0, 16, 0, 4)], [(0, 6, 0, 4)])
+    colours = torch.tensor(np.stack([RED] * 4), dtype=torch.float32)
+    region = np.array([0.0, 0.0, 4.0, 6.0])  # x 0-4, y 0-6: the red rows and two grey ones
+    regions = [region, None, np.array([0.0, 0.0, 4.0, 16.0]), region]
+    trimmed, rows = trim_far_cells(logits, grid, colours, regions, 100.0, 4, NO_OBJECT_LOGIT)
+    assert rows == [0]
+    kept = trimmed[0, 0] > 0
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[0:6, 0:4] = True     # inside the region: kept whatever its colour (grey rows 4-5)
+    expected[12:16, 0:4] = True   # outside but in the object's colour: kept
+    assert torch.equal(kept, expected)
+    # Cut cells and the other cells outside the region (columns 4-15) get the "no object" logit; the
+    # grey cells inside it keep their logits.
+    assert bool((trimmed[0, 0, 6:12, 0:4] == NO_OBJECT_LOGIT).all())
+    assert bool((trimmed[0, 0, :, 4:] == NO_OBJECT_LOGIT).all()) and bool((trimmed[0, 0, 4:6, 0:4] == 5.0).all())
+    # No region (hidden), a region holding the whole mask, nothing far outside: unchanged.
+    assert torch.equal(trimmed[1:], logits[1:])
+    # A trim that would keep fewer than min_cells cells is not made.
+    few = masks([(4, 12, 0, 1)])  # grey and blue cells only, 2 of them inside the region
+    same, rows = trim_far_cells(few, grid, colours[:1], [region], 100.0, 4, NO_OBJECT_LOGIT)
+    assert rows == [] and same is few
+    assert trim_far_cells(few, grid, colours[:1], [region], 100.0, 2, NO_OBJECT_LOGIT)[1] == [0]
+
+
+def spreading_onto_blue():
+    """Object 1 (red rows 8-22 of ``painted_frames``) moving right on frames 1-3; on frame 4 its
+    mask, called visible at score 4, runs from red row 10 over the grey band onto blue row 49: its
+    mean colour (138 from red) is within drift's 70 + 20 x 4, so plain robust takes it whole."""
+    script = {t: [(4.0, (10, 20, 10 + t, 20 + t))] for t in (1, 2, 3)}
+    script[4] = [(4.0, (10, 50, 14, 24))]
+    return script, [(10, 20, 10, 20)]
+
+
+def test_tracker_trims_a_mask_spreading_onto_another_colour(model, monkeypatch):
+    """Frame 4 under robust+colour_trim: output and memory are those of a run whose decoder made
+    only the mask's red rows (the grey and blue cells lie outside the box where object 1 is
+    expected); plain robust outputs and learns the whole mask."""
+    script, blocks = spreading_onto_blue()
+    tracker, results = colour_tracked(model, monkeypatch, TRIM, script, blocks)
+    red_part = dict(script)
+    red_part[4] = [(4.0, (10, 22, 14, 24))]
+    reference, expected = colour_tracked(model, monkeypatch, TRIM, red_part, blocks)
+    assert all(bool(r.visible[0]) for r in results)
+    assert np.array_equal(results[3].masks[0], expected[3].masks[0])
+    assert not results[3].masks[0][40 * 4:].any()  # nothing on the blue rows
+    memory, reference_memory = tracker._objects[1].recent, reference._objects[1].recent
+    assert torch.equal(memory[4].features, reference_memory[4].features)
+    np.testing.assert_allclose(tracker._objects[1].robust.last_box, reference._objects[1].robust.last_box)
+    _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    assert bool(plain[3].visible[0]) and plain[3].masks[0][40 * 4:50 * 4].any()
