@@ -16,7 +16,6 @@ keeps the state (each object's ``RobustObjectState``, the frame's colour grid); 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import List, Tuple
 
 import numpy as np
@@ -109,11 +108,12 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
     rows = [row for row, state in enumerate(states) if state.robust.colour is not None]
     if not rows:
         return prediction
-    ceiling = math.inf if frame.colour_ceiling is None else float(frame.colour_ceiling)
-    colours = torch.from_numpy(np.stack([as_shown(states[row].robust.colour, ceiling) for row in rows])
-                               .astype(np.float32))
+    device = prediction.low_res_masks.device
+    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
+    if frame.colour_ceiling is not None:  # as the frame can show them (colour_check.as_shown), without a host copy
+        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
     regions = [states[row].robust.expected_region(options.trim_margin) for row in rows]
-    index = torch.tensor(rows, device=prediction.low_res_masks.device)
+    index = torch.tensor(rows, device=device)
     trimmed, changed = trim_far_cells(prediction.low_res_masks[index], frame.colours, colours, regions,
                                       options.trim_max_distance, options.cut_min_cells, NO_OBJECT_LOGIT)
     if not changed:
