@@ -118,11 +118,7 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
                                       options.trim_max_distance, options.cut_min_cells, NO_OBJECT_LOGIT)
     if not changed:
         return prediction
-    target = index[changed]
-    low_res = prediction.low_res_masks.clone()
-    low_res[target] = trimmed[changed].to(low_res.dtype)
-    high_res = _upsampled_rows(prediction.high_res_masks, low_res, target)
-    return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
+    return _with_rows_replaced(prediction, index[changed], trimmed[changed])
 
 
 def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
@@ -157,11 +153,7 @@ def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[Obj
     if not taken:
         return verdicts, prediction
     source = torch.tensor(taken, device=device)
-    target = index[source]
-    low_res = prediction.low_res_masks.clone()
-    low_res[target] = cut[source].to(low_res.dtype)
-    high_res = _upsampled_rows(prediction.high_res_masks, low_res, target)
-    return verdicts, dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
+    return verdicts, _with_rows_replaced(prediction, index[source], cut[source])
 
 
 def _redetect(model: SAM2Model, options: RobustMemoryOptions, frame, step, states: List[ObjectMemory],
@@ -246,6 +238,16 @@ def _keep_expected_components(options: RobustMemoryOptions, states: List[ObjectM
     low_res, rows = keep_components_near(prediction.low_res_masks, regions, NO_OBJECT_LOGIT)
     if not rows:
         return prediction
+    high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
+    return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
+
+
+def _with_rows_replaced(prediction: MaskPrediction, rows: torch.Tensor, low_res_rows: torch.Tensor
+                        ) -> MaskPrediction:
+    """The prediction with the given rows' low-res logits replaced (a trimmed or cut mask), and their
+    high-res logits the decoder's upsampling of them, for the output and the memory encoder."""
+    low_res = prediction.low_res_masks.clone()
+    low_res[rows] = low_res_rows.to(low_res.dtype)
     high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
     return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res)
 
