@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .colour_check import mask_colours
+from .colour_cut import colour_distances
 
 SMOOTHING = 3  # cells: a click lands where a patch, not one cell, has the colour (texture, shading)
 TIE_BREAK = 1e-3  # RGB units per cell: among equal colours the cell nearest where the object can be
@@ -50,8 +51,8 @@ def click_cells(grid: torch.Tensor, searches: Sequence[ClickSearch], occupied: t
     device = grid.device
     smooth = F.avg_pool2d(grid[None].float(), SMOOTHING, stride=1, padding=SMOOTHING // 2,
                           count_include_pad=False)[0]
-    colours = torch.tensor(np.stack([s.colour for s in searches]), dtype=torch.float32, device=device)
-    distance = torch.linalg.vector_norm(smooth[None] - colours[:, :, None, None], dim=1)  # [K, h, w]
+    colours = torch.from_numpy(np.stack([s.colour for s in searches]))
+    distance = colour_distances(smooth, colours, device)[:, 0]  # [K, h, w]
     ys = torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5
     xs = torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5
     nearest = torch.full((len(searches), height, width), float("inf"), device=device)
