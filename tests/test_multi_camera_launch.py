@@ -134,7 +134,6 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
     """The processes the launch file describes, started for real (the server as ``python -m
     sam2_server``, each node as the harness's node process with the launch's namespace, remapping
     and parameters): two cameras share one server, each with its own objects and ids."""
-    pytest.importorskip("sam2_server.client")
     from node_harness import GraphClient, NodeProcess
     from parity_sessions import make_tracker
     from test_node_server import PATIENT, SEEDING_EVENTS, ServerProcess, replay

@@ -27,7 +27,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from sam2_ros.image_conversion import image_to_rgb, paste_object_mask
 from sam2_ros.srv import Discover
-TrackerClient = pytest.importorskip("sam2_server.client").TrackerClient
+from sam2_server.client import TrackerClient
 
 from node_harness import (REPO, check_frame_consistency, expected_objects, model_files,  # noqa: F401
                           one_torch_thread, prompt_msg, stamp_of, start_node)
