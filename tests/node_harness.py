@@ -52,11 +52,12 @@ from sam2_ros.spin_teardown import SpinThread, stop_spinning
 from sam2_ros.srv import AddObject, RemoveObject
 
 from child_process import FAULT_HANDLER, stop_process
-from parity_sessions import STREAM_FILES, load_session
+from parity_sessions import PARITY_DIR, STREAM_FILES, load_session
 
 REPO = Path(__file__).resolve().parents[1]
 SESSION_PATH = next(p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt")
-MEDIA_DIR = REPO.parent / "shared" / "media"
+# Next to the parity sessions (../shared): SAM2_PARITY_DIR moves both, e.g. for a git worktree.
+MEDIA_DIR = PARITY_DIR.parent / "media"
 NODE_START_TIMEOUT_S = 60.0
 _names = itertools.count()
 

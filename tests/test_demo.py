@@ -12,12 +12,8 @@ from sam2_model.train.procedural import ProceduralConfig, generate_with_events
 from sam2_ros.evaluation import prompts as eval_prompts
 
 DEFAULT_WEIGHTS = Path(DEFAULT_CHECKPOINT_PATH)
-needs_weights = pytest.mark.skipif(
-    not DEFAULT_WEIGHTS.is_file(),
-    reason=f"the bundled weights {DEFAULT_WEIGHTS} are missing (sam2-train writes them; see docs/benchmarks.md)")
 
 
-@needs_weights
 @pytest.mark.parametrize("prompt", ["mask", "click"])
 def test_demo_writes_a_gif_with_every_frame_and_one_summary_line_per_target(tmp_path, capsys, prompt):
     out = tmp_path / "demo.gif"

@@ -81,8 +81,6 @@ def _reference():
 def _model(name: str) -> sam2_model.SAM2Model:
     if name == "bundled":
         return sam2_model.build_model("default")
-    if not MICRO_SESSION.exists():
-        pytest.skip(f"parity micro model not found: {MICRO_SESSION}")
     return build_session_model(load_session(MICRO_SESSION))
 
 

@@ -32,8 +32,6 @@ LAYOUTS_FILE = PARITY_DIR / "checkpoint_layouts.json"
 MICRO_STREAM = PARITY_DIR / "sam2.1_micro_stream.pt"
 PREFIX = "image_encoder."
 
-needs_layouts = pytest.mark.skipif(not LAYOUTS_FILE.exists(), reason=f"{LAYOUTS_FILE} not available")
-needs_micro = pytest.mark.skipif(not MICRO_STREAM.exists(), reason=f"{MICRO_STREAM} not available")
 
 # The parity micro model's encoder (as in the parity file's YAML), for tests that build their own weights.
 MICRO_TRUNK = dict(embed_dim=24, num_heads=1, stages=[1, 1, 2, 1], global_att_blocks=[3],
@@ -94,8 +92,7 @@ def _normalised_frames(frames: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-@needs_layouts
-@pytest.mark.parametrize("name", sorted(json.loads(LAYOUTS_FILE.read_text())) if LAYOUTS_FILE.exists() else [])
+@pytest.mark.parametrize("name", sorted(json.loads(LAYOUTS_FILE.read_text())))
 def test_state_dict_matches_official_layout(name):
     layout = json.loads(LAYOUTS_FILE.read_text())[name]
     with torch.device("meta"):
@@ -106,7 +103,6 @@ def test_state_dict_matches_official_layout(name):
     assert ours == official
 
 
-@needs_layouts
 def test_released_tiny_builds_on_cpu_and_loads_strictly():
     layout = json.loads(LAYOUTS_FILE.read_text())["sam2.1_hiera_tiny"]
     encoder = _build(_image_encoder_config(layout["config_yaml"]))
@@ -121,7 +117,6 @@ def test_released_tiny_builds_on_cpu_and_loads_strictly():
 # ---------------------------------------------------------------------------------------------
 
 
-@needs_micro
 def test_parity_weights_load_strictly_and_match_official_outputs(micro_session):
     encoder = _build(_image_encoder_config(micro_session["resolved_config_yaml"])).eval()
     weights = {k[len(PREFIX):]: v for k, v in micro_session["state_dict"].items() if k.startswith(PREFIX)}
