@@ -25,18 +25,13 @@ from sam2_server.client import ServerError, ServerUnavailable, TrackerClient
 from sam2_server.security import CurveClientKeys
 
 from server_harness import REPO, ServerProcess, running_server, torch_threads_as_the_server  # noqa: F401
-from session_checks import assert_same_frame, centre_click, first_target_box, scene
+from session_checks import assert_same_frame, centre_click, first_target_box, model, scene  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("torch_threads_as_the_server")
 
 ALL = Outputs(crops=True, labels=True, tinted=True)
 VANISHED_STREAM_TIMEOUT_S = 3.0
 TIMEOUT_S = 20.0  # generous: three test processes share two cores
-
-
-@pytest.fixture(scope="module")
-def model():
-    return sam2_model.build_model("default")
 
 
 def _local(model, **options) -> TrackingSession:

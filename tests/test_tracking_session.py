@@ -13,14 +13,9 @@ from sam2_model.frame_summary import summarize_frame
 from sam2_model.session_types import MAX_OBJECT_ID, next_free_ids
 from sam2_model.tracking_session import DiscoveryOutcome, Outputs, PromptSpec, TrackingSession
 
-from session_checks import assert_same_frame, centre_click, first_target_box, scene
+from session_checks import assert_same_frame, centre_click, first_target_box, model, scene  # noqa: F401
 
 ALL = Outputs(crops=True, labels=True, tinted=True)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return sam2_model.build_model("default")
 
 
 def _pair(model):
