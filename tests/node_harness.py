@@ -52,11 +52,11 @@ from sam2_ros.spin_teardown import SpinThread, stop_spinning
 from sam2_ros.srv import AddObject, RemoveObject
 
 from child_process import FAULT_HANDLER, stop_process
-from parity_sessions import STREAM_FILES, load_session
+from parity_sessions import MICRO_SESSION, PARITY_DIR, load_session
 
 REPO = Path(__file__).resolve().parents[1]
-SESSION_PATH = next(p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt")
-MEDIA_DIR = REPO.parent / "shared" / "media"
+# Next to the parity sessions (../shared): SAM2_PARITY_DIR moves both, e.g. for a git worktree.
+MEDIA_DIR = PARITY_DIR.parent / "media"
 NODE_START_TIMEOUT_S = 60.0
 _names = itertools.count()
 
@@ -93,7 +93,7 @@ def write_model_files(session: Dict[str, Any], directory: Path) -> ModelFiles:
 
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory) -> ModelFiles:
-    return write_model_files(load_session(SESSION_PATH), tmp_path_factory.mktemp("micro_model"))
+    return write_model_files(load_session(MICRO_SESSION), tmp_path_factory.mktemp("micro_model"))
 
 
 @contextlib.contextmanager
@@ -528,6 +528,26 @@ def expected_labels(result) -> np.ndarray:
     masks = np.stack([o.mask for o in objects])
     winner = np.where(masks, result.mask_logits.float().cpu().numpy(), -np.inf).argmax(axis=0)
     return np.where(masks.any(axis=0), np.array([o.object_id for o in objects])[winner], 0)
+
+
+def assert_node_masks(out: FrameOutputs, result) -> None:
+    """The node's full-frame masks for one frame are those of a reference ``TrackingResult``
+    (``expected_objects``), the same objects, bit for bit."""
+    expected = {o.object_id: o.mask for o in expected_objects(result)}
+    got = out.masks()
+    assert sorted(got) == sorted(expected)
+    for object_id, mask in expected.items():
+        np.testing.assert_array_equal(got[object_id], mask, err_msg=f"object {object_id}")
+
+
+def session_prompt(event: Dict[str, Any], is_new: bool) -> Prompt:
+    """The Prompt message for a parity session's prompt event; a new object goes with id 0 (the
+    node numbers new objects 1, 2, 3 in order, as the session does)."""
+    object_id = 0 if is_new else event["obj_id"]
+    if event["type"] == "mask":
+        return prompt_msg(object_id, mask=event["mask"].numpy())
+    return prompt_msg(object_id, points=event.get("points"), labels=event.get("labels"), box=event.get("box"),
+                      clear_old_points=event.get("clear_old_points", True))
 
 
 def check_frame_consistency(out: FrameOutputs, stamp: Stamp, height: int, width: int) -> None:

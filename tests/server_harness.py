@@ -40,20 +40,36 @@ def torch_threads_as_the_server():
 
 
 class ServerProcess:
+    """``python -m sam2_server --bind <endpoint> <args>`` in its own process, its output in ``log_path``."""
+
     def __init__(self, endpoint: str, args: List[str], log_path: Path):
-        self.endpoint, self.args, self.log_path = endpoint, args, log_path
+        self.endpoint, self.args, self.log_path = endpoint, list(args), log_path
+        self.arguments = ["--bind", endpoint, *self.args]
         self.process: subprocess.Popen = None  # type: ignore[assignment]
 
-    def start(self, curve=None) -> "ServerProcess":
-        """Launch and wait until it answers a heartbeat (with ``curve`` keys for a CURVE server)."""
+    @classmethod
+    def from_command_line(cls, arguments: List[str], log_path: Path) -> "ServerProcess":
+        """The server with a given command line, ``--bind`` among it (e.g. the one a launch file builds)."""
+        arguments = list(arguments)
+        server = cls(arguments[arguments.index("--bind") + 1], [], log_path)
+        server.arguments = arguments
+        return server
+
+    def launch(self) -> "ServerProcess":
+        """Start the process without waiting for it to answer."""
         # One torch thread, as the tests' in-process references use (torch_threads_as_the_server):
         # results are bit-identical only at the same thread count.
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   OMP_NUM_THREADS=str(SERVER_TORCH_THREADS), **FAULT_HANDLER)
+                   PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(SERVER_TORCH_THREADS), **FAULT_HANDLER)
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "sam2_server", "--bind", self.endpoint, *self.args],
+        self.process = subprocess.Popen([sys.executable, "-m", "sam2_server", *self.arguments],
                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
+        return self
+
+    def start(self, curve=None) -> "ServerProcess":
+        """Launch and wait until it answers a heartbeat (with ``curve`` keys for a CURVE server)."""
+        self.launch()
         self.wait_ready(curve)
         return self
 

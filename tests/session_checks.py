@@ -1,17 +1,26 @@
-"""Shared by the tracking-session and server tests: a generated scene and an exact FrameState comparison."""
+"""Shared by the tracking-session and server tests: the bundled model (fixture ``model``), a generated
+scene and an exact FrameState comparison."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
+import pytest
 
+import sam2_model
 from sam2_model.frame_state import FrameState
 from sam2_model.train.procedural import ProceduralConfig, generate_video
 
 # Two targets in view from the first frame (the generator finds them; prompts have something to hold).
 SCENE_CONFIG = ProceduralConfig(num_frames=6, max_distractors=0, occluder_probability=0.0, exit_probability=0.0,
                                 min_targets=2, max_targets=2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The bundled "default" model with its weights."""
+    return sam2_model.build_model("default")
 
 
 @lru_cache(maxsize=4)

@@ -3,7 +3,6 @@ and which memories a hidden object attends to with it; constructed cases and the
 
 from collections import OrderedDict
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,16 +13,12 @@ from sam2_model.memory_bank import FrameMemory, ObjectMemory, select_memories
 from sam2_model.robust_memory import Observation, RobustObjectState, decide
 from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 
-from micro_session import model, session  # noqa: F401
-from test_robust_memory import box_prompted_tracker
+from micro_session import model, run_prompted, session, session_frames  # noqa: F401
+from test_robust_memory import box_at, box_prompted_tracker
 
 POLICY = "robust+appearance_memory"
 # The thresholds the constructed cases below are worked out for (not the defaults, which may be tuned).
 PINNED = POLICY + ",appearance_slots=2,appearance_interval=5,appearance_min_iou=0.5,appearance_min_score=1"
-
-
-def box_at(cx, cy, w=10.0, h=6.0):
-    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
 def memory_of(frame_index):
@@ -170,7 +165,7 @@ def test_an_appearance_memory_among_the_newest_frames_is_not_repeated():
 
 
 def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch):
-    frames = [f.numpy() for f in session["frames"]]
+    frames = session_frames(session)
     side = model.image_size // 4
     # Visible and moving 1 cell right per frame on 1-12, hidden on 13-22 with a far look-alike on
     # 18, back near where it went on 23-24.
@@ -207,21 +202,13 @@ def test_tracker_keeps_appearance_apart_from_absence(model, session, monkeypatch
     assert len(appearance.entries) <= 2
 
 
-def run(model, frames, count, policy):
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy=policy)
-    tracker.track(frames[0])
-    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
-    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
-    return tracker, [tracker.track(frames[t % len(frames)]) for t in range(1, count)]
-
-
 def test_nothing_changes_until_an_object_hides(model, session):
     """The appearance memory only acts on a hidden object: outputs equal robust's without it up to
     the frame after the first one where an object is not visible."""
-    frames = [f.numpy() for f in session["frames"]]
+    frames = session_frames(session)
     eager = POLICY + ",appearance_min_iou=0,appearance_min_score=-100,appearance_interval=1,appearance_slots=2"
-    _, plain = run(model, frames, 10, "robust:kalman+motion_gate+last_seen")
-    tracker, split = run(model, frames, 10, eager)
+    _, plain = run_prompted(model, frames, 10, memory_policy="robust:kalman+motion_gate+last_seen")
+    tracker, split = run_prompted(model, frames, 10, memory_policy=eager)
     hidden = [k for k, r in enumerate(plain) if not bool(r.visible.all())]
     same_until = hidden[0] + 1 if hidden else len(plain) - 1
     for a, b in zip(plain[:same_until + 1], split[:same_until + 1]):
@@ -232,8 +219,9 @@ def test_nothing_changes_until_an_object_hides(model, session):
 
 
 def test_appearance_state_goes_with_the_object_and_the_reset(model, session):
-    frames = [f.numpy() for f in session["frames"]]
-    tracker, _ = run(model, frames, 8, PINNED + ",appearance_min_iou=0,appearance_min_score=-100")
+    frames = session_frames(session)
+    eager = PINNED + ",appearance_min_iou=0,appearance_min_score=-100"
+    tracker, _ = run_prompted(model, frames, 8, memory_policy=eager)
     assert all(isinstance(s.robust.appearance, AppearanceMemory) for s in tracker._objects.values())
     tracker.remove_object(1)
     assert tracker.obj_ids == [2]

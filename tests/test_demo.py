@@ -1,39 +1,77 @@
 """``python -m sam2_model.demo``: the GIF, the printed summary, the prompts it derives, bad input."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
+import sam2_model
 from sam2_model import demo
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.train.procedural import ProceduralConfig, generate_with_events
 from sam2_ros.evaluation import prompts as eval_prompts
 
-DEFAULT_WEIGHTS = Path(DEFAULT_CHECKPOINT_PATH)
-needs_weights = pytest.mark.skipif(
-    not DEFAULT_WEIGHTS.is_file(),
-    reason=f"the bundled weights {DEFAULT_WEIGHTS} are missing (sam2-train writes them; see docs/benchmarks.md)")
+
+def _spans_to_frames(text: str) -> set:
+    """The frames a printed span list names ("1-2, 4, 7" or "none")."""
+    frames = set()
+    for part in ([] if text == "none" else text.split(", ")):
+        first, _, last = part.partition("-")
+        frames.update(range(int(first), int(last or first) + 1))
+    return frames
 
 
-@needs_weights
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """|a and b| / |a or b|; 1 where both are empty (as the demo's summary line says it scores)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def _reference_tracking(video, prompt: str):
+    """The demo's tracking done here: the bundled model, the demo's memory policy, every target
+    prompted on frame 0 from its true mask (the mask, or one click at its most interior pixel as
+    sam2-eval clicks); (masks [T, targets, H, W], visible [T, targets])."""
+    tracker = sam2_model.StreamingTracker(sam2_model.build_model("default"), memory_policy=demo.DEMO_MEMORY_POLICY)
+    ids = list(range(1, video.num_targets + 1))
+    masks = np.zeros((len(video.frames), len(ids)) + video.frames.shape[1:3], bool)
+    visible = np.zeros((len(video.frames), len(ids)), bool)
+    for t, frame in enumerate(video.frames):
+        result = tracker.track(frame)
+        if t == 0:
+            for obj_id in ids:
+                truth = video.labels[0] == obj_id
+                result = (tracker.add_prompt(obj_id, mask=truth) if prompt == "mask" else
+                          tracker.add_prompt(obj_id, points=[eval_prompts.interior_point(truth)], labels=[1]))
+        for k, obj_id in enumerate(ids):
+            row = result.obj_ids.index(obj_id)
+            masks[t, k] = result.masks[row].cpu().numpy()
+            visible[t, k] = bool(result.visible[row])
+    return masks, visible
+
+
 @pytest.mark.parametrize("prompt", ["mask", "click"])
 def test_demo_writes_a_gif_with_every_frame_and_one_summary_line_per_target(tmp_path, capsys, prompt):
     out = tmp_path / "demo.gif"
     assert demo.main(["--out", str(out), "--frames", "24", "--size", "96", "--seed", "5", "--prompt", prompt,
                       "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    targets = generate_with_events(5, ProceduralConfig(height=96, width=96, num_frames=24)).num_targets
+    video = generate_with_events(5, ProceduralConfig(height=96, width=96, num_frames=24))
+    targets = video.num_targets
     with Image.open(out) as gif:
         assert gif.n_frames == 24
         assert gif.size[0] == 2 * 96 * 3 + demo.PANEL_GAP_PX  # ground truth | tracker, 3x
     lines = [line for line in printed.splitlines() if line.startswith("object ")]
     assert [line.split(":")[0] for line in lines] == [f"object {i}" for i in range(1, targets + 1)]
-    for line in lines:
+    # Each line's numbers, from the same tracking done here and the video's ground truth.
+    masks, visible = _reference_tracking(video, prompt)  # on the one torch thread the demo set
+    for k, line in enumerate(lines):
+        obj_id = k + 1
         iou = float(line.split("mean IoU ")[1].split(";")[0])
-        assert 0.0 <= iou <= 1.0
-        assert "hidden in the ground truth:" in line and "tracker reported not visible:" in line
+        expected_iou = np.mean([_iou(masks[t, k], video.labels[t] == obj_id) for t in range(1, 24)])
+        assert abs(iou - expected_iou) <= 0.0005 + 1e-9, (line, expected_iou)  # printed to 3 decimals
+        hidden_text = line.split("hidden in the ground truth: ")[1].split(";")[0]
+        reported_text = line.split("tracker reported not visible: ")[1]
+        truth_hidden = {t for t in range(24) if not (video.labels[t] == obj_id).any()}
+        assert _spans_to_frames(hidden_text) == truth_hidden, line
+        assert _spans_to_frames(reported_text) == {t for t in range(24) if not visible[t, k]}, line
     assert "weights bundled" in printed and str(out) in printed
     assert "memory policy robust" in printed  # the demo's default since round 11 (issue 25)
 

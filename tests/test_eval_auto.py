@@ -3,14 +3,12 @@ real model end to end on a tiny generated video, and the demo's --prompt auto.""
 
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from sam2_model import demo
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.train.procedural import ProceduralConfig, generate_video, write_davis
 from sam2_ros.evaluation import cli, davis
 from sam2_ros.evaluation.matching import max_weight_assignment
@@ -20,9 +18,6 @@ from sam2_ros.evaluation.sequence import object_ids_in
 from sam2_ros.evaluation.synthetic import synthetic_sequence
 
 from eval_stubs import PerfectTracker
-
-needs_weights = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(),
-                                   reason=f"the bundled weights {DEFAULT_CHECKPOINT_PATH} are missing")
 
 
 # ----------------------------------------------------------------------------- matching
@@ -164,7 +159,6 @@ def test_auto_refuses_live_and_negative_discover_every(tmp_path, synthetic_davis
 
 
 # ----------------------------------------------------------------------------- the real model
-@needs_weights
 def test_real_model_end_to_end_counts_are_consistent(tmp_path, capsys):
     config = ProceduralConfig(height=96, width=96, num_frames=6)
     video = generate_video(1000, config)
@@ -184,7 +178,6 @@ def test_real_model_end_to_end_counts_are_consistent(tmp_path, capsys):
     assert f"discovery: {counts['found']} of {len(truth_ids)} object(s) found" in capsys.readouterr().out
 
 
-@needs_weights
 def test_demo_prompt_auto_discovers_and_writes_the_gif(tmp_path, capsys):
     out = tmp_path / "demo.gif"
     assert demo.main(["--out", str(out), "--frames", "8", "--size", "96", "--seed", "5", "--prompt", "auto",

@@ -33,9 +33,11 @@ def make_bag(tmp_path, fps: float = 10.0):
     return tmp_path / "bag"
 
 
-# The recorded rate is slow enough here (1 frame/s) for the node to take every frame.
+# At --rate max the tool sends one frame at a time, so the node takes every one and its results
+# equal the in-process ones whatever the machine's load (the recorded rate, where a busy node may
+# drop frames, is test_frames_the_node_skips_are_counted_dropped's).
 @pytest.mark.parametrize(("rate", "prompt", "fps"), [("max", "mask", 10), ("max", "click", 10),
-                                                     ("recorded", "box", 1)])
+                                                     ("max", "box", 10)])
 def test_live_eval_against_the_node_equals_in_process(tmp_path, model_files, one_torch_thread,  # noqa: F811
                                                       rate, prompt, fps):
     bag = make_bag(tmp_path, fps)
@@ -57,8 +59,7 @@ def test_live_eval_against_the_node_equals_in_process(tmp_path, model_files, one
     assert live["image_topic"] == running.process.image_topic
     assert live["frames_published"] == NUM_FRAMES
     assert live["frames_received"] + live["frames_dropped"] == live["frames_published"]
-    if rate == "max":
-        assert live["frames_dropped"] == 0  # one frame at a time: the node takes every one
+    assert live["frames_dropped"] == 0  # one frame at a time: the node takes every one
     assert live["latency_ms_p50"] > 0 and live["latency_ms_p99"] >= live["latency_ms_p50"]
     assert "Live run against the node" in (live_out / "report.md").read_text()
 
@@ -70,8 +71,6 @@ def test_live_eval_against_the_node_equals_in_process(tmp_path, model_files, one
                      runner=runner) == 0
     reference = json.loads((ref_out / "results.json").read_text())
     assert "live" not in reference
-    if live["frames_dropped"]:  # a very slow machine may drop frames even at 1 frame/s
-        pytest.skip(f"the node dropped {live['frames_dropped']} frame(s) at the recorded rate")
     (got,), (want,) = results["sequences"], reference["sequences"]
     assert [o["obj_id"] for o in got["objects"]] == [1, 2, 3]
     for g, w in zip(got["objects"], want["objects"], strict=True):

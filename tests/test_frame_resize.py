@@ -19,12 +19,11 @@ import torch
 from PIL import Image
 
 import sam2_model
-from parity_sessions import PARITY_DIR, build_session_model, load_session
+from parity_sessions import MICRO_SESSION, build_session_model, load_session
 from sam2_model.pillow_resize import horizontal_first, pillow_bicubic_resize
 from sam2_model.transforms import IMAGENET_MEAN, IMAGENET_STD, FrameResize, preprocess_video_frame
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "resized_video" / "reference.pt.xz"
-MICRO_SESSION = PARITY_DIR / "sam2.1_micro_stream.pt"
 MIN_IOU = 0.98
 MIN_MEAN_IOU = 0.999
 # (height, width, model size): down- and upscaling, wide and tall, both pass orders of Pillow.
@@ -81,8 +80,6 @@ def _reference():
 def _model(name: str) -> sam2_model.SAM2Model:
     if name == "bundled":
         return sam2_model.build_model("default")
-    if not MICRO_SESSION.exists():
-        pytest.skip(f"parity micro model not found: {MICRO_SESSION}")
     return build_session_model(load_session(MICRO_SESSION))
 
 

@@ -7,8 +7,6 @@ commit 2b90b9f) with the parity micro model's weights, in float32 on CPU.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,13 +25,12 @@ from sam2_model.image_encoder import (
 )
 from sam2_model.position_encoding import SinePositionEncoding
 
-PARITY_DIR = Path(os.environ.get("SAM2_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
+from micro_session import session  # noqa: F401
+from parity_sessions import PARITY_DIR
+
 LAYOUTS_FILE = PARITY_DIR / "checkpoint_layouts.json"
-MICRO_STREAM = PARITY_DIR / "sam2.1_micro_stream.pt"
 PREFIX = "image_encoder."
 
-needs_layouts = pytest.mark.skipif(not LAYOUTS_FILE.exists(), reason=f"{LAYOUTS_FILE} not available")
-needs_micro = pytest.mark.skipif(not MICRO_STREAM.exists(), reason=f"{MICRO_STREAM} not available")
 
 # The parity micro model's encoder (as in the parity file's YAML), for tests that build their own weights.
 MICRO_TRUNK = dict(embed_dim=24, num_heads=1, stages=[1, 1, 2, 1], global_att_blocks=[3],
@@ -78,11 +75,6 @@ def _micro_encoder(seed: int = 0, **neck_overrides) -> ImageEncoder:
     return encoder
 
 
-@pytest.fixture(scope="module")
-def micro_session():
-    return torch.load(MICRO_STREAM, weights_only=True)
-
-
 def _normalised_frames(frames: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
@@ -94,8 +86,7 @@ def _normalised_frames(frames: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-@needs_layouts
-@pytest.mark.parametrize("name", sorted(json.loads(LAYOUTS_FILE.read_text())) if LAYOUTS_FILE.exists() else [])
+@pytest.mark.parametrize("name", sorted(json.loads(LAYOUTS_FILE.read_text())))
 def test_state_dict_matches_official_layout(name):
     layout = json.loads(LAYOUTS_FILE.read_text())[name]
     with torch.device("meta"):
@@ -106,7 +97,6 @@ def test_state_dict_matches_official_layout(name):
     assert ours == official
 
 
-@needs_layouts
 def test_released_tiny_builds_on_cpu_and_loads_strictly():
     layout = json.loads(LAYOUTS_FILE.read_text())["sam2.1_hiera_tiny"]
     encoder = _build(_image_encoder_config(layout["config_yaml"]))
@@ -121,12 +111,11 @@ def test_released_tiny_builds_on_cpu_and_loads_strictly():
 # ---------------------------------------------------------------------------------------------
 
 
-@needs_micro
-def test_parity_weights_load_strictly_and_match_official_outputs(micro_session):
-    encoder = _build(_image_encoder_config(micro_session["resolved_config_yaml"])).eval()
-    weights = {k[len(PREFIX):]: v for k, v in micro_session["state_dict"].items() if k.startswith(PREFIX)}
+def test_parity_weights_load_strictly_and_match_official_outputs(session):  # noqa: F811
+    encoder = _build(_image_encoder_config(session["resolved_config_yaml"])).eval()
+    weights = {k[len(PREFIX):]: v for k, v in session["state_dict"].items() if k.startswith(PREFIX)}
     encoder.load_state_dict(weights, strict=True)
-    images = _normalised_frames(micro_session["frames"][[0, 7]])
+    images = _normalised_frames(session["frames"][[0, 7]])
 
     with torch.inference_mode():
         first = encoder(images)

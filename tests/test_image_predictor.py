@@ -6,17 +6,12 @@ import torch
 
 from sam2_model import ImagePredictor, PromptError
 
-from parity_sessions import STREAM_FILES, build_session_model, load_session
+from micro_session import model, session  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def session():
-    return load_session([p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0])
-
-
-@pytest.fixture(scope="module")
-def predictor(session):
-    predictor = ImagePredictor(build_session_model(session))
+def predictor(session, model):  # noqa: F811
+    predictor = ImagePredictor(model)
     predictor.set_image(session["frames"][0].numpy())
     return predictor
 
@@ -51,8 +46,8 @@ def test_multimask_gives_three_candidates_and_mask_input_round_trips(predictor):
     assert np.abs(refined.low_res_logits).max() <= 32
 
 
-def test_non_square_image_resolution(session):
-    predictor = ImagePredictor(build_session_model(session))
+def test_non_square_image_resolution(session, model):  # noqa: F811
+    predictor = ImagePredictor(model)
     image = np.ascontiguousarray(session["frames"][0].numpy()[:200, :])  # 256 wide, 200 high
     predictor.set_image(image)
     prediction = predictor.predict(box=[100, 100, 200, 180], multimask_output=False)

@@ -5,15 +5,8 @@ import pytest
 import torch
 
 import sam2_model
-from parity_sessions import STREAM_FILES, build_session_model, load_session
 
-MICRO_SESSION = next(p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_session_model(load_session(MICRO_SESSION)).eval()
+from micro_session import model, session  # noqa: F401
 
 
 def unshared_memory_attention(attention, current, current_pos, memory, memory_pos, num_pointer_tokens, mask):

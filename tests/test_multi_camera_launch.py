@@ -134,10 +134,10 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
     """The processes the launch file describes, started for real (the server as ``python -m
     sam2_server``, each node as the harness's node process with the launch's namespace, remapping
     and parameters): two cameras share one server, each with its own objects and ids."""
-    pytest.importorskip("sam2_server.client")
     from node_harness import GraphClient, NodeProcess
     from parity_sessions import make_tracker
-    from test_node_server import PATIENT, SEEDING_EVENTS, ServerProcess, replay
+    from server_harness import ServerProcess
+    from test_node_server import PATIENT, SEEDING_EVENTS, replay
 
     directory = Path(tempfile.mkdtemp(prefix="s2m", dir="/tmp"))
     endpoint = f"ipc://{directory}/sam2.sock"
@@ -152,7 +152,7 @@ def test_launched_processes_track_two_cameras_on_one_server(launch_module, model
                     {"name": "cam_b", "image_topic": "/cam_b/image_raw"}],
         "tracker_params_file": str(tracker_params)}))
     server_action, *node_actions = _launch(launch_module, config=str(config))
-    server = ServerProcess.from_arguments(server_action.kwargs["cmd"][1:], tmp_path / "server.log")
+    server = ServerProcess.from_command_line(server_action.kwargs["cmd"][1:], tmp_path / "server.log").launch()
     nodes, clients = [], []
     try:
         server.wait_ready()

@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 import sam2_model
-from node_harness import (expected_objects, make_header, model_files, one_torch_thread,  # noqa: F401
+from node_harness import (assert_node_masks, make_header, model_files, one_torch_thread,  # noqa: F401
                           prompt_msg, rgb_image, start_node, stamp_of)
 from parity_sessions import build_session_model
 
@@ -67,16 +67,6 @@ class Reference:
         self.tracker = sam2_model.StreamingTracker(build_session_model(session),
                                                    fill_hole_area=options["fill_hole_area"], max_objects=2)
 
-    def masks(self, result):
-        return {o.object_id: o.mask for o in expected_objects(result)}
-
-
-def _assert_masks(out, expected):
-    got = out.masks()
-    assert sorted(got) == sorted(expected)
-    for object_id, mask in expected.items():
-        np.testing.assert_array_equal(got[object_id], mask, err_msg=f"object {object_id}")
-
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa: F811
@@ -119,7 +109,7 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
         assert not response.success and fragment in response.message
 
     out = client.track(frames[1], 1)
-    _assert_masks(out, reference.masks(reference.tracker.track(frames[1])))
+    assert_node_masks(out, reference.tracker.track(frames[1]))
     assert out.objects.frame_index == 1
 
     # The same bad prompts on the fire-and-forget topic and as clicks: warnings, nothing else.
@@ -152,7 +142,7 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
     assert stamp_of(header) not in client.objects.by_stamp
 
     out = client.track(frames[3], 60)
-    _assert_masks(out, reference.masks(reference.tracker.track(frames[3])))
+    assert_node_masks(out, reference.tracker.track(frames[3]))
     assert out.ids() == [1, 2] and out.objects.frame_index == 2 + len(bad_images)
     assert process.alive()
 

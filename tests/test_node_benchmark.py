@@ -28,7 +28,6 @@ def test_bad_options_are_named():
         parse_args(["--frames", "2"])
 
 
-@pytest.mark.slow
 @pytest.mark.ros
 def test_a_tiny_run_prints_one_row_per_case(capsys):
     assert main(["--sizes", "64x48", "--objects", "1,2", "--frames", "3"]) == 0

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image as PILImage
 
 import sam2_model
-from node_harness import (check_frame_consistency, expected_objects, model_files,  # noqa: F401
+from node_harness import (assert_node_masks, check_frame_consistency, model_files,  # noqa: F401
                           one_torch_thread, prompt_msg, start_node)
 from parity_sessions import build_session_model
 
@@ -34,14 +34,6 @@ def _decoded(data):
     return np.array(PILImage.open(io.BytesIO(data)).convert("RGB"))
 
 
-def _assert_masks(out, result):
-    expected = {o.object_id: o.mask for o in expected_objects(result)}
-    got = out.masks()
-    assert sorted(got) == sorted(expected)
-    for object_id, mask in expected.items():
-        np.testing.assert_array_equal(got[object_id], mask)
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_jpeg_and_png_input_and_garbage(running, model_files):  # noqa: F811
     client, process = running.client, running.process
@@ -62,7 +54,7 @@ def test_jpeg_and_png_input_and_garbage(running, model_files):  # noqa: F811
         stamp = client.publish_compressed(_encode(frames[index], "PNG"), index, "rgb8; png compressed rgb8")
         out = client.outputs(stamp)
         check_frame_consistency(out, stamp, 256, 256)
-        _assert_masks(out, reference.track(frames[index]))
+        assert_node_masks(out, reference.track(frames[index]))
 
     # JPEG: the masks of the decoded pictures.
     for index in range(4, 7):
@@ -70,7 +62,7 @@ def test_jpeg_and_png_input_and_garbage(running, model_files):  # noqa: F811
         stamp = client.publish_compressed(data, index, "bgr8; jpeg compressed bgr8")
         out = client.outputs(stamp)
         check_frame_consistency(out, stamp, 256, 256)
-        _assert_masks(out, reference.track(_decoded(data)))
+        assert_node_masks(out, reference.track(_decoded(data)))
 
     # Garbage: refused one by one (each waits for its rejection so none is replaced unseen).
     garbage = [b"", bytes(range(256)) * 8, _encode(frames[7], "JPEG")[:300], _encode(frames[7], "BMP"),
@@ -81,5 +73,5 @@ def test_jpeg_and_png_input_and_garbage(running, model_files):  # noqa: F811
     assert "compressed image has no data" in process.log()  # the first; later warnings are throttled
     stamp = client.publish_compressed(_encode(frames[7], "PNG"), 7, "png")
     out = client.outputs(stamp)
-    _assert_masks(out, reference.track(frames[7]))
+    assert_node_masks(out, reference.track(frames[7]))
     assert out.objects.frame_index == 7 and process.alive()

@@ -14,22 +14,19 @@ targets never come within ``APART_PX`` pixels of each other checks the ids on ev
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 from sensor_msgs.msg import RegionOfInterest
 
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.mask_geometry import mask_iou
 from sam2_model.train.procedural import ProceduralConfig, generate_video
 from sam2_ros.srv import Discover
 
 from node_harness import start_node
 
-pytestmark = [pytest.mark.ros, pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(),
-                                                  reason="the bundled weights are missing")]
+pytestmark = pytest.mark.ros
 
 MIN_IOU = 0.5
 EVERY_N = 4

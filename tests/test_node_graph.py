@@ -179,9 +179,6 @@ def test_every_large_best_effort_frame_is_received_or_counted_lost(client):
                       f"{client.latest_diagnostics()}")
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
-                    reason=f"the bundled weights {DEFAULT_WEIGHTS} are missing (sam2-train writes them; "
-                           "see docs/benchmarks.md)")
 def test_without_model_parameters_the_node_tracks_with_the_bundled_model(tmp_path):
     """No model, no checkpoint, no device: the node loads the bundled "default" model and its
     weights (no random-weights warning) and tracks a generated video's target."""

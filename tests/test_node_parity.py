@@ -7,7 +7,7 @@ import pytest
 from sam2_ros.image_conversion import paste_object_mask
 
 from node_harness import (check_frame_consistency, expected_labels, expected_objects, model_files,  # noqa: F401
-                          one_torch_thread, prompt_msg, stamp_of, start_node)
+                          one_torch_thread, session_prompt, stamp_of, start_node)
 from parity_sessions import apply_event, make_tracker
 
 pytestmark = pytest.mark.ros
@@ -18,14 +18,6 @@ def running(model_files, tmp_path_factory):  # noqa: F811
     node = start_node(tmp_path_factory.mktemp("parity"), model_files.params())
     yield node
     node.close()
-
-
-def _prompt_for(event, is_new):
-    object_id = 0 if is_new else event["obj_id"]  # new objects: the node assigns 1, 2, 3 in order
-    if event["type"] == "mask":
-        return prompt_msg(object_id, mask=event["mask"].numpy())
-    return prompt_msg(object_id, points=event.get("points"), labels=event.get("labels"), box=event.get("box"),
-                      clear_old_points=event.get("clear_old_points", True))
 
 
 def _assert_same_object(node_object, expected_state, where):
@@ -68,7 +60,7 @@ def test_node_replays_the_parity_session_like_the_tracker(running, model_files):
                 node_frame += 1
                 client.track(frames[node_frame].numpy(), node_frame)
             is_new = event["obj_id"] not in known_ids
-            response = client.add_object(_prompt_for(event, is_new))
+            response = client.add_object(session_prompt(event, is_new))
             assert response.success, f"{where}: {response.message}"
             assert response.object_id == event["obj_id"], where
             known_ids.add(event["obj_id"])

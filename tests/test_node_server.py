@@ -11,7 +11,6 @@ real server processes (``python -m sam2_server``):
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,16 +25,14 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from sam2_ros.image_conversion import image_to_rgb, paste_object_mask
 from sam2_ros.srv import Discover
-TrackerClient = pytest.importorskip("sam2_server.client").TrackerClient
 
 from node_harness import (REPO, check_frame_consistency, expected_objects, model_files,  # noqa: F401
-                          one_torch_thread, prompt_msg, stamp_of, start_node)
-from child_process import FAULT_HANDLER, stop_process
+                          one_torch_thread, prompt_msg, session_prompt, stamp_of, start_node)
 from parity_sessions import apply_event, make_tracker
+from server_harness import ServerProcess
 
 pytestmark = pytest.mark.ros
 
-SERVER_START_TIMEOUT_S = 60.0
 # The micro parity session up to its mask prompt: from there on its three objects are in view
 # (earlier, the micro model loses them on some frames), so masks compared below are not empty.
 SEEDING_EVENTS = 13
@@ -44,49 +40,6 @@ POINT = [[76.8, 89.6]]  # the session's first click (object 1)
 # Tests that do not time fault detection give a loaded machine (several test runs on two cores)
 # time for each reply: a late one would count as a lost server and drop a frame the test waits for.
 PATIENT = {"server_timeout": 5.0}
-
-
-class ServerProcess:
-    """``python -m sam2_server`` on the micro model, in its own process."""
-
-    def __init__(self, endpoint: str, files, log_path: Path):
-        self._start(["--bind", endpoint, "--model", str(files.config), "--checkpoint", str(files.checkpoint),
-                     "--device", "cpu"], log_path)
-
-    @classmethod
-    def from_arguments(cls, arguments, log_path: Path) -> "ServerProcess":
-        """The server with a given command line (e.g. the one a launch file builds)."""
-        server = cls.__new__(cls)
-        server._start(list(arguments), log_path)
-        return server
-
-    def _start(self, arguments, log_path: Path) -> None:
-        self.endpoint = arguments[arguments.index("--bind") + 1]
-        self.log_path = log_path
-        self._log = open(log_path, "a")
-        args = [sys.executable, "-m", "sam2_server", *arguments]
-        # One intra-op thread, as the nodes under test and the reference trackers here run.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **FAULT_HANDLER}
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-
-    def wait_ready(self, timeout_s: float = SERVER_START_TIMEOUT_S, curve=None) -> None:
-        probe = TrackerClient(self.endpoint, "readiness_probe", timeout_s=0.5, curve=curve)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while not probe.heartbeat():
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sam2-server did not come up:\n{self.log_path.read_text()[-3000:]}")
-                time.sleep(0.1)
-        finally:
-            probe.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        stop_process(self.process, signal.SIGINT, 15.0)
-        self._log.close()
 
 
 @pytest.fixture
@@ -178,9 +131,9 @@ def test_autocast_auto_is_resolved_for_the_servers_device(device, autocast, expe
 
 # ------------------------------------------------------------------------------ real graphs
 def _server(endpoint, files, tmp_path) -> ServerProcess:
-    server = ServerProcess(endpoint, files, tmp_path / "server.log")
-    server.wait_ready()
-    return server
+    """``python -m sam2_server`` on the micro model, answering."""
+    return ServerProcess(endpoint, ["--model", str(files.config), "--checkpoint", str(files.checkpoint),
+                                    "--device", "cpu"], tmp_path / "server.log").start()
 
 
 def _assert_same_outputs(got, want, where: str) -> None:
@@ -195,14 +148,6 @@ def _assert_same_outputs(got, want, where: str) -> None:
         assert a.visibility == pytest.approx(b.visibility, abs=1e-6), where
         assert a.iou_score == pytest.approx(b.iou_score, abs=1e-6), where
     np.testing.assert_array_equal(got.labels(), want.labels(), err_msg=where)
-
-
-def _prompt_for(event, is_new):
-    object_id = 0 if is_new else event["obj_id"]
-    if event["type"] == "mask":
-        return prompt_msg(object_id, mask=event["mask"].numpy())
-    return prompt_msg(object_id, points=event.get("points"), labels=event.get("labels"), box=event.get("box"),
-                      clear_old_points=event.get("clear_old_points", True))
 
 
 def replay(client, session, count: int, reference=None) -> int:
@@ -223,7 +168,7 @@ def replay(client, session, count: int, reference=None) -> int:
             while node_frame < event["frame"]:
                 node_frame += 1
                 client.track(frames[node_frame].numpy(), node_frame)
-            response = client.add_object(_prompt_for(event, event["obj_id"] not in known))
+            response = client.add_object(session_prompt(event, event["obj_id"] not in known))
             assert response.success and response.object_id == event["obj_id"], response.message
             known.add(event["obj_id"])
     return node_frame
@@ -269,8 +214,8 @@ def test_server_node_publishes_what_an_in_process_node_does_and_imports_no_torch
                     for node in (local, remote):
                         node.client.track(frames[node_frame].numpy(), node_frame)
                 is_new = event["obj_id"] not in known_ids
-                want = local.client.add_object(_prompt_for(event, is_new))
-                got = remote.client.add_object(_prompt_for(event, is_new))
+                want = local.client.add_object(session_prompt(event, is_new))
+                got = remote.client.add_object(session_prompt(event, is_new))
                 assert want.success and got.success, f"{where}: {want.message} / {got.message}"
                 assert got.object_id == want.object_id == event["obj_id"], where
                 assert got.message == want.message
@@ -439,9 +384,8 @@ def test_a_stopped_server_that_resumes_keeps_the_stream(model_files, endpoint, t
 def test_a_full_server_refuses_the_stream_until_a_place_frees(model_files, endpoint, tmp_path):  # noqa: F811
     directory = tmp_path / "full"
     directory.mkdir()
-    server = ServerProcess.from_arguments(["--bind", endpoint, "--model", str(model_files.config), "--checkpoint",
-                                           str(model_files.checkpoint), "--device", "cpu", "--max-streams", "1"],
-                                          directory / "server.log")
+    server = ServerProcess(endpoint, ["--model", str(model_files.config), "--checkpoint", str(model_files.checkpoint),
+                                      "--device", "cpu", "--max-streams", "1"], directory / "server.log").launch()
     first = second = None
     try:
         server.wait_ready()
@@ -509,9 +453,8 @@ def test_a_node_reaches_a_curve_server_with_its_keys_and_a_node_without_them_wai
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     endpoint = f"tcp://127.0.0.1:{port}"
-    server = ServerProcess.from_arguments(["--bind", endpoint, "--curve-keys", str(keys), "--model",
-                                           str(model_files.config), "--checkpoint", str(model_files.checkpoint),
-                                           "--device", "cpu"], tmp_path / "server.log")
+    server = ServerProcess(endpoint, ["--curve-keys", str(keys), "--model", str(model_files.config), "--checkpoint",
+                                      str(model_files.checkpoint), "--device", "cpu"], tmp_path / "server.log").launch()
     robot = stranger = None
     try:
         server.wait_ready(curve=CurveClientKeys.load(str(keys / "server.key"),

@@ -3,6 +3,7 @@ in real time, with a service prompt and a click while it runs."""
 
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -18,7 +19,6 @@ FPS = 30.0
 
 
 def _decode(path, count):
-    av = pytest.importorskip("av")
     with av.open(str(path)) as container:
         frames = []
         for frame in container.decode(video=0):
@@ -39,7 +39,6 @@ def running(model_files, tmp_path_factory):  # noqa: F811
     node.close()
 
 
-@pytest.mark.skipif(not VIDEO.is_file(), reason=f"{VIDEO} not found")
 def test_bedroom_video_streams_through_the_node(running):
     client = running.client
     frames = _decode(VIDEO, NUM_FRAMES)

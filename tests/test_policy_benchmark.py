@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.policy_benchmark import EACH_VIDEOS_TARGETS, PolicyTimings, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
-needs_weights = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing")
 
 
 def test_summary_figures_from_constructed_times():
@@ -48,7 +46,6 @@ def test_arguments_name_what_is_wrong(capsys):
         assert words in capsys.readouterr().err
 
 
-@needs_weights
 def test_device_robust_script_runs_with_tiny_settings_on_cpu(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", MODELS="default", OBJECTS="1,2", VIDEOS="1",
                FRAMES="12", SIZE="64", PRECISIONS="float32,bf16", MINUTES="4", OUT=str(tmp_path))
@@ -69,7 +66,6 @@ def test_device_robust_script_runs_with_tiny_settings_on_cpu(tmp_path):
     assert result.stdout.count("extra as a share of a whole frame") == 4
 
 
-@needs_weights
 def test_robust_overhead_tool_tracks_each_videos_targets(tmp_path):
     out = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, str(REPO / "tools" / "robust_overhead.py"), "--videos", "1",

@@ -12,7 +12,7 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 from sam2_model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 from sam2_model.tracker_options import TrackerOptions, TrackerOptionsError
 
-from micro_session import model, session  # noqa: F401
+from micro_session import add_first_prompts, model, run_prompted, session, session_frames  # noqa: F401
 
 
 def box_at(cx, cy, w=10.0, h=6.0):
@@ -178,36 +178,41 @@ def test_memory_policy_names():
 # ---------------------------------------------------------------- the tracker
 
 
-def frames_of(session):
-    return [f.numpy() for f in session["frames"]]
-
-
-def run(model, frames, count, **options):
-    tracker = sam2_model.StreamingTracker(model, fill_hole_area=0, **options)
-    tracker.track(frames[0])
-    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
-    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
-    results = [tracker.track(frames[t % len(frames)]) for t in range(1, count)]
-    return tracker, results
-
-
 def test_filter_alone_changes_no_output(model, session):
-    """robust:kalman only watches: every mask, score and IoU equals the official policy's."""
-    frames = frames_of(session)
-    _, official = run(model, frames, 12)
-    _, watched = run(model, frames, 12, memory_policy="robust:kalman")
+    """robust:kalman only watches: every mask, score and IoU equals the official policy's, and an
+    object has a predicted box exactly on its hidden frames once its filter has a box to start
+    from (a non-empty prompt mask, or a visible frame's mask since)."""
+    frames = session_frames(session)
+    _, official = run_prompted(model, frames, 12)
+    watcher = sam2_model.StreamingTracker(model, fill_hole_area=0, memory_policy="robust:kalman")
+    prompted = add_first_prompts(watcher, frames)
+    watched = [watcher.track(frames[t % len(frames)]) for t in range(1, 12)]
+    # Which objects' filters started on the prompt frame: those whose prompted mask has a cell.
+    ids = prompted[-1].obj_ids
+    has_box = {obj_id: bool((prompted[-1].low_res_logits[row] > 0).any()) for row, obj_id in enumerate(ids)}
+    cases = set()
     for a, b in zip(official, watched):
         assert torch.equal(a.low_res_logits, b.low_res_logits)
         assert torch.equal(a.object_score_logits, b.object_score_logits)
-        assert a.predicted_boxes is None and len(b.predicted_boxes) == 2
-        for visible, box in zip(b.visible.tolist(), b.predicted_boxes):
-            assert (box is None) == visible or box is None
+        assert a.predicted_boxes is None and len(b.predicted_boxes) == len(ids) == 2
+        for row, obj_id in enumerate(b.obj_ids):
+            visible = bool(b.object_score_logits[row] > 0)
+            box = b.predicted_boxes[row]
+            where = (b.frame_index, obj_id, visible, has_box[obj_id])
+            assert (box is not None) == (not visible and has_box[obj_id]), where
+            cases.add((visible, has_box[obj_id]))
+            if visible and bool((b.low_res_logits[row] > 0).any()):
+                has_box[obj_id] = True
+    # Not vacuous: this run has hidden frames with a filter (a box), hidden or visible frames of an
+    # object that never had a mask (no box), and visible frames with a filter (no box).
+    assert (False, True) in cases and (True, True) in cases, cases
+    assert (False, False) in cases or (True, False) in cases, cases
 
 
 def test_robust_memory_stays_within_the_official_bound(model, session):
-    frames = frames_of(session)
-    official, _ = run(model, frames, 40)
-    robust, _ = run(model, frames, 40, memory_policy="robust")
+    frames = session_frames(session)
+    official, _ = run_prompted(model, frames, 40)
+    robust, _ = run_prompted(model, frames, 40, memory_policy="robust")
     # The official bound, and at most the appearance memory's slots per object beside it.
     slots = RobustMemoryOptions().appearance_slots
     extra = sum(t.numel() * t.element_size() for s in robust._objects.values() for t in s.robust.appearance.tensors())
@@ -274,7 +279,7 @@ def box_prompted_tracker(model, frames, policy, script, monkeypatch, decoder=Non
 
 
 def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, session, monkeypatch):
-    frames = frames_of(session)
+    frames = session_frames(session)
     side = model.image_size // 4
     # The prompt's mask is a box at columns 10-19; tracked frames move it 2 cells right per frame,
     # hide it on frames 6-8, then show a look-alike far below on frame 9 and the object on 10.
@@ -302,8 +307,8 @@ def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, s
 
 
 def test_robust_state_goes_with_the_object_and_the_reset(model, session):
-    frames = frames_of(session)
-    tracker, _ = run(model, frames, 4, memory_policy="robust")
+    frames = session_frames(session)
+    tracker, _ = run_prompted(model, frames, 4, memory_policy="robust")
     assert all(isinstance(s.robust, RobustObjectState) for s in tracker._objects.values())
     tracker.remove_object(1)
     assert list(tracker._objects) == [2]

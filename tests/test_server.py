@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ import zmq
 import zmq.auth
 
 import sam2_model
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryOptions
 from sam2_model.tracking_session import Outputs, PromptSpec, TrackingSession
 from sam2_server import protocol
@@ -27,19 +25,13 @@ from sam2_server.client import ServerError, ServerUnavailable, TrackerClient
 from sam2_server.security import CurveClientKeys
 
 from server_harness import REPO, ServerProcess, running_server, torch_threads_as_the_server  # noqa: F401
-from session_checks import assert_same_frame, centre_click, first_target_box, scene
+from session_checks import assert_same_frame, centre_click, first_target_box, model, scene  # noqa: F401
 
-pytestmark = [pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing"),
-              pytest.mark.usefixtures("torch_threads_as_the_server")]
+pytestmark = pytest.mark.usefixtures("torch_threads_as_the_server")
 
 ALL = Outputs(crops=True, labels=True, tinted=True)
 VANISHED_STREAM_TIMEOUT_S = 3.0
 TIMEOUT_S = 20.0  # generous: three test processes share two cores
-
-
-@pytest.fixture(scope="module")
-def model():
-    return sam2_model.build_model("default")
 
 
 def _local(model, **options) -> TrackingSession:

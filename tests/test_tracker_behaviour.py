@@ -7,35 +7,23 @@ import torch
 import sam2_model
 from sam2_model import FrameError, PromptError, TrackingError, UnknownObjectError
 
-from micro_session import model, session  # noqa: F401
-
-
-def _frames(session):
-    return [f.numpy() for f in session["frames"]]
+from micro_session import model, prompted_tracker, session, session_frames  # noqa: F401
 
 
 def _tracker(model, **options):
     return sam2_model.StreamingTracker(model, fill_hole_area=0, **options)
 
 
-def _start(model, frames, **options):
-    tracker = _tracker(model, **options)
-    tracker.track(frames[0])
-    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
-    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
-    return tracker
-
-
 def test_track_without_objects_returns_empty_result(model, session):
     tracker = _tracker(model)
-    result = tracker.track(_frames(session)[0])
+    result = tracker.track(session_frames(session)[0])
     assert result.frame_index == 0 and result.obj_ids == []
     assert result.masks.shape == (0, 256, 256) and result.object_score_logits.shape == (0,)
 
 
 def test_result_fields_are_consistent(model, session):
-    frames = _frames(session)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames)
     result = tracker.track(frames[1])
     assert result.obj_ids == [1, 2] and result.frame_index == 1
     assert result.low_res_logits.shape == (2, 1, 64, 64)
@@ -68,9 +56,9 @@ BAD_PROMPTS = [
 
 @pytest.mark.parametrize("prompt,error,message", BAD_PROMPTS, ids=[m for _, _, m in BAD_PROMPTS])
 def test_bad_prompts_raise_and_change_nothing(model, session, prompt, error, message):
-    frames = _frames(session)
-    reference = _start(model, frames)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    reference = prompted_tracker(model, frames)
+    tracker = prompted_tracker(model, frames)
     before = tracker.memory_bytes()
     for obj_id in (1, 99):  # a correction of a tracked object and a new object
         with pytest.raises(error, match=message):
@@ -83,9 +71,9 @@ def test_bad_prompts_raise_and_change_nothing(model, session, prompt, error, mes
 def test_box_without_clearing_is_taken_where_there_is_nothing_to_clear(model, session):
     """A box must be a frame's first prompt (official rule), so clear_old_points=False only
     matters for an object that already has clicks (or a box) on the frame."""
-    frames = _frames(session)
+    frames = session_frames(session)
     box = [20.0, 30.0, 90.0, 110.0]
-    cleared, kept = _start(model, frames), _start(model, frames)
+    cleared, kept = prompted_tracker(model, frames), prompted_tracker(model, frames)
     # A new object: nothing to clear, same result either way.
     expected = cleared.add_prompt(99, box=box, clear_old_points=True)
     got = kept.add_prompt(99, box=box, clear_old_points=False)
@@ -105,7 +93,7 @@ def test_box_without_clearing_is_taken_where_there_is_nothing_to_clear(model, se
 
 
 def test_unknown_object_and_bad_ids(model, session):
-    tracker = _start(model, _frames(session))
+    tracker = prompted_tracker(model, session_frames(session))
     with pytest.raises(UnknownObjectError, match="unknown object id 42"):
         tracker.remove_object(42)
     with pytest.raises(PromptError, match="obj_id must be an int"):
@@ -115,7 +103,7 @@ def test_unknown_object_and_bad_ids(model, session):
 
 def test_too_many_objects(model, session):
     tracker = _tracker(model, max_objects=2)
-    tracker.track(_frames(session)[0])
+    tracker.track(session_frames(session)[0])
     tracker.add_prompt(1, points=[[10, 10]], labels=[1])
     tracker.add_prompt(2, points=[[100, 100]], labels=[1])
     with pytest.raises(TrackingError, match="maximum of 2"):
@@ -134,16 +122,16 @@ def test_too_many_objects(model, session):
     ([[1, 2, 3]], "numpy array or torch tensor"),
 ])
 def test_bad_frames(model, session, frame, message):
-    tracker = _start(model, _frames(session))
+    tracker = prompted_tracker(model, session_frames(session))
     with pytest.raises(FrameError, match=message):
         tracker.track(frame)
     assert tracker.frame_index == 0 and tracker.obj_ids == [1, 2]
-    assert tracker.track(_frames(session)[1]).frame_index == 1
+    assert tracker.track(session_frames(session)[1]).frame_index == 1
 
 
 def test_frame_of_new_size_mid_stream(model, session):
-    frames = _frames(session)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames)
     tracker.track(frames[1])
     big = np.ascontiguousarray(np.repeat(np.repeat(frames[2], 2, axis=0), 3, axis=1))  # 512 x 768
     result = tracker.track(big)
@@ -153,17 +141,17 @@ def test_frame_of_new_size_mid_stream(model, session):
 
 
 def test_torch_frames_are_accepted(model, session):
-    frames = _frames(session)
-    a = _start(model, frames).track(frames[1])
-    b = _start(model, frames).track(torch.from_numpy(frames[1]))
+    frames = session_frames(session)
+    a = prompted_tracker(model, frames).track(frames[1])
+    b = prompted_tracker(model, frames).track(torch.from_numpy(frames[1]))
     assert torch.equal(a.low_res_logits, b.low_res_logits)
 
 
 def test_batched_objects_equal_objects_tracked_alone(model, session):
     """All objects in one pass give what each object gives when tracked on its own."""
-    frames = _frames(session)
+    frames = session_frames(session)
     # Corrections as conditioning frames: object 2 ends up with more memories than object 1.
-    both = _start(model, frames, corrections_as_cond=True)
+    both = prompted_tracker(model, frames, corrections_as_cond=True)
     alone = {1: _tracker(model, corrections_as_cond=True), 2: _tracker(model, corrections_as_cond=True)}
     for tracker in alone.values():
         tracker.track(frames[0])
@@ -180,8 +168,8 @@ def test_batched_objects_equal_objects_tracked_alone(model, session):
 
 
 def test_remove_and_reset(model, session):
-    frames = _frames(session)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames)
     tracker.remove_object(1)
     assert tracker.track(frames[1]).obj_ids == [2]
     tracker.add_prompt(5, points=[[30.0, 30.0]], labels=[1])
@@ -193,8 +181,8 @@ def test_remove_and_reset(model, session):
 
 
 def test_memory_is_bounded(model, session):
-    frames = _frames(session)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames)
     tracker.add_prompt(3, points=[[179.2, 104.96], [51.2, 204.8]], labels=[1, 0])
     sizes = []
     for t in range(1, 61):
@@ -209,8 +197,8 @@ def test_correction_on_current_frame_sees_full_memory_windows(model, session):
     frame's windows): the memory bank must keep one more entry than the next frame needs."""
     from sam2_model.memory_bank import select_memories
 
-    frames = _frames(session)
-    tracker = _start(model, frames)
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames)
     for t in range(1, 19):
         tracker.track(frames[t % len(frames)])
     state = tracker._objects[1]

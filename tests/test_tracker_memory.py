@@ -7,18 +7,12 @@ import numpy as np
 import psutil
 import pytest
 
-import sam2_model
-
-from parity_sessions import STREAM_FILES, build_session_model, load_session
+from micro_session import model, prompted_tracker, session, session_frames  # noqa: F401
 
 
-def _run(num_frames: int, checkpoints, memory_policy: str = "official", keep=None):
-    session = load_session([p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"][0])
-    frames = [f.numpy() for f in session["frames"]]
-    tracker = sam2_model.StreamingTracker(build_session_model(session), fill_hole_area=8, memory_policy=memory_policy)
-    tracker.track(frames[0])
-    tracker.add_prompt(1, points=[[76.8, 89.6]], labels=[1])
-    tracker.add_prompt(2, box=[128.0, 133.12, 212.48, 199.68])
+def _run(model, session, num_frames: int, checkpoints, memory_policy: str = "official", keep=None):  # noqa: F811
+    frames = session_frames(session)
+    tracker = prompted_tracker(model, frames, fill_hole_area=8, memory_policy=memory_policy)
     tracker.add_prompt(3, points=[[179.2, 104.96], [51.2, 204.8]], labels=[1, 0])
     process = psutil.Process(os.getpid())
     stored, rss = {}, {}
@@ -41,18 +35,18 @@ def _assert_flat(stored, rss, first, last):
     assert rss[last] - rss[first] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
 
 
-def test_memory_flat_over_300_frames():
-    stored, rss = _run(300, {100, 200, 300})
+def test_memory_flat_over_300_frames(model, session):  # noqa: F811
+    stored, rss = _run(model, session, 300, {100, 200, 300})
     _assert_flat(stored, rss, 100, 300)
 
 
-def test_robust_memory_flat_over_300_frames():
+def test_robust_memory_flat_over_300_frames(model, session):  # noqa: F811
     """The robust policy's memory gate only leaves frames out and its appearance memory holds at
     most its slots per object: never above the official bound plus those, and its per-object
     state (a motion filter) does not grow either."""
-    bound, _ = _run(100, {100})
+    bound, _ = _run(model, session, 100, {100})
     kept = {}
-    stored, rss = _run(300, {100, 200, 300}, memory_policy="robust", keep=kept)
+    stored, rss = _run(model, session, 300, {100, 200, 300}, memory_policy="robust", keep=kept)
     states = list(kept["tracker"]._objects.values())
     slots = states[0].robust.appearance.slots
     entries = [m for s in states for m in s.robust.appearance.entries.values()]
@@ -63,14 +57,14 @@ def test_robust_memory_flat_over_300_frames():
 
 
 @pytest.mark.timeout(900)
-def test_appearance_memory_flat_over_200_frames():
+def test_appearance_memory_flat_over_200_frames(model, session):  # noqa: F811
     """The appearance memory adds at most its slots per object (shared with recent memories while
     those are kept), whatever the stream's length; thresholds at their loosest so it always fills."""
-    bound, _ = _run(40, {40})  # the official windows are full from frame 16 on
+    bound, _ = _run(model, session, 40, {40})  # the official windows are full from frame 16 on
     kept = {}
     policy = "robust+appearance_memory,appearance_min_iou=0,appearance_min_score=-100,appearance_interval=3," \
              "appearance_slots=2"
-    stored, rss = _run(200, {40, 120, 200}, memory_policy=policy, keep=kept)
+    stored, rss = _run(model, session, 200, {40, 120, 200}, memory_policy=policy, keep=kept)
     states = list(kept["tracker"]._objects.values())
     entries = [m for s in states for m in s.robust.appearance.entries.values()]
     assert entries and all(len(s.robust.appearance.entries) <= 2 for s in states)
@@ -82,6 +76,6 @@ def test_appearance_memory_flat_over_200_frames():
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_memory_flat_over_5000_frames():
-    stored, rss = _run(5000, {100, 1000, 2500, 5000})
+def test_memory_flat_over_5000_frames(model, session):  # noqa: F811
+    stored, rss = _run(model, session, 5000, {100, 1000, 2500, 5000})
     _assert_flat(stored, rss, 100, 5000)

@@ -12,18 +12,14 @@ from sam2_model import TrackerOptions, TrackerOptionsError
 from sam2_model.config import ConfigError, config_from_yaml_document
 from sam2_model.tracker_options import model_option_names, option_help, option_names
 
-from parity_sessions import (EXTRA_SESSION_FILES, LOGIT_TOLERANCE, STREAM_FILES, build_session_model, load_session,
-                             make_tracker, replay)
+from micro_session import session  # noqa: F401
+from parity_sessions import (EXTRA_SESSION_FILES, LOGIT_TOLERANCE, build_session_model, load_session, make_tracker,
+                             replay)
 
 # Each tracker option the model YAML carries, with the YAML key of the official video predictor.
 YAML_KEYS = {"fill_hole_area": "fill_hole_area", "non_overlap_masks": "non_overlap_masks",
              "corrections_as_cond": "add_all_frames_to_correct_as_cond",
              "clear_non_cond_mem_around_input": "clear_non_cond_mem_around_input"}
-
-
-@pytest.fixture(scope="module")
-def session():
-    return load_session(next(p for p in STREAM_FILES if p.name == "sam2.1_micro_stream.pt"))
 
 
 def _document(session):

@@ -3,29 +3,19 @@ generator and frame_summary (what the tracker node did before the session existe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import sam2_model
-from sam2_model.config import DEFAULT_CHECKPOINT_PATH
 from sam2_model.discovery import DISCOVERY_GENERATOR_OPTIONS, DiscoveryError, DiscoveryOptions, discover_objects
 from sam2_model.frame_summary import summarize_frame
 from sam2_model.session_types import MAX_OBJECT_ID, next_free_ids
 from sam2_model.tracking_session import DiscoveryOutcome, Outputs, PromptSpec, TrackingSession
 
-from session_checks import assert_same_frame, centre_click, first_target_box, scene
-
-pytestmark = pytest.mark.skipif(not Path(DEFAULT_CHECKPOINT_PATH).is_file(), reason="the bundled weights are missing")
+from session_checks import assert_same_frame, centre_click, first_target_box, model, scene  # noqa: F401
 
 ALL = Outputs(crops=True, labels=True, tinted=True)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return sam2_model.build_model("default")
 
 
 def _pair(model):

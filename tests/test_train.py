@@ -226,7 +226,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, arguments, message):
     assert len(lines) == 1 and lines[0].startswith("sam2-train: error:") and message in lines[0], done.stderr
 
 
-@pytest.mark.skipif(not STREAM_FILES, reason="../shared/parity is missing")
 def test_fine_tuning_a_parity_model_on_a_davis_folder_end_to_end(tmp_path):
     session = load_session(STREAM_FILES[0])
     config_path = tmp_path / "parity.yaml"
