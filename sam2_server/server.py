@@ -312,6 +312,11 @@ class InferenceServer:
         except ProtocolError as error:
             LOG.debug("request refused (%s): %s", error.kind, error)
             self._send(router, identity, protocol.error_header(request_id, error.kind, str(error)))
+        except Exception as error:  # noqa: BLE001 - a request nobody foresaw still gets an answer
+            # Unanswered, the client would only see its timeout (and take the server for dead).
+            LOG.exception("unexpected error handling a request; answered as internal")
+            self._send(router, identity, protocol.error_header(request_id, "internal",
+                                                               f"{type(error).__name__}: {error}"))
 
     def _open(self, router: zmq.Socket, request: Request, name: str) -> None:
         options = request.message.value("options", dict, required=False, default={})
