@@ -74,6 +74,12 @@ class ModelHost:
         """A stream's session from its client's options (TrackerOptions fields, and ``generator``:
         MaskGeneratorOptions fields); ValueError naming a bad one."""
         options = dict(options)
+        if "robust_options" in options:
+            # The Python API takes a RobustMemoryOptions object; JSON can only bring a dict, and the
+            # memory_policy text already names components and thresholds.
+            raise ProtocolError("bad_request", "option 'robust_options' cannot be sent to a server: name the "
+                                               "robust policy's components and thresholds in memory_policy, "
+                                               "e.g. 'robust+colour_trim,trim_max_distance=90'")
         generator_options = options.pop("generator", None)
         if generator_options is None:
             generator_settings = DISCOVERY_GENERATOR_OPTIONS

@@ -336,3 +336,13 @@ def test_an_unforeseen_failure_is_answered_as_internal_and_the_server_carries_on
         server.stop()
         serving.join(30)
     assert not serving.is_alive() and not server.failed
+
+
+def test_robust_options_cannot_come_over_the_wire():
+    """JSON brings a dict where the tracker takes a RobustMemoryOptions; memory_policy says it all."""
+    from sam2_server.engine import ModelHost
+
+    with pytest.raises(ProtocolError, match="in memory_policy, e.g. 'robust\\+colour_trim,trim_max_distance=90'") \
+            as refused:
+        ModelHost(None, ServerConfig()).new_session({"memory_policy": "robust", "robust_options": {"kalman": False}})
+    assert refused.value.kind == "bad_request"
