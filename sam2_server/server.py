@@ -329,6 +329,10 @@ class InferenceServer:
             raise
         except (TypeError, ValueError) as error:
             raise ProtocolError("bad_request", f"stream options refused: {error}") from None
+        except MemoryError:
+            # Building a session allocates with its options (the generator's click grids).
+            raise ProtocolError("bad_request", "stream options refused: they need more memory than the "
+                                               "server has") from None
         epoch = (self.epoch << 20) + next(self._stream_counter)  # unique across server restarts too
         stream = Stream(name, epoch, session, options, time.monotonic())
         old = self.streams.put(stream)
