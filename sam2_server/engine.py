@@ -344,7 +344,7 @@ def _discover(session: TrackingSession, message: Message):
         raise ProtocolError("bad_request", f"unknown discovery option(s) {unknown}; known: {sorted(known)}")
     region = message.header.get("region")
     if region is not None and (not isinstance(region, list) or len(region) != 4
-                               or not all(isinstance(v, int) for v in region)):
+                               or not all(isinstance(v, int) and not isinstance(v, bool) for v in region)):
         raise ProtocolError("bad_request", f"region must be [x, y, width, height] integers or null, got {region!r}")
     outputs = message.header.get("outputs")
     return session.discover(DiscoveryOptions(**options), None if region is None else tuple(region),

@@ -347,6 +347,50 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
         good.close()
 
 
+def test_requests_that_used_to_go_unanswered_are_refused_by_name(tmp_path):
+    """Each of these once raised past the server's refusals: the client got no reply at all."""
+    frames, _ = scene()
+    with running_server(tmp_path) as server:
+        good = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        good.connect()
+        good.track(frames[0])
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(server.endpoint)
+        impossible = protocol.encode({"op": "track", "id": 1, "stream": "cam"}, {"frame": np.zeros((0, 4), np.uint8)})
+        impossible[0] = impossible[0].replace(b"[0,4]", b"[0,%d]" % 10 ** 20)
+
+        def open_with(k, options):
+            return protocol.encode({"op": "open", "id": k, "stream": f"new{k}", "options": options})
+
+        def discover(k, **fields):
+            return protocol.encode({"op": "discover", "id": k, "stream": "cam", "max_new": 0, "first_id": 1,
+                                    **fields})
+
+        cases = {
+            "impossible shape": (impossible, "bad_request", "is not possible"),
+            "robust_options": (open_with(2, {"memory_policy": "robust", "robust_options": {"kalman": False}}),
+                               "bad_request", "name the robust policy's components and thresholds in memory_policy"),
+            "huge grid": (open_with(3, {"generator": {"points_per_side": 10 ** 6}}), "bad_request",
+                          "points_per_side 1000000 is above the limit"),
+            "float batch": (open_with(4, {"generator": {"points_per_batch": 2.0}}), "bad_request",
+                            "points_per_batch must be an integer, got 2.0"),
+            "text area": (discover(5, options={"min_area": "x"}), "discovery", "min_area must be a number, got 'x'"),
+            "bool region": (discover(6, region=[True, 0, 5, 5]), "bad_request", "region must be [x, y, width, height]"),
+        }
+        for name, (parts, kind, words) in cases.items():
+            reply = _raw_request(sock, parts)
+            assert reply is not None, f"{name}: no reply"
+            assert (reply["ok"], reply["kind"]) == (False, kind), f"{name}: {reply}"
+            assert words in reply["message"], f"{name}: {reply['message']}"
+        sock.close()
+        stats = good.stats()
+        assert stats["streams"] == ["cam"]   # none of the refused opens left a stream behind
+        assert stats["errors"] == {"bad_request": 5, "discovery": 1}
+        assert good.track(frames[1]).frame_index == 1
+        good.close()
+
+
 def test_silent_streams_are_freed_and_heartbeats_keep_them(tmp_path):
     frames, _ = scene()
     with running_server(tmp_path, "--stream-timeout", "1.0") as server:
