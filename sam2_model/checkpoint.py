@@ -92,6 +92,12 @@ def _preview(keys: List[str], limit: int = 8) -> str:
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load with exact key and shape matching; errors name the keys and the likely cause."""
+    check_state_dict(model, state_dict)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """CheckpointError unless ``state_dict`` has exactly the model's keys and shapes; changes nothing."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -108,7 +114,6 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     if wrong_shapes:
         raise CheckpointError(f"checkpoint tensor shapes do not match the model ({_preview(wrong_shapes, 4)}); "
                               f"likely cause: {_likely_cause([], [k.split(':')[0] for k in wrong_shapes])}")
-    model.load_state_dict(state_dict, strict=True)
 
 
 def save_checkpoint(model: nn.Module, path: "str | os.PathLike") -> None:

@@ -206,7 +206,10 @@ def _train(args: argparse.Namespace, world: distributed.World, device: str) -> i
     if args.resume:
         if not last.exists():
             raise TrainInputError(f"--resume: {last} does not exist")
-        trainer.resume(last)
+        try:
+            trainer.resume(last)
+        except CheckpointError as error:  # unreadable, not a training checkpoint, another --config/--freeze
+            raise TrainInputError(f"--resume: {error}") from None
         if world.is_main:
             print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
     weights = trainer.run(progress=not args.no_progress, data_workers=args.data_workers)
