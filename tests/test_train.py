@@ -270,6 +270,17 @@ def test_a_checkpoint_resume_cannot_use_is_one_line_and_exit_2(tmp_path, capsys,
     assert lines[0].startswith(f"sam2-train: error: --resume: {out / LAST_CHECKPOINT}") and words in lines[0], lines
 
 
+def test_a_zero_collective_timeout_under_torchrun_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from sam2_model.train.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code = main(["--config", DEFAULT_CONFIG_PATH, "--procedural", "--dist-timeout", "0", "--out", str(tmp_path),
+                 "--steps", "1", "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines == ["sam2-train: error: the collective timeout must be > 0 s, got 0.0"], lines
+
+
 @pytest.mark.skipif(not STREAM_FILES, reason="../shared/parity is missing")
 def test_fine_tuning_a_parity_model_on_a_davis_folder_end_to_end(tmp_path):
     session = load_session(STREAM_FILES[0])

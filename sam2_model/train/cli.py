@@ -165,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         world = distributed.world_from_environment()
         device = distributed.process_device(world, args.device)
+        distributed.start(world, device, args.dist_timeout)  # refuses a timeout <= 0
     except distributed.DistributedSetupError as error:
         raise TrainInputError(str(error)) from None
-    distributed.start(world, device, args.dist_timeout)
     try:
         return _train(args, world, device)
     finally:
