@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -89,17 +90,30 @@ class BindError(RuntimeError):
 
 
 def _refuse_if_served(endpoint: str, keys) -> None:
-    """Binding an ipc path silently takes it from a server already there: ask first."""
-    if not endpoint.startswith("ipc://") or keys is not None or not os.path.exists(endpoint[len("ipc://"):]):
+    """Binding an ipc path silently takes it from a server already there: look first."""
+    path = endpoint[len("ipc://"):]
+    if not endpoint.startswith("ipc://") or not os.path.exists(path):
         return
-    from .client import TrackerClient
+    if keys is None:
+        from .client import TrackerClient
 
-    probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
-    try:
-        if probe.heartbeat():
-            raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
-    finally:
-        probe.close()
+        probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
+        try:
+            if probe.heartbeat():
+                raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
+        finally:
+            probe.close()
+    # A server with CURVE keys answers no heartbeat of ours (our keys may not be among its clients'),
+    # nor does a server without keys answer a CURVE server's: whether anything listens on the path
+    # at all is what tells a live socket from one a dead process left behind.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(0.5)
+        try:
+            raw.connect(path)
+        except OSError:  # refused: a stale path (bind replaces it); or one bind itself will report
+            return
+    raise BindError(f"another program listens at {endpoint} (a sam2-server with other CURVE keys, or none?): "
+                    "stop it, or choose another --bind")
 
 
 class ServerStats:

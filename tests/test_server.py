@@ -474,6 +474,34 @@ def test_a_second_server_does_not_take_the_address_of_a_running_one(tmp_path):
         client.close()
 
 
+def test_a_second_server_does_not_take_the_ipc_path_of_a_curve_server(tmp_path):
+    """The heartbeat probe cannot reach a CURVE server (the second server holds no client secret),
+    so the check used to be skipped and the second server silently took the path."""
+    keys = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "sam2_server", "keygen", str(keys), "--client", "robot1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    authorized = CurveClientKeys.load(str(keys / "server.key"), str(keys / "clients" / "robot1.key_secret"))
+    endpoint = f"ipc://{tmp_path}/curve.sock"
+    server = ServerProcess(endpoint, ["--curve-keys", str(keys)], tmp_path / "curve.log").start(curve=authorized)
+    try:
+        for extra in (["--curve-keys", str(keys)], []):
+            second = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", endpoint, *extra], cwd=REPO,
+                                    capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2 and "another program listens at" in second.stderr, second.stderr[-2000:]
+        with TrackerClient(endpoint, "robot1", {}, timeout_s=TIMEOUT_S, curve=authorized) as client:
+            assert client.heartbeat()   # the first server still has its path
+        assert server.alive
+        server.kill()                   # a crash leaves its socket file behind
+    finally:
+        if server.alive:
+            server.stop()
+    assert Path(endpoint[len("ipc://"):]).exists()
+    # Nothing listens on a stale file: it is free to take again.
+    again = ServerProcess(endpoint, ["--curve-keys", str(keys)], tmp_path / "again.log").start(curve=authorized)
+    assert again.stop() == 0
+
+
 def test_max_streams_is_enforced(tmp_path):
     with running_server(tmp_path, "--max-streams", "2") as server:
         clients = [TrackerClient(server.endpoint, f"cam{k}", {}, timeout_s=TIMEOUT_S) for k in range(3)]
