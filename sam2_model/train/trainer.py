@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import CheckpointError, check_state_dict, load_checkpoint_file, read_checkpoint
+from ..checkpoint import CheckpointError, check_state_dict, load_checkpoint_file, read_checkpoint, save_checkpoint
 from ..sam2 import SAM2Model
 from . import distributed
 from .clips import ClipSource, ModelClip, model_clip
@@ -180,7 +180,7 @@ class Trainer:
         """The final weights alone, as an official checkpoint (and the config beside it)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / FINAL_WEIGHTS
-        torch.save({"model": self.model.state_dict()}, path)
+        save_checkpoint(self.model, path)
         if self.config_yaml is not None:
             (self.out_dir / "model.yaml").write_text(self.config_yaml)
         return path
