@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import zipfile
 from typing import Any, Dict, Iterable, List, Mapping
 
@@ -20,21 +22,8 @@ def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> Dict[str
         payload: Any = source
         where = "the given checkpoint dict"
     else:
-        path = os.fspath(source)
-        where = path
-        if not os.path.isfile(path):
-            raise CheckpointError(f"checkpoint {path} does not exist")
-        if os.path.getsize(path) == 0:
-            raise CheckpointError(f"checkpoint {path} is empty")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-            raise CheckpointError(
-                f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file?): "
-                f"{_first_line(error)}") from error
-        except Exception as error:  # unpickling of a foreign object, etc.
-            raise CheckpointError(f"{path} could not be loaded as a SAM 2 checkpoint: {_first_line(error)}"
-                                  ) from error
+        where = os.fspath(source)
+        payload = load_checkpoint_file(where)
     if not isinstance(payload, Mapping) or "model" not in payload:
         keys = list(payload)[:5] if isinstance(payload, Mapping) else type(payload).__name__
         raise CheckpointError(
@@ -43,6 +32,37 @@ def read_checkpoint(source: "str | os.PathLike | Mapping[str, Any]") -> Dict[str
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{where}: 'model' is not a state dict of tensors")
     return dict(state_dict)
+
+
+def load_checkpoint_file(source: "str | os.PathLike", map_location: Any = "cpu") -> Any:
+    """What ``torch.save`` wrote to a file (tensors and plain containers only), or CheckpointError
+    naming the file and the problem."""
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message advises weights_only=False, which runs whatever code the file holds:
+        # not advice to pass on for a file that is junk or holds more than tensors.
+        foreign = _UNSUPPORTED_GLOBAL.search(str(error))
+        if foreign:
+            raise CheckpointError(f"{path} holds Python objects ({foreign.group(1)}), not only tensors: not a "
+                                  f"SAM 2 checkpoint, and not loaded (unpickling them could run code)") from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or another kind of "
+                              f"file?)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file?): "
+            f"{_first_line(error)}") from error
+    except Exception as error:  # noqa: BLE001 - anything else torch's unpickler raises on a bad file
+        raise CheckpointError(f"{path} could not be loaded as a SAM 2 checkpoint: {_first_line(error)}"
+                              ) from error
+
+
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 def _first_line(error: BaseException) -> str:
@@ -72,6 +92,12 @@ def _preview(keys: List[str], limit: int = 8) -> str:
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load with exact key and shape matching; errors name the keys and the likely cause."""
+    check_state_dict(model, state_dict)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """CheckpointError unless ``state_dict`` has exactly the model's keys and shapes; changes nothing."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -88,7 +114,6 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     if wrong_shapes:
         raise CheckpointError(f"checkpoint tensor shapes do not match the model ({_preview(wrong_shapes, 4)}); "
                               f"likely cause: {_likely_cause([], [k.split(':')[0] for k in wrong_shapes])}")
-    model.load_state_dict(state_dict, strict=True)
 
 
 def save_checkpoint(model: nn.Module, path: "str | os.PathLike") -> None:

@@ -11,6 +11,7 @@ the same way (``sam2-make-bag --video ... --depth DIR``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,11 +82,13 @@ def read_depth_folder(directory: str | Path) -> DepthFiles:
         raise DavisFormatError(f"{directory}: no {CAMERA_FILE} (the colour camera's fx, fy, cx, cy, width, height)")
     try:
         values = json.loads(camera.read_text())
-        intrinsics = PinholeIntrinsics(**{k: type_(values[k]) for k, type_ in
-                                          (("fx", float), ("fy", float), ("cx", float), ("cy", float),
-                                           ("width", int), ("height", int))})
-    except (ValueError, KeyError, TypeError) as error:
-        raise DavisFormatError(f"{camera}: needs numbers fx, fy, cx, cy, width, height ({error})") from None
+    except ValueError as error:  # UnicodeDecodeError too
+        raise DavisFormatError(f"{camera}: not JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise DavisFormatError(f"{camera}: needs an object with numbers fx, fy, cx, cy, width, height")
+    intrinsics = PinholeIntrinsics(*(_camera_number(camera, values, name, whole=False)
+                                     for name in ("fx", "fy", "cx", "cy")),
+                                   *(_camera_number(camera, values, name, whole=True) for name in ("width", "height")))
     problems = intrinsics.problems()
     if problems:
         raise DavisFormatError(f"{camera}: " + "; ".join(problems))
@@ -97,6 +100,21 @@ def read_depth_folder(directory: str | Path) -> DepthFiles:
     if not paths:
         raise DavisFormatError(f"{directory}: no depth PNGs")
     return DepthFiles(directory, paths, intrinsics)
+
+
+def _camera_number(camera: Path, values: dict, name: str, whole: bool) -> float | int:
+    """A camera_info.json field: a finite number; a whole one for the image size (640.7 is not a
+    size, and 1e400 reads as infinity, which int() cannot take)."""
+    if name not in values:
+        raise DavisFormatError(f"{camera}: needs numbers fx, fy, cx, cy, width, height; {name} is missing")
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DavisFormatError(f"{camera}: {name} must be a finite number, got {value!r}")
+    if not whole:
+        return float(value)
+    if value != int(value):
+        raise DavisFormatError(f"{camera}: {name} must be a whole number of pixels, got {value!r}")
+    return int(value)
 
 
 def procedural_intrinsics(height: int, width: int) -> PinholeIntrinsics:

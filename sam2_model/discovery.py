@@ -9,6 +9,7 @@ masks of one thing: a part, the whole, the whole with a neighbour). Masks are ta
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
@@ -53,13 +54,19 @@ class DiscoveryOptions:
     def problems(self) -> List[str]:
         """Every invalid value, as sentences naming the option; empty when all is well."""
         found = []
-        for name in ("min_area", "max_area", "max_overlap", "min_inside"):
+        fractions = ("min_area", "max_area", "max_overlap", "min_inside")
+        badly_typed = set()
+        for name in fractions:
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            # Typed first: a string or None would otherwise fail the comparisons below unnamed.
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                found.append(f"{name} must be a number, got {value!r}")
+                badly_typed.add(name)
+            elif not 0.0 <= value <= 1.0:  # NaN fails this too
                 found.append(f"{name} {value} must be in [0, 1]")
-        if self.min_area > self.max_area:
+        if not badly_typed & {"min_area", "max_area"} and self.min_area > self.max_area:
             found.append(f"min_area {self.min_area} is above max_area {self.max_area}")
-        if self.order not in ORDERS:
+        if not isinstance(self.order, str) or self.order not in ORDERS:
             found.append(f"order {self.order!r} must be one of {', '.join(ORDERS)}")
         return found
 

@@ -8,6 +8,8 @@ other front ends (a ROS service, ``sam2-eval``) should build a ``MaskGeneratorOp
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -20,11 +22,34 @@ class MaskGeneratorOptionsError(ValueError):
     """A generator setting out of its range, or settings that contradict each other."""
 
 
+# Upper bounds that keep a request's cost finite (a server builds the grids on its I/O thread;
+# 10**6 per side would ask for terabytes). Generous against the official defaults: 32 per side
+# (SAM and SAM 2's generator), 64 in SAM 2's notebook example; 128 is 16 times 32's clicks.
+MAX_POINTS_PER_SIDE = 128
+# Layer i crops the image (2**i)**2 times: layers 0-4 are 341 crops (the official examples use 0 or 1).
+MAX_CROP_N_LAYERS = 4
+
+_INTEGER_SETTINGS = ("points_per_batch", "crop_n_layers", "crop_n_points_downscale_factor", "min_mask_region_area")
+_NUMBER_SETTINGS = ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "mask_threshold",
+                    "box_nms_thresh", "crop_nms_thresh", "crop_overlap_ratio")
+_SWITCHES = ("use_m2m", "multimask_output")
+
+
+def _is_integer(value) -> bool:
+    """An integer, numpy's included; not a bool, not a whole-number float (it breaks range() later)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
 @dataclass(frozen=True)
 class MaskGeneratorOptions:
     """Args:
         points_per_side: clicks along each side of the image (``points_per_side**2`` in all);
-            ``None`` when ``point_grids`` gives the clicks instead.
+            ``None`` when ``point_grids`` gives the clicks instead. At most ``MAX_POINTS_PER_SIDE``.
         points_per_batch: clicks decoded together (more: faster, more memory).
         pred_iou_thresh: keep masks whose predicted IoU is above this (0 disables the filter).
         stability_score_thresh: keep masks whose stability score is at least this (0 disables it).
@@ -32,6 +57,7 @@ class MaskGeneratorOptions:
         mask_threshold: logit above which a pixel belongs to the mask.
         box_nms_thresh: box IoU above which the lower-scored of two masks of one crop is dropped.
         crop_n_layers: extra crop layers; layer ``i`` runs again on ``(2**i)**2`` overlapping crops.
+            At most ``MAX_CROP_N_LAYERS``.
         crop_nms_thresh: box IoU above which duplicates between crops are dropped (smaller crops win).
         crop_overlap_ratio: overlap of neighbouring first-layer crops, as a fraction of the image's
             short side (later layers overlap less).
@@ -81,16 +107,26 @@ class MaskGeneratorOptions:
             fail("give either points_per_side or point_grids, not both (set points_per_side=None to use grids)")
         if self.points_per_side is None and self.point_grids is None:
             fail("give points_per_side or point_grids")
-        if self.points_per_side is not None and (isinstance(self.points_per_side, bool)
-                                                 or int(self.points_per_side) != self.points_per_side
+        if self.points_per_side is not None and (not _is_integer(self.points_per_side)
                                                  or self.points_per_side < 1):
             fail(f"points_per_side must be a positive integer, got {self.points_per_side!r}")
-        if int(self.points_per_batch) != self.points_per_batch or self.points_per_batch < 1:
+        for name in _INTEGER_SETTINGS:
+            if not _is_integer(getattr(self, name)):
+                fail(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in _NUMBER_SETTINGS:
+            if not _is_number(getattr(self, name)):
+                fail(f"{name} must be a finite number, got {getattr(self, name)!r}")
+        for name in _SWITCHES:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                fail(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.points_per_side is not None and self.points_per_side > MAX_POINTS_PER_SIDE:
+            fail(f"points_per_side {self.points_per_side} is above the limit of {MAX_POINTS_PER_SIDE} "
+                 f"({MAX_POINTS_PER_SIDE ** 2} clicks; the official default is 32)")
+        if self.points_per_batch < 1:
             fail(f"points_per_batch must be a positive integer, got {self.points_per_batch!r}")
-        if int(self.crop_n_layers) != self.crop_n_layers or self.crop_n_layers < 0:
-            fail(f"crop_n_layers must be an integer >= 0, got {self.crop_n_layers!r}")
-        if int(self.crop_n_points_downscale_factor) != self.crop_n_points_downscale_factor \
-                or self.crop_n_points_downscale_factor < 1:
+        if not 0 <= self.crop_n_layers <= MAX_CROP_N_LAYERS:
+            fail(f"crop_n_layers must be an integer from 0 to {MAX_CROP_N_LAYERS}, got {self.crop_n_layers!r}")
+        if self.crop_n_points_downscale_factor < 1:
             fail(f"crop_n_points_downscale_factor must be an integer >= 1, got {self.crop_n_points_downscale_factor!r}")
         if not 0.0 <= self.crop_overlap_ratio < 1.0:
             fail(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")
@@ -100,7 +136,7 @@ class MaskGeneratorOptions:
                 fail(f"{name} must be in [0, 1], got {value}")
         if not self.stability_score_offset >= 0.0:
             fail(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
-        if int(self.min_mask_region_area) != self.min_mask_region_area or self.min_mask_region_area < 0:
+        if self.min_mask_region_area < 0:
             fail(f"min_mask_region_area must be an integer >= 0, got {self.min_mask_region_area!r}")
         if self.points_per_side is not None:
             sides = layer_points_per_side(self.points_per_side, self.crop_n_layers,

@@ -131,11 +131,6 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     return (sums[:, window:] - sums[:, :width]) == window
 
 
-def depth_in_metres(depth: np.ndarray, scale: float) -> np.ndarray:
-    """Raw depth (uint16 millimetres, float metres, ...) times ``scale`` metres per unit, as float32."""
-    return np.asarray(depth).astype(np.float32) * np.float32(scale)
-
-
 def check_depth(depth_m: np.ndarray, intrinsics: PinholeIntrinsics, frame_hw: Tuple[int, int]) -> None:
     """Depth aligned to the colour image: its size must be the colour image's (and the intrinsics')."""
     height, width = (int(v) for v in frame_hw)

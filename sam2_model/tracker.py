@@ -162,6 +162,11 @@ class StreamingTracker:
         if robust_options is not None:
             if self._robust is None:
                 raise TrackerOptionsError("robust_options given but memory_policy is official")
+            if not isinstance(robust_options, RobustMemoryOptions):
+                # A dict (from JSON, a YAML file) would otherwise fail later on a missing method.
+                raise TrackerOptionsError(f"robust_options must be a RobustMemoryOptions, got "
+                                          f"{type(robust_options).__name__} (the memory_policy text names "
+                                          f"components and thresholds too: 'robust+colour_trim,trim_max_distance=90')")
             problems = robust_options.problems()
             if problems:
                 raise TrackerOptionsError("invalid robust_options: " + "; ".join(problems))

@@ -1,6 +1,7 @@
 """``python -m sam2_server.benchmark``: what the server costs and saves, against tracking in-process.
 
-Two measurements (docs/benchmarks.md, "Inference server"):
+Three measurements (docs/benchmarks.md, "Inference server"; ``--parts`` chooses, latency and
+streams by default):
 
 latency   one stream, the same model and frames: tracked in this process (``TrackingSession``) and
           through a ``sam2-server`` on ipc, in alternating blocks of frames; the added latency
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+
+from .config import EXECUTIONS, ServerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PERCENTILES = (50, 99)
@@ -395,7 +398,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames timed per stream")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--streams", type=int, default=3)
-    parser.add_argument("--execution", default="auto", choices=("auto", "batched", "threaded"),
+    parser.add_argument("--execution", default=ServerConfig.execution, choices=EXECUTIONS,
                         help="the server's --execution (auto: batched on CUDA, threaded on a CPU)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="pairs of runs (in-process then server; batched then sequential) taken in turn")

@@ -74,6 +74,12 @@ class ModelHost:
         """A stream's session from its client's options (TrackerOptions fields, and ``generator``:
         MaskGeneratorOptions fields); ValueError naming a bad one."""
         options = dict(options)
+        if "robust_options" in options:
+            # The Python API takes a RobustMemoryOptions object; JSON can only bring a dict, and the
+            # memory_policy text already names components and thresholds.
+            raise ProtocolError("bad_request", "option 'robust_options' cannot be sent to a server: name the "
+                                               "robust policy's components and thresholds in memory_policy, "
+                                               "e.g. 'robust+colour_trim,trim_max_distance=90'")
         generator_options = options.pop("generator", None)
         if generator_options is None:
             generator_settings = DISCOVERY_GENERATOR_OPTIONS
@@ -338,7 +344,7 @@ def _discover(session: TrackingSession, message: Message):
         raise ProtocolError("bad_request", f"unknown discovery option(s) {unknown}; known: {sorted(known)}")
     region = message.header.get("region")
     if region is not None and (not isinstance(region, list) or len(region) != 4
-                               or not all(isinstance(v, int) for v in region)):
+                               or not all(isinstance(v, int) and not isinstance(v, bool) for v in region)):
         raise ProtocolError("bad_request", f"region must be [x, y, width, height] integers or null, got {region!r}")
     outputs = message.header.get("outputs")
     return session.discover(DiscoveryOptions(**options), None if region is None else tuple(region),

@@ -151,7 +151,12 @@ def _arrays(described: Any, buffers: Sequence[memoryview]) -> Dict[str, np.ndarr
         if expected != buffer.nbytes:
             raise ProtocolError("bad_request", f"array {name!r}: {dtype} {shape} needs {expected} bytes, "
                                                f"its buffer has {buffer.nbytes}")
-        arrays[name] = np.frombuffer(buffer, dtype=np.uint8).view(dtype).reshape(shape)
+        try:
+            arrays[name] = np.frombuffer(buffer, dtype=np.uint8).view(dtype).reshape(shape)
+        except (ValueError, OverflowError) as error:
+            # A zero-sized shape passes the byte count whatever its other sides; numpy refuses
+            # sides beyond what an array can index (e.g. [0, 10**20]).
+            raise ProtocolError("bad_request", f"array {name!r}: shape {shape} is not possible: {error}") from None
     return arrays
 
 

@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -89,17 +90,30 @@ class BindError(RuntimeError):
 
 
 def _refuse_if_served(endpoint: str, keys) -> None:
-    """Binding an ipc path silently takes it from a server already there: ask first."""
-    if not endpoint.startswith("ipc://") or keys is not None or not os.path.exists(endpoint[len("ipc://"):]):
+    """Binding an ipc path silently takes it from a server already there: look first."""
+    path = endpoint[len("ipc://"):]
+    if not endpoint.startswith("ipc://") or not os.path.exists(path):
         return
-    from .client import TrackerClient
+    if keys is None:
+        from .client import TrackerClient
 
-    probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
-    try:
-        if probe.heartbeat():
-            raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
-    finally:
-        probe.close()
+        probe = TrackerClient(endpoint, "probe", timeout_s=0.5)
+        try:
+            if probe.heartbeat():
+                raise BindError(f"another sam2-server answers at {endpoint}: stop it, or choose another --bind")
+        finally:
+            probe.close()
+    # A server with CURVE keys answers no heartbeat of ours (our keys may not be among its clients'),
+    # nor does a server without keys answer a CURVE server's: whether anything listens on the path
+    # at all is what tells a live socket from one a dead process left behind.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(0.5)
+        try:
+            raw.connect(path)
+        except OSError:  # refused: a stale path (bind replaces it); or one bind itself will report
+            return
+    raise BindError(f"another program listens at {endpoint} (a sam2-server with other CURVE keys, or none?): "
+                    "stop it, or choose another --bind")
 
 
 class ServerStats:
@@ -312,6 +326,11 @@ class InferenceServer:
         except ProtocolError as error:
             LOG.debug("request refused (%s): %s", error.kind, error)
             self._send(router, identity, protocol.error_header(request_id, error.kind, str(error)))
+        except Exception as error:  # noqa: BLE001 - a request nobody foresaw still gets an answer
+            # Unanswered, the client would only see its timeout (and take the server for dead).
+            LOG.exception("unexpected error handling a request; answered as internal")
+            self._send(router, identity, protocol.error_header(request_id, "internal",
+                                                               f"{type(error).__name__}: {error}"))
 
     def _open(self, router: zmq.Socket, request: Request, name: str) -> None:
         options = request.message.value("options", dict, required=False, default={})
@@ -324,6 +343,10 @@ class InferenceServer:
             raise
         except (TypeError, ValueError) as error:
             raise ProtocolError("bad_request", f"stream options refused: {error}") from None
+        except MemoryError:
+            # Building a session allocates with its options (the generator's click grids).
+            raise ProtocolError("bad_request", "stream options refused: they need more memory than the "
+                                               "server has") from None
         epoch = (self.epoch << 20) + next(self._stream_counter)  # unique across server restarts too
         stream = Stream(name, epoch, session, options, time.monotonic())
         old = self.streams.put(stream)

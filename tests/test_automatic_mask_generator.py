@@ -189,10 +189,29 @@ def test_bad_image_is_refused_with_the_problem_named(default_model, image, probl
     ({"points_per_side": None, "point_grids": [np.zeros((4, 3))]}, r"point_grids\[0\]"),
     ({"points_per_side": None, "point_grids": [np.full((4, 2), 2.0)]}, r"normalised to \[0, 1\]"),
     ({"points_per_side": None, "point_grids": [point_grid(2)], "crop_n_layers": 1}, "one grid per crop layer"),
+    # Whole-number floats used to pass and break every later generate() with a TypeError.
+    ({"points_per_batch": 2.0}, "points_per_batch must be an integer, got 2.0"),
+    ({"crop_n_layers": 1.0}, "crop_n_layers must be an integer, got 1.0"),
+    ({"points_per_side": True}, "points_per_side must be a positive integer, got True"),
+    ({"mask_threshold": "x"}, "mask_threshold must be a finite number, got 'x'"),
+    ({"mask_threshold": float("nan")}, "mask_threshold must be a finite number, got nan"),
+    ({"pred_iou_thresh": "0.5"}, "pred_iou_thresh must be a finite number"),
+    ({"use_m2m": "yes"}, "use_m2m must be true or false, got 'yes'"),
+    # Sizes that would cost terabytes (or hours) to build are refused by name.
+    ({"points_per_side": 10 ** 6}, "points_per_side 1000000 is above the limit of 128"),
+    ({"crop_n_layers": 30}, "crop_n_layers must be an integer from 0 to 4, got 30"),
 ])
 def test_bad_settings_are_refused_with_the_problem_named(default_model, settings, problem):
     with pytest.raises(MaskGeneratorOptionsError, match=problem):
         AutomaticMaskGenerator(default_model, **settings)
+
+
+def test_the_size_limits_are_generous_and_numpy_integers_are_integers():
+    biggest = MaskGeneratorOptions(points_per_side=128, crop_n_layers=4, crop_n_points_downscale_factor=2)
+    # 128 per side, then 64, 32, 16, 8: each layer's grid has its side squared clicks.
+    assert [len(grid) for grid in biggest.layer_grids()] == [128 ** 2, 64 ** 2, 32 ** 2, 16 ** 2, 8 ** 2]
+    numpy_ints = MaskGeneratorOptions(points_per_side=np.int64(8), points_per_batch=np.int32(4))
+    assert len(numpy_ints.layer_grids()[0]) == 64
 
 
 def test_unknown_setting_and_options_with_settings_are_refused(default_model):

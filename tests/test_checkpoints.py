@@ -85,6 +85,24 @@ def test_garbage_files_get_clear_errors(tmp_path, content):
         sam2_model.build_model("sam2.1_hiera_tiny", path)
 
 
+class _NotATensor:
+    pass
+
+
+def test_unpicklable_files_are_named_without_torchs_unsafe_advice(tmp_path):
+    """torch's UnpicklingError suggests weights_only=False (running whatever the file holds)."""
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError) as error:
+        sam2_model.build_model("sam2.1_hiera_tiny", junk)
+    assert str(error.value) == f"{junk} is not a readable PyTorch checkpoint (truncated or another kind of file?)"
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": _NotATensor()}, foreign)
+    with pytest.raises(CheckpointError, match="holds Python objects .*_NotATensor.*not loaded") as error:
+        sam2_model.build_model("sam2.1_hiera_tiny", foreign)
+    assert "weights_only" not in str(error.value)
+
+
 def test_truncated_real_checkpoint(tmp_path):
     path = tmp_path / "cut.pt"
     torch.save({"model": {"w": torch.zeros(1000)}}, path)

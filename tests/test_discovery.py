@@ -86,6 +86,15 @@ def test_bad_options_and_inputs_are_named():
         discover_objects(None, [], DiscoveryOptions(max_overlap=1.5))
     with pytest.raises(DiscoveryError, match="order 'big'"):
         discover_objects(None, [], DiscoveryOptions(order="big"))
+    # Wrong types are named, not left to fail a comparison ("'<=' not supported ...").
+    with pytest.raises(DiscoveryError, match="min_area must be a number, got 'x'"):
+        discover_objects(None, [], DiscoveryOptions(min_area="x"))
+    with pytest.raises(DiscoveryError, match="max_overlap must be a number, got True"):
+        discover_objects(None, [], DiscoveryOptions(max_overlap=True))
+    with pytest.raises(DiscoveryError, match="min_inside nan must be in"):
+        discover_objects(None, [], DiscoveryOptions(min_inside=float("nan")))
+    with pytest.raises(DiscoveryError, match=r"order \['area'\]"):
+        discover_objects(None, [], DiscoveryOptions(order=["area"]))
     with pytest.raises(DiscoveryError, match="limit must be >= 0"):
         discover_objects(None, [generated(rect(0, 0, 5, 5))], limit=-1)
     with pytest.raises(DiscoveryError, match="same frame"):

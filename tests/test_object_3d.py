@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sam2_model.frame_state import ObjectState
-from sam2_model.object_3d import (DepthError, DepthOptions, PinholeIntrinsics, check_depth, depth_in_metres, erode,
+from sam2_model.object_3d import (DepthError, DepthOptions, PinholeIntrinsics, check_depth, erode,
                                   estimate_object, estimate_objects)
 
 CAMERA = PinholeIntrinsics(fx=525.0, fy=525.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -109,11 +109,11 @@ def test_holes_nans_and_out_of_range_readings_are_ignored(encoding):
     if encoding == "16UC1":   # millimetres, 0 = no reading, 65535 = far beyond max_depth
         raw = np.round(depth * 1000).astype(np.uint16)
         raw[holes], raw[far] = 0, 65535
-        depth_m = depth_in_metres(raw, 0.001)
+        depth_m = raw.astype(np.float32) * np.float32(0.001)
     else:                     # metres, NaN = no reading
         raw = depth.astype(np.float32)
         raw[holes], raw[far] = np.nan, 80.0
-        depth_m = depth_in_metres(raw, 1.0)
+        depth_m = raw
     states = [_state(i, m) for i, m in masks.items()]
     found = estimate_objects(states, depth_m, CAMERA, DepthOptions())
     _check_box(found[0])

@@ -316,3 +316,6 @@ def test_robust_state_goes_with_the_object_and_the_reset(model, session):
     assert tracker.obj_ids == []
     with pytest.raises(TrackerOptionsError, match="memory_policy is official"):
         sam2_model.StreamingTracker(model, robust_options=RobustMemoryOptions())
+    # A dict (what JSON or YAML brings) is named, not left to fail on a missing method.
+    with pytest.raises(TrackerOptionsError, match="robust_options must be a RobustMemoryOptions, got dict"):
+        sam2_model.StreamingTracker(model, memory_policy="robust", robust_options={"kalman": False})

@@ -339,6 +339,50 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
         good.close()
 
 
+def test_requests_that_used_to_go_unanswered_are_refused_by_name(tmp_path):
+    """Each of these once raised past the server's refusals: the client got no reply at all."""
+    frames, _ = scene()
+    with running_server(tmp_path) as server:
+        good = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
+        good.connect()
+        good.track(frames[0])
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(server.endpoint)
+        impossible = protocol.encode({"op": "track", "id": 1, "stream": "cam"}, {"frame": np.zeros((0, 4), np.uint8)})
+        impossible[0] = impossible[0].replace(b"[0,4]", b"[0,%d]" % 10 ** 20)
+
+        def open_with(k, options):
+            return protocol.encode({"op": "open", "id": k, "stream": f"new{k}", "options": options})
+
+        def discover(k, **fields):
+            return protocol.encode({"op": "discover", "id": k, "stream": "cam", "max_new": 0, "first_id": 1,
+                                    **fields})
+
+        cases = {
+            "impossible shape": (impossible, "bad_request", "is not possible"),
+            "robust_options": (open_with(2, {"memory_policy": "robust", "robust_options": {"kalman": False}}),
+                               "bad_request", "name the robust policy's components and thresholds in memory_policy"),
+            "huge grid": (open_with(3, {"generator": {"points_per_side": 10 ** 6}}), "bad_request",
+                          "points_per_side 1000000 is above the limit"),
+            "float batch": (open_with(4, {"generator": {"points_per_batch": 2.0}}), "bad_request",
+                            "points_per_batch must be an integer, got 2.0"),
+            "text area": (discover(5, options={"min_area": "x"}), "discovery", "min_area must be a number, got 'x'"),
+            "bool region": (discover(6, region=[True, 0, 5, 5]), "bad_request", "region must be [x, y, width, height]"),
+        }
+        for name, (parts, kind, words) in cases.items():
+            reply = _raw_request(sock, parts)
+            assert reply is not None, f"{name}: no reply"
+            assert (reply["ok"], reply["kind"]) == (False, kind), f"{name}: {reply}"
+            assert words in reply["message"], f"{name}: {reply['message']}"
+        sock.close()
+        stats = good.stats()
+        assert stats["streams"] == ["cam"]   # none of the refused opens left a stream behind
+        assert stats["errors"] == {"bad_request": 5, "discovery": 1}
+        assert good.track(frames[1]).frame_index == 1
+        good.close()
+
+
 def test_silent_streams_are_freed_and_heartbeats_keep_them(tmp_path):
     frames, _ = scene()
     with running_server(tmp_path, "--stream-timeout", "1.0") as server:
@@ -420,6 +464,34 @@ def test_a_second_server_does_not_take_the_address_of_a_running_one(tmp_path):
         client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
         client.connect()    # the first server still has its address
         client.close()
+
+
+def test_a_second_server_does_not_take_the_ipc_path_of_a_curve_server(tmp_path):
+    """The heartbeat probe cannot reach a CURVE server (the second server holds no client secret),
+    so the check used to be skipped and the second server silently took the path."""
+    keys = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "sam2_server", "keygen", str(keys), "--client", "robot1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    authorized = CurveClientKeys.load(str(keys / "server.key"), str(keys / "clients" / "robot1.key_secret"))
+    endpoint = f"ipc://{tmp_path}/curve.sock"
+    server = ServerProcess(endpoint, ["--curve-keys", str(keys)], tmp_path / "curve.log").start(curve=authorized)
+    try:
+        for extra in (["--curve-keys", str(keys)], []):
+            second = subprocess.run([sys.executable, "-m", "sam2_server", "--bind", endpoint, *extra], cwd=REPO,
+                                    capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2 and "another program listens at" in second.stderr, second.stderr[-2000:]
+        with TrackerClient(endpoint, "robot1", {}, timeout_s=TIMEOUT_S, curve=authorized) as client:
+            assert client.heartbeat()   # the first server still has its path
+        assert server.alive
+        server.kill()                   # a crash leaves its socket file behind
+    finally:
+        if server.alive:
+            server.stop()
+    assert Path(endpoint[len("ipc://"):]).exists()
+    # Nothing listens on a stale file: it is free to take again.
+    again = ServerProcess(endpoint, ["--curve-keys", str(keys)], tmp_path / "again.log").start(curve=authorized)
+    assert again.stop() == 0
 
 
 def test_max_streams_is_enforced(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -11,9 +12,11 @@ import pytest
 from sam2_model.frame_state import FrameState, ObjectState
 from sam2_model.session_types import DiscoveryOutcome, Outputs, PromptSpec
 from sam2_server import protocol
+from sam2_server.client import ServerError, TrackerClient
 from sam2_server.config import ServerConfig, ServerConfigError
 from sam2_server.protocol import Message, ProtocolError
 from sam2_server.security import SecurityError, ServerKeys, check_bind, keygen
+from sam2_server.server import InferenceServer
 from sam2_server.streams import Request, Stream, StreamTable
 
 
@@ -83,6 +86,13 @@ def test_decode_names_what_is_wrong():
     with pytest.raises(ValueError, match="cannot be sent"):
         protocol.encode({}, {"a": np.zeros(2, np.float64)})
     assert Message({"n": True}).value("n", bool) is True
+    # A zero-sized shape passes the byte count whatever its other sides; numpy cannot make it.
+    impossible = protocol.encode({"op": "track", "id": 1}, {"frame": np.zeros((0, 4), np.uint8)})
+    impossible[0] = impossible[0].replace(b"[0,4]", b"[0,%d]" % 10 ** 20)
+    with pytest.raises(ProtocolError, match=r"array 'frame': shape \[0, 100000000000000000000\] is not possible") \
+            as error:
+        protocol.decode(impossible)
+    assert error.value.kind == "bad_request"
     with pytest.raises(ProtocolError, match="must be int"):
         Message({"n": True}).value("n", int)
 
@@ -291,3 +301,48 @@ def test_threaded_lanes_are_no_more_than_the_cores_torch_uses():
         assert batched.free_lanes() is None  # batched rounds are bounded by max_batch alone
     finally:
         batched.close()
+
+
+class _HostThatFails:
+    """A model host whose sessions fail in a way nobody foresaw (a bug), on the CPU."""
+
+    def __init__(self):
+        import torch
+
+        self.model = types.SimpleNamespace(device=torch.device("cpu"), image_size=64)
+
+    def new_session(self, options):
+        raise RuntimeError("a bug building the session")
+
+
+def test_an_unforeseen_failure_is_answered_as_internal_and_the_server_carries_on(tmp_path):
+    """Only refusals the server foresaw used to be answered; anything else was logged and dropped,
+    and the client waited for its timeout."""
+    config = ServerConfig(bind=f"ipc://{tmp_path}/s.sock", device="cpu", execution="threaded")
+    server = InferenceServer(config, _HostThatFails())
+    serving = threading.Thread(target=server.serve, daemon=True)
+    serving.start()
+    try:
+        assert server.ready.wait(30)
+        client = TrackerClient(config.bind, "cam", {}, timeout_s=10.0)
+        with pytest.raises(ServerError) as refused:
+            client.connect()
+        assert refused.value.kind == "internal"
+        assert str(refused.value) == "RuntimeError: a bug building the session"
+        assert client.heartbeat()       # still serving
+        assert client.stats()["errors"] == {"internal": 1}
+        client.close()
+    finally:
+        server.stop()
+        serving.join(30)
+    assert not serving.is_alive() and not server.failed
+
+
+def test_robust_options_cannot_come_over_the_wire():
+    """JSON brings a dict where the tracker takes a RobustMemoryOptions; memory_policy says it all."""
+    from sam2_server.engine import ModelHost
+
+    with pytest.raises(ProtocolError, match="in memory_policy, e.g. 'robust\\+colour_trim,trim_max_distance=90'") \
+            as refused:
+        ModelHost(None, ServerConfig()).new_session({"memory_policy": "robust", "robust_options": {"kalman": False}})
+    assert refused.value.kind == "bad_request"

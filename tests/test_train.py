@@ -167,6 +167,15 @@ def test_checkpoints_are_official_format_reload_strictly_and_resume(tmp_path):
     # A plain model checkpoint cannot be resumed from: say so.
     with pytest.raises(ValueError, match="no train_state"):
         resumed.resume(weights)
+    # Another model's checkpoint is refused before anything is loaded: the trainer is as it was.
+    before = {name: tensor.clone() for name, tensor in resumed.model.state_dict().items()}
+    saved = torch.load(tmp_path / LAST_CHECKPOINT, weights_only=True)
+    del saved["model"]["no_obj_ptr"]
+    torch.save(saved, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="missing keys: no_obj_ptr"):
+        resumed.resume(tmp_path / "other.pt")
+    assert resumed.step == 3
+    assert all(torch.equal(resumed.model.state_dict()[name], tensor) for name, tensor in before.items())
 
 
 def test_procedural_training_through_the_command_line(tmp_path):
@@ -224,6 +233,52 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, arguments, message):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sam2-train: error:") and message in lines[0], done.stderr
+
+
+def _last_checkpoint_that_is(kind: str, path: Path) -> str:
+    """Writes a checkpoint_last.pt that --resume must refuse; returns what the refusal names."""
+    weights = sam2_model.build_model(DEFAULT_CONFIG_PATH).state_dict()
+    train_state = {"step": 1, "optimizer": {"state": {}, "param_groups": []}, "train_config": {"freeze": []}}
+    if kind == "plain model":
+        torch.save({"model": weights}, path)
+        return "has no train_state"
+    if kind == "corrupt":
+        path.write_bytes(b"garbage")
+        return "is not a readable PyTorch checkpoint"
+    if kind == "another config":
+        torch.save({"model": {"other.weight": torch.zeros(2)}, "train_state": train_state}, path)
+        return "does not match the model"
+    if kind == "another freeze":
+        torch.save({"model": weights, "train_state": {**train_state, "train_config": {"freeze": ["image_encoder"]}}},
+                   path)
+        return "was trained with --freeze image_encoder, this run has --freeze (none)"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["plain model", "corrupt", "another config", "another freeze"])
+def test_a_checkpoint_resume_cannot_use_is_one_line_and_exit_2(tmp_path, capsys, kind):
+    """trainer.resume ran outside the errors the command line turns into its one-line message."""
+    from sam2_model.train.cli import main
+
+    out = tmp_path / "o"
+    out.mkdir()
+    words = _last_checkpoint_that_is(kind, out / LAST_CHECKPOINT)
+    code = main(["--config", DEFAULT_CONFIG_PATH, "--procedural", "--resume", "--out", str(out), "--steps", "1",
+                 "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"sam2-train: error: --resume: {out / LAST_CHECKPOINT}") and words in lines[0], lines
+
+
+def test_a_zero_collective_timeout_under_torchrun_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from sam2_model.train.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code = main(["--config", DEFAULT_CONFIG_PATH, "--procedural", "--dist-timeout", "0", "--out", str(tmp_path),
+                 "--steps", "1", "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines == ["sam2-train: error: the collective timeout must be > 0 s, got 0.0"], lines
 
 
 def test_fine_tuning_a_parity_model_on_a_davis_folder_end_to_end(tmp_path):

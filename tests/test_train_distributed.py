@@ -106,7 +106,7 @@ def test_each_process_draws_exactly_its_clips_of_the_global_batch():
     source = ProceduralClips(2, ProceduralConfig(height=48, width=48, num_frames=4))
     whole = draw_step_data(config, 3, source, None, IMAGE_SIZE)
     shares = [draw_step_data(config, 3, source, None, IMAGE_SIZE, ClipShare(rank, 2)) for rank in range(2)]
-    assert [share.first_clip for share in shares] == [0, 3] and all(s.total_clips == 5 for s in shares)
+    assert [len(share.clips) for share in shares] == [3, 2]
     joined = [clip for share in shares for clip in share.clips]
     assert len(joined) == len(whole.clips) == 5
     for mine, reference in zip(joined, whole.clips):

@@ -165,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         world = distributed.world_from_environment()
         device = distributed.process_device(world, args.device)
+        distributed.start(world, device, args.dist_timeout)  # refuses a timeout <= 0
     except distributed.DistributedSetupError as error:
         raise TrainInputError(str(error)) from None
-    distributed.start(world, device, args.dist_timeout)
     try:
         return _train(args, world, device)
     finally:
@@ -206,7 +206,10 @@ def _train(args: argparse.Namespace, world: distributed.World, device: str) -> i
     if args.resume:
         if not last.exists():
             raise TrainInputError(f"--resume: {last} does not exist")
-        trainer.resume(last)
+        try:
+            trainer.resume(last)
+        except CheckpointError as error:  # unreadable, not a training checkpoint, another --config/--freeze
+            raise TrainInputError(f"--resume: {error}") from None
         if world.is_main:
             print(f"resuming at step {trainer.step} from {last}", file=sys.stderr)
     weights = trainer.run(progress=not args.no_progress, data_workers=args.data_workers)

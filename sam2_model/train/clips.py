@@ -87,7 +87,9 @@ class DavisClips:
         from ..davis_format import load_labels, load_rgb
 
         files = self._sequences[int(rng.integers(0, len(self._sequences)))]
-        # Windows of consecutive annotated frames only (sparse annotations are skipped).
+        # Windows of consecutive annotated frames where there are any. A sequence annotated only
+        # sparsely (no such window) still gives clips: runs of its annotated frames in order, gaps
+        # and all (larger motion between a clip's frames than its video has frame to frame).
         annotated = sorted(files.annotations)
         starts = [i for i in annotated if all(i + k in files.annotations for k in range(self.clip_length))]
         if not starts:

@@ -17,9 +17,6 @@ import torch
 
 from ..prompt_encoder import LABEL_BACKGROUND, LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_FOREGROUND
 
-PROMPT_KINDS = ("click", "box", "mask")
-
-
 @dataclass
 class ObjectDraws:
     """Uniform random numbers for rows ``start .. start + count`` of a batch of ``total`` objects

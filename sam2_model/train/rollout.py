@@ -105,8 +105,9 @@ class ClipRollout:
             if frame_loss is not None:
                 losses = frame_loss if losses is None else add_terms(losses, frame_loss)
             last = predictions[-1]
-            memory_pos = self._remember(frame, states, last, prompted, memory_pos,
-                                        as_conditioning=index == 0 or (prompted and plan.corrections_as_cond))
+            # As the tracker by default (corrections_as_cond off): a corrected frame is remembered as a
+            # recent frame; only the first prompt conditions.
+            memory_pos = self._remember(frame, states, last, prompted, memory_pos, as_conditioning=index == 0)
             final_logits.append(last.low_res_masks.detach()[:, 0])
             final_scores.append(last.object_score_logits.detach()[:, 0])
         if losses is None:

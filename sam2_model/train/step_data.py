@@ -26,7 +26,6 @@ class RolloutPlan:
     prompt_kind: str = "click"                 # first frame: "click", "box" or "mask"
     initial_corrections: int = 2               # correction clicks on the first frame, one at a time
     corrected_frames: Tuple[int, ...] = ()     # later frames that get one correction click
-    corrections_as_cond: bool = False          # corrected frames become conditioning frames
 
 
 def sample_plan(config: TrainConfig, rng: np.random.Generator) -> RolloutPlan:
@@ -85,8 +84,6 @@ class StepData:
     obj_ids: List[List[int]]  # the objects trained on, per clip
     plan: RolloutPlan
     generator_seed: int       # seeds the rollout's torch generator (prompt and correction clicks)
-    first_clip: int = 0       # position of clips[0] in the step's global batch (distributed runs)
-    total_clips: int = 0      # clips in the step's global batch, over all processes
 
 
 def _draw_clip(rng: np.random.Generator, source: ClipSource, image_size: int, max_objects: int):
@@ -112,5 +109,4 @@ def draw_step_data(config: TrainConfig, step: int, source: ClipSource, image_sou
     mine = share.clips(total)
     drawn = [_draw_clip(np.random.default_rng([config.seed, step, index]), clip_source, image_size,
                         config.max_objects) for index in mine]
-    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed,
-                    first_clip=mine.start, total_clips=total)
+    return StepData(image_step, [clip for clip, _ in drawn], [ids for _, ids in drawn], plan, generator_seed)

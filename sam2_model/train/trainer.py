@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import read_checkpoint
+from ..checkpoint import CheckpointError, check_state_dict, load_checkpoint_file, read_checkpoint, save_checkpoint
 from ..sam2 import SAM2Model
 from . import distributed
 from .clips import ClipSource, ModelClip, model_clip
@@ -143,21 +143,44 @@ class Trainer:
         return path
 
     def resume(self, path: "str | Path") -> None:
-        """Continue from a checkpoint written by ``save`` (weights, optimizer, step)."""
-        payload = torch.load(os.fspath(path), map_location=self.model.device, weights_only=True)
+        """Continue from a checkpoint written by ``save`` (weights, optimizer, step).
+
+        Raises ``CheckpointError`` (a ValueError) naming the file and the problem: unreadable, a
+        plain model checkpoint, another model (--config) or other frozen parts (--freeze). Everything
+        is checked before anything is loaded, so a refusal leaves the trainer as it was."""
+        path = os.fspath(path)
+        payload = load_checkpoint_file(path, map_location=self.model.device)
         state = payload.get("train_state") if isinstance(payload, dict) else None
         if state is None:
-            raise ValueError(f"{path} has no train_state: it is a plain model checkpoint; "
-                             "pass it as --checkpoint to start from its weights instead")
-        self.model.load_state_dict(read_checkpoint(payload), strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+            raise CheckpointError(f"{path} has no train_state: it is a plain model checkpoint; "
+                                  "pass it as --checkpoint to start from its weights instead")
+        try:
+            step, optimizer_state = int(state["step"]), state["optimizer"]
+            frozen = tuple(state.get("train_config", {}).get("freeze", self.config.freeze))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"{path}: its train_state is incomplete ({error!r}); it was not written by "
+                                  "sam2-train") from None
+        if frozen != tuple(self.config.freeze):
+            # Other trainable parameters: the optimizer's state would not fit them.
+            raise CheckpointError(f"{path} was trained with --freeze {' '.join(frozen) or '(none)'}, this run "
+                                  f"has --freeze {' '.join(self.config.freeze) or '(none)'}: resume with the same")
+        weights = read_checkpoint(payload)
+        try:
+            check_state_dict(self.model, weights)
+        except CheckpointError as error:
+            raise CheckpointError(f"{path}: {error} (resume with the --config it was trained with)") from None
+        try:
+            self.optimizer.load_state_dict(optimizer_state)  # checks the groups before it changes anything
+        except (ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{path}: its optimizer state does not fit this run: {error}") from None
+        self.model.load_state_dict(weights, strict=True)
+        self.step = step
 
     def export(self) -> Path:
         """The final weights alone, as an official checkpoint (and the config beside it)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / FINAL_WEIGHTS
-        torch.save({"model": self.model.state_dict()}, path)
+        save_checkpoint(self.model, path)
         if self.config_yaml is not None:
             (self.out_dir / "model.yaml").write_text(self.config_yaml)
         return path
