@@ -467,6 +467,8 @@ class TrackerNode(LifecycleNode):
                 BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("discover", error, response)
         response.success, response.message = True, found.describe()
         response.object_ids = found.object_ids
         return response
@@ -584,6 +586,19 @@ class TrackerNode(LifecycleNode):
             return candidate
         return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in used)
 
+    def _unexpected_error(self, where: str, error: Exception, response=None, prompt: bool = False):
+        """The last resort of every prompt and service callback: an error none of them expects (the
+        backend's RuntimeError, a CUDA out-of-memory, a bug) would leave the callback, end the
+        executor's spin and with it the node. Logged with its type and traceback, counted as a refused
+        prompt where ``prompt``, and answered as ``success: false`` naming it (``response``, a service's)."""
+        if prompt:
+            self._stats.on_rejected_prompt()
+        text = f"{where} failed, unexpected error: {type(error).__name__}: {error}"
+        self.get_logger().error(f"{text}\n{traceback.format_exc()}", throttle_duration_sec=WARN_THROTTLE_S)
+        if response is not None:
+            response.success, response.message = False, text
+        return response
+
     def _on_add_object(self, request: AddObject.Request, response: AddObject.Response) -> AddObject.Response:
         try:
             prompt = prompt_from_msg(request.prompt)
@@ -592,6 +607,8 @@ class TrackerNode(LifecycleNode):
             self._stats.on_rejected_prompt()
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("add_object", error, response, prompt=True)
         response.success = True
         response.object_id = object_id
         response.object = tracked_object_msg(state, frame.header)
@@ -605,6 +622,8 @@ class TrackerNode(LifecycleNode):
         except (*PROMPT_ERRORS, NotActiveError) as error:
             self._stats.on_rejected_prompt()
             self.get_logger().warning(f"prompt on ~/prompt ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            self._unexpected_error("prompt on ~/prompt", error, prompt=True)
 
     def _on_click(self, msg: PointStamped) -> None:
         with self._tracker_lock:  # the worker replaces _last_frame under this lock
@@ -615,6 +634,9 @@ class TrackerNode(LifecycleNode):
         except (*PROMPT_ERRORS, NotActiveError) as error:
             self._stats.on_rejected_prompt()
             self.get_logger().warning(f"click ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            self._unexpected_error("click", error, prompt=True)
             return
         self.get_logger().info(f"click at ({msg.point.x:.0f}, {msg.point.y:.0f}): tracking object {object_id}")
 
@@ -630,6 +652,8 @@ class TrackerNode(LifecycleNode):
         except (PromptConversionError, sam2_model.TrackingError, NotActiveError, BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("remove_object", error, response)
         response.success, response.message = True, f"removed object {object_id}; tracking {remaining}"
         return response
 
@@ -644,6 +668,8 @@ class TrackerNode(LifecycleNode):
             except BackendUnavailable as error:
                 response.success, response.message = False, str(error)
                 return response
+            except Exception as error:  # noqa: BLE001 - e.g. the server's TrackingError; see _unexpected_error
+                return self._unexpected_error("reset", error, response)
             self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         response.success, response.message = True, f"reset: forgot {count} object(s); ids start at 1 again"
         return response
