@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
@@ -72,6 +72,10 @@ WARN_THROTTLE_S = 2.0
 PROMPT_QUEUE_DEPTH = 50
 # How long the worker waits for a frame before checking whether it should stop.
 WORKER_POLL_S = 0.1
+# One executor thread per callback group (images, prompts and services, depth, diagnostics, server
+# heartbeats, and the default group's lifecycle and parameter services), so none waits behind another;
+# the model itself runs on the node's worker thread.
+EXECUTOR_THREADS = 6
 
 # Everything a prompt can get wrong, answered as success=false / a throttled warning (a model
 # server that is away included: the node keeps running and reconnects).
@@ -132,9 +136,11 @@ class TrackerNode(LifecycleNode):
         self._stop_worker = threading.Event()
         self._input_topic = ""
         # Images and prompts in separate groups: a prompt waiting for the tracker lock must not
-        # hold up image reception (which would count as latency), nor the other way round.
+        # hold up image reception (which would count as latency), nor the other way round. Prompts
+        # and services one at a time (the lock serialises them anyway): a burst of prompts then holds
+        # one executor thread, not all of them.
         self._image_group = MutuallyExclusiveCallbackGroup()
-        self._prompt_group = ReentrantCallbackGroup()
+        self._prompt_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_group = MutuallyExclusiveCallbackGroup()
         self._outputs = {}
         self._prompt_services = []
@@ -735,9 +741,7 @@ def main(args=None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = StopRequest().install()
     node = TrackerNode()
-    # Threads: image reception, prompts/services, diagnostics, server heartbeats and lifecycle requests each get one,
-    # so none waits behind another; the model itself runs on the node's worker thread.
-    executor = MultiThreadedExecutor(num_threads=5)
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     try:
         if not stop.requested:  # a signal during start-up (loading the model) ends it here
