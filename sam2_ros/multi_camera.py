@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
@@ -154,13 +154,58 @@ def load_config(path: str, cameras_override: str = "", bind_override: str = "") 
     return MultiCameraConfig(server, check_cameras(cameras), str(values.get("tracker_params_file") or "").strip())
 
 
-def tracker_parameters(params_file: str, node_name: str) -> Dict[str, Any]:
-    """The ``<node_name>: ros__parameters`` section of a tracker params file as a dict, so that it
-    applies to a node in any namespace (a file key ``tracker_node`` means ``/tracker_node`` to ROS)."""
+def _node_key_pattern(key: str) -> "re.Pattern[str]":
+    """A params-file key as ROS matches it against a node's full name: ``*`` is one name token,
+    ``**`` any number of them (none included); a key without a leading ``/`` is absolute all the same."""
+    parts = {"**": "(/[^/]+)*", "*": "/[^/]+"}
+    return re.compile("".join(parts.get(token, "/" + re.escape(token)) for token in key.split("/") if token))
+
+
+def _flat(values: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested parameter names as ROS reads them from a file (``a: {b: 1}`` is ``a.b``), so that two
+    sections merge name by name."""
+    flat: Dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def tracker_parameters(params_file: str, node_name: str, namespace: str) -> Dict[str, Any]:
+    """The parameters a tracker params file gives the node ``node_name`` in ``namespace``, as one dict.
+
+    As ROS reads a params file: every section whose key matches the node's full name applies, in
+    the file's order, a later one winning (``/**``, ``/**/tracker_node``, ``/front/tracker_node``,
+    ``/*/tracker_node``). One difference: the key ``tracker_node``, which ROS reads as
+    ``/tracker_node``, applies in any namespace here, as the single-camera launch file makes it
+    do, so config/tracker.yaml serves every camera. A file with no section for the node is refused:
+    the node would otherwise run on defaults without a word.
+    """
     try:
         with open(params_file) as handle:
             sections = yaml.safe_load(handle) or {}
     except (OSError, yaml.YAMLError) as error:
         raise MultiCameraConfigError(f"tracker params file {params_file}: {error}") from None
-    own: Optional[dict] = (sections.get(node_name) or {}).get("ros__parameters") if isinstance(sections, dict) else None
-    return dict(own or {})
+    if not isinstance(sections, dict):
+        raise MultiCameraConfigError(f"tracker params file {params_file} must map node names to their "
+                                     f"ros__parameters, got {type(sections).__name__}")
+    full_name = "/" + "/".join(part for part in (*namespace.split("/"), node_name) if part)
+    merged: Dict[str, Any] = {}
+    matched = False
+    for key, section in sections.items():
+        key = str(key)
+        if key != node_name and not _node_key_pattern(key).fullmatch(full_name):
+            continue
+        values = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(values, dict):
+            raise MultiCameraConfigError(f"tracker params file {params_file}: section {key!r} must hold "
+                                         "ros__parameters: a mapping of parameter names to values")
+        merged.update(_flat(values))
+        matched = True
+    if not matched:
+        raise MultiCameraConfigError(
+            f"tracker params file {params_file} has no section for {full_name}: key its parameters "
+            f"{node_name}, /**/{node_name} or /** (keys found: {', '.join(map(str, sections)) or 'none'})")
+    return merged
