@@ -125,6 +125,9 @@ def check_cameras(cameras: List[Camera]) -> List[Camera]:
         raise MultiCameraConfigError("no cameras: list them in the config file's cameras: or the cameras argument")
     seen: Dict[str, str] = {}
     for camera in cameras:
+        if not camera.image_topic.strip():  # `cameras:=front=`: a node that would wait on no topic
+            raise MultiCameraConfigError(f"camera {camera.name!r} has no image topic: give name=topic, "
+                                         "e.g. front=/front/camera/color/image_raw")
         if not _NAME.match(camera.name):
             raise MultiCameraConfigError(f"camera name {camera.name!r} (topic {camera.image_topic}) is not a valid "
                                          "ROS namespace: letters, digits and _, starting with a letter")

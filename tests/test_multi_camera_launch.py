@@ -197,6 +197,12 @@ def test_camera_list_argument():
     assert load_config(str(CONFIG_FILE), cameras_override="/cam9/image").cameras[0].name == "cam9"
 
 
+@pytest.mark.parametrize("cameras", ["front=", "front= ,/rear/image", "/rear/image,side=  "])
+def test_a_camera_argument_without_a_topic_is_refused(cameras):
+    with pytest.raises(MultiCameraConfigError, match="has no image topic: give name=topic"):
+        load_config(str(CONFIG_FILE), cameras_override=cameras)
+
+
 # ------------------------------------------------------------------------- the launch, run for real
 @pytest.mark.ros
 @pytest.mark.usefixtures("one_torch_thread")
