@@ -25,6 +25,11 @@ from typing import Any, Dict, List
 
 import yaml
 
+from sam2_server.config import ServerConfig as ServerSettings
+
+# The server's own defaults (the one source its command line takes them from too): the options a
+# config file leaves out are passed to the server as it would take them anyway.
+SERVER_DEFAULTS = ServerSettings()
 # A ROS name token: the camera's namespace.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -37,12 +42,12 @@ class MultiCameraConfigError(ValueError):
 class ServerConfig:
     """The ``sam2-server`` command line: where it listens and which model it runs for every camera."""
 
-    bind: str = "ipc:///tmp/sam2.sock"
-    model: str = "default"
-    checkpoint: str = ""
-    device: str = "auto"
-    dtype: str = "float32"
-    max_streams: int = 8
+    bind: str = SERVER_DEFAULTS.bind
+    model: str = SERVER_DEFAULTS.model
+    checkpoint: str = ""  # empty: not passed (the server's default: the bundled weights for "default")
+    device: str = SERVER_DEFAULTS.device
+    dtype: str = SERVER_DEFAULTS.dtype
+    max_streams: int = SERVER_DEFAULTS.max_streams
 
     def arguments(self) -> List[str]:
         """Command-line arguments for ``sam2-server`` (empty values left to the server's defaults)."""

@@ -80,6 +80,14 @@ def server_config(arguments):
     return config_from_args(serve_parser().parse_args(arguments))
 
 
+def test_server_options_a_config_leaves_out_are_the_servers_own_defaults(tmp_path):
+    path = tmp_path / "cams.yaml"
+    path.write_text("server: {bind: 'ipc:///tmp/s.sock'}\ncameras: [/x/image]\n")
+    passed = server_config(load_config(str(path)).server.arguments())
+    # The server started with no flag but --bind runs exactly as the launched one.
+    assert passed == server_config(["--bind", "ipc:///tmp/s.sock"])
+
+
 def test_cameras_and_bind_arguments_override_the_file(launch_module):
     server, *nodes = _launch(launch_module, cameras="left=/stereo/left/image_raw, /wrist/image_raw",
                              bind="tcp://127.0.0.1:5599")
