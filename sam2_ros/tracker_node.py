@@ -261,16 +261,17 @@ class TrackerNode(LifecycleNode):
         if backend is not None:
             backend.close()  # frees the model (in-process) or the server's stream
 
-    def _input_topic_name(self, compressed: bool) -> str:
-        """The image topic after remapping. Compressed input follows image_transport's naming:
-        ``<image topic>/compressed``, so ``-r image:=/cam/image_raw`` also moves it; remapping
-        ``image/compressed`` itself wins."""
-        base = self.resolve_topic_name("image")
-        if not compressed:
-            return base
-        remapped = self.resolve_topic_name("image/compressed")
-        return remapped if remapped != self.resolve_topic_name("image/compressed", only_expand=True) \
-            else base.rstrip("/") + "/compressed"
+    def _transport_topic_name(self, base: str, transport: Optional[str]) -> str:
+        """An input topic after remapping: ``base`` (``image``, ``depth``), or with ``transport``
+        (``compressed``, ``compressedDepth``) image_transport's ``<base topic>/<transport>``, so that
+        ``-r image:=/cam/image_raw`` also moves it; remapping ``<base>/<transport>`` itself wins."""
+        resolved = self.resolve_topic_name(base)
+        if transport is None:
+            return resolved
+        name = f"{base}/{transport}"
+        remapped = self.resolve_topic_name(name)
+        return remapped if remapped != self.resolve_topic_name(name, only_expand=True) \
+            else f"{resolved.rstrip('/')}/{transport}"
 
     def _keep_replies(self, service):
         return keep_replies(service, on_lost=self.get_logger().warning)
@@ -281,7 +282,7 @@ class TrackerNode(LifecycleNode):
         return self._keep_replies(super().create_service(*args, **kwargs))
 
     def _create_outputs(self, params: TrackerParameters) -> None:
-        self._input_topic = self._input_topic_name(params.compressed)
+        self._input_topic = self._transport_topic_name("image", "compressed" if params.compressed else None)
         out_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         self._outputs = {
             "objects": self.create_lifecycle_publisher(TrackedObjects, "~/objects", out_qos),
@@ -515,9 +516,7 @@ class TrackerNode(LifecycleNode):
         self._depth, self._markers_shown = None, set()
         if not params.use_depth:
             return
-        depth_topic = self.resolve_topic_name("depth")
-        if params.depth_compressed:  # image_transport's naming, as for image/compressed
-            depth_topic = depth_topic.rstrip("/") + "/compressedDepth"
+        depth_topic = self._transport_topic_name("depth", "compressedDepth" if params.depth_compressed else None)
         settings = DepthSettings(params.depth_options(), params.depth_max_age, params.depth_scale,
                                  params.points_stride)
         self._depth = DepthInput(settings, depth_topic, self.resolve_topic_name("camera_info"))
