@@ -218,7 +218,9 @@ class TrackerNode(LifecycleNode):
         return self._release_everything()
 
     def _release_everything(self) -> TransitionCallbackReturn:
-        """Shutdown and error both end in finalized, from any state: stop, drop outputs, free the model."""
+        """Shutdown (from any state, then finalized) and error processing (after a transition failed
+        with an exception; this SUCCESS takes the node to unconfigured, to be configured again):
+        stop, drop outputs, free the model."""
         self._stop_processing()
         self._destroy_outputs()
         self._free_model()
