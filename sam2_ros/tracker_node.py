@@ -506,7 +506,7 @@ class TrackerNode(LifecycleNode):
         clock.lap("publish")
         # Drawing costs a few ms per frame at camera resolution: only for someone watching.
         if wanted.overlay:
-            outputs["overlay"].publish(overlay_msg(None, frame, header))  # tinted on the device
+            outputs["overlay"].publish(overlay_msg(frame, header))  # tinted on the device
             clock.lap("overlay")
         if frame_3d is not None:
             self._publish_3d(frame_3d, header)
