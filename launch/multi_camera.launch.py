@@ -31,14 +31,16 @@ def _processes(context, *args, **kwargs):
     config = load_config(arg("config"), cameras_override=arg("cameras"), bind_override=arg("bind"))
     share = get_package_share_directory("sam2_ros")
     params_file = config.tracker_params_file or os.path.join(share, "config", "tracker.yaml")
-    # As a dict: a file key `tracker_node` would mean /tracker_node and miss the namespaced nodes.
-    parameters = {**tracker_parameters(params_file, NODE_NAME), "server": config.server.bind}
+    # Each node's parameters as a dict (the file's /**, /**/tracker_node, ... sections merged as ROS
+    # merges them): a file key `tracker_node` would mean /tracker_node and miss the namespaced nodes.
+    parameters = {camera.name: {**tracker_parameters(params_file, NODE_NAME, camera.name),
+                                "server": config.server.bind} for camera in config.cameras}
     server = ExecuteProcess(
         cmd=[ExecutableInPackage(executable="sam2-server", package="sam2_ros"), *config.server.arguments()],
         name="sam2_server", output="screen", emulate_tty=True)
     nodes = [
         Node(package="sam2_ros", executable="tracker_node", name=NODE_NAME, namespace=camera.name,
-             output="screen", emulate_tty=True, parameters=[parameters],
+             output="screen", emulate_tty=True, parameters=[parameters[camera.name]],
              remappings=[("image", camera.image_topic)])
         for camera in config.cameras
     ]

@@ -31,15 +31,42 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 NODE_NAME = "tracker_node"
+
+
+def _boolean(text):
+    """true / false (any case) or 1 / 0; anything else is refused, so that a typo (ture, on)
+    stops the launch instead of quietly meaning false."""
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ValueError(f"must be true or false (or 1 / 0), got {text!r}")
+
+
 # Launch argument -> parameter it overrides (when non-empty), and how to read the text.
 OVERRIDES = {
     "model": str,
     "checkpoint": str,
     "device": str,
-    "compressed": lambda text: text.strip().lower() in ("true", "1", "yes"),
-    "use_depth": lambda text: text.strip().lower() in ("true", "1", "yes"),
+    "compressed": _boolean,
+    "use_depth": _boolean,
     "server": str,
 }
+
+
+def _overrides(arg):
+    """The parameters the launch arguments given (non-empty) override; a bad value is named."""
+    overrides = {}
+    for name, parse in OVERRIDES.items():
+        text = arg(name)
+        if text.strip() == "":
+            continue
+        try:
+            overrides[name] = parse(text)
+        except ValueError as error:
+            raise ValueError(f"launch argument {name} {error}") from None
+    return overrides
 
 
 def _parameters_from_file(params_file, namespace):
@@ -62,7 +89,7 @@ def _tracker_node(context, *args, **kwargs):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    overrides = {name: parse(arg(name)) for name, parse in OVERRIDES.items() if arg(name).strip() != ""}
+    overrides = _overrides(arg)
     parameters = _parameters_from_file(arg("params_file"), arg("namespace")) + ([overrides] if overrides else [])
     # "image" is the base topic; with compressed:=true the node subscribes to <image>/compressed,
     # as image_transport does, so one remapping serves both.

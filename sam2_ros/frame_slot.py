@@ -76,10 +76,6 @@ class LatestFrameSlot(Generic[T]):
             self._pending = None
             self._condition.notify_all()
 
-    def reopen(self) -> None:
-        with self._condition:
-            self._closed = False
-
     @property
     def closed(self) -> bool:
         return self._closed

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
+from sam2_server.config import ServerConfig as ServerSettings
+
+# The server's own defaults (the one source its command line takes them from too): the options a
+# config file leaves out are passed to the server as it would take them anyway.
+SERVER_DEFAULTS = ServerSettings()
 # A ROS name token: the camera's namespace.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -37,12 +42,12 @@ class MultiCameraConfigError(ValueError):
 class ServerConfig:
     """The ``sam2-server`` command line: where it listens and which model it runs for every camera."""
 
-    bind: str = "ipc:///tmp/sam2.sock"
-    model: str = "default"
-    checkpoint: str = ""
-    device: str = "auto"
-    dtype: str = "float32"
-    max_streams: int = 8
+    bind: str = SERVER_DEFAULTS.bind
+    model: str = SERVER_DEFAULTS.model
+    checkpoint: str = ""  # empty: not passed (the server's default: the bundled weights for "default")
+    device: str = SERVER_DEFAULTS.device
+    dtype: str = SERVER_DEFAULTS.dtype
+    max_streams: int = SERVER_DEFAULTS.max_streams
 
     def arguments(self) -> List[str]:
         """Command-line arguments for ``sam2-server`` (empty values left to the server's defaults)."""
@@ -125,6 +130,9 @@ def check_cameras(cameras: List[Camera]) -> List[Camera]:
         raise MultiCameraConfigError("no cameras: list them in the config file's cameras: or the cameras argument")
     seen: Dict[str, str] = {}
     for camera in cameras:
+        if not camera.image_topic.strip():  # `cameras:=front=`: a node that would wait on no topic
+            raise MultiCameraConfigError(f"camera {camera.name!r} has no image topic: give name=topic, "
+                                         "e.g. front=/front/camera/color/image_raw")
         if not _NAME.match(camera.name):
             raise MultiCameraConfigError(f"camera name {camera.name!r} (topic {camera.image_topic}) is not a valid "
                                          "ROS namespace: letters, digits and _, starting with a letter")
@@ -154,13 +162,58 @@ def load_config(path: str, cameras_override: str = "", bind_override: str = "") 
     return MultiCameraConfig(server, check_cameras(cameras), str(values.get("tracker_params_file") or "").strip())
 
 
-def tracker_parameters(params_file: str, node_name: str) -> Dict[str, Any]:
-    """The ``<node_name>: ros__parameters`` section of a tracker params file as a dict, so that it
-    applies to a node in any namespace (a file key ``tracker_node`` means ``/tracker_node`` to ROS)."""
+def _node_key_pattern(key: str) -> "re.Pattern[str]":
+    """A params-file key as ROS matches it against a node's full name: ``*`` is one name token,
+    ``**`` any number of them (none included); a key without a leading ``/`` is absolute all the same."""
+    parts = {"**": "(/[^/]+)*", "*": "/[^/]+"}
+    return re.compile("".join(parts.get(token, "/" + re.escape(token)) for token in key.split("/") if token))
+
+
+def _flat(values: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested parameter names as ROS reads them from a file (``a: {b: 1}`` is ``a.b``), so that two
+    sections merge name by name."""
+    flat: Dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def tracker_parameters(params_file: str, node_name: str, namespace: str) -> Dict[str, Any]:
+    """The parameters a tracker params file gives the node ``node_name`` in ``namespace``, as one dict.
+
+    As ROS reads a params file: every section whose key matches the node's full name applies, in
+    the file's order, a later one winning (``/**``, ``/**/tracker_node``, ``/front/tracker_node``,
+    ``/*/tracker_node``). One difference: the key ``tracker_node``, which ROS reads as
+    ``/tracker_node``, applies in any namespace here, as the single-camera launch file makes it
+    do, so config/tracker.yaml serves every camera. A file with no section for the node is refused:
+    the node would otherwise run on defaults without a word.
+    """
     try:
         with open(params_file) as handle:
             sections = yaml.safe_load(handle) or {}
     except (OSError, yaml.YAMLError) as error:
         raise MultiCameraConfigError(f"tracker params file {params_file}: {error}") from None
-    own: Optional[dict] = (sections.get(node_name) or {}).get("ros__parameters") if isinstance(sections, dict) else None
-    return dict(own or {})
+    if not isinstance(sections, dict):
+        raise MultiCameraConfigError(f"tracker params file {params_file} must map node names to their "
+                                     f"ros__parameters, got {type(sections).__name__}")
+    full_name = "/" + "/".join(part for part in (*namespace.split("/"), node_name) if part)
+    merged: Dict[str, Any] = {}
+    matched = False
+    for key, section in sections.items():
+        key = str(key)
+        if key != node_name and not _node_key_pattern(key).fullmatch(full_name):
+            continue
+        values = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(values, dict):
+            raise MultiCameraConfigError(f"tracker params file {params_file}: section {key!r} must hold "
+                                         "ros__parameters: a mapping of parameter names to values")
+        merged.update(_flat(values))
+        matched = True
+    if not matched:
+        raise MultiCameraConfigError(
+            f"tracker params file {params_file} has no section for {full_name}: key its parameters "
+            f"{node_name}, /**/{node_name} or /** (keys found: {', '.join(map(str, sections)) or 'none'})")
+    return merged

@@ -11,7 +11,7 @@ Two ways to measure, chosen by what the machine has:
   one and does what the node's worker does with it: ``image_codec.decode_raw`` (what
   ``image_to_rgb`` calls), ``StreamingTracker.track`` and ``sam2_model.frame_summary.summarize_frame``
   (all the node's per-pixel work: masks, boxes, areas, label map, mask crops, the host copy; ROS-free,
-  what ``result_conversion.summarize`` calls). Latency is from the put to the end of that. Not
+  what the in-process backend's ``TrackingSession`` calls). Latency is from the put to the end of that. Not
   covered: DDS transport, message building and publishing.
 
 Both drop frames the way the node does (the newest frame wins); ``dropped`` counts camera frames

@@ -1,9 +1,9 @@
-"""Tracker results -> ROS outputs: TrackedObjects, the label image and the overlay picture.
+"""A frame's ``FrameState`` -> ROS outputs: TrackedObjects, the label image and the overlay picture.
 
-``summarize`` turns a ``TrackingResult`` (torch, possibly on the GPU) into plain numpy
-``ObjectState``s once per frame, every per-pixel step on the result's device
-(``sam2_model.frame_summary``); everything after that is numpy and messages, so the tracker
-lock can be released before any of it runs.
+The backend (``sam2_ros.tracker_backend``: in-process or a ``sam2-server``) hands the node a
+``FrameState`` already on the host, every per-pixel step done on the model's device
+(``sam2_model.frame_summary``); what is here is numpy and messages, run after the tracker lock is
+released.
 """
 
 from __future__ import annotations
@@ -18,22 +18,6 @@ from sam2_model.visualization import draw_tracked
 from sam2_ros.msg import TrackedObject, TrackedObjects
 
 from .image_conversion import labels_to_image, mask_to_image, rgb_to_image
-
-
-def summarize(result, labels: bool = True, crops: bool = True, picture=None) -> FrameState:
-    """``sam2_model.TrackingResult`` -> FrameState on the host: per-pixel work on the result's
-    device, then compact copies (see ``sam2_model.frame_summary``). ``labels``/``crops``: compute
-    the label map / the per-object mask crops (skip what nobody will receive); ``picture`` (the
-    frame as a tensor): tint it for the overlay there too."""
-    from sam2_model.frame_summary import summarize_frame  # torch: only where the model runs in-process
-
-    return summarize_frame(result, labels=labels, crops=crops, picture=picture)
-
-
-def object_state(result, object_id: int) -> ObjectState:
-    """One object of a ``TrackingResult`` (e.g. the one a prompt just added), with its mask crop."""
-    frame = summarize(result, labels=False, crops=True)
-    return next(o for o in frame.objects if o.object_id == int(object_id))
 
 
 def tracked_object_msg(state: ObjectState, header: Header) -> TrackedObject:
@@ -68,14 +52,14 @@ def label_image_msg(frame: FrameState, header: Header):
 # Drawn by sam2_model.visualization, as the demo and sam2-eval's reports are: one palette.
 
 
-def draw_overlay(rgb, frame: FrameState) -> np.ndarray:
-    """The input picture with each visible object's mask tinted in its colour, its box and id. A
-    frame summarized with its picture was tinted on the device already (``rgb`` is then unused)."""
+def draw_overlay(frame: FrameState) -> np.ndarray:
+    """The input picture with each visible object's mask tinted in its colour (done on the model's
+    device: ``Outputs(tinted=True)``), its box and id."""
+    if frame.tinted is None:
+        raise ValueError("the frame was summarized without its tinted picture (Outputs tinted=False)")
     boxes = {o.object_id: box_from_roi(o.bbox) for o in frame.objects if o.visible and o.area > 0}
-    if frame.tinted is not None:
-        return draw_tracked(frame.tinted, None, boxes)
-    return draw_tracked(rgb, frame.labels, boxes)
+    return draw_tracked(frame.tinted, None, boxes)
 
 
-def overlay_msg(rgb, frame: FrameState, header: Header):
-    return rgb_to_image(draw_overlay(rgb, frame), header)
+def overlay_msg(frame: FrameState, header: Header):
+    return rgb_to_image(draw_overlay(frame), header)

@@ -273,6 +273,8 @@ class ServerBackend:
     def _reseed_locked(self) -> List[int]:
         """The new stream gets the last frame and every object's last mask, under its id."""
         if self._frame is None or not self._ids:
+            # Nothing to re-seed: the new stream's first frame (its 0) comes after the node's last.
+            self._index_offset = self._last_index + 1
             self._ids, self._masks = [], {}
             return []
         state = self._client.track(self._frame, Outputs(crops=True))

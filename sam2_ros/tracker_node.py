@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
@@ -72,6 +72,10 @@ WARN_THROTTLE_S = 2.0
 PROMPT_QUEUE_DEPTH = 50
 # How long the worker waits for a frame before checking whether it should stop.
 WORKER_POLL_S = 0.1
+# One executor thread per callback group (images, prompts and services, depth, diagnostics, server
+# heartbeats, and the default group's lifecycle and parameter services), so none waits behind another;
+# the model itself runs on the node's worker thread.
+EXECUTOR_THREADS = 6
 
 # Everything a prompt can get wrong, answered as success=false / a throttled warning (a model
 # server that is away included: the node keeps running and reconnects).
@@ -132,9 +136,11 @@ class TrackerNode(LifecycleNode):
         self._stop_worker = threading.Event()
         self._input_topic = ""
         # Images and prompts in separate groups: a prompt waiting for the tracker lock must not
-        # hold up image reception (which would count as latency), nor the other way round.
+        # hold up image reception (which would count as latency), nor the other way round. Prompts
+        # and services one at a time (the lock serialises them anyway): a burst of prompts then holds
+        # one executor thread, not all of them.
         self._image_group = MutuallyExclusiveCallbackGroup()
-        self._prompt_group = ReentrantCallbackGroup()
+        self._prompt_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_group = MutuallyExclusiveCallbackGroup()
         self._outputs = {}
         self._prompt_services = []
@@ -212,7 +218,9 @@ class TrackerNode(LifecycleNode):
         return self._release_everything()
 
     def _release_everything(self) -> TransitionCallbackReturn:
-        """Shutdown and error both end in finalized, from any state: stop, drop outputs, free the model."""
+        """Shutdown (from any state, then finalized) and error processing (after a transition failed
+        with an exception; this SUCCESS takes the node to unconfigured, to be configured again):
+        stop, drop outputs, free the model."""
         self._stop_processing()
         self._destroy_outputs()
         self._free_model()
@@ -255,16 +263,17 @@ class TrackerNode(LifecycleNode):
         if backend is not None:
             backend.close()  # frees the model (in-process) or the server's stream
 
-    def _input_topic_name(self, compressed: bool) -> str:
-        """The image topic after remapping. Compressed input follows image_transport's naming:
-        ``<image topic>/compressed``, so ``-r image:=/cam/image_raw`` also moves it; remapping
-        ``image/compressed`` itself wins."""
-        base = self.resolve_topic_name("image")
-        if not compressed:
-            return base
-        remapped = self.resolve_topic_name("image/compressed")
-        return remapped if remapped != self.resolve_topic_name("image/compressed", only_expand=True) \
-            else base.rstrip("/") + "/compressed"
+    def _transport_topic_name(self, base: str, transport: Optional[str]) -> str:
+        """An input topic after remapping: ``base`` (``image``, ``depth``), or with ``transport``
+        (``compressed``, ``compressedDepth``) image_transport's ``<base topic>/<transport>``, so that
+        ``-r image:=/cam/image_raw`` also moves it; remapping ``<base>/<transport>`` itself wins."""
+        resolved = self.resolve_topic_name(base)
+        if transport is None:
+            return resolved
+        name = f"{base}/{transport}"
+        remapped = self.resolve_topic_name(name)
+        return remapped if remapped != self.resolve_topic_name(name, only_expand=True) \
+            else f"{resolved.rstrip('/')}/{transport}"
 
     def _keep_replies(self, service):
         return keep_replies(service, on_lost=self.get_logger().warning)
@@ -275,7 +284,7 @@ class TrackerNode(LifecycleNode):
         return self._keep_replies(super().create_service(*args, **kwargs))
 
     def _create_outputs(self, params: TrackerParameters) -> None:
-        self._input_topic = self._input_topic_name(params.compressed)
+        self._input_topic = self._transport_topic_name("image", "compressed" if params.compressed else None)
         out_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
         self._outputs = {
             "objects": self.create_lifecycle_publisher(TrackedObjects, "~/objects", out_qos),
@@ -467,6 +476,8 @@ class TrackerNode(LifecycleNode):
                 BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("discover", error, response)
         response.success, response.message = True, found.describe()
         response.object_ids = found.object_ids
         return response
@@ -495,7 +506,7 @@ class TrackerNode(LifecycleNode):
         clock.lap("publish")
         # Drawing costs a few ms per frame at camera resolution: only for someone watching.
         if wanted.overlay:
-            outputs["overlay"].publish(overlay_msg(None, frame, header))  # tinted on the device
+            outputs["overlay"].publish(overlay_msg(frame, header))  # tinted on the device
             clock.lap("overlay")
         if frame_3d is not None:
             self._publish_3d(frame_3d, header)
@@ -507,9 +518,7 @@ class TrackerNode(LifecycleNode):
         self._depth, self._markers_shown = None, set()
         if not params.use_depth:
             return
-        depth_topic = self.resolve_topic_name("depth")
-        if params.depth_compressed:  # image_transport's naming, as for image/compressed
-            depth_topic = depth_topic.rstrip("/") + "/compressedDepth"
+        depth_topic = self._transport_topic_name("depth", "compressedDepth" if params.depth_compressed else None)
         settings = DepthSettings(params.depth_options(), params.depth_max_age, params.depth_scale,
                                  params.points_stride)
         self._depth = DepthInput(settings, depth_topic, self.resolve_topic_name("camera_info"))
@@ -584,6 +593,19 @@ class TrackerNode(LifecycleNode):
             return candidate
         return next(i for i in range(1, MAX_OBJECT_ID + 1) if i not in used)
 
+    def _unexpected_error(self, where: str, error: Exception, response=None, prompt: bool = False):
+        """The last resort of every prompt and service callback: an error none of them expects (the
+        backend's RuntimeError, a CUDA out-of-memory, a bug) would leave the callback, end the
+        executor's spin and with it the node. Logged with its type and traceback, counted as a refused
+        prompt where ``prompt``, and answered as ``success: false`` naming it (``response``, a service's)."""
+        if prompt:
+            self._stats.on_rejected_prompt()
+        text = f"{where} failed, unexpected error: {type(error).__name__}: {error}"
+        self.get_logger().error(f"{text}\n{traceback.format_exc()}", throttle_duration_sec=WARN_THROTTLE_S)
+        if response is not None:
+            response.success, response.message = False, text
+        return response
+
     def _on_add_object(self, request: AddObject.Request, response: AddObject.Response) -> AddObject.Response:
         try:
             prompt = prompt_from_msg(request.prompt)
@@ -592,6 +614,8 @@ class TrackerNode(LifecycleNode):
             self._stats.on_rejected_prompt()
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("add_object", error, response, prompt=True)
         response.success = True
         response.object_id = object_id
         response.object = tracked_object_msg(state, frame.header)
@@ -605,6 +629,8 @@ class TrackerNode(LifecycleNode):
         except (*PROMPT_ERRORS, NotActiveError) as error:
             self._stats.on_rejected_prompt()
             self.get_logger().warning(f"prompt on ~/prompt ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            self._unexpected_error("prompt on ~/prompt", error, prompt=True)
 
     def _on_click(self, msg: PointStamped) -> None:
         with self._tracker_lock:  # the worker replaces _last_frame under this lock
@@ -615,6 +641,9 @@ class TrackerNode(LifecycleNode):
         except (*PROMPT_ERRORS, NotActiveError) as error:
             self._stats.on_rejected_prompt()
             self.get_logger().warning(f"click ignored: {error}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            self._unexpected_error("click", error, prompt=True)
             return
         self.get_logger().info(f"click at ({msg.point.x:.0f}, {msg.point.y:.0f}): tracking object {object_id}")
 
@@ -630,6 +659,8 @@ class TrackerNode(LifecycleNode):
         except (PromptConversionError, sam2_model.TrackingError, NotActiveError, BackendUnavailable) as error:
             response.success, response.message = False, str(error)
             return response
+        except Exception as error:  # noqa: BLE001 - see _unexpected_error
+            return self._unexpected_error("remove_object", error, response)
         response.success, response.message = True, f"removed object {object_id}; tracking {remaining}"
         return response
 
@@ -644,6 +675,8 @@ class TrackerNode(LifecycleNode):
             except BackendUnavailable as error:
                 response.success, response.message = False, str(error)
                 return response
+            except Exception as error:  # noqa: BLE001 - e.g. the server's TrackingError; see _unexpected_error
+                return self._unexpected_error("reset", error, response)
             self._last_id, self._last_frame, self._frames_since_reset = 0, None, 0
         response.success, response.message = True, f"reset: forgot {count} object(s); ids start at 1 again"
         return response
@@ -709,9 +742,7 @@ def main(args=None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = StopRequest().install()
     node = TrackerNode()
-    # Threads: image reception, prompts/services, diagnostics, server heartbeats and lifecycle requests each get one,
-    # so none waits behind another; the model itself runs on the node's worker thread.
-    executor = MultiThreadedExecutor(num_threads=5)
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     try:
         if not stop.requested:  # a signal during start-up (loading the model) ends it here

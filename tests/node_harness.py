@@ -125,13 +125,15 @@ class NodeProcess:
     """The tracker node executable in a subprocess."""
 
     def __init__(self, params: Dict[str, Any], log_path: Path, namespace: str = "/sam2_test",
-                 image_topic: str = "image_in", extra_args: Tuple[str, ...] = ()):
+                 image_topic: str = "image_in", extra_args: Tuple[str, ...] = (),
+                 program: Tuple[str, ...] = ("-m", "sam2_ros.tracker_node")):
+        """``program``: what Python runs (the node's module, or a script wrapping its ``main``)."""
         self.namespace = namespace
         self.name = "tracker_node"
         self.fqn = f"{namespace}/{self.name}"
         self.image_topic = image_topic if image_topic.startswith("/") else f"{namespace}/{image_topic}"
         self.log_path = log_path
-        args = [sys.executable, "-m", "sam2_ros.tracker_node", "--ros-args", "-r", f"__ns:={namespace}",
+        args = [sys.executable, *program, "--ros-args", "-r", f"__ns:={namespace}",
                 "-r", f"image:={self.image_topic}"]
         for name, value in params.items():
             args += ["-p", f"{name}:={_param_text(value)}"]

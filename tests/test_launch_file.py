@@ -104,6 +104,17 @@ def test_launch_file_starts_the_node_with_remappings_and_overrides(launch_module
     assert node["parameters"][1:] == [{"server": "ipc:///tmp/sam2.sock"}]
 
 
+@pytest.mark.parametrize("name", ["compressed", "use_depth"])
+def test_boolean_launch_arguments_take_true_false_1_0_and_refuse_anything_else(launch_module, name):
+    for text, value in [("true", True), ("True", True), (" TRUE ", True), ("1", True),
+                        ("false", False), ("False", False), ("0", False)]:
+        assert _start(launch_module, **{name: text})["parameters"][1:] == [{name: value}], text
+    for typo in ("ture", "on", "yes", "no", "2", "true1"):
+        with pytest.raises(ValueError) as error:
+            _start(launch_module, **{name: typo})
+        assert str(error.value) == f"launch argument {name} must be true or false (or 1 / 0), got {typo!r}"
+
+
 def test_launch_file_applies_the_params_file_to_a_namespaced_node(launch_module, tmp_path):
     # A `tracker_node:` key means /tracker_node to ROS: in a namespace its values are passed as a dict.
     params_file = tmp_path / "params.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config
+from sam2_ros.multi_camera import MultiCameraConfigError, cameras_from_topics, load_config, tracker_parameters
 from sam2_ros.node_parameters import parameter_names, parameters_from_values
 
 from launch_stand_ins import LaunchConfiguration, Recorded, load_launch_file
@@ -80,6 +80,14 @@ def server_config(arguments):
     return config_from_args(serve_parser().parse_args(arguments))
 
 
+def test_server_options_a_config_leaves_out_are_the_servers_own_defaults(tmp_path):
+    path = tmp_path / "cams.yaml"
+    path.write_text("server: {bind: 'ipc:///tmp/s.sock'}\ncameras: [/x/image]\n")
+    passed = server_config(load_config(str(path)).server.arguments())
+    # The server started with no flag but --bind runs exactly as the launched one.
+    assert passed == server_config(["--bind", "ipc:///tmp/s.sock"])
+
+
 def test_cameras_and_bind_arguments_override_the_file(launch_module):
     server, *nodes = _launch(launch_module, cameras="left=/stereo/left/image_raw, /wrist/image_raw",
                              bind="tcp://127.0.0.1:5599")
@@ -104,6 +112,76 @@ def test_a_custom_config_with_its_own_tracker_params(launch_module, tmp_path):
     assert nodes[0].kwargs["parameters"] == [{"max_objects": 5, "overlay": False, "server": "ipc:///tmp/x.sock"}]
 
 
+PARAMS_FILES = [
+    # Wildcards first, the node's own last (the order config files are usually written in).
+    {"/**": {"max_objects": 1, "overlay": False, "qos_depth": 3},
+     "/**/tracker_node": {"max_objects": 2, "overlay": True},
+     "/front/tracker_node": {"max_objects": 3}},
+    # The other way round: a later section wins, whatever its key.
+    {"/front/tracker_node": {"max_objects": 3},
+     "/**/tracker_node": {"max_objects": 2, "overlay": True},
+     "/**": {"max_objects": 1}},
+    # One token, sections for other nodes, nested names.
+    {"/*/tracker_node": {"max_objects": 5, "robust": {"gate": 0.3}},
+     "/rear/tracker_node": {"max_objects": 6},
+     "/**/other_node": {"max_objects": 7},
+     "/**": {"robust": {"floor": 0.1}}},
+]
+
+
+def _ros_reads(params_file, namespace):
+    """What rclpy itself gives a node /<namespace>/tracker_node started with --params-file (the oracle)."""
+    import rclpy
+    from rclpy.node import Node
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "--params-file", str(params_file)])
+    try:
+        node = Node("tracker_node", namespace=namespace, context=context)
+        values = {name: parameter.value for name, parameter in node._parameter_overrides.items()}
+        node.destroy_node()
+        return values
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize("sections", PARAMS_FILES)
+@pytest.mark.parametrize("namespace", ["front", "rear"])
+def test_tracker_params_sections_merge_as_ros_merges_them(tmp_path, sections, namespace):
+    params_file = tmp_path / "tracker.yaml"
+    params_file.write_text(yaml.safe_dump({key: {"ros__parameters": values} for key, values in sections.items()},
+                                          sort_keys=False))
+    assert tracker_parameters(str(params_file), "tracker_node", namespace) == _ros_reads(params_file, namespace)
+
+
+def test_tracker_params_key_tracker_node_applies_in_any_namespace_and_in_file_order(launch_module, tmp_path):
+    params_file = tmp_path / "tracker.yaml"
+    params_file.write_text("/**:\n  ros__parameters: {max_objects: 1, overlay: false}\n"
+                           "tracker_node:\n  ros__parameters: {max_objects: 4}\n")
+    assert tracker_parameters(str(params_file), "tracker_node", "front") == {"max_objects": 4, "overlay": False}
+    # Through the launch file: a file keyed /**/tracker_node (as the README advises for namespaced nodes).
+    params_file.write_text("/**/tracker_node:\n  ros__parameters: {max_objects: 9}\n")
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"cameras: [/a/image, /b/image]\ntracker_params_file: {params_file}\n")
+    _, *nodes = _launch(launch_module, config=str(config))
+    assert [n.kwargs["parameters"] for n in nodes] == [[{"max_objects": 9, "server": "ipc:///tmp/sam2.sock"}]] * 2
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("/**/other_node:\n  ros__parameters: {max_objects: 2}\n", "has no section for /front/tracker_node"),
+    ("/rear/tracker_node:\n  ros__parameters: {max_objects: 2}\n", "has no section for /front/tracker_node"),
+    ("", "has no section for /front/tracker_node"),
+    ("/**:\n  max_objects: 2\n", "section '/**' must hold ros__parameters"),
+    ("- tracker_node\n", "must map node names to their ros__parameters"),
+])
+def test_a_tracker_params_file_without_the_nodes_section_is_refused(tmp_path, text, problem):
+    params_file = tmp_path / "tracker.yaml"
+    params_file.write_text(text)
+    with pytest.raises(MultiCameraConfigError) as error:
+        tracker_parameters(str(params_file), "tracker_node", "front")
+    assert problem in str(error.value) and str(params_file) in str(error.value)
+
+
 @pytest.mark.parametrize("text, problem", [
     ("cameras: []\n", "no cameras"),
     ("cameras: [{name: front}]\n", "needs an image_topic"),
@@ -125,6 +203,12 @@ def test_camera_list_argument():
     cameras = cameras_from_topics("/front/color/image_raw,,side=/x/y")
     assert [(c.name, c.image_topic) for c in cameras] == [("front", "/front/color/image_raw"), ("side", "/x/y")]
     assert load_config(str(CONFIG_FILE), cameras_override="/cam9/image").cameras[0].name == "cam9"
+
+
+@pytest.mark.parametrize("cameras", ["front=", "front= ,/rear/image", "/rear/image,side=  "])
+def test_a_camera_argument_without_a_topic_is_refused(cameras):
+    with pytest.raises(MultiCameraConfigError, match="has no image topic: give name=topic"):
+        load_config(str(CONFIG_FILE), cameras_override=cameras)
 
 
 # ------------------------------------------------------------------------- the launch, run for real

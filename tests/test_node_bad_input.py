@@ -1,10 +1,12 @@
 """Bad input never kills the node nor changes tracking: services say what is wrong, topics warn.
 
 A reference StreamingTracker in the test process gets only the good inputs; after every batch
-of bad ones the node's masks must still equal the reference's.
+of bad ones the node's masks must still equal the reference's. An error no handler expects (the
+model raising RuntimeError) is answered and counted the same way, and the node keeps serving.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +14,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 import sam2_model
+from sam2_ros.srv import Discover
 from node_harness import (assert_node_masks, make_header, model_files, one_torch_thread,  # noqa: F401
                           prompt_msg, rgb_image, start_node, stamp_of)
 from parity_sessions import build_session_model
+from raising_backend_node import FAULT_FILE
 
 pytestmark = pytest.mark.ros
 
@@ -152,3 +156,42 @@ def test_bad_input_is_refused_and_changes_nothing(running, model_files):  # noqa
     on_topics = len(BAD_PROMPTS) + 2 + 1 + 4 + 1
     client.wait_diagnostic("rejected prompts (total)", by_service + on_topics)
     assert client.latest_diagnostics()["rejected frames (total)"] == str(len(bad_images))
+
+
+def test_an_unexpected_error_in_the_model_is_answered_and_the_node_keeps_serving(model_files, tmp_path,  # noqa: F811
+                                                                                 monkeypatch):
+    """Every prompt and service path with a backend that raises RuntimeError (as a CUDA
+    out-of-memory would): success false naming the error, prompts counted as refused, and once the
+    model works again the same node tracks and answers (the executor was not ended)."""
+    switch = tmp_path / "faults_on"
+    monkeypatch.setenv(FAULT_FILE, str(switch))
+    script = Path(__file__).with_name("raising_backend_node.py")
+    running = start_node(tmp_path, model_files.params(diagnostics_period=0.2), program=(str(script),))
+    client, process = running.client, running.process
+    try:
+        frames = model_files.frames()
+        client.track(frames[0], 0)
+        switch.touch()
+        answers = {
+            "add_object": client.add_object(prompt_msg(box=BOX)),
+            "remove_object": client.remove_object(1),
+            "reset": client.reset(),
+            "discover": client.call(Discover, f"{process.fqn}/discover", Discover.Request()),
+        }
+        for name, answer in answers.items():
+            assert not answer.success, name
+            assert answer.message.startswith(f"{name} failed, unexpected error: RuntimeError: CUDA out of memory"), \
+                answer.message
+        client.prompt_pub.publish(prompt_msg(box=BOX))
+        client.click(10, 10)
+        # The service's refusal and the topic's two, counted as every refused prompt is.
+        client.wait_diagnostic("rejected prompts (total)", 3)
+        assert "RuntimeError: CUDA out of memory" in process.log() and process.alive()
+
+        switch.unlink()
+        added = client.add_object(prompt_msg(box=BOX))
+        assert added.success and added.object_id == 1, added.message
+        assert client.track(frames[1], 1).ids() == [1]
+        assert client.reset().success
+    finally:
+        running.close()

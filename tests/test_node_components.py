@@ -21,8 +21,9 @@ from sam2_ros.msg import Prompt
 from sam2_ros.node_parameters import (ParameterError, TrackerParameters, parameters_from_values, resolve_autocast,
                                       resolve_device)
 from sam2_ros.prompt_conversion import PromptConversionError, check_object_id, prompt_from_click, prompt_from_msg
+from sam2_model.frame_summary import summarize_frame
 from sam2_model.visualization import colour_of
-from sam2_ros.result_conversion import draw_overlay, label_image_msg, summarize, tracked_objects_msg
+from sam2_ros.result_conversion import draw_overlay, label_image_msg, tracked_objects_msg
 from sam2_ros.tracker_node import TrackerNode
 
 
@@ -97,7 +98,7 @@ def test_summarize_gives_overlaps_to_the_highest_logit():
     logits[0, :, :2] = 2.0
     logits[1, :, 1:] = 1.0
     logits[1, 0, 1] = 3.0
-    state = summarize(_result(logits, [1.0, 1.0], ids=[4, 9]))
+    state = summarize_frame(_result(logits, [1.0, 1.0], ids=[4, 9]))
     np.testing.assert_array_equal(state.labels, [[4, 9, 9], [4, 4, 9], [4, 4, 9]])
 
 
@@ -106,7 +107,7 @@ def test_summarize_visibility_boxes_and_absent_objects():
     logits[0, 1:3, 2:5] = 4.0
     logits[1, 0, 0] = 1.0          # a pixel above 0, but the object score says absent
     logits[2, 5, 7] = 0.5
-    state = summarize(_result(logits, [2.0, -1.0, 0.1], ids=[3, 7, 300]))
+    state = summarize_frame(_result(logits, [2.0, -1.0, 0.1], ids=[3, 7, 300]))
     first, absent, third = state.objects
     assert (first.object_id, first.visible, first.area, first.bbox) == (3, True, 6, (2, 1, 3, 2))
     assert first.visibility == pytest.approx(1 / (1 + math.exp(-2.0)))
@@ -129,7 +130,7 @@ def test_summarize_visibility_boxes_and_absent_objects():
 
 
 def test_summarize_without_objects():
-    state = summarize(SimpleNamespace(frame_index=0, obj_ids=[], frame_hw=(4, 5)))
+    state = summarize_frame(SimpleNamespace(frame_index=0, obj_ids=[], frame_hw=(4, 5)))
     assert state.objects == [] and state.labels.shape == (4, 5) and not state.labels.any()
     assert label_image_msg(state, Header()).encoding == "mono8"
 
@@ -139,8 +140,10 @@ def test_overlay_tints_masks_draws_boxes_and_leaves_the_rest():
     logits = np.full((2, 60, 80), -10.0)
     logits[0, 20:40, 30:50] = 5.0
     logits[1, 0:6, 70:80] = 5.0  # at the top-right corner: the id label must be clipped, not crash
-    state = summarize(_result(logits, [3.0, 3.0], ids=[1, 12]))
-    out = draw_overlay(rgb, state)
+    result = _result(logits, [3.0, 3.0], ids=[1, 12])
+    with pytest.raises(ValueError, match="without its tinted picture"):
+        draw_overlay(summarize_frame(result))
+    out = draw_overlay(summarize_frame(result, picture=torch.from_numpy(rgb)))  # tinted as the backend does
     assert out.shape == rgb.shape and out.dtype == np.uint8
     expected = rgb[30, 40] * 0.5 + np.array(colour_of(1)) * 0.5
     np.testing.assert_allclose(out[30, 40], expected, atol=0.5)  # inside object 1, away from its box edge

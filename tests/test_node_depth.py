@@ -243,14 +243,43 @@ def _depth_status(client):
     return None
 
 
+@pytest.mark.parametrize("remaps, expected", [
+    ((), {"image": "/cam/image", "image/compressed": "/cam/image/compressed",
+          "depth": "/cam/depth", "depth/compressedDepth": "/cam/depth/compressedDepth"}),
+    # Remapping the base moves the transport's topic with it (image_transport's naming) ...
+    (("image:=/rs/color", "depth:=/rs/aligned"), {"image/compressed": "/rs/color/compressed",
+                                                  "depth/compressedDepth": "/rs/aligned/compressedDepth"}),
+    # ... and remapping the transport's topic itself wins.
+    (("image:=/rs/color", "image/compressed:=/rs/jpeg", "depth:=/rs/aligned", "depth/compressedDepth:=/rs/png"),
+     {"image": "/rs/color", "image/compressed": "/rs/jpeg", "depth": "/rs/aligned", "depth/compressedDepth": "/rs/png"}),
+])
+def test_input_topics_follow_remapping_of_the_base_and_of_the_transport(remaps, expected):
+    import rclpy
+
+    from sam2_ros.tracker_node import TrackerNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", *(arg for remap in remaps for arg in ("-r", remap))])
+    try:
+        node = TrackerNode(context=context, namespace="/cam")
+        for name, topic in expected.items():
+            base, _, transport = name.partition("/")
+            assert node._transport_topic_name(base, transport or None) == topic, name
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
 def test_compressed_depth_input_without_published_masks(model_files, tmp_path):  # noqa: F811
-    """compressedDepth on <depth>/compressedDepth; publish_masks false: the masks are computed for
-    the 3D but not published."""
+    """compressedDepth on a remapped depth/compressedDepth (which wins over <depth>/compressedDepth);
+    publish_masks false: the masks are computed for the 3D but not published."""
     namespace = "/sam2_depth_compressed"
     params = model_files.params(use_depth=True, depth_compressed=True, publish_masks=False)
-    node = start_node(tmp_path, params, namespace=namespace)
+    node = start_node(tmp_path, params, namespace=namespace,
+                      extra_args=("-r", f"depth:={namespace}/aligned_depth",
+                                  "-r", f"depth/compressedDepth:={namespace}/packed_depth"))
     try:
-        depth = DepthClient(node, f"{namespace}/depth/compressedDepth", f"{namespace}/camera_info", compressed=True)
+        depth = DepthClient(node, f"{namespace}/packed_depth", f"{namespace}/camera_info", compressed=True)
         frames = model_files.frames()[8:]
         msg, _ = compressed_depth(1.3, 0)
         depth.track(frames[0], 0, msg)

@@ -146,3 +146,24 @@ def test_cleanup_frees_the_model(model_files):  # noqa: F811
         # ... and configure loads it again.
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node._backend is not None
+
+
+def test_an_exception_in_a_transition_ends_unconfigured_with_everything_freed(model_files, monkeypatch):  # noqa: F811
+    """Error processing (on_error's SUCCESS) takes the node to unconfigured, not finalized: the
+    model and outputs are freed and the node can be configured again."""
+    with node_in_this_process(model_files.params(autostart=False)) as node:
+        create_outputs = node._create_outputs
+
+        def failing(params):
+            create_outputs(params)
+            raise RuntimeError("simulated failure after the outputs were created")
+
+        monkeypatch.setattr(node, "_create_outputs", failing)
+        assert node.trigger_configure() == TransitionCallbackReturn.ERROR
+        assert node._state_machine.current_state[1] == "unconfigured"
+        assert node._backend is None and node._outputs == {} and node._prompt_services == []
+        monkeypatch.setattr(node, "_create_outputs", create_outputs)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert node._backend is not None and node._active
+        node.trigger_deactivate()

@@ -129,6 +129,53 @@ def test_autocast_auto_is_resolved_for_the_servers_device(device, autocast, expe
     assert len(client.connects) == (2 if autocast == "auto" and expected[0] else 1)
 
 
+class _RestartingClient:
+    """A TrackerClient stand-in whose server forgets the stream at ``restart``: a stream opened
+    again counts its frames from 0, as a restarted sam2-server's does."""
+
+    def __init__(self):
+        self.options, self.server_info, self.stream_lost, self.timeout_s = {"autocast": None}, {}, False, 1.0
+        self._frames = 0
+
+    def connect(self):
+        self._frames = 0
+
+    reset = connect  # a reset stream counts from 0 again too
+
+    def restart(self):
+        self._frames, self.stream_lost = 0, True
+
+    def heartbeat(self):
+        return True
+
+    def track(self, frame, outputs):
+        from sam2_model.frame_state import FrameState
+
+        self._frames += 1
+        return FrameState(self._frames - 1, frame.shape[0], frame.shape[1], [], None)
+
+
+def test_frame_indices_go_on_after_a_server_restart_with_no_objects_tracked():
+    """frame_index counts the node's frames since configure or reset (README), a restarted server
+    with nothing to re-seed included."""
+    from sam2_model.session_types import Outputs
+    from sam2_ros.server_backend import ServerBackend
+
+    client = _RestartingClient()
+    backend = ServerBackend(client, "ipc:///x", "/cam/tracker_node", lambda level, message: None)
+    with backend._lock:
+        assert backend._connect_locked()[0] == "info"
+    frame = np.zeros((4, 6, 3), np.uint8)
+    indices = [backend.track(frame, Outputs()).frame_index for _ in range(3)]
+    client.restart()
+    assert backend.supervise()[0] == "error"   # the heartbeat notices the stream is gone
+    assert backend.supervise()[0] == "warning"  # and the next opens it again
+    indices += [backend.track(frame, Outputs()).frame_index for _ in range(2)]
+    assert indices == [0, 1, 2, 3, 4]
+    backend.reset()
+    assert backend.track(frame, Outputs()).frame_index == 0  # a reset starts the count again
+
+
 # ------------------------------------------------------------------------------ real graphs
 def _server(endpoint, files, tmp_path) -> ServerProcess:
     """``python -m sam2_server`` on the micro model, answering."""

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sam2_model import demo, mask_geometry, visualization
+from sam2_model.frame_summary import summarize_frame
 from sam2_model.mask_geometry import box_from_mask, box_from_roi, mask_iou, roi_from_box, roi_from_mask
 from sam2_model.visualization import colour_of, draw_boxes, text_colour_on
 from sam2_ros import result_conversion
@@ -44,11 +45,12 @@ def test_node_demo_and_report_paint_an_object_in_the_colour_of_its_id(object_id)
     rgb = np.full((48, 64, 3), 90, np.uint8)
     mask = rectangle((48, 64), 20, 36, 10, 30)   # rows 20..35, columns 10..29
 
-    # The node: summarize a tracker result holding the mask, then draw_overlay; its box outline.
+    # The node: a tracker result holding the mask, summarized and tinted (as its backend does), then
+    # draw_overlay; its box outline.
     logits = torch.where(torch.from_numpy(mask), 8.0, -8.0)[None]
     result = SimpleNamespace(frame_index=0, obj_ids=[object_id], frame_hw=(48, 64), mask_logits=logits,
                              object_score_logits=torch.tensor([5.0]), iou_scores=torch.tensor([0.9]))
-    node = result_conversion.draw_overlay(rgb, result_conversion.summarize(result))
+    node = result_conversion.draw_overlay(summarize_frame(result, picture=torch.from_numpy(rgb)))
     assert tuple(node[35, 20]) == colour            # the box's bottom edge
     assert tuple(node[28, 29]) == colour            # its right edge
 
@@ -113,7 +115,7 @@ def test_node_overlay_writes_the_id_of_each_object():
     logits[0, 30:50, 20:60] = 8.0
     result = SimpleNamespace(frame_index=0, obj_ids=[5], frame_hw=(60, 80), mask_logits=logits,
                              object_score_logits=torch.tensor([5.0]), iou_scores=torch.tensor([0.9]))
-    out = result_conversion.draw_overlay(rgb, result_conversion.summarize(result))
+    out = result_conversion.draw_overlay(summarize_frame(result, picture=torch.from_numpy(rgb)))
     tag, ink = _tag_and_ink(out[:30], 5)   # above the box (rows 30..49)
     assert tag[0] == 20 and tag[3] == 29 and ink > 5
 
