@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,9 +214,7 @@ def test_requests_pipelined_behind_a_frame_on_a_lane_wait_for_it(tmp_path, model
 
         other = threading.Thread(target=keep_busy)
         other.start()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(server.endpoint)
+        sock = _raw_dealer(server.endpoint)
         try:
             prompt_fields, prompt_arrays = protocol.prompt_to_wire(PromptSpec(box=first_target_box(labels[1], 2)))
             wire_all = protocol.outputs_to_wire(ALL)
@@ -253,9 +252,7 @@ def test_a_newer_frame_replaces_a_waiting_one(tmp_path):
         client = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
         client.connect()
         client.track(frames[0])
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(server.endpoint)
+        sock = _raw_dealer(server.endpoint)
         sock.send_multipart(protocol.encode({"op": "discover", "id": 1, "stream": "cam", "max_new": 0,
                                              "first_id": 1}))
         for k in (2, 3, 4):
@@ -275,6 +272,24 @@ def test_a_newer_frame_replaces_a_waiting_one(tmp_path):
         client.close()
 
 
+def _raw_dealer(endpoint: str):
+    """A bare DEALER socket on the server: requests a TrackerClient would never send."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    return sock
+
+
+def _assert_refused(sock, cases) -> None:
+    """Each case (name -> (message parts, error kind, words of the message)) is answered, refused as that
+    kind, with a message naming the problem."""
+    for name, (parts, kind, words) in cases.items():
+        reply = _raw_request(sock, parts)
+        assert reply is not None, f"{name}: no reply"
+        assert (reply["ok"], reply["kind"]) == (False, kind), f"{name}: {reply}"
+        assert words in reply["message"], f"{name}: {reply['message']}"
+
+
 def _raw_request(sock, parts, timeout_s=TIMEOUT_S):
     sock.send_multipart(parts)
     if not sock.poll(int(timeout_s * 1000)):
@@ -288,10 +303,7 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
     with running_server(tmp_path, "--max-message-mb", str(limit_mb)) as server:
         good = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
         good.connect()
-        context = zmq.Context.instance()
-        sock = context.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(server.endpoint)
+        sock = _raw_dealer(server.endpoint)
         prefix = struct.pack("!4sH", protocol.MAGIC, protocol.VERSION)
 
         def header(fields):
@@ -323,11 +335,7 @@ def test_bad_messages_are_refused_or_dropped_counted_and_the_server_carries_on(t
             "bad dtype": (protocol.encode({"op": "track", "id": 7, "stream": "cam"},
                                           {"frame": frames[0].astype(np.float32)}), "frame", "uint8"),
         }
-        for name, (parts, kind, words) in cases.items():
-            reply = _raw_request(sock, parts)
-            assert reply is not None, f"{name}: no reply"
-            assert (reply["ok"], reply["kind"]) == (False, kind), name
-            assert words in reply["message"], f"{name}: {reply['message']}"
+        _assert_refused(sock, cases)
         # One part above the limit: ZeroMQ drops it (and that connection) before the server sees it.
         assert _raw_request(sock, [b"x" * (limit_mb * 2 ** 20 + 1)], timeout_s=1.0) is None
         sock.close()
@@ -346,9 +354,7 @@ def test_requests_that_used_to_go_unanswered_are_refused_by_name(tmp_path):
         good = TrackerClient(server.endpoint, "cam", {}, timeout_s=TIMEOUT_S)
         good.connect()
         good.track(frames[0])
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(server.endpoint)
+        sock = _raw_dealer(server.endpoint)
         impossible = protocol.encode({"op": "track", "id": 1, "stream": "cam"}, {"frame": np.zeros((0, 4), np.uint8)})
         impossible[0] = impossible[0].replace(b"[0,4]", b"[0,%d]" % 10 ** 20)
 
@@ -370,11 +376,7 @@ def test_requests_that_used_to_go_unanswered_are_refused_by_name(tmp_path):
             "text area": (discover(5, options={"min_area": "x"}), "discovery", "min_area must be a number, got 'x'"),
             "bool region": (discover(6, region=[True, 0, 5, 5]), "bad_request", "region must be [x, y, width, height]"),
         }
-        for name, (parts, kind, words) in cases.items():
-            reply = _raw_request(sock, parts)
-            assert reply is not None, f"{name}: no reply"
-            assert (reply["ok"], reply["kind"]) == (False, kind), f"{name}: {reply}"
-            assert words in reply["message"], f"{name}: {reply['message']}"
+        _assert_refused(sock, cases)
         sock.close()
         stats = good.stats()
         assert stats["streams"] == ["cam"]   # none of the refused opens left a stream behind
