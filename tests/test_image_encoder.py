@@ -1,12 +1,14 @@
 """The Hiera + FPN image encoder: official key layout, official numerics, config handling.
 
-Reference numbers below were produced by the official implementation (facebookresearch/sam2,
-commit 2b90b9f) with the parity micro model's weights, in float32 on CPU.
+Official numerics: the top-level features the official implementation (sam2 1.1.0, facebookresearch/sam2
+2b90b9f) computed with the parity micro model's weights, in float32 on CPU, on the images of
+tests/data/image_predictor_micro.pt (tools/oracle/make_session.py --image-predictor --compact).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +26,10 @@ from sam2_model.image_encoder import (
     build_image_encoder,
 )
 from sam2_model.position_encoding import SinePositionEncoding
+from sam2_model.transforms import preprocess_image
 
 from micro_session import session  # noqa: F401
-from parity_sessions import PARITY_DIR
+from parity_sessions import MICRO_SESSION, PARITY_DIR
 
 LAYOUTS_FILE = PARITY_DIR / "checkpoint_layouts.json"
 PREFIX = "image_encoder."
@@ -38,21 +41,6 @@ MICRO_TRUNK = dict(embed_dim=24, num_heads=1, stages=[1, 1, 2, 1], global_att_bl
 MICRO_NECK = dict(d_model=32, backbone_channel_list=[192, 96, 48, 24], fpn_top_down_levels=[2, 3],
                   fpn_interp_model="nearest",
                   position_encoding=dict(num_pos_feats=32, normalize=True, scale=None, temperature=10000))
-
-# Official outputs on frames 0 and 7 of sam2.1_micro_stream.pt (ImageNet-normalised):
-# (level, mean, mean |x|, std, [(index, value), ...]).
-OFFICIAL_MICRO_FINGERPRINT = [
-    (0, 0.0100887768, 0.323636995, 0.453344854,
-     [((0, 0, 0, 0), -0.409704596), ((0, 5, 3, 7), -0.0823542029), ((0, 31, 63, 63), 0.133374438),
-      ((1, 17, 32, 1), 0.0942406356), ((1, 9, 2, 21), -0.182191938)]),
-    (1, -0.0898547597, 0.392459908, 0.489477433,
-     [((0, 0, 0, 0), -0.115736067), ((0, 5, 3, 7), 0.270914495), ((0, 31, 31, 31), 0.0501392335),
-      ((1, 17, 16, 1), 0.640639842), ((1, 9, 2, 10), -0.821557939)]),
-    (2, -0.00616141315, 0.637966307, 0.78878349,
-     [((0, 0, 0, 0), 0.801286221), ((0, 5, 3, 7), 1.81999874), ((0, 31, 15, 15), 1.05061018),
-      ((1, 17, 8, 1), -0.770104229), ((1, 9, 2, 5), -0.319305956)]),
-]
-
 
 def _image_encoder_config(config_yaml: str) -> dict:
     return yaml.safe_load(config_yaml)["model"]["image_encoder"]
@@ -132,13 +120,13 @@ def test_parity_weights_load_strictly_and_match_official_outputs(session):  # no
         assert torch.equal(a, b)  # deterministic
         torch.testing.assert_close(a[1:], c, atol=1e-5, rtol=1e-5)  # batch items are independent
 
-    for level, mean, mean_abs, std, samples in OFFICIAL_MICRO_FINGERPRINT:
-        features = first.feature_maps[level].double()
-        assert features.mean().item() == pytest.approx(mean, abs=1e-6)
-        assert features.abs().mean().item() == pytest.approx(mean_abs, rel=1e-5)
-        assert features.std().item() == pytest.approx(std, rel=1e-5)
-        for index, value in samples:
-            assert features[index].item() == pytest.approx(value, abs=2e-5), (level, index)
+    reference = torch.load(Path(__file__).resolve().parent / "data" / "image_predictor_micro.pt", weights_only=True)
+    assert reference["generated_with"]["weights_from"] == MICRO_SESSION.name
+    for official in reference["images"]:  # a square and a 300 x 200 image, resized as the official predictor does
+        pixels, _ = preprocess_image(official["image"].numpy(), 256, torch.device("cpu"), torch.float32)
+        with torch.inference_mode():
+            features = encoder(pixels)
+        torch.testing.assert_close(features.vision_features, official["vision_features"], atol=1e-4, rtol=1e-4)
 
 
 def test_positions_are_the_sine_encoding_of_each_level():

@@ -1,12 +1,23 @@
-"""ImagePredictor: SAM 2 as an image model, checked against the official frame-0 outputs."""
+"""ImagePredictor: SAM 2 as an image model, checked against the official image predictor and the
+official video predictor's frame-0 outputs."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from sam2_model import ImagePredictor, PromptError
+from sam2_model.image_predictor import embed_image
 
 from micro_session import model, session  # noqa: F401
+from parity_sessions import MICRO_SESSION
+
+# The official SAM2ImagePredictor with the micro session's weights on a square and a 300 x 200 image,
+# every prompt kind (tools/oracle/make_session.py --image-predictor --compact; tests/data/README.md).
+REFERENCE = torch.load(Path(__file__).resolve().parent / "data" / "image_predictor_micro.pt", weights_only=True)
+CASES = [(i, j) for i, image in enumerate(REFERENCE["images"]) for j in range(len(image["predictions"]))]
+LOGIT_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +47,46 @@ def test_box_prompt_matches_official_frame0(session, predictor):
         official_logits[None, None], size=(256, 256), mode="bilinear", align_corners=False)[0, 0].numpy() > 0)
 
 
-def test_multimask_gives_three_candidates_and_mask_input_round_trips(predictor):
-    first = predictor.predict(points=[[76.8, 89.6]], labels=[1], multimask_output=True)
-    assert first.masks.shape == (3, 256, 256) and first.iou_scores.shape == (3,)
-    best = int(np.argmax(first.iou_scores))
-    refined = predictor.predict(points=[[76.8, 89.6], [150.0, 40.0]], labels=[1, 0],
-                                mask_input=first.low_res_logits[best], multimask_output=False)
-    assert refined.masks.shape == (1, 256, 256)
-    assert np.abs(refined.low_res_logits).max() <= 32
+def test_the_reference_was_made_with_the_micro_sessions_weights():
+    assert REFERENCE["generated_with"]["weights_from"] == MICRO_SESSION.name
+    assert [image["name"] for image in REFERENCE["images"]] == ["square", "wide"]
 
 
-def test_non_square_image_resolution(session, model):  # noqa: F811
+@pytest.mark.parametrize("image_index", range(len(REFERENCE["images"])), ids=lambda i: REFERENCE["images"][i]["name"])
+def test_image_features_match_official(model, image_index):  # noqa: F811
+    """The encoder, its high-resolution projections and the "no memory" embedding on an image of any
+    size, after the official image predictor's resize."""
+    official = REFERENCE["images"][image_index]
+    with torch.inference_mode():
+        features, image_hw = embed_image(model, official["image"].numpy())
+    assert image_hw == tuple(official["orig_hw"])
+    torch.testing.assert_close(features.image_embed, official["image_embed"], atol=1e-4, rtol=1e-4)
+    for ours, theirs in zip(features.high_res, official["high_res_feats"], strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def _predictor_for(model, image_index):
     predictor = ImagePredictor(model)
-    image = np.ascontiguousarray(session["frames"][0].numpy()[:200, :])  # 256 wide, 200 high
-    predictor.set_image(image)
-    prediction = predictor.predict(box=[100, 100, 200, 180], multimask_output=False)
-    assert prediction.masks.shape == (1, 200, 256)
+    predictor.set_image(REFERENCE["images"][image_index]["image"].numpy())
+    return predictor
+
+
+@pytest.mark.parametrize("image_index, prediction_index", CASES,
+                         ids=[f"{REFERENCE['images'][i]['name']}-{REFERENCE['images'][i]['predictions'][j]['name']}"
+                              for i, j in CASES])
+def test_every_prompt_matches_the_official_image_predictor(model, image_index, prediction_index):  # noqa: F811
+    """Clicks, negative clicks, boxes, a box with a click, a previous mask as input; one mask or three."""
+    official = REFERENCE["images"][image_index]["predictions"][prediction_index]
+    mask_input = official.get("mask_input")
+    prediction = _predictor_for(model, image_index).predict(
+        points=official.get("point_coords"), labels=official.get("point_labels"), box=official.get("box"),
+        mask_input=None if mask_input is None else mask_input[0].numpy(),
+        multimask_output=official["multimask_output"])
+    np.testing.assert_allclose(prediction.iou_scores, official["iou_predictions"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(prediction.low_res_logits, official["low_res_logits"].numpy(), atol=LOGIT_TOLERANCE)
+    height, width = official["masks_shape"][1:]
+    official_masks = np.unpackbits(official["masks_packed"].numpy(), axis=-1, count=width).astype(bool)
+    np.testing.assert_array_equal(prediction.masks, official_masks, err_msg=official["name"])
 
 
 def test_bad_prompts(predictor):

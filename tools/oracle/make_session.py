@@ -19,9 +19,9 @@ Examples (run with the oracle venv's python):
   python make_session.py --flags sam2.1 --arch micro2 --script default \
       --frames 20 --seed 1 --out /work/oracle/sessions/sam2.1_micro2_default.pt
   python make_session.py --replay /work/shared/parity/sam2.1_micro_stream.pt
-  python make_session.py --image-predictor \
+  python make_session.py --image-predictor --compact \
       --weights-from /work/shared/parity/sam2.1_micro_stream.pt \
-      --out /work/oracle/sessions/image_predictor_micro.pt
+      --out tests/data/image_predictor_micro.pt
   PYTHONPATH=. python tools/oracle/make_session.py --amg --out tests/data/amg_reference.pt
 """
 
@@ -38,6 +38,31 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np
 import torch
+
+
+def _declare_missing_torchvision_ops():
+    """PyPI's torchvision wheels are built against CUDA torch: beside a CPU-only torch (the wheel
+    this project installs) their C ops do not load, and importing torchvision then fails while it
+    registers fake kernels for ``nms`` and ``qnms``. sam2 only uses torchvision's pure-Python
+    transforms, so declaring those two ops' schemas (no kernels) lets it import; nothing here
+    calls them."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        torch.ops.load_library(str(Path(spec.origin).parent / "_C.so"))
+        return None
+    except (OSError, RuntimeError):
+        library = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        return library  # kept alive: the declarations last as long as the Library object
+
+
+_TORCHVISION_OPS = _declare_missing_torchvision_ops()
 
 FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -1236,10 +1261,36 @@ def cmd_image_predictor(args):
         "image_size": S,
         "images": images,
     }
+    if args.compact:
+        session = _compact_image_reference(session)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(session, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)")
     return 0
+
+
+def _compact_image_reference(session):
+    """What tests/test_image_predictor.py and tests/test_image_encoder.py compare, small enough for
+    tests/data: no weights (they are the --weights-from session's, named in generated_with), no
+    full-size logits or encoder input (the masks, packed with numpy.packbits, and the low-resolution
+    logits carry the decoder's answer; the image carries the input), and of the encoder's outputs the
+    top level and the predictor's features."""
+    images = []
+    for image in session["images"]:
+        predictions = []
+        for result in image["predictions"]:
+            kept = {k: v for k, v in result.items() if k not in ("masks", "logits")}
+            kept["masks_packed"] = torch.from_numpy(np.packbits(result["masks"].numpy(), axis=-1))
+            kept["masks_shape"] = tuple(result["masks"].shape)
+            predictions.append(kept)
+        images.append({
+            "name": image["name"], "image": image["image"], "orig_hw": image["orig_hw"],
+            "vision_features": image["forward_image"]["vision_features"],
+            "image_embed": image["image_embed"], "high_res_feats": image["high_res_feats"],
+            "predictions": predictions,
+        })
+    kept = {k: v for k, v in session.items() if k not in ("state_dict", "images")}
+    return {**kept, "kind": "image_predictor_compact", "images": images}
 
 
 def _image_result(name, kw, masks, ious, low, logits):
@@ -1450,6 +1501,8 @@ def main(argv=None):
     p.add_argument(
         "--weights-from", default=None, help="session file whose model the image reference uses"
     )
+    p.add_argument("--compact", action="store_true",
+                   help="with --image-predictor: the small reference tests/data keeps (no weights, packed masks)")
     p.add_argument("--amg", action="store_true",
                    help="write the SAM2AutomaticMaskGenerator reference (tests/data/amg_reference.pt)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
