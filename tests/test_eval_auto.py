@@ -13,7 +13,9 @@ from sam2_model.train.procedural import ProceduralConfig, generate_video, write_
 from sam2_ros.evaluation import cli, davis
 from sam2_ros.evaluation.matching import max_weight_assignment
 from sam2_ros.evaluation.metrics import boundary_f, region_similarity
-from sam2_ros.evaluation.runner import InProcessRunner
+from sam2_ros.evaluation.runner import FramePrediction, InProcessRunner
+from sam2_ros.evaluation.scoring import score_auto
+from sam2_ros.evaluation.sequence import Frame, Sequence
 from sam2_ros.evaluation.sequence import object_ids_in
 from sam2_ros.evaluation.synthetic import synthetic_sequence
 
@@ -111,23 +113,114 @@ def test_first_frame_discovery_misses_the_late_object_and_reports_the_blob(tmp_p
                     runner=stub_runner(seq, 0)) == 0
     results = json.loads((out / "results.json").read_text())
     (sequence,) = results["sequences"]
+    # As many tracks as objects, so DAVIS pads nothing: the late object is assigned the leftover
+    # blob (track 3) and scored with its masks, though the blob never touches it.
     assert sequence["discovery"] == {"found": 2, "missed": 1, "spurious": 1, "tracks": 3,
-                                     "matches": {"1": 1, "2": 2}}
+                                     "matches": {"1": 1, "2": 2, "3": 3}}
     assert results["discovery"] == {"found": 2, "missed": 1, "spurious": 1, "tracks": 3}
-    # Found objects are tracked perfectly; the missed one is scored as an empty prediction on every
-    # annotated frame (DAVIS unsupervised scores all frames): J = F = 1 where it is absent, else 0.
     frames = list(seq)
     by_id = {o["obj_id"]: o for o in sequence["objects"]}
     assert by_id[1]["J_per_frame"] == [1.0] * len(frames) == by_id[2]["J_per_frame"]
-    empty = np.zeros(frames[0].size, bool)
-    expected_j = [region_similarity(empty, f.gt_labels == 3) for f in frames]
-    expected_f = [boundary_f(empty, f.gt_labels == 3) for f in frames]
+    blob = np.zeros(frames[0].size, bool)
+    blob[BLOB] = True
+    expected_j = [region_similarity(blob, f.gt_labels == 3) for f in frames]
+    expected_f = [boundary_f(blob, f.gt_labels == 3) for f in frames]
     assert by_id[3]["J_per_frame"] == pytest.approx(expected_j)
     assert by_id[3]["F_per_frame"] == pytest.approx(expected_f)
-    assert 0 < np.mean(expected_j) < 1
     assert results["summary"]["num_objects"] == 3
     assert "discovery: 2 of 3 object(s) found, 1 missed, 1 spurious track(s) of 3" in capsys.readouterr().out
     assert "Discovery: 2 found, 1 missed, 1 spurious" in (out / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- the assignment's weight
+SIZE = 64
+SQUARE_A = np.zeros((SIZE, SIZE), bool)
+SQUARE_A[8:28, 8:28] = True
+SQUARE_B = np.zeros((SIZE, SIZE), bool)
+SQUARE_B[36:56, 36:56] = True
+
+
+def outline(mask):
+    """The mask's one-pixel outline: on its boundary (F high), a fifth of its area (J low)."""
+    inside = mask.copy()
+    inside[1:-1, 1:-1] = mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:] & mask[1:-1, 1:-1]
+    return mask & ~inside
+
+
+def checkerboard(mask):
+    """Half the mask's pixels, every other one (J 0.5, but boundaries everywhere inside: F low)."""
+    rows, cols = np.indices(mask.shape)
+    return mask & ((rows + cols) % 2 == 0)
+
+
+def two_object_scene(tracks):
+    """Objects A (1) and B (2) on frame 0; on frame 1 only A (B hidden). Each track keeps its
+    mask on both frames; all tracks start on frame 0."""
+    labels_0 = SQUARE_A * 1 + SQUARE_B * 2
+    labels_1 = SQUARE_A * 1
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    frames = [Frame(i, image, i, labels.astype(np.uint8)) for i, labels in enumerate((labels_0, labels_1))]
+    sequence = Sequence.from_frames("scene", frames)
+    predictions = [FramePrediction(f, dict(tracks), tuple(tracks) if f.index == 0 else (), 1.0, 0.0)
+                   for f in frames]
+    return sequence, frames, predictions
+
+
+def best_assignment(weight, objects, tracks):
+    """Brute force: the object -> track map with the largest total weight (as many tracks as objects)."""
+    best = max(itertools.permutations(tracks, len(objects)),
+               key=lambda chosen: sum(weight(o, t) for o, t in zip(objects, chosen)))
+    return dict(zip(objects, best))
+
+
+def test_tracks_are_assigned_by_mean_j_and_f_and_a_track_that_never_touches_its_object_scores_it():
+    tracks = {1: checkerboard(SQUARE_A), 2: outline(SQUARE_A)}
+    sequence, frames, predictions = two_object_scene(tracks)
+
+    def mean_over_frames(metric, obj, track):
+        return np.mean([metric(tracks[track], f.gt_labels == obj) for f in frames])
+
+    def j_and_f(obj, track):
+        return (mean_over_frames(region_similarity, obj, track) + mean_over_frames(boundary_f, obj, track)) / 2
+
+    by_j = best_assignment(lambda o, t: mean_over_frames(region_similarity, o, t), [1, 2], [1, 2])
+    by_j_and_f = best_assignment(j_and_f, [1, 2], [1, 2])
+    assert by_j != by_j_and_f  # the scene separates the two weights
+    result = score_auto(sequence, predictions)
+    assert result.matches == by_j_and_f
+    # B's track never overlaps it (mean J 0): it still scores B, as DAVIS does, J and F 0 on both
+    # frames, where an empty prediction would have scored 1 on the frame B is hidden.
+    (b_track,) = [t for o, t in by_j_and_f.items() if o == 2]
+    b = next(o for o in result.objects if o.obj_id == 2)
+    assert b.j == pytest.approx([region_similarity(tracks[b_track], f.gt_labels == 2) for f in frames])
+    assert b.f == pytest.approx([boundary_f(tracks[b_track], f.gt_labels == 2) for f in frames])
+    assert region_similarity(np.zeros((SIZE, SIZE), bool), frames[1].gt_labels == 2) == 1.0
+    assert mean_over_frames(region_similarity, 2, b_track) == 0
+    assert result.discovery.as_dict() == {"found": 1, "missed": 1, "spurious": 1, "tracks": 2}
+
+
+def test_fewer_tracks_than_objects_are_padded_with_empty_masks():
+    # One track, on B's outline. The padding is an empty mask, which scores 1 on the frame B is
+    # hidden: DAVIS's weights give B the padding and A the track, though the track never touches A.
+    tracks = {7: outline(SQUARE_B)}
+    sequence, frames, predictions = two_object_scene(tracks)
+    empty = np.zeros((SIZE, SIZE), bool)
+
+    def j_and_f(obj, mask):
+        return np.mean([region_similarity(mask, f.gt_labels == obj) + boundary_f(mask, f.gt_labels == obj)
+                        for f in frames]) / 2
+
+    options = {2: j_and_f(2, tracks[7]) + j_and_f(1, empty), 1: j_and_f(1, tracks[7]) + j_and_f(2, empty)}
+    given_track = max(options, key=options.get)
+    padded = 3 - given_track
+    assert given_track == 1  # the case above: the padding outweighs the track on B
+    result = score_auto(sequence, predictions)
+    assert result.matches == {given_track: 7}
+    by_id = {o.obj_id: o for o in result.objects}
+    assert by_id[padded].j == pytest.approx([region_similarity(empty, f.gt_labels == padded) for f in frames])
+    assert by_id[given_track].j == pytest.approx(
+        [region_similarity(tracks[7], f.gt_labels == given_track) for f in frames])
+    assert result.discovery.as_dict() == {"found": 0, "missed": 2, "spurious": 1, "tracks": 1}
 
 
 def test_discover_every_finds_the_late_object(tmp_path, synthetic_davis):
@@ -172,7 +265,9 @@ def test_real_model_end_to_end_counts_are_consistent(tmp_path, capsys):
     truth_ids = sorted({i for labels in video.labels for i in object_ids_in(labels, None)})
     assert counts["found"] + counts["missed"] == len(truth_ids)
     assert counts["found"] + counts["spurious"] == counts["tracks"]
-    assert len(counts["matches"]) == counts["found"] == len(set(counts["matches"].values()))
+    # Every object is assigned a track while there are enough; found ones overlap theirs.
+    assert counts["found"] <= len(counts["matches"]) == min(len(truth_ids), counts["tracks"])
+    assert len(set(counts["matches"].values())) == len(counts["matches"])
     assert sorted(o["obj_id"] for o in sequence["objects"]) == truth_ids
     assert results["discovery"] == {k: counts[k] for k in ("found", "missed", "spurious", "tracks")}
     assert f"discovery: {counts['found']} of {len(truth_ids)} object(s) found" in capsys.readouterr().out

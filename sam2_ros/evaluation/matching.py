@@ -4,8 +4,8 @@
 Hungarian algorithm (Kuhn-Munkres with potentials, O(n^2 m)): it picks at most one column per
 row and one row per column, as many pairs as the smaller side allows, maximising the sum of
 the chosen weights. Used by ``sam2-eval --prompt auto`` as in the DAVIS unsupervised protocol,
-where the weight of (ground-truth object, track) is the track's mean J on that object over the
-sequence. scipy's ``linear_sum_assignment`` does the same; it is not a dependency of this project.
+where the weight of (ground-truth object, track) is (mean J + mean F) / 2 of the track on that
+object over the annotated frames. scipy's ``linear_sum_assignment`` does the same; it is not a dependency of this project.
 """
 
 from __future__ import annotations

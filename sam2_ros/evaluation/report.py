@@ -355,8 +355,9 @@ def markdown_report(
     discovery = discovery_total(sequences)
     if discovery is not None:
         lines += [
-            f"Discovery: {discovery.found} object(s) found, {discovery.missed} missed (scored as empty "
-            f"predictions), {discovery.spurious} spurious track(s) of {discovery.tracks}.",
+            f"Discovery: {discovery.found} object(s) found, {discovery.missed} missed (scored with a track "
+            f"that never overlaps them, or an empty prediction when the tracks ran out), {discovery.spurious} "
+            f"spurious track(s) of {discovery.tracks}.",
             "",
         ]
     if live is not None:

@@ -243,8 +243,9 @@ def _mean_over(objects: list[ObjectResult], pick: Callable[[ObjectResult], float
 class DiscoveryCounts:
     """How discovered tracks matched the ground truth (``--prompt auto``).
 
-    found: ground-truth objects matched to a track that overlaps them (mean J above 0); missed:
-    the other ground-truth objects; spurious: tracks matched to no object; tracks: all tracks.
+    found: ground-truth objects assigned a track that overlaps them (mean J above 0); missed: the
+    other ground-truth objects (assigned an empty padding, or a track that never touches them);
+    spurious: tracks standing for no found object; tracks: all tracks.
     """
 
     found: int = 0
@@ -269,7 +270,7 @@ class SequenceResult:
     timing: TimingStats
     worst: list[WorstFrame]  # lowest J&F first
     discovery: DiscoveryCounts | None = None  # --prompt auto only
-    matches: dict[int, int] | None = None  # --prompt auto: ground-truth object -> its track
+    matches: dict[int, int] | None = None  # --prompt auto: ground-truth object -> the track scored as it
 
     @property
     def j_mean(self) -> float | None:
@@ -535,15 +536,20 @@ def score_auto(
 ) -> SequenceResult:
     """Score discovered tracks against the ground truth as in the DAVIS unsupervised protocol.
 
-    Every track is compared with every ground-truth object on every annotated frame (a track not
-    yet started counts as empty); the one-to-one assignment maximising the sum of their mean J
-    (``matching.max_weight_assignment``) decides which track stands for which object. Pairs whose
-    mean J is 0 do not count as found. Each ground-truth object is then scored with its track's
-    masks on every annotated frame; a missed object is scored with an empty prediction (J and F 0
-    where it is visible, 1 where it is hidden, as DAVIS scores its empty proposals), so missed
-    objects pull the mean down. Tracks matched to no object are spurious.
+    As davis2017-evaluation's ``_evaluate_unsupervised``: every track is compared with every
+    ground-truth object on every annotated frame (a track not yet started counts as empty), J and
+    F; when there are fewer tracks than objects, empty predictions pad the tracks to as many as
+    the objects. The one-to-one assignment maximising the sum of (mean J + mean F) / 2
+    (``matching.max_weight_assignment``) decides which track (or padding) stands for which object,
+    and every object is scored with its track's masks on every annotated frame, also when they
+    never overlap it; an object assigned a padding is scored with an empty prediction (J and F 0
+    where it is visible, 1 where it is hidden).
+
+    The discovery counts describe the assignment: an object is *found* when its track overlaps
+    it (mean J above 0), *missed* otherwise (a padding, or a track that never touches it); a
+    track standing for no found object is *spurious*.
     """
-    buffered = []  # (frame, packed masks, track ids started on it, track_ms, prompt_ms)
+    buffered = []  # (frame, packed masks, track_ms, prompt_ms)
     tracks: list[int] = []
     for pred in predictions:
         buffered.append((pred.frame, _pack(pred.masks), pred.track_ms, pred.prompt_ms))
@@ -552,21 +558,27 @@ def score_auto(
             progress(1)
     annotated = [entry for entry in buffered if entry[0].gt_labels is not None]
     gt_ids = sorted({i for entry in annotated for i in object_ids_in(entry[0].gt_labels, sequence.void_label)})
-    # Mean J of every (ground-truth object, track) over the annotated frames.
-    j_sum = np.zeros((len(gt_ids), len(tracks)))
+    # Mean J and F of every (ground-truth object, track or padding) over the annotated frames; the
+    # paddings are all the same empty mask, so one column scores them all.
+    paddings = max(0, len(gt_ids) - len(tracks))
+    j_sum = np.zeros((len(gt_ids), len(tracks) + 1))
+    f_sum = np.zeros_like(j_sum)
     for frame, packed, _, _ in annotated:
         labels = frame.gt_labels
         void = None if sequence.void_label is None else labels == sequence.void_label
         empty = np.zeros(frame.size, dtype=bool)
-        track_masks = [_unpack(packed[t], frame.size) if t in packed else empty for t in tracks]
+        track_masks = [_unpack(packed[t], frame.size) if t in packed else empty for t in tracks] + [empty]
         for row, gt_id in enumerate(gt_ids):
             gt = labels == gt_id
             for col, mask in enumerate(track_masks):
                 j_sum[row, col] += region_similarity(mask, gt, void)
-    j_mean = j_sum / max(1, len(annotated))
-    matches = {
-        gt_ids[row]: tracks[col] for row, col in max_weight_assignment(j_mean) if j_mean[row, col] > 0
-    }
+                f_sum[row, col] += boundary_f(mask, gt, bound_th, void)
+    columns = list(range(len(tracks))) + [len(tracks)] * paddings
+    j_mean = j_sum[:, columns] / max(1, len(annotated))
+    f_mean = f_sum[:, columns] / max(1, len(annotated))
+    pairs = [(row, col) for row, col in max_weight_assignment((j_mean + f_mean) / 2) if col < len(tracks)]
+    matches = {gt_ids[row]: tracks[col] for row, col in pairs}
+    found = sum(1 for row, col in pairs if j_mean[row, col] > 0)
     first = buffered[0][0].index if buffered else 0
 
     def renamed() -> Iterator[FramePrediction]:
@@ -577,7 +589,7 @@ def score_auto(
     result = score_predictions(sequence, renamed(), bound_th, worst_k, every_annotated_frame=True)
     result.matches = matches
     result.discovery = DiscoveryCounts(
-        found=len(matches), missed=len(gt_ids) - len(matches), spurious=len(tracks) - len(matches), tracks=len(tracks)
+        found=found, missed=len(gt_ids) - found, spurious=len(tracks) - found, tracks=len(tracks)
     )
     return result
 
