@@ -393,6 +393,16 @@ def test_bad_arguments(tmp_path, bag, capsys):
     assert exc.value.code == 2  # argparse: the two sources exclude each other
 
 
+def test_repeated_sequence_is_refused(tmp_path, synthetic, capsys):
+    davis.write_sequence(tmp_path / "davis", "a", synthetic, image_format="png")
+    with pytest.raises(SystemExit) as exc:
+        eval_main(["--davis", str(tmp_path / "davis"), "--sequence", "a", "--sequence", "a", "--out",
+                   str(tmp_path / "out"), "--no-progress"], runner=StubRunner(FlawedTracker))
+    assert exc.value.code == 2
+    assert "--sequence a given more than once" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- the real tracker
 
 

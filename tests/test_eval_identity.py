@@ -218,3 +218,19 @@ def test_variants_share_features_and_equal_separate_runs(tmp_path, capsys):
             [(o["J_per_frame"], o["F_per_frame"]) for o in single]
     assert eval_main(common + ["--variant", "sideways", "--out", str(tmp_path / "bad")]) == 2
     assert "memory_policy 'sideways'" in capsys.readouterr().err
+
+
+def test_variant_policies_are_checked_before_the_model_and_exclude_memory_policy(tmp_path, capsys):
+    seq = synthetic_sequence(num_frames=3, height=32, width=32, occluded=(), late_object_from=100, unannotated=())
+    davis.write_sequence(tmp_path / "davis", "s", seq, image_format="png")
+    # A model that cannot be built: the bad second policy must be named first, not the model.
+    common = ["--davis", str(tmp_path / "davis"), "--model", str(tmp_path / "missing.yaml"), "--no-progress",
+              "--out", str(tmp_path / "out")]
+    assert eval_main(common + ["--variant", "official", "--variant", "robsut"]) == 2
+    err = capsys.readouterr().err
+    assert "memory_policy 'robsut'" in err and "cannot build model" not in err
+    with pytest.raises(SystemExit) as exc:
+        eval_main(common + ["--variant", "official", "--memory-policy", "robust"])
+    assert exc.value.code == 2
+    assert "--memory-policy and --variant exclude each other" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

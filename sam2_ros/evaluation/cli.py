@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="POLICY",
         help="score this memory policy (official, robust, robust:<components>); repeat to score several "
         "variants on the same frames in one run, each frame's image features computed once and shared "
-        "(exact); each variant's report goes to OUT/<policy>/",
+        "(exact); each variant's report goes to OUT/<policy>/, ':' and '/' in the policy written '_' "
+        "(robust:kalman -> OUT/robust_kalman/); excludes --memory-policy",
     )
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument(
@@ -369,6 +370,12 @@ def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
         parser.error("--discover-every must be >= 0 (0 = first frame only)")
     if args.discover_points_per_side is not None and args.discover_points_per_side < 1:
         parser.error("--discover-points-per-side must be at least 1")
+    if args.variant and args.memory_policy is not None:
+        parser.error("--memory-policy and --variant exclude each other: --variant names every policy to run")
+    # A sequence named twice would be scored twice, counting its objects twice in every mean.
+    repeated = sorted({name for name in args.sequence or [] if args.sequence.count(name) > 1})
+    if repeated:
+        parser.error(f"--sequence {', '.join(repeated)} given more than once (each sequence is scored once)")
     return run_command(PROG, lambda: run(args, runner), "no results written")
 
 

@@ -47,14 +47,17 @@ def build_variant_runners(spec: ModelSpec, memory_policies: list[str]) -> dict[s
     encoded once for every variant (exact: see ``variants``)."""
     from .variants import CachedTracker, FeatureCache
 
-    base = build_runner(spec)
-    cache = FeatureCache()
-    runners = {}
-    for policy in memory_policies:
-        tracking = dataclasses.replace(spec.tracking, memory_policy=policy)
+    # Every policy checked before the model is built: a typo in the last one should not cost a
+    # model load (or hide behind a model error).
+    trackings = {policy: dataclasses.replace(spec.tracking, memory_policy=policy) for policy in memory_policies}
+    for tracking in trackings.values():
         problems = tracking.problems()
         if problems:
             raise EvaluationInputError("invalid tracker options: " + "; ".join(problems))
+    base = build_runner(spec)
+    cache = FeatureCache()
+    runners = {}
+    for policy, tracking in trackings.items():
 
         def make_tracker(tracking=tracking):
             import sam2_model
