@@ -251,3 +251,42 @@ def test_malformed_frame_outcomes_are_named(runs, tmp_path, capsys, outcomes, me
     assert compare_main([str(runs["flawed"]), str(bad)]) == 2
     err = capsys.readouterr().err
     assert message in err and "object 1" in err
+
+
+def test_frame_outcomes_are_counted_against_the_scored_frames_without_a_frames_list(runs, tmp_path, capsys):
+    data = json.loads(runs["perfect"].read_text())
+    obj = data["sequences"][0]["objects"][0]
+    del obj["frames"]  # the length check must not lean on it
+    obj["frame_outcomes"] = obj["frame_outcomes"][:-1]
+    bad = tmp_path / "no_frames.json"
+    bad.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(bad)]) == 2
+    assert f"{len(obj['frame_outcomes'])} frame_outcomes for {obj['J']['num_frames']} scored frames" in \
+        capsys.readouterr().err
+
+
+def test_an_object_twice_in_one_file_is_refused(runs, tmp_path, capsys):
+    data = json.loads(runs["perfect"].read_text())
+    data["sequences"].append(data["sequences"][0])  # as a repeated --sequence wrote it
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps(data))
+    assert compare_main([str(runs["flawed"]), str(twice)]) == 2
+    name = data["sequences"][0]["name"]
+    assert f"sequence {name}: object {data['sequences'][0]['objects'][0]['obj_id']} appears more than once" in \
+        capsys.readouterr().err
+
+
+def test_header_names_each_run_s_memory_policy(runs, tmp_path, capsys):
+    # One file with the run's memory_policy field, one older --variant file naming it in its runner.
+    paths = []
+    for name, run in (("new", {"memory_policy": "official"}),
+                      ("old", {"runner": "in-process sam2_model.StreamingTracker on cpu (float32), memory_policy "
+                                         "robust,steady_size_ratio=2, image features shared by the variants"})):
+        data = json.loads(runs["perfect"].read_text())
+        data["run"].update(run)
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(data))
+    assert compare_main([str(p) for p in paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(l for l in lines if l.startswith("before: ")).endswith("memory_policy official)")
+    assert next(l for l in lines if l.startswith("after:  ")).endswith("memory_policy robust,steady_size_ratio=2)")

@@ -212,7 +212,10 @@ def test_variants_share_features_and_equal_separate_runs(tmp_path, capsys):
     for policy in ("official", "robust"):
         alone = tmp_path / f"alone_{policy}"
         assert eval_main(common + ["--memory-policy", policy, "--out", str(alone)]) == 0
-        shared = json.loads((tmp_path / "v" / policy / "results.json").read_text())["sequences"][0]["objects"]
+        shared_run = json.loads((tmp_path / "v" / policy / "results.json").read_text())
+        assert shared_run["run"]["memory_policy"] == policy
+        assert json.loads((alone / "results.json").read_text())["run"]["memory_policy"] == policy
+        shared = shared_run["sequences"][0]["objects"]
         single = json.loads((alone / "results.json").read_text())["sequences"][0]["objects"]
         assert [(o["J_per_frame"], o["F_per_frame"]) for o in shared] == \
             [(o["J_per_frame"], o["F_per_frame"]) for o in single]

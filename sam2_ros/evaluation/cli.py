@@ -277,7 +277,7 @@ def run_variants(args: argparse.Namespace, sequences: list[Sequence]) -> int:
                        image_topic=args.image_topic if args.bag is not None else None,
                        gt_topic=args.gt_topic if args.bag is not None else None, model=spec.config,
                        checkpoint=None if spec.checkpoint is None else str(spec.checkpoint), device=spec.device,
-                       dtype=spec.dtype)
+                       dtype=spec.dtype, memory_policy=policy)
         files = write_report(args.out / variant_folder_name(policy), info, summary, results[policy])
         print(f"{policy}: J&F {summary.jf_mean:.3f} (J {summary.j_mean:.3f}, F {summary.f_mean:.3f}) over "
               f"{summary.num_objects} object(s) in {summary.num_sequences} sequence(s); "
@@ -329,6 +329,7 @@ def run(args: argparse.Namespace, runner: Runner | None = None) -> int:
         checkpoint=None if model_spec is None or model_spec.checkpoint is None else str(model_spec.checkpoint),
         device=None if model_spec is None else model_spec.device,
         dtype=None if model_spec is None else model_spec.dtype,
+        memory_policy=None if model_spec is None else model_spec.tracking.memory_policy,
     )
     live = runner.live_summary() if args.live and hasattr(runner, "live_summary") else None
     files = write_report(args.out, info, summary, results, live=live)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -109,22 +110,28 @@ def load_run(path: Path) -> EvaluationRun:
             f"{path}: not a sam2-eval results.json of schema version {RESULTS_SCHEMA_VERSION} "
             f"(schema_version: {found!r})")
     objects: Dict[ObjectKey, ObjectScore] = {}
+    seen: set = set()
     missing: set = set()
     try:
         for sequence in _field(data, "sequences", str(path)):
             name = _field(sequence, "name", str(path))
             for obj in _field(sequence, "objects", f"{path}, sequence {name}"):
                 where = f"{path}, sequence {name}"
+                key = (str(name), int(_field(obj, "obj_id", where)))
+                # A repeated key would silently replace the first object's scores in the pairing.
+                if key in seen:
+                    raise EvaluationInputError(f"{where}: object {key[1]} appears more than once "
+                                               "(a sequence scored twice, or a merge of overlapping runs)")
+                seen.add(key)
                 jf = _field(obj, "JF_mean", where)
                 if jf is None:  # no scored frame: nothing to compare
                     continue
-                key = (str(name), int(_field(obj, "obj_id", where)))
                 counts = (VisibilityCounts(**{f: int(obj[f]) for f in VISIBILITY_FIELDS if f in obj})
                           if all(f in obj for f in VISIBILITY_FIELDS if f not in LATER_FIELDS) else None)
                 missing.update(f for f in LATER_FIELDS if f not in obj)
-                j_stats = _field(obj, "J", where) or {}
-                objects[key] = ObjectScore(float(jf), int(j_stats.get("num_frames", 0)), counts,
-                                           _frame_outcomes(obj, f"{where}, object {key[1]}"))
+                scored_frames = int((_field(obj, "J", where) or {}).get("num_frames", 0))
+                objects[key] = ObjectScore(float(jf), scored_frames, counts,
+                                           _frame_outcomes(obj, scored_frames, f"{where}, object {key[1]}"))
     except EvaluationInputError:
         raise
     except (TypeError, ValueError, AttributeError) as exc:
@@ -133,24 +140,37 @@ def load_run(path: Path) -> EvaluationRun:
         raise EvaluationInputError(f"{path}: no scored object")
     run = data.get("run") or {}
     description = ", ".join(f"{k} {run[k]}" for k in ("model", "checkpoint", "prompt") if run.get(k))
+    policy = _memory_policy(run)
+    if policy:  # two --variant runs differ in nothing else
+        description += (", " if description else "") + f"memory_policy {policy}"
     return EvaluationRun(path, description or str(run.get("runner", "")), str(run.get("source", "")), objects,
                          frozenset(missing))
+
+
+def _memory_policy(run: dict) -> Optional[str]:
+    """The run's memory policy: its ``memory_policy`` field, or in files older than that field the
+    one a --variant runner's description names ("..., memory_policy robust, ..."); None if neither."""
+    if run.get("memory_policy"):
+        return str(run["memory_policy"])
+    # A policy may carry settings after commas ("robust,steady_size_ratio=2"), never a space.
+    found = re.search(r"memory_policy (\S+?)(?:,\s|$)", str(run.get("runner", "")))
+    return found.group(1) if found else None
 
 
 OUTCOME_LETTERS = frozenset(outcome.value for outcome in FrameOutcome)
 
 
-def _frame_outcomes(obj: dict, where: str) -> Optional[str]:
+def _frame_outcomes(obj: dict, scored_frames: int, where: str) -> Optional[str]:
     """An object's ``frame_outcomes`` (None in results.json files older than them), checked: one
-    known letter per scored frame."""
+    known letter per scored frame (``scored_frames``, the count its J statistics were taken over)."""
     outcomes = obj.get("frame_outcomes")
     if outcomes is None:
         return None
     if not isinstance(outcomes, str) or not set(outcomes) <= OUTCOME_LETTERS:
         raise EvaluationInputError(f"{where}: frame_outcomes must be a string of the letters "
                                    f"{''.join(sorted(OUTCOME_LETTERS))}, got {outcomes!r:.60}")
-    if len(outcomes) != len(obj.get("frames", outcomes)):
-        raise EvaluationInputError(f"{where}: {len(outcomes)} frame_outcomes for {len(obj['frames'])} frames")
+    if len(outcomes) != scored_frames:
+        raise EvaluationInputError(f"{where}: {len(outcomes)} frame_outcomes for {scored_frames} scored frames")
     return outcomes
 
 

@@ -39,6 +39,7 @@ class RunInfo:
     checkpoint: str | None = None
     device: str | None = None
     dtype: str | None = None
+    memory_policy: str | None = None  # the in-process tracker's; None for other runners
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,8 @@ def markdown_report(
             f"| checkpoint | {_checkpoint_cell(run)} |",
             f"| device | {run.device} ({run.dtype}) |",
         ]
+    if run.memory_policy is not None:
+        lines.append(f"| memory policy | `{run.memory_policy}` |")
     lines += [
         f"| runner | {run.runner} |",
         f"| prompt | {run.prompt}, from each object's first ground-truth frame |"
