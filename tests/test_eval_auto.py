@@ -129,7 +129,12 @@ def test_first_frame_discovery_misses_the_late_object_and_reports_the_blob(tmp_p
     assert by_id[3]["F_per_frame"] == pytest.approx(expected_f)
     assert results["summary"]["num_objects"] == 3
     assert "discovery: 2 of 3 object(s) found, 1 missed, 1 spurious track(s) of 3" in capsys.readouterr().out
-    assert "Discovery: 2 found, 1 missed, 1 spurious" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Discovery: 2 found, 1 missed, 1 spurious" in report
+    # The report's method text follows the protocol that scored the run: every annotated frame.
+    assert "scored on every annotated frame, the first and the last included" in report
+    assert "leaving out the sequence's last annotated frame" not in report
+    assert all(len(o["frames"]) == len(frames) for o in sequence["objects"])
 
 
 # ----------------------------------------------------------------------------- the assignment's weight

@@ -467,3 +467,16 @@ def test_checkpoint_that_does_not_fit_exits_2(tmp_path, bag, capsys):
     err = capsys.readouterr().err
     assert "sam2-eval: error: cannot build model" in err and "sam2_micro.pt" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("bound_th", "phrase"), [("3", "matched within 3 pixels."),
+                                                  ("0.01", "matched within ceil(0.01 x image diagonal) pixels.")])
+def test_report_states_the_boundary_tolerance_as_scored(tmp_path, synthetic, bound_th, phrase):
+    # metrics.boundary_radius: a bound_th of 1 or more is pixels, below 1 a fraction of the diagonal.
+    davis.write_sequence(tmp_path / "davis", "a", synthetic, image_format="png")
+    out = tmp_path / "out"
+    assert eval_main(["--davis", str(tmp_path / "davis"), "--bound-th", bound_th, "--out", str(out),
+                      "--no-progress"], runner=StubRunner(FlawedTracker)) == 0
+    report = (out / "report.md").read_text()
+    assert phrase in report
+    assert "leaving out the sequence's last annotated frame" in report  # prompted runs: DAVIS semi-supervised

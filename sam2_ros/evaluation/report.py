@@ -404,15 +404,23 @@ def markdown_report(
             f"![worst frames of {seq.name}]({plot_dir}/{name}_worst_frames.png)",
             "",
         ]
+    # boundary_radius: a bound_th of 1 or more is a pixel count, below 1 a fraction of the diagonal.
+    tolerance = (f"{run.bound_th:g} pixels" if run.bound_th >= 1
+                 else f"ceil({run.bound_th} x image diagonal) pixels")
+    if run.prompt == "auto":  # score_auto: the DAVIS unsupervised protocol
+        frames = ("Each ground-truth object is scored on every annotated frame, the first and the last "
+                  "included (the DAVIS unsupervised protocol), with the masks of the track assigned to it. ")
+    else:
+        frames = ("Each object is scored on the annotated frames after the one it was prompted on, leaving "
+                  "out the sequence's last annotated frame (as the DAVIS and SA-V evaluators leave out the "
+                  "first and last frames). ")
     lines += [
         "## How the numbers are computed",
         "",
         "DAVIS definitions: J is the mask IoU (1 when truth and prediction are both empty); F is the "
-        "F-measure of boundary precision and recall, one-pixel boundaries matched within "
-        f"ceil({run.bound_th} x image diagonal) pixels. Recall is the fraction of frames above 0.5; decay "
-        "is the first quarter's mean minus the last quarter's. Each object is scored on the annotated frames "
-        "after the one it was prompted on, leaving out the sequence's last annotated frame (as the DAVIS and "
-        "SA-V evaluators leave out the first and last frames). Means are over objects; J&F = (J + F) / 2. "
+        f"F-measure of boundary precision and recall, one-pixel boundaries matched within {tolerance}. "
+        "Recall is the fraction of frames above 0.5; decay is the first quarter's mean minus the last "
+        "quarter's. " + frames + "Means are over objects; J&F = (J + F) / 2. "
         "ms/frame is the wall time of tracking one frame until its masks are on the host (prompting excluded).",
         "",
         "Visibility, on the same frames: an object is *hidden* on a frame where its true mask is empty, and "
