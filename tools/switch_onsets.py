@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 import sam2_model
+from sam2_model.robust_options import MemoryPolicyError, parse_memory_policy
 from sam2_model.transforms import resize_logits
 from sam2_ros.evaluation.davis import list_sequences, read_sequence
 from sam2_ros.evaluation.prompts import PromptKind, prompts_for_new_objects
@@ -65,7 +66,7 @@ def probed_tracking(model, policy: str, sequence, probe):
     frame (as ``sam2-eval``); ``probe(tracker, states, prediction)`` sees each frame's batched
     prediction before the policy acts and returns a dict by object id. Yields (frame, tracking
     result, that dict) per frame, before the frame's prompts are added."""
-    tracker = sam2_model.StreamingTracker(model, memory_policy=policy)
+    tracker = robust_tracker(model, policy)
     probed = {}
     original = tracker._apply_robust_policy
 
@@ -83,6 +84,28 @@ def probed_tracking(model, policy: str, sequence, probe):
             for prompt in prompts_for_new_objects(frame.gt_labels, prompted, PromptKind.MASK, sequence.void_label):
                 prompted.add(prompt.obj_id)
                 tracker.add_prompt(prompt.obj_id, **prompt.tracker_kwargs())
+
+
+def robust_policy(text: str) -> str:
+    """``--policy``'s type: a robust memory policy, as ``parse_memory_policy`` reads it."""
+    try:
+        options = parse_memory_policy(text)
+    except MemoryPolicyError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if options is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is the official policy: these studies record the model's output where a robust "
+            "policy acts (the tracker's _apply_robust_policy), which the official policy never calls")
+    return text
+
+
+def robust_tracker(model, policy: str) -> sam2_model.StreamingTracker:
+    """A tracker under ``policy``, refused unless robust: the studies patch _apply_robust_policy,
+    and under the official policy they would see nothing and print empty results."""
+    tracker = sam2_model.StreamingTracker(model, memory_policy=policy)
+    if tracker._robust is None:
+        raise ValueError(f"memory policy {policy!r} is not robust: nothing to record")
+    return tracker
 
 
 def _model_output(tracker, states, prediction):
@@ -164,9 +187,6 @@ def summarise(found) -> dict:
         count["all candidates switched"] += not any(f["candidate_not_switched"])
         count["object score < 1 at onset"] += f["object_score"] < 1
     return dict(count)
-
-
-
 
 
 def _box(mask: np.ndarray):
@@ -263,12 +283,14 @@ def competitors(frames, void_label, shares=(0.3, 0.5, 0.7), scores=(0.5, 1.0, 2.
 def study_parser(description: str, policy: str) -> argparse.ArgumentParser:
     """The arguments of a study over a DAVIS-format set (this tool's, tools/withheld_returns.py's and
     tools/scored_absent.py's):
-    the set, which of its sequences (``--first``, ``--count``) and the memory policy."""
+    the set, which of its sequences (``--first``, ``--count``) and the memory policy (a robust one:
+    ``robust_policy``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--davis", type=Path, required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=40)
-    parser.add_argument("--policy", default=policy)
+    parser.add_argument("--policy", type=robust_policy, default=policy,
+                        help=f"a robust memory policy (default: {policy})")
     return parser
 
 

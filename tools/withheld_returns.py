@@ -22,14 +22,14 @@ import sam2_model
 from sam2_model.return_evidence import covered_shares
 from sam2_model.transforms import resize_logits
 from sam2_ros.evaluation.prompts import PromptKind, prompts_for_new_objects
-from switch_onsets import owner, studied_sequences, study_parser
+from switch_onsets import owner, robust_tracker, studied_sequences, study_parser
 
 
 def track_with_decisions(model, policy: str, sequence):
     """Per frame: the ground truth, and per object (the policy's decision, the model's own mask
     at the frame's size, whether it is a re-appearance: called visible by the model after a frame
     the policy did not accept, whether return_onto_other's test holds)."""
-    tracker = sam2_model.StreamingTracker(model, memory_policy=policy)
+    tracker = robust_tracker(model, policy)
     seen = {}
     original = tracker._apply_robust_policy
 
