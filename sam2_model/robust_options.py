@@ -19,6 +19,8 @@ Torch-free, like ``tracker_options``: the ROS side validates the parameter witho
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import List
 
@@ -374,14 +376,32 @@ class RobustMemoryOptions:
     trim_margin: float = 0.0
 
     def problems(self) -> List[str]:
+        """Every invalid field, as sentences naming it; empty when all is well. Types are checked
+        first (a hand-built ``RobustMemoryOptions`` is not parsed), so that the range checks only
+        compare numbers; a NaN passes every ``<`` test, hence the explicit finiteness check."""
         found = []
-        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance",
-                     "reacquire_gate", "reacquire_max_growth", "anchor_max_distance", "cut_max_distance",
-                     "trim_max_distance", "trim_margin"):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in COMPONENTS:
+                if not isinstance(value, bool):
+                    found.append(f"{item.name} must be true or false, got {value!r}")
+            elif item.name in _WHOLE:
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                    found.append(f"{item.name} {value!r} must be a whole number >= 1")
+            elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+                found.append(f"{item.name} must be a number, got {value!r}")
+            elif not math.isfinite(value):
+                found.append(f"{item.name} {value} must be a finite number")
+        if found:
+            return found
+        for name in _DISTANCES:
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
-        for name in ("confirm_min_iou", "onto_other_min_share", "size_min_fill"):
+        for name in ("process_noise", "measurement_noise"):
+            if getattr(self, name) <= 0:
+                found.append(f"{name} {getattr(self, name)} must be > 0 (the Kalman filter's covariance is "
+                             f"singular without noise)")
+        for name in _SHARES:
             if not 0 <= getattr(self, name) <= 1:
                 found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
         if self.reacquire_min_score > 0:
@@ -391,10 +411,6 @@ class RobustMemoryOptions:
             found.append(f"size_decay {self.size_decay} must be within (0, 1]")
         if not 0 < self.colour_rate <= 1:
             found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
-        for name in ("appearance_slots", "appearance_interval", "cut_min_cells"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                found.append(f"{name} {value!r} must be a whole number >= 1")
         if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire or self.redetect) \
                 and not self.kalman:
             found.append("motion_gate, jump_gate, component_gate, reacquire and redetect need kalman (they compare "
@@ -411,6 +427,15 @@ class RobustMemoryOptions:
     @property
     def components(self) -> List[str]:
         return [name for name in COMPONENTS if getattr(self, name)]
+
+
+# The numeric fields by the range they must lie in (every float must also be finite; the object-score
+# logits, *_min_score, need nothing more: any finite logit is a threshold).
+_WHOLE = ("appearance_slots", "appearance_interval", "cut_min_cells")
+_DISTANCES = ("gate_distance", "gate_growth", "component_margin", "colour_max_distance", "colour_score_allowance",
+              "drift_max_distance", "reacquire_max_distance", "reacquire_gate", "reacquire_max_growth",
+              "anchor_max_distance", "cut_max_distance", "trim_max_distance", "trim_margin")
+_SHARES = ("min_iou", "appearance_min_iou", "confirm_min_iou", "onto_other_min_share", "size_min_fill")
 
 
 def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":

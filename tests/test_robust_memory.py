@@ -175,6 +175,56 @@ def test_memory_policy_names():
         TrackerOptions(memory_policy="fast").check()
 
 
+
+@pytest.mark.parametrize("setting, message", [
+    # NaN passes every "< 0" test; it made every predicted box NaN (measurement_noise) or refused
+    # every return (gate_distance) without a word.
+    ("measurement_noise=nan", "measurement_noise nan must be a finite number"),
+    ("gate_distance=nan", "gate_distance nan must be a finite number"),
+    ("gate_distance=inf", "gate_distance inf must be a finite number"),
+    ("redetect_min_score=nan", "redetect_min_score nan must be a finite number"),
+    ("reacquire_min_score=-inf", "reacquire_min_score -inf must be a finite number"),
+    # Zero noise on both sides made the filter's innovation singular (LinAlgError mid-frame).
+    ("measurement_noise=0,process_noise=0", "measurement_noise 0.0 must be > 0"),
+    ("process_noise=0", "process_noise 0.0 must be > 0"),
+    # Predicted IoUs lie in [0, 1]: a bar outside it takes every frame or none.
+    ("min_iou=-5", "min_iou -5.0 must be within \\[0, 1\\]"),
+    ("appearance_min_iou=7", "appearance_min_iou 7.0 must be within \\[0, 1\\]"),
+    ("min_object_score=nan", "min_object_score nan must be a finite number"),
+    ("appearance_min_score=inf", "appearance_min_score inf must be a finite number"),
+    ("return_min_score=nan", "return_min_score nan must be a finite number"),
+    ("confirm_min_score=nan", "confirm_min_score nan must be a finite number"),
+    ("onto_other_min_score=-inf", "onto_other_min_score -inf must be a finite number"),
+])
+def test_memory_policy_refuses_thresholds_that_are_not_finite_or_out_of_range(setting, message):
+    with pytest.raises(MemoryPolicyError, match=message):
+        parse_memory_policy("robust," + setting)
+    with pytest.raises(TrackerOptionsError, match=message):
+        TrackerOptions(memory_policy="robust," + setting).check()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"gate_distance": "3"}, "gate_distance must be a number, got '3'"),
+    ({"gate_distance": None}, "gate_distance must be a number, got None"),
+    ({"min_iou": True}, "min_iou must be a number, got True"),
+    ({"kalman": 1}, "kalman must be true or false, got 1"),
+    ({"appearance_slots": 2.0}, "appearance_slots 2.0 must be a whole number >= 1"),
+    ({"min_iou": float("nan")}, "min_iou nan must be a finite number"),
+])
+def test_hand_built_robust_options_are_type_checked(model, fields, message):
+    """A RobustMemoryOptions built in code is not parsed: its fields' types are checked (a string
+    or None gave a TypeError at the first comparison), and the tracker refuses it by name."""
+    options = RobustMemoryOptions(**fields)
+    assert options.problems() == [message]
+    with pytest.raises(TrackerOptionsError, match=f"invalid robust_options: {message}"):
+        sam2_model.StreamingTracker(model, memory_policy="robust", robust_options=options)
+
+
+def test_numpy_numbers_are_numbers():
+    # numpy scalars (a value read from an array) are real numbers like Python's.
+    assert RobustMemoryOptions(gate_distance=np.float32(2.5), appearance_slots=np.int64(2)).problems() == []
+
+
 # ---------------------------------------------------------------- the tracker
 
 
