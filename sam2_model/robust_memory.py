@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -517,13 +517,3 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
                                  float(row[-1]) if colour_ceiling is not None else math.inf))
     return found
 
-
-@dataclass
-class RobustFrame:
-    """The policy's answer for every object of one frame, in the tracker's object order."""
-
-    decisions: List[Decision] = field(default_factory=list)
-
-    @property
-    def rejected_rows(self) -> List[int]:
-        return [row for row, d in enumerate(self.decisions) if not d.accepted]

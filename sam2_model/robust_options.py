@@ -8,7 +8,7 @@
   colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure), at
   their default thresholds;
 * ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
-* ``"robust+appearance_memory"``: the default components plus the named (opt-in) ones;
+* ``"robust+colour_trim"``: the default components plus the named (opt-in) ones;
 * ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
   (``,name=value``; ``robust,min_iou=0.3`` keeps the default components; whole numbers for
   the integer ones, ``appearance_slots=3``).
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 from dataclasses import dataclass, fields
 from typing import List
 
@@ -435,6 +436,7 @@ _WHOLE = ("appearance_slots", "appearance_interval", "cut_min_cells")
 _DISTANCES = ("gate_distance", "gate_growth", "component_margin", "colour_max_distance", "colour_score_allowance",
               "drift_max_distance", "reacquire_max_distance", "reacquire_gate", "reacquire_max_growth",
               "anchor_max_distance", "cut_max_distance", "trim_max_distance", "trim_margin")
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 _SHARES = ("min_iou", "appearance_min_iou", "confirm_min_iou", "onto_other_min_share", "size_min_fill")
 
 
@@ -445,11 +447,15 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     (``robust:motion_gate`` is ``kalman+motion_gate``)."""
     if not isinstance(text, str):
         raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
+    # Spaces around any name, component, threshold or value are dropped alike (a space was refused
+    # before a threshold's name but taken after its value).
     head, *settings = text.split(",")
     name, separator, listed = head.partition(":")
+    name = name.strip()
     if name == OFFICIAL and not separator and not settings:
         return None
     name, plus, added = name.partition("+")
+    name = name.strip()
     if name != ROBUST or (plus and separator):
         raise MemoryPolicyError(f"memory_policy {text!r} must be one of {', '.join(MEMORY_POLICIES)}, or "
                                 f"robust:<components> or robust+<components> with components from "
@@ -468,10 +474,11 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
 
 
 def _named_components(listed: str, text: str) -> List[str]:
-    chosen = [part for part in listed.split("+") if part]
-    unknown = [part for part in chosen if part not in COMPONENTS]
-    if unknown or not chosen:
-        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
+    # Every "+" must join two names: "robust:kalman+" (a name left out?) is refused, not read as kalman.
+    chosen = [part.strip() for part in listed.split("+")]
+    unknown = [part or "(an empty name)" for part in chosen if part not in COMPONENTS]
+    if unknown:
+        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(COMPONENTS)}")
     return chosen
 
@@ -482,10 +489,15 @@ def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: st
     values = {}
     for setting in settings:
         key, equals, value = setting.partition("=")
+        key, value = key.strip(), value.strip()
         if key not in thresholds or not equals:
             raise MemoryPolicyError(f"memory_policy {text!r}: {setting!r} is not threshold=value with a threshold "
                                     f"from {', '.join(thresholds)}")
         try:
+            # Python's int and float also read "1_0" as 10 and non-ASCII digits; a threshold is
+            # written in plain decimal (or nan/inf, refused below by name as not finite).
+            if not value.isascii() or "_" in value or (key in whole and not _WHOLE_NUMBER.fullmatch(value)):
+                raise ValueError(value)
             values[key] = int(value) if key in whole else float(value)
         except ValueError:
             kind = "a whole number" if key in whole else "a number"
@@ -496,6 +508,3 @@ def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: st
         raise MemoryPolicyError(f"memory_policy {text!r}: " + "; ".join(problems))
     return options
 
-
-def robust_option_names() -> List[str]:
-    return [item.name for item in fields(RobustMemoryOptions)]

@@ -176,6 +176,26 @@ def test_memory_policy_names():
 
 
 
+def test_memory_policy_text_is_read_strictly_and_spaces_alike():
+    # A dangling "+" is a name left out, not a shorter list.
+    for bad in ("robust:kalman+", "robust:kalman++motion_gate", "robust+", "robust+colour_trim+"):
+        with pytest.raises(MemoryPolicyError, match="unknown component\\(s\\) \\(an empty name\\)"):
+            parse_memory_policy(bad)
+    # Python's int and float read "1_0" as 10 (and Arabic-Indic digits as digits).
+    with pytest.raises(MemoryPolicyError, match="gate_distance needs a number, got '1_0'"):
+        parse_memory_policy("robust,gate_distance=1_0")
+    with pytest.raises(MemoryPolicyError, match="appearance_slots needs a whole number, got '1_0'"):
+        parse_memory_policy("robust,appearance_slots=1_0")
+    with pytest.raises(MemoryPolicyError, match="appearance_slots needs a whole number"):
+        parse_memory_policy("robust,appearance_slots=\u0663")
+    # Spaces around a name or value count for nothing, before a threshold as after its value.
+    spaced = parse_memory_policy("robust, gate_distance = 2 ,appearance_slots= 2")
+    assert (spaced.gate_distance, spaced.appearance_slots) == (2.0, 2)
+    assert spaced == parse_memory_policy("robust,gate_distance=2,appearance_slots=2")
+    assert parse_memory_policy("robust : kalman + motion_gate") == parse_memory_policy("robust:kalman+motion_gate")
+    assert parse_memory_policy(" official ") is None
+
+
 @pytest.mark.parametrize("setting, message", [
     # NaN passes every "< 0" test; it made every predicted box NaN (measurement_noise) or refused
     # every return (gate_distance) without a word.
