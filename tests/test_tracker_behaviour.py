@@ -207,3 +207,38 @@ def test_correction_on_current_frame_sees_full_memory_windows(model, session):
                                 config.max_cond_frames_in_attn, True, True)
     assert len(selection.spatial) == 1 + (config.num_maskmem - 1)  # the first prompt + 6 recent frames
     assert len(selection.pointers) == 1 + (config.max_obj_ptrs_in_encoder - 1)
+
+
+def test_a_model_without_object_pointers_attends_num_maskmem_minus_one_recent_frames(model, session):  # noqa: F811
+    """With ``use_obj_ptrs_in_encoder`` off (ModelConfig's default; the released configs turn it on)
+    the pointer window is 0, and every recent memory was dropped after one frame: the next frame
+    attended 1 recent spatial memory. The official predictor's loop over recent frames
+    (``SAM2Base._prepare_memory_conditioned_features``: ``for t_pos in range(1, num_maskmem)``)
+    does not depend on pointers: it attends the conditioning frames and ``num_maskmem - 1`` recent
+    ones. (sam2 1.1.0 itself cannot run such a model in its video predictor: without object
+    scores its memory attention gets bfloat16 memories and float weights; with them it reads a
+    ``no_obj_ptr`` it never built. So this counts memories instead of replaying an oracle session.)"""
+    import dataclasses
+
+    from sam2_model.memory_bank import gather_memories
+    from sam2_model.sam2 import SAM2Model
+
+    config = dataclasses.replace(model.config, use_obj_ptrs_in_encoder=False, fixed_no_obj_ptr=False)
+    no_pointers = SAM2Model(config)
+    loaded = no_pointers.load_state_dict(model.state_dict(), strict=False)
+    # Only the pointer-making parts are left over (the official model builds them only with pointers).
+    assert loaded.missing_keys == [] and all("ptr" in key or key.startswith("mask_downsample.")
+                                             for key in loaded.unexpected_keys)
+    no_pointers.eval()
+    frames = session_frames(session)
+    tracker = prompted_tracker(no_pointers, frames)
+    for index in range(1, 10):
+        tracker.track(frames[index])
+    states = [tracker._objects[obj_id] for obj_id in (1, 2)]
+    batch = gather_memories(no_pointers, states, 10, tracker._memory_pos)
+    grid = no_pointers.embedding_size ** 2
+    expected_frames = 1 + config.num_maskmem - 1  # the prompt on frame 0, frames 4 .. 9
+    assert batch.tokens.shape[1] == expected_frames * grid  # spatial tokens only, no pointer tokens
+    assert batch.valid is None or bool(batch.valid.all())
+    # Kept: frame 3 too (a correction on frame 9 attends frames 3 .. 8).
+    assert [sorted(s.recent) for s in states] == [list(range(10 - config.num_maskmem, 10))] * 2
