@@ -210,7 +210,8 @@ class StreamingTracker:
         return self._result()
 
     def remove_object(self, obj_id: int) -> None:
-        if obj_id not in self._objects:
+        # True and 1.0 equal 1 as dict keys: only an int (add_prompt's ids) names an object.
+        if isinstance(obj_id, bool) or not isinstance(obj_id, int) or obj_id not in self._objects:
             raise UnknownObjectError(f"unknown object id {obj_id}; tracked ids are {self.obj_ids}")
         del self._objects[obj_id]
 
@@ -265,6 +266,8 @@ class StreamingTracker:
             raise TrackingError("no frame yet: call track(frame) before add_prompt()")
         if isinstance(obj_id, bool) or not isinstance(obj_id, int):
             raise PromptError(f"obj_id must be an int, got {obj_id!r}")
+        if not isinstance(clear_old_points, bool):  # "no" would be taken as true
+            raise PromptError(f"clear_old_points must be true or false, got {clear_old_points!r}")
         if points is None and labels is None and box is None and mask is None:
             raise PromptError("empty prompt: give points with labels, a box, or a mask")
         if mask is not None and (points is not None or labels is not None or box is not None):

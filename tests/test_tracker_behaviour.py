@@ -51,6 +51,16 @@ BAD_PROMPTS = [
     (dict(mask=np.ones((100, 100), dtype=bool)), PromptError, "frame's size"),
     (dict(mask=np.ones((256, 256, 3), dtype=bool)), PromptError, "2-D"),
     (dict(mask=np.ones((256, 256), dtype=bool), points=[[1.0, 1.0]], labels=[1]), PromptError, "cannot be combined"),
+    # A string iterated into the box [1, 2, 3, 4]; a bare label read as "1 points but 1 labels";
+    # an object or string mask raised a bare TypeError; "no" was taken as true.
+    (dict(box="1234"), PromptError, "box must be 4 numbers .* got a str"),
+    (dict(box=b"1234"), PromptError, "box must be 4 numbers .* got a bytes"),
+    (dict(box={"x0": 1, "y0": 2, "x1": 3, "y1": 4}), PromptError, "box must be 4 numbers .* got a dict"),
+    (dict(points=[[10.0, 10.0]], labels=1), PromptError, "labels must be a sequence of labels, one per point"),
+    (dict(mask=np.full((256, 256), None)), PromptError, "mask must be a bool or numeric HxW array, got dtype object"),
+    (dict(mask=np.full((256, 256), "a")), PromptError, "mask must be a bool or numeric HxW array, got dtype <U1"),
+    (dict(points=[[10.0, 10.0]], labels=[1], clear_old_points="no"), PromptError,
+     "clear_old_points must be true or false, got 'no'"),
 ]
 
 
@@ -98,6 +108,10 @@ def test_unknown_object_and_bad_ids(model, session):
         tracker.remove_object(42)
     with pytest.raises(PromptError, match="obj_id must be an int"):
         tracker.add_prompt("one", points=[[1, 1]], labels=[1])
+    # True and 1.0 equal 1 as dict keys: they removed object 1, while add_prompt refuses them.
+    for bad in (True, 1.0, "1"):
+        with pytest.raises(UnknownObjectError, match=f"unknown object id {bad}"):
+            tracker.remove_object(bad)
     assert tracker.obj_ids == [1, 2]
 
 
