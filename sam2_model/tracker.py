@@ -313,13 +313,17 @@ class StreamingTracker:
 
     def memory_bytes(self) -> int:
         """Total bytes of every tensor the tracker holds between frames (the memory bank,
-        current outputs and the current frame's features)."""
+        current outputs, the current frame's features and, under the robust policy, its colour
+        grid, the exposure's ceiling and the stream's first brightness)."""
         tensors: List[torch.Tensor] = []
         for state in self._objects.values():
             tensors += state.tensors()
         if self._frame is not None:
             f = self._frame.features
             tensors += [f.image_embed, f.image_pos] + list(f.high_res)
+            tensors += [t for t in (self._frame.colours, self._frame.colour_ceiling) if t is not None]
+        if self._exposure.level is not None:
+            tensors.append(self._exposure.level)
         if self._memory_pos is not None:
             tensors.append(self._memory_pos)
         return sum(t.numel() * t.element_size() for t in tensors)

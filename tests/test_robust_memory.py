@@ -279,6 +279,22 @@ def test_filter_alone_changes_no_output(model, session):
     assert (False, False) in cases or (True, False) in cases, cases
 
 
+def test_memory_bytes_counts_the_colour_grid(model, session):
+    """memory_bytes promises every tensor held between frames: the colour grid the colour
+    components measure under masks is one (3 x S/4 x S/4 float32). A colour check that refuses
+    nothing (distance 10,000) changes no mask nor memory of robust:kalman: the grid is the difference."""
+    frames = session_frames(session)
+    watcher, _ = run_prompted(model, frames, 6, memory_policy="robust:kalman")
+    measuring, _ = run_prompted(model, frames, 6, memory_policy="robust:kalman+colour_check,colour_max_distance=10000")
+    assert measuring._frame.colours is not None and watcher._frame.colours is None
+    grid = 3 * (model.config.image_size // 4) ** 2 * 4
+    assert measuring.memory_bytes() - watcher.memory_bytes() == grid
+    # With exposure, its ceiling and the stream's first brightness too (0-dim float32 each).
+    exposed, _ = run_prompted(model, frames, 6,
+                              memory_policy="robust:kalman+colour_check+exposure,colour_max_distance=10000")
+    assert exposed.memory_bytes() - watcher.memory_bytes() == grid + 2 * 4
+
+
 def test_robust_memory_stays_within_the_official_bound(model, session):
     frames = session_frames(session)
     official, _ = run_prompted(model, frames, 40)
@@ -289,7 +305,9 @@ def test_robust_memory_stays_within_the_official_bound(model, session):
     one = max((m.features.numel() * m.features.element_size() + m.obj_ptr.numel() * m.obj_ptr.element_size()
                for s in robust._objects.values() for m in s.robust.appearance.entries.values()), default=0)
     assert extra <= len(robust._objects) * slots * one
-    assert robust.memory_bytes() <= official.memory_bytes() + len(robust._objects) * slots * one
+    # The colour grid (float32, 3 channels on the mask grid) and two 0-dim exposure values beside it.
+    colours = 3 * (model.config.image_size // 4) ** 2 * 4 + 2 * 4
+    assert robust.memory_bytes() <= official.memory_bytes() + len(robust._objects) * slots * one + colours
     for state in robust._objects.values():
         assert len(state.recent) <= model.config.max_obj_ptrs_in_encoder
         assert len(state.robust.appearance.entries) <= slots
