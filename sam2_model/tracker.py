@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 # Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
+from .appearance_memory import attended_places
 from .colour_check import ExposureReference, frame_colour_grid
 from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
@@ -472,7 +473,7 @@ class StreamingTracker:
         robust = state.robust
         if robust is None or robust.appearance is None or not robust.hidden:
             return []
-        return robust.appearance.newest_first()[:max(self._spatial_window - 1, 0)]
+        return robust.appearance.newest_first()[:attended_places(self.model.config.num_maskmem)]
 
     def _remember_memory_positions(self, positions: torch.Tensor) -> None:
         if self._memory_pos is None:
