@@ -198,8 +198,9 @@ class RobustMemoryOptions:
         measurement_noise: Kalman: standard deviation of a mask box's centre and size, as a
             fraction of the box size.
         appearance_slots: appearance memory: memories kept per object, and places of the
-            recent-memory window they take while it is hidden (the newest of them, at most the
-            model's window less one: the newest, absence, memory always stays).
+            recent-memory window they take while it is hidden (at most the model's window less
+            one, ``num_maskmem - 2``: the newest, absence, memory always stays; no more than that
+            are kept, as no more would ever be attended).
         appearance_interval: appearance memory: least frames between two memories taken (a
             confident frame is taken once this many frames passed since the last one, or since
             the prompt), so that the memories span the object's recent looks.
