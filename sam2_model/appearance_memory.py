@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from .memory_bank import FrameMemory
 
 
+def attended_places(num_maskmem: int) -> int:
+    """How many appearance memories a hidden object attends to: the recent window
+    (``num_maskmem - 1`` frames) less its newest frame, the absence evidence the model needs. More
+    would only be stored, never read."""
+    return max(num_maskmem - 2, 0)
+
+
 @dataclass
 class AppearanceMemory:
     """Up to ``slots`` memories of confidently visible frames, at least ``interval`` frames apart.

@@ -1,9 +1,10 @@
 """Colour evidence for the robust policy's ``colour_check`` (issue 25, round 10): a training-free
 appearance cue. ``StreamingTracker`` turns each prepared frame into a colour grid the size of the
 model's low-resolution mask grid once (``frame_colour_grid``), and measures the mean colour under
-every object's mask in one batched pass (``mask_colours``); ``robust_memory.decide`` keeps each
-object's remembered colour (an exponential moving average over its confidently visible frames)
-and compares a re-appearance's colour with it (``colour_distance``).
+every object's mask in one batched pass (``mask_colours``, from ``robust_step.apply_robust_policy``);
+``robust_memory.judge`` compares a re-appearance's colour with each object's remembered one
+(``colour_distance``), and ``robust_memory.settle`` keeps that colour up to date (an exponential
+moving average over its confidently visible frames).
 
 Why: most identity switches on the generated videos (docs/benchmarks.md, rounds 8-9) are a hidden
 object re-appearing onto another tracked target, or sliding onto it; there the targets have

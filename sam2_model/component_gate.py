@@ -1,7 +1,7 @@
 """The robust policy's component gate (issue 25, round 8): a mask's connected parts far from where
-its object is expected are dropped before the frame's memory is encoded. ``StreamingTracker``
-calls ``keep_components_near`` once per frame for every object at once, under ``robust`` with
-the ``component_gate`` component.
+its object is expected are dropped before the frame's memory is encoded.
+``robust_step.apply_robust_policy`` calls ``keep_components_near`` once per frame for every object
+at once, under ``robust`` with the ``component_gate`` component.
 
 Why: where an identity switch starts, the small model's mask has usually already spread onto
 the other object (tools/switch_onsets.py: on dev 0-39, 17 of 18 switches of an object called

@@ -98,10 +98,12 @@ class ObjectMemory:
 
         A correction on the current frame attends to frames ``current - window`` .. ``current - 1``,
         the next frame to ``current - window + 1`` .. ``current``: so ``window + 1`` entries stay.
+        An entry goes only once it is outside both windows: a model without pointers (pointer
+        window 0) still attends ``num_maskmem - 1`` recent frames' features, as the official one does.
         """
         for frame_index in list(self.recent):
             age = current_frame - frame_index
-            if age > pointer_window:
+            if age > max(pointer_window, spatial_window):
                 del self.recent[frame_index]
             elif age > spatial_window:
                 self.recent[frame_index].features = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -25,6 +26,8 @@ def validate_points(points: Optional[Sequence[Sequence[float]]], labels: Optiona
         raise PromptError("points is empty")
     if point_array.ndim != 2 or point_array.shape[1] != 2:
         raise PromptError(f"points must have shape [N, 2] (x, y), got {list(point_array.shape)}")
+    if label_array.ndim != 1:  # a bare 1 read as "1 points but 1 labels"
+        raise PromptError(f"labels must be a sequence of labels, one per point, got {labels!r}")
     if label_array.ndim != 1 or label_array.shape[0] != point_array.shape[0]:
         raise PromptError(f"{point_array.shape[0]} points but {label_array.size} labels: give one label per point")
     if not np.all(np.isfinite(point_array)):
@@ -40,6 +43,9 @@ def validate_points(points: Optional[Sequence[Sequence[float]]], labels: Optiona
 
 def validate_box(box: Sequence[float], frame_hw: Tuple[int, int]) -> torch.Tensor:
     """A box ``[x0, y0, x1, y1]`` in pixels, inside the frame, with x0 <= x1 and y0 <= y1."""
+    # A string iterates into digits ("1234" was the box [1, 2, 3, 4]), a mapping into its keys.
+    if isinstance(box, (str, bytes, Mapping)):
+        raise PromptError(f"box must be 4 numbers [x0, y0, x1, y1], got a {type(box).__name__}: {box!r}")
     try:
         values = [float(v) for v in box]
     except (TypeError, ValueError) as error:
@@ -59,7 +65,12 @@ def validate_box(box: Sequence[float], frame_hw: Tuple[int, int]) -> torch.Tenso
 
 def validate_mask(mask, frame_hw: Tuple[int, int]) -> torch.Tensor:
     """A mask prompt: bool (or 0/1) ``H x W`` at the frame's size -> bool tensor."""
-    tensor = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    if not isinstance(mask, torch.Tensor):
+        mask = np.asarray(mask)
+        # bool, integer or float only: torch cannot take object or string arrays (a bare TypeError).
+        if mask.dtype.kind not in "biuf":
+            raise PromptError(f"mask must be a bool or numeric HxW array, got dtype {mask.dtype}")
+    tensor = torch.as_tensor(mask)
     if tensor.dim() != 2:
         raise PromptError(f"mask must be a 2-D HxW array, got shape {list(tensor.shape)}")
     if tuple(tensor.shape) != tuple(frame_hw):

@@ -1,6 +1,6 @@
 """Evidence about a re-appearance for the robust policy's return checks (issue 25, round 9):
-``StreamingTracker`` calls ``covered_shares`` once per frame for all objects (``return_onto_other``),
-``robust_memory.decide`` calls ``box_iou`` (``confirmed_return``).
+``robust_step.apply_robust_policy`` calls ``covered_shares`` once per frame for all objects
+(``return_onto_other``), ``robust_memory.judge`` calls ``box_iou`` (``confirmed_return``).
 
 Why: round 8 (docs/benchmarks.md) found that 14 of 32 switch onsets on dev 0-39 are re-appearances
 of a hidden object onto another tracked object, most with a low object score, while a gate on the

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -184,12 +184,15 @@ class RobustObjectState:
         """The last frame did not accept the object as visible."""
         return self.frames_hidden > 0
 
-    def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions, on_edge: bool = False) -> None:
+    def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions, on_edge: bool = False,
+              attended: Optional[int] = None) -> None:
         """Start the filter from the prompted frame's mask box (nothing when it is empty;
-        ``on_edge``: that box touches the frame's edge)."""
+        ``on_edge``: that box touches the frame's edge). ``attended``: how many appearance memories
+        the tracker attends to (``appearance_memory.attended_places``); no more are kept."""
         self.needs_prompt_box = False
         if options.appearance_memory and self.appearance is None:
-            self.appearance = AppearanceMemory(options.appearance_slots, options.appearance_interval)
+            slots = options.appearance_slots if attended is None else min(options.appearance_slots, attended)
+            self.appearance = AppearanceMemory(slots, options.appearance_interval)
         if box is not None and options.kalman:
             self.kalman = BoxKalman(box, options.process_noise, options.measurement_noise)
             self._accept_box(box, options, on_edge)
@@ -517,13 +520,3 @@ def observations(prediction_logits: torch.Tensor, object_scores: torch.Tensor, i
                                  float(row[-1]) if colour_ceiling is not None else math.inf))
     return found
 
-
-@dataclass
-class RobustFrame:
-    """The policy's answer for every object of one frame, in the tracker's object order."""
-
-    decisions: List[Decision] = field(default_factory=list)
-
-    @property
-    def rejected_rows(self) -> List[int]:
-        return [row for row, d in enumerate(self.decisions) if not d.accepted]

@@ -8,7 +8,7 @@
   colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure), at
   their default thresholds;
 * ``"robust:kalman+motion_gate"``: only the named components (``+``-separated), for ablations;
-* ``"robust+appearance_memory"``: the default components plus the named (opt-in) ones;
+* ``"robust+colour_trim"``: the default components plus the named (opt-in) ones;
 * ``"robust:motion_gate,gate_distance=3,gate_growth=1"``: thresholds after the components
   (``,name=value``; ``robust,min_iou=0.3`` keeps the default components; whole numbers for
   the integer ones, ``appearance_slots=3``).
@@ -19,6 +19,9 @@ Torch-free, like ``tracker_options``: the ROS side validates the parameter witho
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
 from dataclasses import dataclass, fields
 from typing import List
 
@@ -195,8 +198,9 @@ class RobustMemoryOptions:
         measurement_noise: Kalman: standard deviation of a mask box's centre and size, as a
             fraction of the box size.
         appearance_slots: appearance memory: memories kept per object, and places of the
-            recent-memory window they take while it is hidden (the newest of them, at most the
-            model's window less one: the newest, absence, memory always stays).
+            recent-memory window they take while it is hidden (at most the model's window less
+            one, ``num_maskmem - 2``: the newest, absence, memory always stays; no more than that
+            are kept, as no more would ever be attended).
         appearance_interval: appearance memory: least frames between two memories taken (a
             confident frame is taken once this many frames passed since the last one, or since
             the prompt), so that the memories span the object's recent looks.
@@ -374,14 +378,32 @@ class RobustMemoryOptions:
     trim_margin: float = 0.0
 
     def problems(self) -> List[str]:
+        """Every invalid field, as sentences naming it; empty when all is well. Types are checked
+        first (a hand-built ``RobustMemoryOptions`` is not parsed), so that the range checks only
+        compare numbers; a NaN passes every ``<`` test, hence the explicit finiteness check."""
         found = []
-        for name in ("gate_distance", "gate_growth", "process_noise", "measurement_noise", "component_margin",
-                     "colour_max_distance", "colour_score_allowance", "drift_max_distance", "reacquire_max_distance",
-                     "reacquire_gate", "reacquire_max_growth", "anchor_max_distance", "cut_max_distance",
-                     "trim_max_distance", "trim_margin"):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in COMPONENTS:
+                if not isinstance(value, bool):
+                    found.append(f"{item.name} must be true or false, got {value!r}")
+            elif item.name in _WHOLE:
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                    found.append(f"{item.name} {value!r} must be a whole number >= 1")
+            elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+                found.append(f"{item.name} must be a number, got {value!r}")
+            elif not math.isfinite(value):
+                found.append(f"{item.name} {value} must be a finite number")
+        if found:
+            return found
+        for name in _DISTANCES:
             if getattr(self, name) < 0:
                 found.append(f"{name} {getattr(self, name)} must be >= 0")
-        for name in ("confirm_min_iou", "onto_other_min_share", "size_min_fill"):
+        for name in ("process_noise", "measurement_noise"):
+            if getattr(self, name) <= 0:
+                found.append(f"{name} {getattr(self, name)} must be > 0 (the Kalman filter's covariance is "
+                             f"singular without noise)")
+        for name in _SHARES:
             if not 0 <= getattr(self, name) <= 1:
                 found.append(f"{name} {getattr(self, name)} must be within [0, 1]")
         if self.reacquire_min_score > 0:
@@ -391,10 +413,6 @@ class RobustMemoryOptions:
             found.append(f"size_decay {self.size_decay} must be within (0, 1]")
         if not 0 < self.colour_rate <= 1:
             found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
-        for name in ("appearance_slots", "appearance_interval", "cut_min_cells"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                found.append(f"{name} {value!r} must be a whole number >= 1")
         if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire or self.redetect) \
                 and not self.kalman:
             found.append("motion_gate, jump_gate, component_gate, reacquire and redetect need kalman (they compare "
@@ -413,6 +431,16 @@ class RobustMemoryOptions:
         return [name for name in COMPONENTS if getattr(self, name)]
 
 
+# The numeric fields by the range they must lie in (every float must also be finite; the object-score
+# logits, *_min_score, need nothing more: any finite logit is a threshold).
+_WHOLE = ("appearance_slots", "appearance_interval", "cut_min_cells")
+_DISTANCES = ("gate_distance", "gate_growth", "component_margin", "colour_max_distance", "colour_score_allowance",
+              "drift_max_distance", "reacquire_max_distance", "reacquire_gate", "reacquire_max_growth",
+              "anchor_max_distance", "cut_max_distance", "trim_max_distance", "trim_margin")
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_SHARES = ("min_iou", "appearance_min_iou", "confirm_min_iou", "onto_other_min_share", "size_min_fill")
+
+
 def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     """``None`` for the official policy, else the robust policy's components (defaults otherwise).
 
@@ -420,11 +448,15 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     (``robust:motion_gate`` is ``kalman+motion_gate``)."""
     if not isinstance(text, str):
         raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
+    # Spaces around any name, component, threshold or value are dropped alike (a space was refused
+    # before a threshold's name but taken after its value).
     head, *settings = text.split(",")
     name, separator, listed = head.partition(":")
+    name = name.strip()
     if name == OFFICIAL and not separator and not settings:
         return None
     name, plus, added = name.partition("+")
+    name = name.strip()
     if name != ROBUST or (plus and separator):
         raise MemoryPolicyError(f"memory_policy {text!r} must be one of {', '.join(MEMORY_POLICIES)}, or "
                                 f"robust:<components> or robust+<components> with components from "
@@ -443,10 +475,11 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
 
 
 def _named_components(listed: str, text: str) -> List[str]:
-    chosen = [part for part in listed.split("+") if part]
-    unknown = [part for part in chosen if part not in COMPONENTS]
-    if unknown or not chosen:
-        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown) or '(none)'}; "
+    # Every "+" must join two names: "robust:kalman+" (a name left out?) is refused, not read as kalman.
+    chosen = [part.strip() for part in listed.split("+")]
+    unknown = [part or "(an empty name)" for part in chosen if part not in COMPONENTS]
+    if unknown:
+        raise MemoryPolicyError(f"memory_policy {text!r}: unknown component(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(COMPONENTS)}")
     return chosen
 
@@ -457,10 +490,15 @@ def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: st
     values = {}
     for setting in settings:
         key, equals, value = setting.partition("=")
+        key, value = key.strip(), value.strip()
         if key not in thresholds or not equals:
             raise MemoryPolicyError(f"memory_policy {text!r}: {setting!r} is not threshold=value with a threshold "
                                     f"from {', '.join(thresholds)}")
         try:
+            # Python's int and float also read "1_0" as 10 and non-ASCII digits; a threshold is
+            # written in plain decimal (or nan/inf, refused below by name as not finite).
+            if not value.isascii() or "_" in value or (key in whole and not _WHOLE_NUMBER.fullmatch(value)):
+                raise ValueError(value)
             values[key] = int(value) if key in whole else float(value)
         except ValueError:
             kind = "a whole number" if key in whole else "a number"
@@ -471,6 +509,3 @@ def _with_thresholds(options: RobustMemoryOptions, settings: List[str], text: st
         raise MemoryPolicyError(f"memory_policy {text!r}: " + "; ".join(problems))
     return options
 
-
-def robust_option_names() -> List[str]:
-    return [item.name for item in fields(RobustMemoryOptions)]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .appearance_memory import attended_places
 from .colour_check import as_shown, mask_colours
 from .colour_cut import cut_to_colour, trim_far_cells
 from .component_gate import keep_components_near
@@ -55,7 +56,8 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
         for row, numbers in zip(fresh, boxes):
             states[row].robust = states[row].robust or RobustObjectState()
             box = numbers[:4] if numbers[4] else None
-            states[row].robust.start(box, options, touches_edge(box, grid_size))
+            states[row].robust.start(box, options, touches_edge(box, grid_size),
+                                     attended_places(model.config.num_maskmem))
     if options.component_gate:
         prediction = _keep_expected_components(options, states, prediction)
     if options.colour_trim:

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 # Defined torch-free (sam2_model.errors) so a node talking to sam2_server can catch them; re-exported.
+from .appearance_memory import attended_places
 from .colour_check import ExposureReference, frame_colour_grid
 from .errors import TrackingError, UnknownObjectError  # noqa: F401
 from .holes import fill_holes
@@ -210,7 +211,8 @@ class StreamingTracker:
         return self._result()
 
     def remove_object(self, obj_id: int) -> None:
-        if obj_id not in self._objects:
+        # True and 1.0 equal 1 as dict keys: only an int (add_prompt's ids) names an object.
+        if isinstance(obj_id, bool) or not isinstance(obj_id, int) or obj_id not in self._objects:
             raise UnknownObjectError(f"unknown object id {obj_id}; tracked ids are {self.obj_ids}")
         del self._objects[obj_id]
 
@@ -265,6 +267,8 @@ class StreamingTracker:
             raise TrackingError("no frame yet: call track(frame) before add_prompt()")
         if isinstance(obj_id, bool) or not isinstance(obj_id, int):
             raise PromptError(f"obj_id must be an int, got {obj_id!r}")
+        if not isinstance(clear_old_points, bool):  # "no" would be taken as true
+            raise PromptError(f"clear_old_points must be true or false, got {clear_old_points!r}")
         if points is None and labels is None and box is None and mask is None:
             raise PromptError("empty prompt: give points with labels, a box, or a mask")
         if mask is not None and (points is not None or labels is not None or box is not None):
@@ -310,13 +314,17 @@ class StreamingTracker:
 
     def memory_bytes(self) -> int:
         """Total bytes of every tensor the tracker holds between frames (the memory bank,
-        current outputs and the current frame's features)."""
+        current outputs, the current frame's features and, under the robust policy, its colour
+        grid, the exposure's ceiling and the stream's first brightness)."""
         tensors: List[torch.Tensor] = []
         for state in self._objects.values():
             tensors += state.tensors()
         if self._frame is not None:
             f = self._frame.features
             tensors += [f.image_embed, f.image_pos] + list(f.high_res)
+            tensors += [t for t in (self._frame.colours, self._frame.colour_ceiling) if t is not None]
+        if self._exposure.level is not None:
+            tensors.append(self._exposure.level)
         if self._memory_pos is not None:
             tensors.append(self._memory_pos)
         return sum(t.numel() * t.element_size() for t in tensors)
@@ -465,7 +473,7 @@ class StreamingTracker:
         robust = state.robust
         if robust is None or robust.appearance is None or not robust.hidden:
             return []
-        return robust.appearance.newest_first()[:max(self._spatial_window - 1, 0)]
+        return robust.appearance.newest_first()[:attended_places(self.model.config.num_maskmem)]
 
     def _remember_memory_positions(self, positions: torch.Tensor) -> None:
         if self._memory_pos is None:

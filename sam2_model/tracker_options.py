@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .robust_options import COMPONENTS, MemoryPolicyError, parse_memory_policy
+from .robust_options import COMPONENTS, MemoryPolicyError, RobustMemoryOptions, parse_memory_policy
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -71,8 +71,8 @@ class TrackerOptions:
             predictor, default), ``"pillow_port"`` (the same bytes on the model's device) or
             ``"bilinear"`` (not official for video; see docs/node.md for its effect on masks).
         memory_policy: ``"official"`` (SAM 2's video predictor exactly, default), ``"robust"``
-            (motion filter, motion-gated re-appearance, appearance memory of hidden objects; see
-            ``robust_options.RobustMemoryOptions``), ``"robust:<components>"`` (only those,
+            (the components ``robust_options.RobustMemoryOptions`` turns on by default, listed by
+            its ``components``; docs/robust_memory.md), ``"robust:<components>"`` (only those,
             ``+``-separated, from ``robust_options.COMPONENTS``) or ``"robust+<components>"`` (the
             defaults and those).
     """
@@ -95,10 +95,11 @@ class TrackerOptions:
                                             "unset (the weights' dtype)")
     frame_resize: str = _option("pillow", "frame resize to the model input: pillow (official video predictor), "
                                           "pillow_port (same bytes, on the model's device) or bilinear (not official)")
-    memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (Kalman box filter, motion-gated "
-                                             "re-appearance, appearance memory); robust:<a+b>[,threshold=value...] "
-                                             f"picks components ({', '.join(COMPONENTS)}), robust+<a> adds them to "
-                                             "the defaults")
+    # The default components are read off RobustMemoryOptions, so that this text follows them.
+    memory_policy: str = _option("official", "official (SAM 2 exactly) or robust (components "
+                                             f"{', '.join(RobustMemoryOptions().components)}); "
+                                             "robust:<a+b>[,threshold=value...] picks components "
+                                             f"({', '.join(COMPONENTS)}), robust+<a> adds them to the defaults")
 
     # ------------------------------------------------------------------ checks
     def problems(self) -> List[str]:

@@ -23,6 +23,7 @@ from .prompts import PromptError
 from .session_types import MAX_OBJECT_ID, DiscoveryOutcome, Outputs, PromptSpec, next_free_ids
 from .sam2 import FrameFeatures
 from .tracker import PreparedFrame, StreamingTracker, TrackingError, TrackingResult, track_encoded_together
+from .transforms import as_rgb_tensor
 
 __all__ = ["TrackingSession", "track_together", "Outputs", "PromptSpec", "DiscoveryOutcome"]
 
@@ -73,12 +74,10 @@ class TrackingSession:
         """First half of ``track``: the frame where the tracker resizes it, and resized for the
         encoder. A server encodes several sessions' prepared frames in one pass, then calls
         ``track_encoded`` on each."""
-        if isinstance(frame, np.ndarray):
-            # A read-only buffer (a message received without a copy) cannot back a torch tensor safely.
-            frame = np.ascontiguousarray(frame) if frame.flags.writeable else frame.copy()
-            pixels = torch.from_numpy(frame)
-        else:
-            pixels = frame
+        # Checked before anything reads it (a list or None has no .to, an object array no tensor):
+        # FrameError names the problem. A read-only buffer (a message received without a copy) is
+        # copied, as it cannot back a torch tensor safely.
+        pixels = as_rgb_tensor(frame)
         # Where the tracker resizes frames (the CPU for Pillow's resize, else the model's device).
         pixels = pixels.to(self.tracker.frame_device)
         return self.tracker.prepare_frame(pixels), pixels
@@ -111,17 +110,16 @@ class TrackingSession:
         """Prompt object ``object_id`` (> 0; new or tracked) on the most recent frame. Raises
         ``PromptError`` (bad prompt), ``TrackingError`` (no frame yet, too many objects); a
         refused prompt changes nothing."""
-        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) \
-                or not 0 < object_id <= MAX_OBJECT_ID:
-            raise PromptError(f"object id must be a positive int up to {MAX_OBJECT_ID} (ids are written into "
-                              f"mono16 label images), got {object_id!r}")
+        _check_object_id(object_id)
         self._require_frame("prompts apply to the most recent frame")
         result = self.tracker.add_prompt(int(object_id), **prompt.tracker_kwargs())
         return self._summarize(result, outputs)
 
     def remove_object(self, object_id: int) -> None:
-        """Forget one object (``UnknownObjectError`` if it is not tracked)."""
-        self.tracker.remove_object(object_id)
+        """Forget one object (``PromptError`` for an id ``add_prompt`` would refuse, such as True
+        or 1.0, which equal 1; ``UnknownObjectError`` if it is not tracked)."""
+        _check_object_id(object_id)
+        self.tracker.remove_object(int(object_id))
 
     def reset(self) -> None:
         """Forget every object and frame."""
@@ -174,6 +172,15 @@ class TrackingSession:
     def memory_bytes(self) -> int:
         """Bytes the tracker holds between frames (memory bank, outputs, current features)."""
         return self.tracker.memory_bytes()
+
+
+def _check_object_id(object_id) -> None:
+    """The ids a session takes (add_prompt, remove_object): a positive int (numpy's too) up to
+    MAX_OBJECT_ID; never a bool or a float, which would equal (and remove) another object's id."""
+    if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) \
+            or not 0 < object_id <= MAX_OBJECT_ID:
+        raise PromptError(f"object id must be a positive int up to {MAX_OBJECT_ID} (ids are written into "
+                          f"mono16 label images), got {object_id!r}")
 
 
 def track_together(items: Sequence[Tuple[TrackingSession, PreparedFrame, torch.Tensor, FrameFeatures]]

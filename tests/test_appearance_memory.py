@@ -61,6 +61,22 @@ def test_more_slots_than_the_window_leave_the_newest_recent_memory(model):
     assert tracker._attended_appearance(state) == []
 
 
+def test_slots_beyond_the_attended_places_are_not_stored(model, session):
+    """Only num_maskmem - 2 appearance memories are ever attended (the window less its newest
+    frame), so no more are stored: appearance_slots=100000000 holds what that many places hold,
+    and tracks as they do (the extra memories cost memory and changed nothing)."""
+    frames = session_frames(session)
+    places = model.config.num_maskmem - 2
+    eager = POLICY + ",appearance_min_iou=0,appearance_min_score=-100,appearance_interval=1"
+    huge, huge_results = run_prompted(model, frames, 16, memory_policy=eager + ",appearance_slots=100000000")
+    fitted, fitted_results = run_prompted(model, frames, 16, memory_policy=eager + f",appearance_slots={places}")
+    for a, b in zip(huge_results, fitted_results):
+        assert torch.equal(a.low_res_logits, b.low_res_logits)
+        assert torch.equal(a.object_score_logits, b.object_score_logits)
+    assert [len(s.robust.appearance.entries) for s in huge._objects.values()] == [places, places]
+    assert huge.memory_bytes() == fitted.memory_bytes()
+
+
 # ---------------------------------------------------------------- what it takes
 
 

@@ -175,6 +175,76 @@ def test_memory_policy_names():
         TrackerOptions(memory_policy="fast").check()
 
 
+
+def test_memory_policy_text_is_read_strictly_and_spaces_alike():
+    # A dangling "+" is a name left out, not a shorter list.
+    for bad in ("robust:kalman+", "robust:kalman++motion_gate", "robust+", "robust+colour_trim+"):
+        with pytest.raises(MemoryPolicyError, match="unknown component\\(s\\) \\(an empty name\\)"):
+            parse_memory_policy(bad)
+    # Python's int and float read "1_0" as 10 (and Arabic-Indic digits as digits).
+    with pytest.raises(MemoryPolicyError, match="gate_distance needs a number, got '1_0'"):
+        parse_memory_policy("robust,gate_distance=1_0")
+    with pytest.raises(MemoryPolicyError, match="appearance_slots needs a whole number, got '1_0'"):
+        parse_memory_policy("robust,appearance_slots=1_0")
+    with pytest.raises(MemoryPolicyError, match="appearance_slots needs a whole number"):
+        parse_memory_policy("robust,appearance_slots=\u0663")
+    # Spaces around a name or value count for nothing, before a threshold as after its value.
+    spaced = parse_memory_policy("robust, gate_distance = 2 ,appearance_slots= 2")
+    assert (spaced.gate_distance, spaced.appearance_slots) == (2.0, 2)
+    assert spaced == parse_memory_policy("robust,gate_distance=2,appearance_slots=2")
+    assert parse_memory_policy("robust : kalman + motion_gate") == parse_memory_policy("robust:kalman+motion_gate")
+    assert parse_memory_policy(" official ") is None
+
+
+@pytest.mark.parametrize("setting, message", [
+    # NaN passes every "< 0" test; it made every predicted box NaN (measurement_noise) or refused
+    # every return (gate_distance) without a word.
+    ("measurement_noise=nan", "measurement_noise nan must be a finite number"),
+    ("gate_distance=nan", "gate_distance nan must be a finite number"),
+    ("gate_distance=inf", "gate_distance inf must be a finite number"),
+    ("redetect_min_score=nan", "redetect_min_score nan must be a finite number"),
+    ("reacquire_min_score=-inf", "reacquire_min_score -inf must be a finite number"),
+    # Zero noise on both sides made the filter's innovation singular (LinAlgError mid-frame).
+    ("measurement_noise=0,process_noise=0", "measurement_noise 0.0 must be > 0"),
+    ("process_noise=0", "process_noise 0.0 must be > 0"),
+    # Predicted IoUs lie in [0, 1]: a bar outside it takes every frame or none.
+    ("min_iou=-5", "min_iou -5.0 must be within \\[0, 1\\]"),
+    ("appearance_min_iou=7", "appearance_min_iou 7.0 must be within \\[0, 1\\]"),
+    ("min_object_score=nan", "min_object_score nan must be a finite number"),
+    ("appearance_min_score=inf", "appearance_min_score inf must be a finite number"),
+    ("return_min_score=nan", "return_min_score nan must be a finite number"),
+    ("confirm_min_score=nan", "confirm_min_score nan must be a finite number"),
+    ("onto_other_min_score=-inf", "onto_other_min_score -inf must be a finite number"),
+])
+def test_memory_policy_refuses_thresholds_that_are_not_finite_or_out_of_range(setting, message):
+    with pytest.raises(MemoryPolicyError, match=message):
+        parse_memory_policy("robust," + setting)
+    with pytest.raises(TrackerOptionsError, match=message):
+        TrackerOptions(memory_policy="robust," + setting).check()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"gate_distance": "3"}, "gate_distance must be a number, got '3'"),
+    ({"gate_distance": None}, "gate_distance must be a number, got None"),
+    ({"min_iou": True}, "min_iou must be a number, got True"),
+    ({"kalman": 1}, "kalman must be true or false, got 1"),
+    ({"appearance_slots": 2.0}, "appearance_slots 2.0 must be a whole number >= 1"),
+    ({"min_iou": float("nan")}, "min_iou nan must be a finite number"),
+])
+def test_hand_built_robust_options_are_type_checked(model, fields, message):
+    """A RobustMemoryOptions built in code is not parsed: its fields' types are checked (a string
+    or None gave a TypeError at the first comparison), and the tracker refuses it by name."""
+    options = RobustMemoryOptions(**fields)
+    assert options.problems() == [message]
+    with pytest.raises(TrackerOptionsError, match=f"invalid robust_options: {message}"):
+        sam2_model.StreamingTracker(model, memory_policy="robust", robust_options=options)
+
+
+def test_numpy_numbers_are_numbers():
+    # numpy scalars (a value read from an array) are real numbers like Python's.
+    assert RobustMemoryOptions(gate_distance=np.float32(2.5), appearance_slots=np.int64(2)).problems() == []
+
+
 # ---------------------------------------------------------------- the tracker
 
 
@@ -209,6 +279,22 @@ def test_filter_alone_changes_no_output(model, session):
     assert (False, False) in cases or (True, False) in cases, cases
 
 
+def test_memory_bytes_counts_the_colour_grid(model, session):
+    """memory_bytes promises every tensor held between frames: the colour grid the colour
+    components measure under masks is one (3 x S/4 x S/4 float32). A colour check that refuses
+    nothing (distance 10,000) changes no mask nor memory of robust:kalman: the grid is the difference."""
+    frames = session_frames(session)
+    watcher, _ = run_prompted(model, frames, 6, memory_policy="robust:kalman")
+    measuring, _ = run_prompted(model, frames, 6, memory_policy="robust:kalman+colour_check,colour_max_distance=10000")
+    assert measuring._frame.colours is not None and watcher._frame.colours is None
+    grid = 3 * (model.config.image_size // 4) ** 2 * 4
+    assert measuring.memory_bytes() - watcher.memory_bytes() == grid
+    # With exposure, its ceiling and the stream's first brightness too (0-dim float32 each).
+    exposed, _ = run_prompted(model, frames, 6,
+                              memory_policy="robust:kalman+colour_check+exposure,colour_max_distance=10000")
+    assert exposed.memory_bytes() - watcher.memory_bytes() == grid + 2 * 4
+
+
 def test_robust_memory_stays_within_the_official_bound(model, session):
     frames = session_frames(session)
     official, _ = run_prompted(model, frames, 40)
@@ -219,7 +305,9 @@ def test_robust_memory_stays_within_the_official_bound(model, session):
     one = max((m.features.numel() * m.features.element_size() + m.obj_ptr.numel() * m.obj_ptr.element_size()
                for s in robust._objects.values() for m in s.robust.appearance.entries.values()), default=0)
     assert extra <= len(robust._objects) * slots * one
-    assert robust.memory_bytes() <= official.memory_bytes() + len(robust._objects) * slots * one
+    # The colour grid (float32, 3 channels on the mask grid) and two 0-dim exposure values beside it.
+    colours = 3 * (model.config.image_size // 4) ** 2 * 4 + 2 * 4
+    assert robust.memory_bytes() <= official.memory_bytes() + len(robust._objects) * slots * one + colours
     for state in robust._objects.values():
         assert len(state.recent) <= model.config.max_obj_ptrs_in_encoder
         assert len(state.robust.appearance.entries) <= slots

@@ -51,6 +51,16 @@ BAD_PROMPTS = [
     (dict(mask=np.ones((100, 100), dtype=bool)), PromptError, "frame's size"),
     (dict(mask=np.ones((256, 256, 3), dtype=bool)), PromptError, "2-D"),
     (dict(mask=np.ones((256, 256), dtype=bool), points=[[1.0, 1.0]], labels=[1]), PromptError, "cannot be combined"),
+    # A string iterated into the box [1, 2, 3, 4]; a bare label read as "1 points but 1 labels";
+    # an object or string mask raised a bare TypeError; "no" was taken as true.
+    (dict(box="1234"), PromptError, "box must be 4 numbers .* got a str"),
+    (dict(box=b"1234"), PromptError, "box must be 4 numbers .* got a bytes"),
+    (dict(box={"x0": 1, "y0": 2, "x1": 3, "y1": 4}), PromptError, "box must be 4 numbers .* got a dict"),
+    (dict(points=[[10.0, 10.0]], labels=1), PromptError, "labels must be a sequence of labels, one per point"),
+    (dict(mask=np.full((256, 256), None)), PromptError, "mask must be a bool or numeric HxW array, got dtype object"),
+    (dict(mask=np.full((256, 256), "a")), PromptError, "mask must be a bool or numeric HxW array, got dtype <U1"),
+    (dict(points=[[10.0, 10.0]], labels=[1], clear_old_points="no"), PromptError,
+     "clear_old_points must be true or false, got 'no'"),
 ]
 
 
@@ -98,6 +108,10 @@ def test_unknown_object_and_bad_ids(model, session):
         tracker.remove_object(42)
     with pytest.raises(PromptError, match="obj_id must be an int"):
         tracker.add_prompt("one", points=[[1, 1]], labels=[1])
+    # True and 1.0 equal 1 as dict keys: they removed object 1, while add_prompt refuses them.
+    for bad in (True, 1.0, "1"):
+        with pytest.raises(UnknownObjectError, match=f"unknown object id {bad}"):
+            tracker.remove_object(bad)
     assert tracker.obj_ids == [1, 2]
 
 
@@ -207,3 +221,38 @@ def test_correction_on_current_frame_sees_full_memory_windows(model, session):
                                 config.max_cond_frames_in_attn, True, True)
     assert len(selection.spatial) == 1 + (config.num_maskmem - 1)  # the first prompt + 6 recent frames
     assert len(selection.pointers) == 1 + (config.max_obj_ptrs_in_encoder - 1)
+
+
+def test_a_model_without_object_pointers_attends_num_maskmem_minus_one_recent_frames(model, session):  # noqa: F811
+    """With ``use_obj_ptrs_in_encoder`` off (ModelConfig's default; the released configs turn it on)
+    the pointer window is 0, and every recent memory was dropped after one frame: the next frame
+    attended 1 recent spatial memory. The official predictor's loop over recent frames
+    (``SAM2Base._prepare_memory_conditioned_features``: ``for t_pos in range(1, num_maskmem)``)
+    does not depend on pointers: it attends the conditioning frames and ``num_maskmem - 1`` recent
+    ones. (sam2 1.1.0 itself cannot run such a model in its video predictor: without object
+    scores its memory attention gets bfloat16 memories and float weights; with them it reads a
+    ``no_obj_ptr`` it never built. So this counts memories instead of replaying an oracle session.)"""
+    import dataclasses
+
+    from sam2_model.memory_bank import gather_memories
+    from sam2_model.sam2 import SAM2Model
+
+    config = dataclasses.replace(model.config, use_obj_ptrs_in_encoder=False, fixed_no_obj_ptr=False)
+    no_pointers = SAM2Model(config)
+    loaded = no_pointers.load_state_dict(model.state_dict(), strict=False)
+    # Only the pointer-making parts are left over (the official model builds them only with pointers).
+    assert loaded.missing_keys == [] and all("ptr" in key or key.startswith("mask_downsample.")
+                                             for key in loaded.unexpected_keys)
+    no_pointers.eval()
+    frames = session_frames(session)
+    tracker = prompted_tracker(no_pointers, frames)
+    for index in range(1, 10):
+        tracker.track(frames[index])
+    states = [tracker._objects[obj_id] for obj_id in (1, 2)]
+    batch = gather_memories(no_pointers, states, 10, tracker._memory_pos)
+    grid = no_pointers.embedding_size ** 2
+    expected_frames = 1 + config.num_maskmem - 1  # the prompt on frame 0, frames 4 .. 9
+    assert batch.tokens.shape[1] == expected_frames * grid  # spatial tokens only, no pointer tokens
+    assert batch.valid is None or bool(batch.valid.all())
+    # Kept: frame 3 too (a correction on frame 9 attends frames 3 .. 8).
+    assert [sorted(s.recent) for s in states] == [list(range(10 - config.num_maskmem, 10))] * 2

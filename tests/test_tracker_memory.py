@@ -42,8 +42,8 @@ def test_memory_flat_over_300_frames(model, session):  # noqa: F811
 
 def test_robust_memory_flat_over_300_frames(model, session):  # noqa: F811
     """The robust policy's memory gate only leaves frames out and its appearance memory holds at
-    most its slots per object: never above the official bound plus those, and its per-object
-    state (a motion filter) does not grow either."""
+    most its slots per object: never above the official bound plus those (and the frame's colour
+    grid), and its per-object state (a motion filter) does not grow either."""
     bound, _ = _run(model, session, 100, {100})
     kept = {}
     stored, rss = _run(model, session, 300, {100, 200, 300}, memory_policy="robust", keep=kept)
@@ -52,7 +52,9 @@ def test_robust_memory_flat_over_300_frames(model, session):  # noqa: F811
     entries = [m for s in states for m in s.robust.appearance.entries.values()]
     one = max((m.features.numel() * m.features.element_size() + m.obj_ptr.numel() * m.obj_ptr.element_size()
                for m in entries), default=0)
-    assert max(stored.values()) <= bound[100] + len(states) * slots * one, (stored, bound)
+    # Beside them the current frame's colour grid (3 x S/4 x S/4 float32) and two 0-dim exposure values.
+    colours = 3 * (model.config.image_size // 4) ** 2 * 4 + 2 * 4
+    assert max(stored.values()) <= bound[100] + len(states) * slots * one + colours, (stored, bound)
     assert rss[300] - rss[100] < 32 * 2**20, {k: v / 2**20 for k, v in rss.items()}
 
 

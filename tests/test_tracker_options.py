@@ -163,3 +163,15 @@ def test_frames_go_where_the_resize_runs(session):
 
 def test_every_option_has_a_help_text():
     assert set(option_help()) == set(option_names()) and all(option_help().values())
+
+
+def test_memory_policy_help_lists_the_default_robust_components():
+    """The help text reads the default components off RobustMemoryOptions (it listed round 7's
+    three long after colour_check, reacquire, exposure and the rest joined)."""
+    from sam2_model.robust_options import RobustMemoryOptions
+    from sam2_model.tracker_options import option_help
+
+    text = option_help()["memory_policy"]
+    defaults = RobustMemoryOptions().components
+    assert f"robust (components {', '.join(defaults)});" in text
+    assert {"colour_check", "reacquire", "exposure"} <= set(defaults)

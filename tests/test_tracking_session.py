@@ -103,6 +103,17 @@ def test_refused_calls_name_the_problem_and_change_nothing(model):
         session.discover(DiscoveryOptions(min_area=0.9, max_area=0.1), None, 0, 2)
     with pytest.raises(sam2_model.FrameError):
         session.track(np.zeros((4, 4), np.uint8))
+    # A list or None raised AttributeError (.to), an object array a TypeError.
+    for frame, message in (([[1, 2, 3]], "numpy array or torch tensor, got list"),
+                           (None, "numpy array or torch tensor, got NoneType"),
+                           (np.full((4, 4, 3), None), "uint8 RGB, got dtype object")):
+        with pytest.raises(sam2_model.FrameError, match=message):
+            session.track(frame)
+    assert session.frames_tracked == 1
+    # add_prompt's id check: True and 1.0 equal 1, and removed object 1.
+    for object_id in (True, 1.0, 0):
+        with pytest.raises(sam2_model.PromptError, match="positive int"):
+            session.remove_object(object_id)
     assert session.obj_ids == [1]
     assert_same_frame(session.current(ALL), before, "after refusals")
     without = TrackingSession(sam2_model.StreamingTracker(model))
