@@ -114,9 +114,7 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
     if not rows:
         return prediction
     device = prediction.low_res_masks.device
-    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
-    if frame.colour_ceiling is not None:  # as the frame can show them (colour_check.as_shown), without a host copy
-        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
+    colours = _remembered_colours(states, rows, frame, device)
     regions = [states[row].robust.expected_region(options.trim_margin) for row in rows]
     index = torch.tensor(rows, device=device)
     trimmed, changed = trim_far_cells(prediction.low_res_masks[index], frame.colours, colours, regions,
@@ -124,6 +122,15 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
     if not changed:
         return prediction
     return _with_rows_replaced(prediction, index[changed], trimmed[changed])
+
+
+def _remembered_colours(states: List[ObjectMemory], rows: List[int], frame, device: torch.device) -> torch.Tensor:
+    """``[len(rows), 3]``: the given objects' remembered colours as this frame can show them
+    (``colour_check.as_shown`` on the device, without a host copy of the exposure's ceiling)."""
+    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
+    if frame.colour_ceiling is not None:
+        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
+    return colours
 
 
 def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
@@ -230,9 +237,7 @@ def _cut_unblanked_to_colour(options: RobustMemoryOptions, frame, states: List[O
         return prediction, unblanked_colours
     device = prediction.unblanked_low_res.device
     index = torch.tensor(rows, device=device)
-    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
-    if frame.colour_ceiling is not None:  # as the frame can show them (colour_check.as_shown)
-        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
+    colours = _remembered_colours(states, rows, frame, device)
     # An empty mask's colour is NaN: the comparison is False and the mask stays (empty).
     far = (unblanked_colours[index].to(device) - colours).norm(dim=1) > options.reacquire_max_distance
     absent = prediction.object_score_logits[index].reshape(-1) <= 0
