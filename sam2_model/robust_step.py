@@ -71,7 +71,7 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
         colours = mask_colours(prediction.low_res_masks, frame.colours)
     if options.reacquire and prediction.unblanked_low_res is not None:
         unblanked_colours = mask_colours(prediction.unblanked_low_res, frame.colours)
-        if options.reacquire_cut:
+        if options.reacquire_cut:  # (inside reacquire: it cuts the mask reacquire judges)
             prediction, unblanked_colours = _cut_unblanked_to_colour(options, frame, states, prediction,
                                                                      unblanked_colours)
         unblanked = prediction.unblanked_low_res
