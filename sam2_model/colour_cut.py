@@ -1,6 +1,8 @@
-"""The robust policy's colour cut and colour trim (issue 25, round 20): a mask cut down to its cells in
-the object's remembered colour. ``robust_step`` calls ``cut_to_colour`` once per frame for all refused
-objects at once (colour_cut), and ``trim_far_cells`` once per frame for every object (colour_trim).
+"""The robust policy's colour cut and colour trim (issue 25, round 20) and reacquire cut (round 22): a mask
+cut down to its cells in the object's remembered colour. ``robust_step`` calls ``cut_to_colour`` once per
+frame for all refused objects at once (colour_cut) and for all objects scored absent whose unblanked mask
+has another colour than theirs (reacquire_cut), and ``trim_far_cells`` once per frame for every object
+(colour_trim).
 
 Why: the colour gates judge a mask by its mean colour. A mask lying half on the object and half on
 something else (a look-alike it is spreading onto, the occluder the object is sliding behind) has a

@@ -70,8 +70,11 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
     if options.measures_colour:
         colours = mask_colours(prediction.low_res_masks, frame.colours)
     if options.reacquire and prediction.unblanked_low_res is not None:
+        unblanked_colours = mask_colours(prediction.unblanked_low_res, frame.colours)
+        if options.reacquire_cut:  # (inside reacquire: it cuts the mask reacquire judges)
+            prediction, unblanked_colours = _cut_unblanked_to_colour(options, frame, states, prediction,
+                                                                     unblanked_colours)
         unblanked = prediction.unblanked_low_res
-        unblanked_colours = mask_colours(unblanked, frame.colours)
     seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
                         covered, colours, unblanked, unblanked_colours, frame.colour_ceiling)
     predicted = [advance(state.robust) for state in states]
@@ -111,9 +114,7 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
     if not rows:
         return prediction
     device = prediction.low_res_masks.device
-    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
-    if frame.colour_ceiling is not None:  # as the frame can show them (colour_check.as_shown), without a host copy
-        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
+    colours = _remembered_colours(states, rows, frame, device)
     regions = [states[row].robust.expected_region(options.trim_margin) for row in rows]
     index = torch.tensor(rows, device=device)
     trimmed, changed = trim_far_cells(prediction.low_res_masks[index], frame.colours, colours, regions,
@@ -121,6 +122,15 @@ def _trim_far_cells(options: RobustMemoryOptions, frame, states: List[ObjectMemo
     if not changed:
         return prediction
     return _with_rows_replaced(prediction, index[changed], trimmed[changed])
+
+
+def _remembered_colours(states: List[ObjectMemory], rows: List[int], frame, device: torch.device) -> torch.Tensor:
+    """``[len(rows), 3]``: the given objects' remembered colours as this frame can show them
+    (``colour_check.as_shown`` on the device, without a host copy of the exposure's ceiling)."""
+    colours = torch.from_numpy(np.stack([states[row].robust.colour for row in rows]).astype(np.float32)).to(device)
+    if frame.colour_ceiling is not None:
+        colours = torch.minimum(colours, frame.colour_ceiling.to(device, torch.float32))
+    return colours
 
 
 def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
@@ -211,6 +221,34 @@ def _take_redetected(prediction: MaskPrediction, decisions: List[Decision], deco
         values[target] = getattr(decoded, name)[source].to(values.dtype)
         replaced[name] = values
     return dataclasses.replace(prediction, **replaced)
+
+
+def _cut_unblanked_to_colour(options: RobustMemoryOptions, frame, states: List[ObjectMemory],
+                             prediction: MaskPrediction, unblanked_colours: torch.Tensor
+                             ) -> Tuple[MaskPrediction, torch.Tensor]:
+    """Reacquire cut: the unblanked mask of each object the model scored absent whose mean colour
+    (``unblanked_colours``) lies beyond ``reacquire_max_distance`` of its remembered colour (as this
+    frame can show it), cut to its cells within ``cut_max_distance`` of that colour, and emptied where
+    fewer than ``cut_min_cells`` stay; all such masks in one pass, on the device (the policy's one host
+    copy comes after). Returns the prediction with those unblanked masks, and every unblanked mask's
+    mean colour."""
+    rows = [row for row, state in enumerate(states) if state.robust.colour is not None]
+    if not rows:
+        return prediction, unblanked_colours
+    device = prediction.unblanked_low_res.device
+    index = torch.tensor(rows, device=device)
+    colours = _remembered_colours(states, rows, frame, device)
+    # An empty mask's colour is NaN: the comparison is False and the mask stays (empty).
+    far = (unblanked_colours[index].to(device) - colours).norm(dim=1) > options.reacquire_max_distance
+    absent = prediction.object_score_logits[index].reshape(-1) <= 0
+    masks = prediction.unblanked_low_res[index]
+    cut = cut_to_colour(masks, frame.colours, colours, options.cut_max_distance, NO_OBJECT_LOGIT)
+    too_few = (cut > 0).flatten(1).sum(dim=1) < options.cut_min_cells
+    cut = torch.where(too_few[:, None, None, None], torch.full_like(cut, NO_OBJECT_LOGIT), cut)
+    unblanked = prediction.unblanked_low_res.clone()
+    unblanked[index] = torch.where((far & absent)[:, None, None, None], cut, masks).to(unblanked.dtype)
+    return (dataclasses.replace(prediction, unblanked_low_res=unblanked),
+            mask_colours(unblanked, frame.colours))
 
 
 def _take_unblanked(prediction: MaskPrediction, reacquired: List[int]) -> MaskPrediction:

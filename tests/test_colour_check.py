@@ -31,7 +31,7 @@ def test_policy_strings_and_thresholds():
     options = parse_memory_policy("robust+colour_check,colour_max_distance=40,colour_rate=0.5")
     assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check",
                                   "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor",
-                                  "exposure"]
+                                  "exposure", "colour_cut", "reacquire_cut"]
     assert (options.colour_max_distance, options.colour_rate) == (40.0, 0.5)
     assert parse_memory_policy("robust:colour_check").components == ["colour_check"]  # needs no filter
     assert RobustMemoryOptions().colour_max_distance == 70.0  # chosen on dev 0-39 over 40

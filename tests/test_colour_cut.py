@@ -19,17 +19,19 @@ from test_exposure import grid_of
 from test_return_checks import absent_pointer, hidden_then_onto_still_object, masks, tracked
 from test_robust_memory import box_at
 
-CUT = "robust+colour_cut"  # opt-in: plain robust (round 19's) never cuts
+CUT = "robust+colour_cut"  # in plain robust since round 22
+ROUND_19 = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire+steady_size"
+            "+edge_return+colour_anchor+exposure")  # robust before round 22: never cuts
 
 
 # ---------------------------------------------------------------- options
 
 
-def test_opt_in_with_its_thresholds():
+def test_colour_cut_options():
     options = parse_memory_policy(CUT)
     assert options.colour_cut and (options.cut_max_distance, options.cut_min_cells) == (40.0, 4)
-    assert options.components[-2:] == ["exposure", "colour_cut"]
-    assert parse_memory_policy("robust") == dataclasses.replace(options, colour_cut=False)
+    assert parse_memory_policy("robust") == options  # since round 22
+    assert parse_memory_policy(ROUND_19) == dataclasses.replace(options, colour_cut=False, reacquire_cut=False)
     alone = parse_memory_policy("robust:colour_cut,cut_max_distance=25,cut_min_cells=9")
     assert alone.components == ["colour_cut"] and alone.measures_colour  # it needs a remembered colour
     assert (alone.cut_max_distance, alone.cut_min_cells) == (25.0, 9)
@@ -153,8 +155,8 @@ def test_tracker_outputs_and_remembers_the_part_in_the_object_s_colour(model, mo
     # Not learnt from: the remembered colour is the same as after frame 3 in both runs (the
     # reference learns frame 4's red, the cut run does not; red is red either way).
     assert np.abs(tracker._objects[1].robust.colour - RED).max() < 5
-    # Plain robust refuses frame 4 whole: not output, remembered as absent.
-    before, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    # Round 19's robust refuses frame 4 whole: not output, remembered as absent.
+    before, plain = colour_tracked(model, monkeypatch, ROUND_19, script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False] * 2
     assert not plain[3].masks[0].any()
     assert torch.allclose(before._objects[1].recent[4].obj_ptr, absent_pointer(model))

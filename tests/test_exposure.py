@@ -29,7 +29,7 @@ def grid_of(rgb_rows):
     rows = []
     for count, colour in rgb_rows:
         rows += [colour] * count
-    column = torch.tensor(rows, dtype=torch.float32)            # [h, 3]
+    column = torch.from_numpy(np.array(rows, dtype=np.float32))  # [h, 3]
     return column.T[:, :, None].expand(3, len(rows), 8).clone()  # [3, h, 8]
 
 
