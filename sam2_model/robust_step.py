@@ -5,7 +5,8 @@ batched prediction between the mask decoder and the memory encoder when ``memory
 boxes, scores, colours under the masks and the unblanked masks, the exposure's ceiling), asks
 ``robust_memory`` for each object's verdict (with redetect, one batched click for the objects left
 not visible) and decision, and returns the prediction as the output and the memory encoder must see it:
-the component gate's cut masks, reacquired objects' unblanked masks and ungated pointers, redetected
+the component gate's cut masks, reacquired objects' unblanked masks (cut to their object's colour where
+the whole mask's colour is too far for reacquire) and ungated pointers, redetected
 objects' clicked masks, masks trimmed of far-coloured cells outside where their object is expected,
 refused masks cut to their object's colour where that part passes the gates,
 refused objects marked absent as the model marks absent objects. The tracker
