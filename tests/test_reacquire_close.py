@@ -11,15 +11,17 @@ from sam2_model.robust_options import MemoryPolicyError, RobustMemoryOptions, pa
 
 from micro_session import model, session  # noqa: F401
 from test_colour_check import colour_tracked
+from test_colour_cut import ROUND_22
 from test_return_checks import absent_pointer
 
-CLOSE = "robust+reacquire_close"
+CLOSE = "robust+reacquire_close"  # in plain robust since round 23
 
 
 def test_reacquire_close_options():
     options = parse_memory_policy(CLOSE)
     assert options.reacquire_close and "reacquire_close" in options.components
-    assert not RobustMemoryOptions().reacquire_close  # opt-in
+    assert RobustMemoryOptions().reacquire_close and parse_memory_policy("robust") == options  # since round 23
+    assert not parse_memory_policy(ROUND_22).reacquire_close
     # Its bar lies below reacquire's, for colours within a fraction of reacquire's distance.
     assert options.reacquire_close_min_score < options.reacquire_min_score
     assert options.reacquire_close_max_distance < options.reacquire_max_distance
@@ -43,7 +45,7 @@ def lost_at(score, block):
 
 def test_a_mask_in_the_objects_colour_is_reacquired_below_reacquires_score(model, monkeypatch):  # noqa: F811
     """Frame 4's unblanked mask lies wholly on red, scored -2 (below reacquire's -1, above -3):
-    plain robust leaves the object absent; with reacquire_close the output is that mask, as a decoder
+    round 22's robust leaves the object absent; with reacquire_close the output is that mask, as a decoder
     that scored it present would give, and the frame's memory holds a visible frame's pointer."""
     script, blocks = lost_at(-2.0, (10, 20, 13, 23))
     tracker, results = colour_tracked(model, monkeypatch, CLOSE, script, blocks)
@@ -52,7 +54,7 @@ def test_a_mask_in_the_objects_colour_is_reacquired_below_reacquires_score(model
     assert results[3].masks[0].any() and np.array_equal(results[3].masks[0], present[3].masks[0])
     memory = tracker._objects[1].recent
     assert torch.allclose(memory[4].obj_ptr, torch.ones_like(memory[4].obj_ptr))
-    plain_tracker, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    plain_tracker, plain = colour_tracked(model, monkeypatch, ROUND_22, script, blocks)
     assert [bool(r.visible[0]) for r in plain] == [True] * 3 + [False]
     assert torch.allclose(plain_tracker._objects[1].recent[4].obj_ptr, absent_pointer(model))
 
