@@ -257,7 +257,8 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
 def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
           options: RobustMemoryOptions) -> Verdict:
     """The gates' verdict on one object's frame (``predicted``: ``advance``'s box). Changes nothing."""
-    reacquired = (options.reacquire and not seen.visible and seen.object_score >= options.reacquire_min_score
+    reacquired = (options.reacquire and not seen.visible
+                  and seen.object_score >= _reacquire_min_score(state, seen, options)
                   and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling))
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
@@ -388,6 +389,19 @@ def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarra
     if limit is None:
         limit = gate_limit(state.frames_hidden, options)
     return distance <= limit * state.gate_size(options)
+
+
+def _reacquire_min_score(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> float:
+    """Reacquire's least object score for the frame's unblanked mask: ``reacquire_min_score``, or
+    with reacquire_close the lower ``reacquire_close_min_score`` for a mask within
+    ``reacquire_close_max_distance`` of the object's colour (as the frame can show it)."""
+    unblanked = seen.unblanked
+    if (options.reacquire_close and unblanked is not None and unblanked.colour is not None
+            and state.colour is not None
+            and colour_distance(as_shown(state.colour, seen.colour_ceiling), unblanked.colour)
+            <= options.reacquire_close_max_distance):
+        return min(options.reacquire_min_score, options.reacquire_close_min_score)
+    return options.reacquire_min_score
 
 
 def _reacquirable(state: RobustObjectState, candidate: Optional[Unblanked], predicted: Optional[np.ndarray],

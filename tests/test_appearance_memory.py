@@ -33,7 +33,7 @@ def test_policy_names_and_thresholds():
     options = parse_memory_policy(POLICY)
     assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check",
                                   "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor",
-                                  "exposure", "colour_cut", "reacquire_cut"]
+                                  "exposure", "colour_cut", "reacquire_cut", "reacquire_close"]
     assert RobustMemoryOptions().appearance_memory  # in plain robust since round 7 (docs/benchmarks.md)
     assert parse_memory_policy("robust") == options
     assert parse_memory_policy("robust:appearance_memory").components == ["appearance_memory"]

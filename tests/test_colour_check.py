@@ -20,7 +20,7 @@ from test_robust_memory import box_at, seen
 # Round 7's robust (no colour), and round 10's colour check alone on top of it (no allowance, no
 # drift): the cases below test each part by itself; plain robust has both since round 11.
 ROUND_7 = "robust:kalman+motion_gate+last_seen+appearance_memory"
-COLOUR = f"{ROUND_7}+colour_check,colour_score_allowance=0"
+COLOUR = f"{ROUND_7}+colour_check,colour_max_distance=70,colour_score_allowance=0"  # round 10's distance
 RED, BLUE, GREY = np.array([220.0, 30.0, 40.0]), np.array([30.0, 60.0, 220.0]), np.array([128.0, 128.0, 128.0])
 
 
@@ -31,14 +31,16 @@ def test_policy_strings_and_thresholds():
     options = parse_memory_policy("robust+colour_check,colour_max_distance=40,colour_rate=0.5")
     assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "colour_check",
                                   "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor",
-                                  "exposure", "colour_cut", "reacquire_cut"]
+                                  "exposure", "colour_cut", "reacquire_cut", "reacquire_close"]
     assert (options.colour_max_distance, options.colour_rate) == (40.0, 0.5)
     assert parse_memory_policy("robust:colour_check").components == ["colour_check"]  # needs no filter
-    assert RobustMemoryOptions().colour_max_distance == 70.0  # chosen on dev 0-39 over 40
+    # 70 chosen on dev 0-39 over 40 (round 10); 50 since round 23 (with the colour cut, by a rule on fresh sets)
+    assert RobustMemoryOptions().colour_max_distance == 50.0
     # In plain robust since round 11, with the allowance and the drift distance measured on dev.
     defaults = RobustMemoryOptions()
     assert defaults.colour_check and defaults.colour_drift and parse_memory_policy("robust") == defaults
-    assert (defaults.colour_score_allowance, defaults.drift_max_distance) == (20.0, 70.0)  # 70 since round 14
+    # The drift distance 70 since round 14, the allowance 10 since round 23 (20 before).
+    assert (defaults.colour_score_allowance, defaults.drift_max_distance) == (10.0, 70.0)
     assert parse_memory_policy(COLOUR).components == ["kalman", "motion_gate", "last_seen", "appearance_memory",
                                                       "colour_check"]
     assert parse_memory_policy("official") is None

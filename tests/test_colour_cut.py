@@ -20,8 +20,11 @@ from test_return_checks import absent_pointer, hidden_then_onto_still_object, ma
 from test_robust_memory import box_at
 
 CUT = "robust+colour_cut"  # in plain robust since round 22
-ROUND_19 = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire+steady_size"
-            "+edge_return+colour_anchor+exposure")  # robust before round 22: never cuts
+_ROUND_19_COMPONENTS = ("robust:kalman+motion_gate+last_seen+appearance_memory+colour_check+colour_drift+reacquire"
+                        "+steady_size+edge_return+colour_anchor+exposure")
+_BEFORE_ROUND_23 = ",colour_max_distance=70,colour_score_allowance=20"  # the colour check's thresholds until then
+ROUND_19 = _ROUND_19_COMPONENTS + _BEFORE_ROUND_23  # robust before round 22: never cuts
+ROUND_22 = _ROUND_19_COMPONENTS + "+colour_cut+reacquire_cut" + _BEFORE_ROUND_23  # robust before round 23
 
 
 # ---------------------------------------------------------------- options
@@ -31,7 +34,9 @@ def test_colour_cut_options():
     options = parse_memory_policy(CUT)
     assert options.colour_cut and (options.cut_max_distance, options.cut_min_cells) == (40.0, 4)
     assert parse_memory_policy("robust") == options  # since round 22
-    assert parse_memory_policy(ROUND_19) == dataclasses.replace(options, colour_cut=False, reacquire_cut=False)
+    assert parse_memory_policy(ROUND_19) == dataclasses.replace(options, colour_cut=False, reacquire_cut=False,
+                                                                reacquire_close=False, colour_max_distance=70.0,
+                                                                colour_score_allowance=20.0)
     alone = parse_memory_policy("robust:colour_cut,cut_max_distance=25,cut_min_cells=9")
     assert alone.components == ["colour_cut"] and alone.measures_colour  # it needs a remembered colour
     assert (alone.cut_max_distance, alone.cut_min_cells) == (25.0, 9)
@@ -230,7 +235,7 @@ def spreading_onto_blue():
 def test_tracker_trims_a_mask_spreading_onto_another_colour(model, monkeypatch):
     """Frame 4 under robust+colour_trim: output and memory are those of a run whose decoder made
     only the mask's red rows (the grey and blue cells lie outside the box where object 1 is
-    expected); plain robust outputs and learns the whole mask."""
+    expected); round 22's robust (no trim, a colour check of 70) outputs and learns the whole mask."""
     script, blocks = spreading_onto_blue()
     tracker, results = colour_tracked(model, monkeypatch, TRIM, script, blocks)
     red_part = dict(script)
@@ -242,5 +247,5 @@ def test_tracker_trims_a_mask_spreading_onto_another_colour(model, monkeypatch):
     memory, reference_memory = tracker._objects[1].recent, reference._objects[1].recent
     assert torch.equal(memory[4].features, reference_memory[4].features)
     np.testing.assert_allclose(tracker._objects[1].robust.last_box, reference._objects[1].robust.last_box)
-    _, plain = colour_tracked(model, monkeypatch, "robust", script, blocks)
+    _, plain = colour_tracked(model, monkeypatch, ROUND_22, script, blocks)
     assert bool(plain[3].visible[0]) and plain[3].masks[0][40 * 4:50 * 4].any()

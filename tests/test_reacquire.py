@@ -70,8 +70,8 @@ def test_otherwise_the_absent_frame_stays_absent(case):
     box, colour, score = box_at(28, 30), RED, -0.5
     if case == "other colour":
         colour = RED + np.array([0.0, 41.0, 0.0])
-    elif case == "too unsure":
-        score = -1.01
+    elif case == "too unsure":  # below reacquire's bar, and reacquire_close's for a mask in the object's colour
+        score = min(options.reacquire_min_score, options.reacquire_close_min_score) - 0.01
     elif case == "too far":  # 3 + 1 per frame hidden (2) box sizes (10 cells): 50 cells from x 28
         box = box_at(28 + 51, 30)
     elif case == "beyond its own reach":  # 3 box sizes, not growing: within the motion gate's 50, past 30

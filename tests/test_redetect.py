@@ -26,8 +26,8 @@ REDETECT = "robust+redetect"
 
 def test_redetect_options():
     options = parse_memory_policy(REDETECT)
-    assert options.redetect and options.measures_colour and options.components[-4:] == ["redetect", "exposure",
-                                                                                         "colour_cut", "reacquire_cut"]
+    assert options.redetect and options.measures_colour and options.components[-5:] == [
+        "redetect", "exposure", "colour_cut", "reacquire_cut", "reacquire_close"]
     assert not RobustMemoryOptions().redetect and not parse_memory_policy("robust").redetect  # opt-in
     assert options.redetect_min_score == RobustMemoryOptions().appearance_min_score == 1.0  # the appearance bar
     assert parse_memory_policy(REDETECT + ",redetect_min_score=0").redetect_min_score == 0.0

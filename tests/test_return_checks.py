@@ -28,7 +28,7 @@ def test_policy_strings_and_thresholds():
     options = parse_memory_policy("robust+confirmed_return,confirm_min_score=2,confirm_min_iou=0.5")
     assert options.components == ["kalman", "motion_gate", "last_seen", "appearance_memory", "confirmed_return",
                                   "colour_check", "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor",
-                                  "exposure", "colour_cut", "reacquire_cut"]
+                                  "exposure", "colour_cut", "reacquire_cut", "reacquire_close"]
     assert (options.confirm_min_score, options.confirm_min_iou) == (2.0, 0.5)
     options = parse_memory_policy("robust:return_onto_other,onto_other_min_share=0.7,onto_other_min_score=3")
     assert options.components == ["return_onto_other"]  # needs no filter

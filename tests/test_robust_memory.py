@@ -156,11 +156,12 @@ def test_memory_policy_names():
     assert parse_memory_policy("robust") == RobustMemoryOptions()
     # chosen on the dev set (appearance_memory since round 7, the colour check and drift since round 11,
     # reacquire since round 12, steady_size and edge_return since round 13, colour_anchor since round 14,
-    # exposure since round 18; colour_cut and reacquire_cut since round 22, by a rule on fresh test sets)
+    # exposure since round 18; colour_cut and reacquire_cut since round 22, reacquire_close since round 23,
+    # by a rule on fresh test sets)
     assert RobustMemoryOptions().components == ["kalman", "motion_gate", "last_seen", "appearance_memory",
                                                 "colour_check", "colour_drift", "reacquire", "steady_size",
                                                 "edge_return", "colour_anchor", "exposure", "colour_cut",
-                                                "reacquire_cut"]
+                                                "reacquire_cut", "reacquire_close"]
     assert parse_memory_policy("robust:memory_gate").components == ["memory_gate"]
     assert parse_memory_policy("robust:motion_gate").components == ["kalman", "motion_gate"]
     loose = parse_memory_policy("robust:motion_gate,gate_distance=3,gate_growth=1")
