@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .appearance_memory import attended_places
-from .colour_check import as_shown, mask_colours
+from .colour_check import mask_colours
 from .colour_cut import cut_to_colour, trim_far_cells
 from .component_gate import keep_components_near
 from .memory_bank import ObjectMemory
@@ -148,8 +148,7 @@ def _cut_refused_to_colour(options: RobustMemoryOptions, frame, states: List[Obj
         return verdicts, prediction
     device = prediction.low_res_masks.device
     index = torch.tensor(rows, device=device)
-    colours = torch.from_numpy(np.stack([as_shown(states[row].robust.colour, seen[row].colour_ceiling)
-                                         for row in rows]).astype(np.float32))
+    colours = _remembered_colours(states, rows, frame, device)
     cut = cut_to_colour(prediction.low_res_masks[index], frame.colours, colours, options.cut_max_distance,
                         NO_OBJECT_LOGIT)
     found = observations(cut, prediction.object_score_logits[index], prediction.iou_scores[index],
