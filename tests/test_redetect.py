@@ -143,11 +143,12 @@ def test_a_clicked_mask_in_the_objects_colour_where_it_can_be_is_taken_and_its_c
 def test_otherwise_the_object_stays_not_visible(case):
     options = parse_memory_policy(REDETECT)
     state, predicted, verdict = lost_verdict(options)
+    too_wide = (options.reacquire_max_growth + 1) * state.steady_size
     candidate = {"another colour": clicked(box_at(30, 30), BLUE),
                  "beyond reach": clicked(box_at(70, 30), RED),  # 3 sizes (30 cells) from x 22 / 28
                  "scored absent": clicked(box_at(30, 30), RED, score=-0.5),
                  "hesitant": clicked(box_at(30, 30), RED, score=0.9),  # below redetect_min_score (1)
-                 "too large": clicked(box_at(30, 30, w=40.0), RED),  # 4 steady sizes across
+                 "too large": clicked(box_at(30, 30, w=too_wide), RED),  # past reacquire_max_growth
                  "empty": Observation(True, None, 0.9, 2.0)}[case]
     assert judge_redetection(state, verdict, candidate, predicted, options) is verdict
     decision = settle(state, verdict, predicted, options)

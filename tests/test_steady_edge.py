@@ -196,8 +196,8 @@ def test_a_mask_several_times_the_objects_size_is_not_reacquired(policy, taken):
     options = parse_memory_policy(policy)
     state = shrinking_then_hidden(options)
     centre = (state.last_box[:2] + state.last_box[2:]) / 2
-    huge = box_at(centre[0], centre[1], w=30, h=30)
-    assert 30 > options.reacquire_max_growth * state.steady_size
+    side = options.reacquire_max_growth * state.steady_size + 2  # just beyond the growth
+    huge = box_at(centre[0], centre[1], w=side, h=side)
     unblanked = Unblanked(huge, RED.copy())
     assert decide(state, Observation(False, None, 0.9, -0.5, unblanked=unblanked), options).reacquired is taken
     if not taken:  # one within the growth is
