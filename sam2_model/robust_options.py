@@ -370,6 +370,8 @@ class RobustMemoryOptions:
     # object) but more identity switches (+0.05 and +0.07), both beyond noise: the masks they let in
     # were off the target (another object, a hidden object's place) nearly half the time, and those
     # had the same scores, colours, reaches and sizes as the ones on it.
+    # Round 25: 5 on four fresh sets, scored once, fell short of its rule (visible frames reported absent
+    # -0.27 per object [-0.55, +0.00] over robust), so 3 stays.
     reacquire_max_growth: float = 3.0
     # Round 14 (docs/benchmarks.md), decided on both dev sets: over round 13's robust +0.005 J&F
     # [-0.000, +0.011] on the 48-frame dev set (switches 154 -> 136) and +0.004 [-0.001, +0.009] on
