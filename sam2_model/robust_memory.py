@@ -136,6 +136,7 @@ class Decision:
     confident: bool = False       # appearance memory: accepted, admitted and of good quality
     reacquired: bool = False      # reacquire: the output is the unblanked mask, taken as the object
     redetected: bool = False      # redetect: the output is the mask decoded from a click, taken as the object
+    shown: bool = False           # reacquire_shown: the output is the unblanked mask; state and memory as absent
 
 
 @dataclass
@@ -240,6 +241,7 @@ class Verdict:
     reacquired: bool = False  # the unblanked mask taken as the object
     redetected: bool = False  # redetect: the mask decoded from a click taken as the object
     cut: bool = False         # colour_cut: the refused mask's cells in the object's colour taken as the object
+    shown: bool = False       # reacquire_shown: the unblanked mask shown, the frame remembered as absent
 
 
 def advance(state: RobustObjectState) -> Optional[np.ndarray]:
@@ -261,11 +263,31 @@ def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.nd
                   and seen.object_score >= _reacquire_min_score(state, seen, options)
                   and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling))
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
-        seen = dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
-                                   on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
+        seen = _unblanked_as_seen(seen)
+    elif _shown_unlearnt(state, seen, predicted, options):
+        # Shown, not learnt: the object stays hidden for its state and memory (the model's own absent frame).
+        return Verdict(seen, visible=False, rejected=False, withheld=False, shown=True)
     visible, withheld = _gated(state, seen, predicted, options)
     rejected = (seen.visible and seen.box is not None and not visible) or withheld
     return Verdict(seen, visible, rejected, withheld, reacquired=reacquired and visible)
+
+
+def _unblanked_as_seen(seen: Observation) -> Observation:
+    """The observation with the frame's unblanked mask in place of the model's blanked one."""
+    return dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
+                               on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
+
+
+def _shown_unlearnt(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
+                    options: RobustMemoryOptions) -> bool:
+    """Reacquire_shown: a frame the model scored absent whose unblanked mask fails reacquire's score bar
+    but reaches ``shown_min_score`` and passes reacquire's other tests and every gate, as reacquire
+    would judge it."""
+    if not (options.reacquire_shown and not seen.visible and seen.object_score >= options.shown_min_score
+            and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling)):
+        return False
+    visible, withheld = _gated(state, _unblanked_as_seen(seen), predicted, options)
+    return visible and not withheld
 
 
 def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Optional[Observation],
@@ -358,7 +380,8 @@ def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.nd
         state.predicted_box = None
     else:
         state.frames_hidden += 1
-        state.predicted_box = predicted
+        # A shown frame's output is a mask, not a predicted box.
+        state.predicted_box = None if verdict.shown else predicted
     # A refused re-appearance enters memory as an absent frame (the tracker re-marks it); a
     # visible frame of poor quality stays out; absent frames always enter (absence evidence).
     admitted = not withheld
@@ -375,7 +398,8 @@ def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.nd
     if options.measures_colour and plainly_there and colour is not None:
         state.colour = _learned_colour(state.colour, colour, options, seen.colour_ceiling)
     return Decision(accepted=not verdict.rejected, admitted=admitted, predicted_box=state.predicted_box,
-                    confident=confident, reacquired=verdict.reacquired, redetected=verdict.redetected)
+                    confident=confident, reacquired=verdict.reacquired, redetected=verdict.redetected,
+                    shown=verdict.shown)
 
 
 def _within_gate(state: RobustObjectState, box: np.ndarray, predicted: np.ndarray,

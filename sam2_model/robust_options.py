@@ -31,11 +31,11 @@ MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
               "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure",
-              "colour_cut", "colour_trim", "reacquire_cut", "reacquire_close")
+              "colour_cut", "colour_trim", "reacquire_cut", "reacquire_close", "reacquire_shown")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure, colour_cut,
 # reacquire_cut, reacquire_close; memory_gate, jump_gate, component_gate, return_gate, confirmed_return,
-# return_onto_other, redetect and colour_trim are opt-in: see RobustMemoryOptions).
+# return_onto_other, redetect, colour_trim and reacquire_shown are opt-in: see RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -208,6 +208,14 @@ class RobustMemoryOptions:
             colour, the likelier it was the target rather than something over the hidden object.
             Needs reacquire; named alone it brings reacquire (and kalman). In ``robust`` since round
             23, with a colour check of 50 and 10 per unit of score.
+        reacquire_shown: a frame the model scored absent whose unblanked mask (after reacquire_cut)
+            fails only reacquire's score bar, down to ``shown_min_score``, and passes its other tests
+            (colour, reach, size, edge) and every gate, is *shown*: the output is that mask, scored
+            present, while the object's state and memory take the frame as the model scored it
+            (absent: filter, hidden count, colour and the absent pointer untouched). Round 23 found that
+            masks taken at a low score and learnt changed the model's later scores as much as they
+            added; a mask only shown changes nothing after its frame, so what it does is read off
+            the frames it shows. Needs reacquire; named alone it brings reacquire (and kalman).
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -272,6 +280,9 @@ class RobustMemoryOptions:
             within ``reacquire_close_max_distance`` (a bar above ``reacquire_min_score`` changes nothing).
         reacquire_close_max_distance: reacquire_close: greatest RGB distance between the unblanked
             mask's mean colour and the remembered one for the lower score bar.
+        shown_min_score: reacquire_shown: least object-score logit of an unblanked mask shown (not
+            learnt); a bar at or above reacquire's own (``reacquire_min_score``, or
+            ``reacquire_close_min_score`` for a close colour) shows nothing reacquire does not take.
         cut_max_distance: colour cut: greatest RGB distance between a cell's colour and the
             remembered one for the cell to be kept.
         cut_min_cells: colour cut: least cells (of the low-resolution mask grid) the cut must keep
@@ -428,6 +439,11 @@ class RobustMemoryOptions:
     reacquire_close: bool = True
     reacquire_close_min_score: float = -3.0
     reacquire_close_max_distance: float = 15.0
+    # Round 26 (docs/benchmarks.md): read off the frames the model scored absent under robust on the five
+    # 48-frame dev sets: masks failing only reacquire's score bar, down to -3, lay on the target 180 times,
+    # over a hidden object's place 91 times, elsewhere 28 (down to -5: 195 and 116).
+    reacquire_shown: bool = False
+    shown_min_score: float = -3.0
 
     def problems(self) -> List[str]:
         """Every invalid field, as sentences naming it; empty when all is well. Types are checked
@@ -498,7 +514,8 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
     """``None`` for the official policy, else the robust policy's components (defaults otherwise).
 
     A component named alone brings the Kalman filter with it when it needs one
-    (``robust:motion_gate`` is ``kalman+motion_gate``), reacquire_cut and reacquire_close bring reacquire."""
+    (``robust:motion_gate`` is ``kalman+motion_gate``), reacquire_cut, reacquire_close and reacquire_shown
+    bring reacquire."""
     if not isinstance(text, str):
         raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
     # Spaces around any name, component, threshold or value are dropped alike (a space was refused
@@ -522,7 +539,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["reacquire_cut"] or switches["reacquire_close"]:
+    if switches["reacquire_cut"] or switches["reacquire_close"] or switches["reacquire_shown"]:
         switches["reacquire"] = True
     if any(switches[name] for name in ("motion_gate", "jump_gate", "component_gate", "reacquire", "redetect")):
         switches["kalman"] = True

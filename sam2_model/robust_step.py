@@ -9,7 +9,8 @@ the component gate's cut masks, reacquired objects' unblanked masks (cut to thei
 the whole mask's colour is too far for reacquire) and ungated pointers, redetected
 objects' clicked masks, masks trimmed of far-coloured cells outside where their object is expected,
 refused masks cut to their object's colour where that part passes the gates,
-refused objects marked absent as the model marks absent objects. The tracker
+refused objects marked absent as the model marks absent objects; ``shown_output`` then gives the
+output its shown masks (reacquire_shown: shown, remembered as the model scored them). The tracker
 keeps the state (each object's ``RobustObjectState``, the frame's colour grid); the decisions are
 ``robust_memory``'s; this module applies them to the batch's tensors.
 """
@@ -256,16 +257,32 @@ def _take_unblanked(prediction: MaskPrediction, reacquired: List[int]) -> MaskPr
     present (their unblanked masks and ungated pointers, the object-score logit's sign
     flipped), for the output and for the memory encoder."""
     rows = torch.tensor(reacquired, device=prediction.low_res_masks.device)
-    low_res = prediction.low_res_masks.clone()
-    low_res[rows] = prediction.unblanked_low_res[rows].to(low_res.dtype)
+    low_res, scores = _unblanked_rows(prediction, rows)
     high_res = _upsampled_rows(prediction.high_res_masks, low_res, rows)
-    scores = prediction.object_score_logits.clone()
-    # A score of exactly 0 counts as absent (> 0 is present): the flipped score stays above it.
-    scores[rows] = scores[rows].abs().clamp(min=torch.finfo(scores.dtype).tiny)
     obj_ptr = prediction.obj_ptr.clone()
     obj_ptr[rows] = prediction.ungated_obj_ptr[rows].to(obj_ptr.dtype)
     return dataclasses.replace(prediction, low_res_masks=low_res, high_res_masks=high_res, obj_ptr=obj_ptr,
                                object_score_logits=scores)
+
+
+def shown_output(prediction: MaskPrediction, decisions: List[Decision]) -> MaskPrediction:
+    """Reacquire_shown: the frame's prediction as the output shows it, the shown objects' unblanked
+    masks scored present; the memory encoder has already seen them as the model scored them (absent)."""
+    shown = [row for row, d in enumerate(decisions) if d.shown]
+    if not shown:
+        return prediction
+    low_res, scores = _unblanked_rows(prediction, torch.tensor(shown, device=prediction.low_res_masks.device))
+    return dataclasses.replace(prediction, low_res_masks=low_res, object_score_logits=scores)
+
+
+def _unblanked_rows(prediction: MaskPrediction, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The low-res logits and object scores with the given rows' unblanked masks, scored present."""
+    low_res = prediction.low_res_masks.clone()
+    low_res[rows] = prediction.unblanked_low_res[rows].to(low_res.dtype)
+    scores = prediction.object_score_logits.clone()
+    # A score of exactly 0 counts as absent (> 0 is present): the flipped score stays above it.
+    scores[rows] = scores[rows].abs().clamp(min=torch.finfo(scores.dtype).tiny)
+    return low_res, scores
 
 
 def _keep_expected_components(options: RobustMemoryOptions, states: List[ObjectMemory],

@@ -34,7 +34,7 @@ from .prompt_encoder import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT
 from .prompts import PromptError, validate_box, validate_mask, validate_points
 from .robust_memory import Decision, RobustObjectState
 from .robust_options import RobustMemoryOptions, parse_memory_policy
-from .robust_step import apply_robust_policy
+from .robust_step import apply_robust_policy, shown_output
 from .sam2 import FrameFeatures, MaskPrediction, MemoryBatch, SAM2Model
 from .tracker_options import TrackerOptions, TrackerOptionsError
 from .transforms import (FrameLike, FrameResize, mask_to_model_input, preprocess_video_frame, resize_logits,
@@ -439,7 +439,9 @@ class StreamingTracker:
         enters memory)."""
         index, states = step.index, step.states
         self._remember_memory_positions(positions)
-        low_res = self._fill_holes(prediction.low_res_masks)
+        # The memory is already encoded: with reacquire_shown the output may show masks it did not see.
+        output = prediction if decisions is None else shown_output(prediction, decisions)
+        low_res = self._fill_holes(output.low_res_masks)
         for row, state in enumerate(states):
             # Copies, so that no stored row keeps the whole batch's storage alive.
             obj_ptr = prediction.obj_ptr[row].clone()
@@ -450,7 +452,7 @@ class StreamingTracker:
             if decisions is not None and state.robust.appearance is not None:
                 # Its own FrameMemory: forget_old drops the recent entry's features, not these.
                 state.robust.appearance.offer(FrameMemory(index, obj_ptr, features_row), decisions[row].confident)
-            state.output = FrameOutput(index, low_res[row].clone(), prediction.object_score_logits[row].clone(),
+            state.output = FrameOutput(index, low_res[row].clone(), output.object_score_logits[row].clone(),
                                        prediction.iou_scores[row].clone(), obj_ptr)
             state.points = None
             state.forget_old(index, self._spatial_window, self._pointer_window)
