@@ -219,6 +219,12 @@ def test_variants_share_features_and_equal_separate_runs(tmp_path, capsys):
         single = json.loads((alone / "results.json").read_text())["sequences"][0]["objects"]
         assert [(o["J_per_frame"], o["F_per_frame"]) for o in shared] == \
             [(o["J_per_frame"], o["F_per_frame"]) for o in single]
+        # Predicted boxes come only from the robust policy, on a subset of the missed frames.
+        boxes = [(o["predicted_box_hits"], o["predicted_box_frames"], o["visible_missed"]) for o in shared]
+        assert boxes == [(o["predicted_box_hits"], o["predicted_box_frames"], o["visible_missed"]) for o in single]
+        assert all(hits <= frames <= missed for hits, frames, missed in boxes)
+        if policy == "official":
+            assert all(frames == 0 for _, frames, _ in boxes)
     assert eval_main(common + ["--variant", "sideways", "--out", str(tmp_path / "bad")]) == 2
     assert "memory_policy 'sideways'" in capsys.readouterr().err
 

@@ -27,7 +27,8 @@ from .errors import EvaluationInputError, run_command
 from .metrics import DEFAULT_BOUND_TH
 from .model import DTYPES
 from .prompts import PromptKind
-from .report import RunInfo, discovery_total, identity_phrase, position_error_phrase, visibility_phrases, write_report
+from .report import (RunInfo, discovery_total, identity_phrase, position_error_phrase, predicted_box_phrase,
+                     visibility_phrases, write_report)
 from .runner import Runner
 from .scoring import SequenceResult, Summary, evaluate_sequence, summarize
 from .sequence import DAVIS_VOID_LABEL, Sequence
@@ -228,10 +229,12 @@ def evaluate(
 
 def visibility_line(summary: Summary) -> str:
     """The console summary's visibility part: misses and identity switches always, hidden frames
-    and returns when an object is hidden on a scored frame."""
+    and returns when an object is hidden on a scored frame, predicted boxes when a missed frame had one."""
     hidden, returns, missed = visibility_phrases(summary.visibility)
-    switches = identity_phrase(summary.visibility)
-    return f"; {hidden}, {returns}, {missed}, {switches}" if summary.hidden_frames else f"; {missed}, {switches}"
+    boxes = predicted_box_phrase(summary.visibility)
+    phrases = [hidden, returns] if summary.hidden_frames else []
+    phrases += [missed] + ([boxes] if boxes else []) + [identity_phrase(summary.visibility)]
+    return "; " + ", ".join(phrases)
 
 
 def _add_tracker_options(group) -> None:

@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import EvaluationInputError, run_command
-from .report import RESULTS_SCHEMA_VERSION, identity_phrase, visibility_phrases
+from .report import RESULTS_SCHEMA_VERSION, identity_phrase, predicted_box_phrase, visibility_phrases
 from .scoring import FrameOutcome, VisibilityCounts
 
 PROG = "sam2-eval-compare"
 ObjectKey = Tuple[str, int]  # (sequence name, object id)
 VISIBILITY_FIELDS = tuple(f.name for f in fields(VisibilityCounts))  # the counts; rates derive from them
 # Counts added after the first visibility counts: missing in older results.json files, read as 0.
-LATER_FIELDS = ("predicted_frames", "identity_switches", "return_on_target", "visible_on_target")
+LATER_FIELDS = ("predicted_frames", "identity_switches", "return_on_target", "visible_on_target",
+                "predicted_box_frames", "predicted_box_hits")
 
 
 @dataclass(frozen=True)
@@ -251,17 +252,25 @@ PER_OBJECT_COUNTS = (("identity_switches", "identity switches"),
                      ("return_found", "returns found (any mask)"),
                      ("hidden_correct", "hidden frames reported absent"),
                      ("visible_missed", "visible frames reported absent"),
-                     ("visible_on_target", "visible frames on the target"))
+                     ("visible_on_target", "visible frames on the target"),
+                     ("predicted_box_hits", "predicted boxes on the object"))
+# Counts of frames that only some trackers have (count -> the frames it is counted among): their line
+# is left out where neither run has such a frame, so two official runs (no predicted boxes) print as before.
+COUNTED_AMONG = {"predicted_box_hits": "predicted_box_frames"}
 
 
 def count_difference_line(comparison: "Comparison", count: str, label: str) -> Optional[str]:
     """One visibility count per object (a ``VisibilityCounts`` field), after - before, with its
-    paired 95 % interval; None where either run lacks the count."""
+    paired 95 % interval; None where either run lacks the count, or where neither run has a frame
+    of those it is counted among (``COUNTED_AMONG``)."""
     if count in comparison.before.missing_counts or count in comparison.after.missing_counts:
         return None
     keys = [change.key for change in comparison.changes]
     counts = [(comparison.before.objects[k].visibility, comparison.after.objects[k].visibility) for k in keys]
     if any(b is None or a is None for b, a in counts):
+        return None
+    among = COUNTED_AMONG.get(count)
+    if among is not None and not any(getattr(v, among) for pair in counts for v in pair):
         return None
     before = [getattr(b, count) for b, _ in counts]
     after = [getattr(a, count) for _, a in counts]
@@ -332,7 +341,9 @@ def format_comparison(comparison: Comparison, largest: int = 3) -> str:
         if v is None:
             lines.append(f"{label}: no visibility counts (a results.json from an older sam2-eval)")
             continue
-        lines.append(f"{label}: " + ", ".join(visibility_phrases(v, run.missing_counts) + (identity_phrase(v),)))
+        box = predicted_box_phrase(v)  # None without boxes, also in files older than the count
+        phrases = visibility_phrases(v, run.missing_counts) + ((box,) if box else ()) + (identity_phrase(v),)
+        lines.append(f"{label}: " + ", ".join(phrases))
     for count, count_label in PER_OBJECT_COUNTS:
         line = count_difference_line(c, count, count_label)
         if line is not None:

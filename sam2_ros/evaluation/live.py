@@ -94,6 +94,17 @@ def _prompt_msg(prompt: EvalPrompt) -> Any:
     return msg
 
 
+def predicted_box_of(obj: Any) -> tuple[float, float, float, float] | None:
+    """A ``TrackedObject``'s predicted box as (x0, y0, x1, y1) pixels (the node publishes x, y,
+    width, height, whole pixels), or None when the node predicted none (visible, or memory_policy
+    official)."""
+    if not obj.box_predicted:
+        return None
+    roi = obj.predicted_bbox
+    return (float(roi.x_offset), float(roi.y_offset), float(roi.x_offset + roi.width),
+            float(roi.y_offset + roi.height))
+
+
 class _Inbox:
     """The node's ~/objects messages by (frame_id, stamp), with arrival times and waiting."""
 
@@ -372,6 +383,8 @@ class LiveNodeRunner:
                 masks: dict[int, np.ndarray] = {}
                 # With depth played into the node, its own 3D is scored (an object without: none).
                 positions: dict[int, np.ndarray] | None = {} if self._depth_pubs is not None else None
+                # The node's message always has room for boxes: none predicted reads as an empty dict.
+                boxes: dict[int, tuple[float, float, float, float]] = {}
                 track_ms = 0.0
                 if got is None:
                     stats.frames_dropped += 1
@@ -383,12 +396,15 @@ class LiveNodeRunner:
                     for obj in msg.objects:
                         if obj.id in node_ids:
                             masks[node_ids[obj.id]] = paste_object_mask(obj, frame.image.shape[:2])
+                            box = predicted_box_of(obj)
+                            if box is not None:
+                                boxes[node_ids[obj.id]] = box
                             if positions is not None and obj.has_position:
                                 positions[node_ids[obj.id]] = np.array([obj.position.x, obj.position.y,
                                                                         obj.position.z])
                 masks.update(prompt_masks)
                 return FramePrediction(frame=frame, masks=masks, prompted=new_ids, track_ms=track_ms,
-                                       prompt_ms=prompt_ms, positions=positions)
+                                       prompt_ms=prompt_ms, positions=positions, predicted_boxes=boxes)
 
             next_time: float | None = None
             previous_stamp: int | None = None

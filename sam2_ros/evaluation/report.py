@@ -236,6 +236,16 @@ def identity_phrase(v: VisibilityCounts) -> str:
     return f"identity switches {count_and_percent(v.identity_switches, v.predicted_frames)} of predicted frames"
 
 
+def predicted_box_phrase(v: VisibilityCounts) -> str | None:
+    """The console's words for the predicted boxes (sam2-eval, sam2-eval-compare): of the visible
+    frames reported absent with a predicted box, those whose box held the object; None when there
+    was no such frame (memory_policy official gives no boxes), so those runs read as before."""
+    if not v.predicted_box_frames:
+        return None
+    return (f"predicted box on the object {count_and_percent(v.predicted_box_hits, v.predicted_box_frames)} "
+            "of visible frames reported absent with a box")
+
+
 def _visibility_separator(leading_columns: int = 0) -> str:
     return "|" + "---|" * (VISIBILITY_HEADER.count("|") + leading_columns)
 
@@ -254,6 +264,25 @@ def _summary_visibility_lines(summary: Summary) -> list[str]:
         "| " + _visibility_cells(summary.visibility),
         "",
     ]
+
+
+def _summary_predicted_box_lines(summary: Summary) -> list[str]:
+    """Run-wide predicted-box hits; nothing when no missed frame had a box (official runs)."""
+    if not summary.predicted_box_frames:
+        return []
+    return [f"Predicted boxes: on {summary.predicted_box_frames} of the {summary.visible_missed} visible frames "
+            "reported absent the tracker gave a box where it predicts the object; the box held the object's "
+            f"centre on {count_and_percent(summary.predicted_box_hits, summary.predicted_box_frames)} of them.", ""]
+
+
+def _sequence_predicted_box_lines(seq: SequenceResult) -> list[str]:
+    """Per object, the objects that had a predicted box on a missed frame; nothing when none did."""
+    if not seq.visibility.predicted_box_frames:
+        return []
+    counts = [(obj.obj_id, obj.visibility) for obj in seq.objects if obj.visibility.predicted_box_frames]
+    per_object = ", ".join(f"object {obj_id} {count_and_percent(v.predicted_box_hits, v.predicted_box_frames)}"
+                           for obj_id, v in counts)
+    return [f"Predicted box on the object, of the visible frames reported absent with a box: {per_object}.", ""]
 
 
 def _sequence_visibility_lines(seq: SequenceResult) -> list[str]:
@@ -354,6 +383,7 @@ def markdown_report(
         "",
     ]
     lines += _summary_visibility_lines(summary)
+    lines += _summary_predicted_box_lines(summary)
     lines += _position_error_lines(summary, sequences)
     discovery = discovery_total(sequences)
     if discovery is not None:
@@ -398,6 +428,7 @@ def markdown_report(
                 "",
             ]
         lines += _sequence_visibility_lines(seq)
+        lines += _sequence_predicted_box_lines(seq)
         lines += [
             f"![per-frame scores of {seq.name}]({plot_dir}/{name}_per_frame.png)",
             "",
@@ -435,6 +466,14 @@ def markdown_report(
         "frames (frames with a non-empty prediction). Sequence and run figures add up the counts over objects.",
         "",
     ]
+    if summary.predicted_box_frames:
+        lines += [
+            "Predicted boxes (memory_policy robust): on a visible frame reported absent the tracker may give "
+            "the box its motion filter predicts for the object, a hint where to look for it. Such a frame "
+            "counts as a hit when the box, bounds included, holds the centre (mean column, mean row) of the "
+            "object's true mask.",
+            "",
+        ]
     if summary.position_error is not None:
         lines += [
             "3D position error, on the same frames where the data has depth: the distance in metres between "

@@ -13,6 +13,10 @@ used: the runner's ``discoverer`` (the automatic mask generator and ``sam2_model
 built in model.py) finds objects on the first frame, and every ``discover_every`` frames when
 that is above 0, and they are tracked under their own ids 1, 2, ... (track ids, matched to the
 ground-truth objects afterwards by ``scoring.score_auto``).
+
+Under ``memory_policy="robust"`` a tracker result also carries, per object it reports not visible,
+the box its motion filter predicts (``TrackingResult.predicted_boxes``); runners pass them on in
+``FramePrediction.predicted_boxes`` for the predicted-box measure (``scoring.box_holds_centre``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class FramePrediction:
     # node with use_depth; an object without one had no 3D); None: scoring computes them from the
     # masks as the node would (position_error.py).
     positions: dict[int, np.ndarray] | None = None
+    # The boxes (x0, y0, x1, y1 in the frame's pixels) the tracker predicted for objects it reports
+    # not visible, by object (only objects with a box); None: the tracker gives no boxes (memory_policy
+    # official, or a runner that cannot see them).
+    predicted_boxes: dict[int, tuple[float, float, float, float]] | None = None
 
 
 # (frame image HxWx3 uint8, tracked masks [N, H, W] bool or None, most new objects or None)
@@ -86,6 +94,19 @@ def masks_from_result(result: Any, size: tuple[int, int]) -> dict[int, np.ndarra
             f"on a {size[1]}x{size[0]} frame; expected {(len(obj_ids), *size)}"
         )
     return {obj_id: masks[i] for i, obj_id in enumerate(obj_ids)}
+
+
+def predicted_boxes_from_result(result: Any) -> dict[int, tuple[float, float, float, float]] | None:
+    """obj_id -> predicted box (x0, y0, x1, y1, frame pixels) from a tracker result's
+    ``predicted_boxes`` (a list aligned with ``obj_ids``, None where an object has no box); None
+    when the result has none: the official policy, or a tracker stand-in without the attribute."""
+    boxes = getattr(result, "predicted_boxes", None)
+    if boxes is None:
+        return None
+    obj_ids = [int(i) for i in result.obj_ids]
+    if len(boxes) != len(obj_ids):
+        raise RuntimeError(f"tracker returned {len(boxes)} predicted boxes for objects {obj_ids}")
+    return {obj_id: tuple(float(v) for v in box) for obj_id, box in zip(obj_ids, boxes) if box is not None}
 
 
 class InProcessRunner:
@@ -144,6 +165,7 @@ class InProcessRunner:
                 prompted=tuple(added),
                 track_ms=(tracked - start) * 1e3,
                 prompt_ms=(done - tracked) * 1e3,
+                predicted_boxes=predicted_boxes_from_result(result),
             )
 
     @staticmethod

@@ -22,6 +22,10 @@ empty: an object dropped while in plain view, the other half of a wrong presence
 Identity: a scored frame with a non-empty prediction is an *identity switch* when the predicted
 mask covers more pixels of another ground-truth object than of its own (the mask jumped to a
 look-alike or a neighbour); the switch rate is switches / frames with a non-empty prediction.
+Predicted boxes (memory_policy robust): on a visible frame reported absent, the tracker may still
+give a box where its motion filter predicts the object (``FramePrediction.predicted_boxes``), a hint
+for a planner looking for it; such a frame counts as a *predicted-box frame*, and as a *hit* when the
+box holds the centre of the object's ground-truth mask (``box_holds_centre``).
 Sequences and the run add up the counts over objects and take the rates of the sums.
 Each scored frame's outcome is also kept, one letter per frame (``FrameOutcome``), so that two
 runs can be compared frame by frame (``sam2-eval-compare``: where one run reports a visible object
@@ -67,6 +71,9 @@ class VisibilityCounts:
     planner is given the right object). predicted_frames: scored frames
     with a non-empty prediction; identity_switches: of those, frames whose predicted mask covers
     more pixels of another ground-truth object than of its own (``identity_switched``).
+    predicted_box_frames: visible_missed frames on which the tracker gave a predicted box for the
+    object (memory_policy robust; always 0 under official); predicted_box_hits: of those, frames
+    whose box holds the centre of the object's ground-truth mask (``box_holds_centre``).
     """
 
     hidden_frames: int = 0
@@ -79,6 +86,8 @@ class VisibilityCounts:
     visible_on_target: int = 0
     predicted_frames: int = 0
     identity_switches: int = 0
+    predicted_box_frames: int = 0
+    predicted_box_hits: int = 0
 
     @property
     def absent_accuracy(self) -> float | None:
@@ -117,6 +126,8 @@ class VisibilityCounts:
             "predicted_frames": self.predicted_frames,
             "identity_switches": self.identity_switches,
             "identity_switch_rate": self.identity_switch_rate,
+            "predicted_box_frames": self.predicted_box_frames,
+            "predicted_box_hits": self.predicted_box_hits,
         }
 
     def __add__(self, other: VisibilityCounts) -> VisibilityCounts:
@@ -172,10 +183,13 @@ class ObjectResult:
         return error_stats(self.position_errors)
 
     def count_visibility(self, gt_empty: bool, pred_empty: bool, switched: bool = False,
-                         overlaps_target: bool = False) -> None:
+                         overlaps_target: bool = False, box_on_object: bool | None = None) -> None:
         """Add one scored frame to the visibility counts (frames in order); ``switched``: the
         prediction is an identity switch (``identity_switched``); ``overlaps_target``: it shares a
-        pixel with the object's ground truth."""
+        pixel with the object's ground truth; ``box_on_object``: the tracker gave a predicted box for
+        the object, and whether it holds the centre of its ground truth (``box_holds_centre``); None:
+        no box. A box counts only on a visible frame reported absent: there it is the planner's one
+        hint where the object is; elsewhere the mask (or the truth's emptiness) says more."""
         outcome = FrameOutcome.of(gt_empty, pred_empty, switched, overlaps_target)
         self.outcomes.append(outcome)
         if not pred_empty:
@@ -189,6 +203,8 @@ class ObjectResult:
                                                 return_on_target=int(on_target))
         self.visibility += VisibilityCounts(visible_frames=1, visible_missed=int(pred_empty),
                                             visible_on_target=int(on_target))
+        if pred_empty and box_on_object is not None:
+            self.visibility += VisibilityCounts(predicted_box_frames=1, predicted_box_hits=int(box_on_object))
 
     @property
     def scored(self) -> bool:
@@ -320,6 +336,8 @@ class Summary:
     predicted_frames: int = 0
     identity_switches: int = 0
     identity_switch_rate: float | None = None
+    predicted_box_frames: int = 0
+    predicted_box_hits: int = 0
     # With depth: 3D position errors (metres) over every object-frame of every sequence; None without.
     position_error: PositionErrorStats | None = None
 
@@ -369,6 +387,18 @@ def identity_switched(mask: np.ndarray, labels: np.ndarray, obj_id: int, void_la
     if void_label is not None:
         others &= ids != void_label
     return bool(others.any()) and int(counts[others].max()) > own
+
+
+def box_holds_centre(box: tuple[float, float, float, float], mask: np.ndarray) -> bool:
+    """Whether ``box`` (x0, y0, x1, y1 in the frame's pixels, bounds included) holds the centre of
+    ``mask``: the mean column and the mean row of its pixels. The centre, not an overlap, because
+    a planner sent to a predicted box looks at its middle, and an overlap would reward a box grown
+    wide. An empty mask has no centre: False."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return False
+    x0, y0, x1, y1 = box
+    return bool(x0 <= cols.mean() <= x1 and y0 <= rows.mean() <= y1)
 
 
 def _thumbnail(image: np.ndarray, gt: np.ndarray, pred: np.ndarray):
@@ -462,6 +492,7 @@ def score_predictions(
                 # An object the tracker dropped is scored as an empty prediction.
                 mask = pred.masks.get(obj_id)
                 mask = np.zeros_like(gt) if mask is None else mask
+                box = None if pred.predicted_boxes is None else pred.predicted_boxes.get(obj_id)
                 j = region_similarity(mask, gt, void)
                 f = boundary_f(mask, gt, bound_th, void)
                 obj.frames.append(frame.index)
@@ -469,7 +500,8 @@ def score_predictions(
                 obj.f.append(f)
                 obj.count_visibility(gt_empty=not gt.any(), pred_empty=not mask.any(),
                                      switched=identity_switched(mask, frame.gt_labels, obj_id, sequence.void_label),
-                                     overlaps_target=bool((mask & gt).any()))
+                                     overlaps_target=bool((mask & gt).any()),
+                                     box_on_object=None if box is None else box_holds_centre(box, gt))
                 if frame.depth_m is not None and sequence.intrinsics is not None:
                     if pred.positions is None:
                         error = position_error(mask, gt, frame.depth_m, sequence.intrinsics)
@@ -549,10 +581,10 @@ def score_auto(
     it (mean J above 0), *missed* otherwise (a padding, or a track that never touches it); a
     track standing for no found object is *spurious*.
     """
-    buffered = []  # (frame, packed masks, track_ms, prompt_ms)
+    buffered = []  # (frame, packed masks, track_ms, prompt_ms, predicted boxes)
     tracks: list[int] = []
     for pred in predictions:
-        buffered.append((pred.frame, _pack(pred.masks), pred.track_ms, pred.prompt_ms))
+        buffered.append((pred.frame, _pack(pred.masks), pred.track_ms, pred.prompt_ms, pred.predicted_boxes))
         tracks += [t for t in pred.prompted if t not in tracks]
         if progress is not None:
             progress(1)
@@ -563,7 +595,7 @@ def score_auto(
     paddings = max(0, len(gt_ids) - len(tracks))
     j_sum = np.zeros((len(gt_ids), len(tracks) + 1))
     f_sum = np.zeros_like(j_sum)
-    for frame, packed, _, _ in annotated:
+    for frame, packed, *_ in annotated:
         labels = frame.gt_labels
         void = None if sequence.void_label is None else labels == sequence.void_label
         empty = np.zeros(frame.size, dtype=bool)
@@ -582,9 +614,12 @@ def score_auto(
     first = buffered[0][0].index if buffered else 0
 
     def renamed() -> Iterator[FramePrediction]:
-        for frame, packed, track_ms, prompt_ms in buffered:
+        for frame, packed, track_ms, prompt_ms, boxes in buffered:
             masks = {gt_id: _unpack(packed[t], frame.size) for gt_id, t in matches.items() if t in packed}
-            yield FramePrediction(frame, masks, tuple(gt_ids) if frame.index == first else (), track_ms, prompt_ms)
+            if boxes is not None:  # a track's predicted box belongs to the object it stands for
+                boxes = {gt_id: boxes[t] for gt_id, t in matches.items() if t in boxes}
+            yield FramePrediction(frame, masks, tuple(gt_ids) if frame.index == first else (), track_ms, prompt_ms,
+                                  predicted_boxes=boxes)
 
     result = score_predictions(sequence, renamed(), bound_th, worst_k, every_annotated_frame=True)
     result.matches = matches
