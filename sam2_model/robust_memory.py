@@ -420,12 +420,20 @@ def _reacquire_min_score(state: RobustObjectState, seen: Observation, options: R
     with reacquire_close the lower ``reacquire_close_min_score`` for a mask within
     ``reacquire_close_max_distance`` of the object's colour (as the frame can show it)."""
     unblanked = seen.unblanked
-    if (options.reacquire_close and unblanked is not None and unblanked.colour is not None
-            and state.colour is not None
-            and colour_distance(as_shown(state.colour, seen.colour_ceiling), unblanked.colour)
-            <= options.reacquire_close_max_distance):
-        return min(options.reacquire_min_score, options.reacquire_close_min_score)
+    if options.reacquire_close and unblanked is not None:
+        distance = _distance_from_remembered(state, unblanked.colour, seen.colour_ceiling)
+        if distance is not None and distance <= options.reacquire_close_max_distance:
+            return min(options.reacquire_min_score, options.reacquire_close_min_score)
     return options.reacquire_min_score
+
+
+def _distance_from_remembered(state: RobustObjectState, colour: Optional[np.ndarray],
+                              colour_ceiling: float = math.inf) -> Optional[float]:
+    """The RGB distance of ``colour`` from the object's remembered colour as a frame clipping at
+    ``colour_ceiling`` shows it; None while nothing is remembered or nothing was measured."""
+    if state.colour is None or colour is None:
+        return None
+    return float(colour_distance(as_shown(state.colour, colour_ceiling), colour))
 
 
 def _reacquirable(state: RobustObjectState, candidate: Optional[Unblanked], predicted: Optional[np.ndarray],
@@ -433,10 +441,10 @@ def _reacquirable(state: RobustObjectState, candidate: Optional[Unblanked], pred
     """Reacquire (and redetect): a mask the model did not output as the object (unblanked, or
     decoded from a click) has the object's colour (as a frame clipping at ``colour_ceiling`` shows
     it) where the object can be."""
-    if (candidate is None or candidate.box is None or candidate.colour is None or state.colour is None
-            or predicted is None):
+    if candidate is None or candidate.box is None or predicted is None:
         return False
-    if colour_distance(as_shown(state.colour, colour_ceiling), candidate.colour) > options.reacquire_max_distance:
+    distance = _distance_from_remembered(state, candidate.colour, colour_ceiling)
+    if distance is None or distance > options.reacquire_max_distance:
         return False
     if options.steady_size and _larger_side(candidate.box) > options.reacquire_max_growth * state.steady_size:
         # A hidden object does not come back at several times its size: such a mask (seen on
@@ -456,10 +464,10 @@ def _off_colour(state: RobustObjectState, seen: Observation, max_distance: float
     """Colour check and drift: the mask's mean colour lies farther than ``max_distance`` (plus
     ``colour_score_allowance`` per unit of a positive object score) from the object's remembered
     colour as the frame can show it (never, while nothing is remembered or nothing measured)."""
-    if state.colour is None or seen.measured_colour is None:
+    distance = _distance_from_remembered(state, seen.measured_colour, seen.colour_ceiling)
+    if distance is None:
         return False
-    allowed = max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
-    return colour_distance(as_shown(state.colour, seen.colour_ceiling), seen.measured_colour) > allowed
+    return distance > max_distance + options.colour_score_allowance * max(0.0, seen.object_score)
 
 
 def _learned_colour(remembered: Optional[np.ndarray], colour: np.ndarray, options: RobustMemoryOptions,
