@@ -154,6 +154,9 @@ class RobustObjectState:
     appearance: Optional[AppearanceMemory] = None  # with the appearance_memory component
     pending_box: Optional[np.ndarray] = None  # confirmed_return: the box of a withheld return, one frame
     colour: Optional[np.ndarray] = None  # colour_check: remembered mean RGB; None until a confident frame
+    # appearance_until_scored: accepted since it was last lost only where the model scored it absent
+    # (reacquired or redetected), so its appearance memory stays lent.
+    taken_back: bool = False
 
     def restart_from_prompt(self) -> None:
         """A prompt defines the object again: the filter restarts from the prompted mask, and the
@@ -165,6 +168,7 @@ class RobustObjectState:
         self.pending_box = None
         self.steady_size = 0.0
         self.colour = None
+        self.taken_back = False
         if self.appearance is not None:
             self.appearance.clear()
 
@@ -184,6 +188,12 @@ class RobustObjectState:
     def hidden(self) -> bool:
         """The last frame did not accept the object as visible."""
         return self.frames_hidden > 0
+
+    @property
+    def lends_appearance(self) -> bool:
+        """The appearance memory takes the oldest places of the recent window on the next frame: the
+        object is hidden, or (appearance_until_scored) only the policy has taken it back since."""
+        return self.hidden or self.taken_back
 
     def start(self, box: Optional[np.ndarray], options: RobustMemoryOptions, on_edge: bool = False,
               attended: Optional[int] = None) -> None:
@@ -376,6 +386,8 @@ def settle(state: RobustObjectState, verdict: Verdict, predicted: Optional[np.nd
         elif options.kalman:
             state.kalman = BoxKalman(seen.box, options.process_noise, options.measurement_noise)
         state.frames_hidden = 0
+        # The model itself still scores the object absent: the window holds mostly absent frames.
+        state.taken_back = options.appearance_until_scored and (verdict.reacquired or verdict.redetected)
         state._accept_box(seen.box, options, seen.on_edge, seen.area)
         state.predicted_box = None
     else:

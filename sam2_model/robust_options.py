@@ -31,11 +31,13 @@ MEMORY_POLICIES = (OFFICIAL, ROBUST)
 COMPONENTS = ("kalman", "motion_gate", "memory_gate", "jump_gate", "last_seen", "appearance_memory",
               "component_gate", "return_gate", "confirmed_return", "return_onto_other", "colour_check",
               "colour_drift", "reacquire", "steady_size", "edge_return", "colour_anchor", "redetect", "exposure",
-              "colour_cut", "colour_trim", "reacquire_cut", "reacquire_close", "reacquire_shown")
+              "colour_cut", "colour_trim", "reacquire_cut", "reacquire_close", "reacquire_shown",
+              "appearance_until_scored")
 # "robust" alone: the components on by default (kalman, motion_gate, last_seen, appearance_memory,
 # colour_check, colour_drift, reacquire, steady_size, edge_return, colour_anchor, exposure, colour_cut,
 # reacquire_cut, reacquire_close; memory_gate, jump_gate, component_gate, return_gate, confirmed_return,
-# return_onto_other, redetect, colour_trim and reacquire_shown are opt-in: see RobustMemoryOptions).
+# return_onto_other, redetect, colour_trim, reacquire_shown and appearance_until_scored are opt-in: see
+# RobustMemoryOptions).
 
 
 class MemoryPolicyError(ValueError):
@@ -216,6 +218,12 @@ class RobustMemoryOptions:
             masks taken at a low score and learnt changed the model's later scores as much as they
             added; a mask only shown changes nothing after its frame, so what it does is read off
             the frames it shows. Needs reacquire; named alone it brings reacquire (and kalman).
+        appearance_until_scored: the appearance memory stays lent (its memories in the oldest places of
+            the recent window) after a hidden or lost object is taken back by reacquire (or redetect),
+            until a frame the model itself scores present is accepted: after such a frame the window
+            still holds mostly absent frames, and on the dev sets most of the visible frames robust
+            missed while official had a good mask came in runs that began right after a reacquired
+            frame. Needs appearance_memory and reacquire; named alone it brings them (and kalman).
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -446,6 +454,8 @@ class RobustMemoryOptions:
     # noise and J&F -0.002 [-0.004, +0.000]; it failed the rule fixed before it was scored: opt-in.
     reacquire_shown: bool = False
     shown_min_score: float = -3.0
+    # Round 27 (docs/benchmarks.md): opt-in until scored.
+    appearance_until_scored: bool = False
 
     def problems(self) -> List[str]:
         """Every invalid field, as sentences naming it; empty when all is well. Types are checked
@@ -517,7 +527,7 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
 
     A component named alone brings the Kalman filter with it when it needs one
     (``robust:motion_gate`` is ``kalman+motion_gate``), reacquire_cut, reacquire_close and reacquire_shown
-    bring reacquire."""
+    bring reacquire, appearance_until_scored brings appearance_memory and reacquire."""
     if not isinstance(text, str):
         raise MemoryPolicyError(f"memory_policy must be a string, got {text!r}")
     # Spaces around any name, component, threshold or value are dropped alike (a space was refused
@@ -541,7 +551,10 @@ def parse_memory_policy(text: str) -> "RobustMemoryOptions | None":
         return _with_thresholds(RobustMemoryOptions(), settings, text)
     chosen = _named_components(listed, text)
     switches = {name: name in chosen for name in COMPONENTS}
-    if switches["reacquire_cut"] or switches["reacquire_close"] or switches["reacquire_shown"]:
+    if switches["appearance_until_scored"]:
+        switches["appearance_memory"] = True
+    if (switches["reacquire_cut"] or switches["reacquire_close"] or switches["reacquire_shown"]
+            or switches["appearance_until_scored"]):
         switches["reacquire"] = True
     if any(switches[name] for name in ("motion_gate", "jump_gate", "component_gate", "reacquire", "redetect")):
         switches["kalman"] = True

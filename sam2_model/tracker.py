@@ -471,9 +471,10 @@ class StreamingTracker:
     def _attended_appearance(self, state: ObjectMemory) -> List[FrameMemory]:
         """A hidden object also attends to how it looked before it hid (appearance memory): its
         newest appearance memories, as many as leave the newest recent memory in the window (the
-        model needs its last "absent" memory); none while it is visible."""
+        model needs its last "absent" memory); none while it is visible (with appearance_until_scored,
+        visible as the model itself scores it)."""
         robust = state.robust
-        if robust is None or robust.appearance is None or not robust.hidden:
+        if robust is None or robust.appearance is None or not robust.lends_appearance:
             return []
         return robust.appearance.newest_first()[:attended_places(self.model.config.num_maskmem)]
 
