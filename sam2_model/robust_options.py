@@ -454,7 +454,8 @@ class RobustMemoryOptions:
     # noise and J&F -0.002 [-0.004, +0.000]; it failed the rule fixed before it was scored: opt-in.
     reacquire_shown: bool = False
     shown_min_score: float = -3.0
-    # Round 27 (docs/benchmarks.md): opt-in until scored.
+    # Round 27 (docs/benchmarks.md): no effect on the five 48-frame dev sets (over robust: J&F +0.001,
+    # visible frames reported absent -0.03 [-0.20, +0.15], switches -0.06 [-0.17, +0.04]): opt-in.
     appearance_until_scored: bool = False
 
     def problems(self) -> List[str]:
