@@ -53,8 +53,14 @@ class BoxKalman:
     def _size(self) -> float:
         return max(MIN_SIZE, float(self.state[2]), float(self.state[3]))
 
-    def predict(self) -> np.ndarray:
-        """Advance one frame; the predicted box."""
+    def predict(self, velocity_decay: float = 1.0) -> np.ndarray:
+        """Advance one frame; the predicted box. ``velocity_decay`` < 1 first scales the velocities
+        (centre and size) by that factor, with their uncertainty: a damped motion, for an object not
+        seen for a while."""
+        if velocity_decay != 1.0:
+            damping = np.diag([1.0] * MEASURED + [velocity_decay] * MEASURED)
+            self.state = damping @ self.state
+            self.covariance = damping @ self.covariance @ damping.T
         size = self._size()
         q = (self.process_noise * size) ** 2
         self.state = self.transition @ self.state
@@ -254,15 +260,19 @@ class Verdict:
     shown: bool = False       # reacquire_shown: the unblanked mask shown, the frame remembered as absent
 
 
-def advance(state: RobustObjectState) -> Optional[np.ndarray]:
+def advance(state: RobustObjectState, options: Optional[RobustMemoryOptions] = None) -> Optional[np.ndarray]:
     """The object's predicted box on the new frame (its filter advanced one frame); None
-    without a filter."""
-    return state.kalman.predict() if state.kalman is not None else None
+    without a filter. While the object has not been accepted for a frame or more, its velocity decays
+    by ``hidden_velocity_decay`` per frame (1: constant velocity)."""
+    if state.kalman is None:
+        return None
+    hidden = options is not None and state.frames_hidden > 0
+    return state.kalman.predict(options.hidden_velocity_decay if hidden else 1.0)
 
 
 def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> Decision:
     """One object's frame under the robust policy; advances its filter and hidden count."""
-    predicted = advance(state)
+    predicted = advance(state, options)
     return settle(state, judge(state, seen, predicted, options), predicted, options)
 
 

@@ -224,6 +224,10 @@ class RobustMemoryOptions:
             still holds mostly absent frames, and on the dev sets most of the visible frames robust
             missed while official had a good mask came in runs that began right after a reacquired
             frame. Needs appearance_memory and reacquire; named alone it brings them (and kalman).
+        hidden_velocity_decay: kalman: factor (in (0, 1]) on the filter's velocities for each frame
+            the object stays unaccepted after the first (1: constant velocity, SAM 2 trackers' usual
+            choice). A lost or hidden object that stops or turns is not where its old velocity points;
+            the predicted box (and the gates' predicted centre) then stays nearer where it was lost.
         gate_distance: motion gate: accepted centre distance, in box sizes, right after hiding.
         gate_growth: motion gate: accepted distance added per frame hidden (the prediction's
             uncertainty grows while nothing is observed).
@@ -382,6 +386,8 @@ class RobustMemoryOptions:
     steady_size: bool = True
     edge_return: bool = True
     size_decay: float = 0.9
+    # Round 28 (docs/benchmarks.md): constant velocity until scored.
+    hidden_velocity_decay: float = 1.0
     size_min_fill: float = 0.25  # fixed before any result: the generated shapes fill 0.3-0.8 of their box
     # Round 13 (docs/benchmarks.md): 2 on the 48-frame dev set refused a true return whose elongated
     # mask, turned, spanned 2.2 steady sizes; a mask spread over the whole frame spanned 5. Round 24:
@@ -492,6 +498,8 @@ class RobustMemoryOptions:
                          f"scored absent)")
         if not 0 < self.size_decay <= 1:
             found.append(f"size_decay {self.size_decay} must be within (0, 1]")
+        if not 0 < self.hidden_velocity_decay <= 1:
+            found.append(f"hidden_velocity_decay {self.hidden_velocity_decay} must be within (0, 1]")
         if not 0 < self.colour_rate <= 1:
             found.append(f"colour_rate {self.colour_rate} must be within (0, 1]")
         if (self.motion_gate or self.jump_gate or self.component_gate or self.reacquire or self.redetect) \

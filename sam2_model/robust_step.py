@@ -79,7 +79,7 @@ def apply_robust_policy(model: SAM2Model, options: RobustMemoryOptions, step, fr
         unblanked = prediction.unblanked_low_res
     seen = observations(prediction.low_res_masks, prediction.object_score_logits, prediction.iou_scores,
                         covered, colours, unblanked, unblanked_colours, frame.colour_ceiling)
-    predicted = [advance(state.robust) for state in states]
+    predicted = [advance(state.robust, options) for state in states]
     verdicts = [judge(state.robust, obs, box, options) for state, obs, box in zip(states, seen, predicted)]
     if options.colour_cut:
         verdicts, prediction = _cut_refused_to_colour(options, frame, states, prediction, seen, verdicts, predicted)
