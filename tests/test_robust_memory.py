@@ -409,3 +409,55 @@ def test_robust_state_goes_with_the_object_and_the_reset(model, session):
     # A dict (what JSON or YAML brings) is named, not left to fail on a missing method.
     with pytest.raises(TrackerOptionsError, match="robust_options must be a RobustMemoryOptions, got dict"):
         sam2_model.StreamingTracker(model, memory_policy="robust", robust_options={"kalman": False})
+
+
+# ---------------------------------------------------------------- hidden_velocity_decay (round 28)
+
+
+def moving_filter(options, velocity=(2.0, -1.0), start=(20.0, 40.0), frames=10):
+    kalman = BoxKalman(box_at(*start), options.process_noise, options.measurement_noise)
+    for t in range(1, frames):
+        kalman.predict()
+        kalman.update(box_at(*(np.array(start) + t * np.array(velocity))))
+    return kalman
+
+
+def test_a_decay_of_one_is_the_constant_velocity_filter():
+    options = RobustMemoryOptions()
+    plain, damped = moving_filter(options), moving_filter(options)
+    for _ in range(3):
+        assert np.array_equal(plain.predict(), damped.predict(1.0))
+    assert np.array_equal(plain.covariance, damped.covariance)
+
+
+def test_a_decaying_velocity_brings_the_prediction_to_rest():
+    """With factor d the centre moves v d, v d^2, ...: at most v d / (1 - d) beyond where it was."""
+    options = RobustMemoryOptions()
+    kalman = moving_filter(options)
+    velocity, centre = kalman.velocity, kalman.box()
+    for _ in range(40):
+        predicted = kalman.predict(0.5)
+    moved = (predicted[:2] + predicted[2:]) / 2 - (centre[:2] + centre[2:]) / 2
+    np.testing.assert_allclose(moved, velocity * 0.5 / (1 - 0.5), rtol=1e-6)
+    np.testing.assert_allclose(kalman.velocity, 0.0, atol=1e-9)
+
+
+def test_advance_decays_only_after_the_first_unaccepted_frame():
+    """The first frame without an accepted mask still follows the velocity (the object may be just
+    behind its own mask's edge); from the second on, the setting's decay applies."""
+    options = RobustMemoryOptions(hidden_velocity_decay=0.5)
+    state, first = tracked_then_hidden(options, hidden=1)
+    reference, plain_first = tracked_then_hidden(RobustMemoryOptions(), hidden=1)
+    assert np.allclose(first.predicted_box, plain_first.predicted_box)
+    second = decide(state, seen(None, visible=False, score=-5.0), options)
+    plain_second = decide(reference, seen(None, visible=False, score=-5.0), RobustMemoryOptions())
+    # Moving right: the damped prediction lies behind the constant-velocity one.
+    assert second.predicted_box[0] < plain_second.predicted_box[0] - 0.5
+
+
+def test_hidden_velocity_decay_is_parsed_and_checked():
+    assert RobustMemoryOptions().hidden_velocity_decay == 1.0
+    assert parse_memory_policy("robust,hidden_velocity_decay=0.8").hidden_velocity_decay == 0.8
+    for bad in ("0", "1.5", "-0.2"):
+        with pytest.raises(MemoryPolicyError, match=r"hidden_velocity_decay .* must be within \(0, 1\]"):
+            parse_memory_policy(f"robust,hidden_velocity_decay={bad}")
