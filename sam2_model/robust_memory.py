@@ -260,14 +260,13 @@ class Verdict:
     shown: bool = False       # reacquire_shown: the unblanked mask shown, the frame remembered as absent
 
 
-def advance(state: RobustObjectState, options: Optional[RobustMemoryOptions] = None) -> Optional[np.ndarray]:
+def advance(state: RobustObjectState, options: RobustMemoryOptions) -> Optional[np.ndarray]:
     """The object's predicted box on the new frame (its filter advanced one frame); None
     without a filter. While the object has not been accepted for a frame or more, its velocity decays
     by ``hidden_velocity_decay`` per frame (1: constant velocity)."""
     if state.kalman is None:
         return None
-    hidden = options is not None and state.frames_hidden > 0
-    return state.kalman.predict(options.hidden_velocity_decay if hidden else 1.0)
+    return state.kalman.predict(options.hidden_velocity_decay if state.frames_hidden > 0 else 1.0)
 
 
 def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOptions) -> Decision:

@@ -78,7 +78,7 @@ def refused_then_cut(options, cut_box, cut_colour, cut_area, hidden=0, mixed_box
     cells). Returns the state, the refused verdict, the cut's verdict and the predicted box."""
     state = red_then_hidden(options, hidden=hidden)
     colour = state.colour.copy()
-    predicted = advance(state)
+    predicted = advance(state, options)
     mixed = coloured(box_at(24, 30) if mixed_box is None else mixed_box, (RED + BLUE) / 2, score=1.0)
     refused = judge(state, mixed, predicted, options)
     assert refused.rejected and not refused.visible
@@ -118,7 +118,7 @@ def test_a_cut_too_small_far_or_off_colour_leaves_the_refusal():
 def test_only_refused_verdicts_are_cut():
     options = parse_memory_policy(CUT)
     state = red_then_hidden(options, hidden=0)
-    predicted = advance(state)
+    predicted = advance(state, options)
     accepted = judge(state, coloured(box_at(24, 30), RED), predicted, options)
     cut = dataclasses.replace(coloured(box_at(25, 30), RED), area=12.0)
     assert accepted.visible and judge_cut(state, accepted, cut, predicted, options) is accepted

@@ -103,7 +103,7 @@ def lost_verdict(options, hidden=2):
     """An object red_then_hidden (last at x 22, moving 2 cells a frame), then a frame the model
     scores absent: its state, predicted box and verdict (not visible)."""
     state = red_then_hidden(options, hidden)
-    predicted = advance(state)
+    predicted = advance(state, options)
     verdict = judge(state, seen(None, visible=False, score=-3.0), predicted, options)
     assert not verdict.visible and not verdict.rejected
     return state, predicted, verdict
@@ -158,7 +158,7 @@ def test_otherwise_the_object_stays_not_visible(case):
 def test_a_frame_already_taken_or_withheld_is_not_redetected():
     options = parse_memory_policy(REDETECT)
     state = red_then_hidden(options, hidden=0)
-    predicted = advance(state)
+    predicted = advance(state, options)
     taken = judge(state, coloured(box_at(24, 30), RED), predicted, options)
     assert taken.visible
     assert judge_redetection(state, taken, clicked(box_at(24, 30), RED), predicted, options) is taken
@@ -173,7 +173,7 @@ def test_decide_is_judge_then_settle():
     one, two = red_then_hidden(options), red_then_hidden(options)
     frame = coloured(box_at(28, 30), RED)
     first = decide(one, frame, options)
-    predicted = advance(two)
+    predicted = advance(two, options)
     second = settle(two, judge(two, frame, predicted, options), predicted, options)
     assert first == second
     assert one.frames_hidden == two.frames_hidden and np.allclose(one.kalman.state, two.kalman.state)

@@ -64,8 +64,11 @@ def tracked_then_hidden(options, hidden=3):
     return state, decision
 
 
+CONSTANT_VELOCITY = RobustMemoryOptions(hidden_velocity_decay=1.0)  # robust before round 28
+
+
 def test_a_look_alike_far_from_the_prediction_is_not_taken():
-    options = RobustMemoryOptions()
+    options = CONSTANT_VELOCITY
     state, hidden = tracked_then_hidden(options)
     # While hidden, the predicted box moves on at the object's speed: frame 9 -> centre x 28.
     np.testing.assert_allclose(hidden.predicted_box, box_at(28, 30), atol=0.5)
@@ -85,7 +88,7 @@ def test_without_the_motion_gate_the_look_alike_is_taken():
 
 
 def test_the_gate_widens_with_time_hidden():
-    options = RobustMemoryOptions()
+    options = CONSTANT_VELOCITY
     # After 3 hidden frames the prediction is at x 30 and the gate reaches gate_limit(3) box sizes.
     near_limit = box_at(30 + 10 * (gate_limit(3, options) - 0.2), 30)
     state, _ = tracked_then_hidden(options, hidden=3)
@@ -378,8 +381,9 @@ def test_tracker_refuses_a_far_reappearance_and_predicts_the_hidden_box(model, s
     script[9] = (True, (side - 12, side - 2, 28, 38))
     script[10] = (True, (10, 20, 30, 40))
     # A gate tight enough for the 64-cell grid of the micro model (the default reaches across it).
-    tracker = box_prompted_tracker(model, frames, "robust:motion_gate,gate_distance=1.5,gate_growth=0.25", script,
-                                   monkeypatch)
+    # Constant velocity (robust before round 28), so that the predicted boxes keep the object's speed.
+    policy = "robust:motion_gate,gate_distance=1.5,gate_growth=0.25,hidden_velocity_decay=1"
+    tracker = box_prompted_tracker(model, frames, policy, script, monkeypatch)
     results = [tracker.track(frames[t % len(frames)]) for t in range(1, 11)]
     visible = [bool(r.visible[0]) for r in results]
     assert visible == [True] * 5 + [False] * 4 + [True]
@@ -445,18 +449,18 @@ def test_a_decaying_velocity_brings_the_prediction_to_rest():
 def test_advance_decays_only_after_the_first_unaccepted_frame():
     """The first frame without an accepted mask still follows the velocity (the object may be just
     behind its own mask's edge); from the second on, the setting's decay applies."""
-    options = RobustMemoryOptions(hidden_velocity_decay=0.5)
+    options, constant = RobustMemoryOptions(hidden_velocity_decay=0.5), RobustMemoryOptions(hidden_velocity_decay=1)
     state, first = tracked_then_hidden(options, hidden=1)
-    reference, plain_first = tracked_then_hidden(RobustMemoryOptions(), hidden=1)
+    reference, plain_first = tracked_then_hidden(constant, hidden=1)
     assert np.allclose(first.predicted_box, plain_first.predicted_box)
     second = decide(state, seen(None, visible=False, score=-5.0), options)
-    plain_second = decide(reference, seen(None, visible=False, score=-5.0), RobustMemoryOptions())
+    plain_second = decide(reference, seen(None, visible=False, score=-5.0), constant)
     # Moving right: the damped prediction lies behind the constant-velocity one.
     assert second.predicted_box[0] < plain_second.predicted_box[0] - 0.5
 
 
 def test_hidden_velocity_decay_is_parsed_and_checked():
-    assert RobustMemoryOptions().hidden_velocity_decay == 1.0
+    assert RobustMemoryOptions().hidden_velocity_decay == 0.8  # since round 28
     assert parse_memory_policy("robust,hidden_velocity_decay=0.8").hidden_velocity_decay == 0.8
     for bad in ("0", "1.5", "-0.2"):
         with pytest.raises(MemoryPolicyError, match=r"hidden_velocity_decay .* must be within \(0, 1\]"):
