@@ -278,12 +278,19 @@ def decide(state: RobustObjectState, seen: Observation, options: RobustMemoryOpt
 def judge(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
           options: RobustMemoryOptions) -> Verdict:
     """The gates' verdict on one object's frame (``predicted``: ``advance``'s box). Changes nothing."""
-    reacquired = (options.reacquire and not seen.visible
-                  and seen.object_score >= _reacquire_min_score(state, seen, options)
-                  and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling))
+    # Reacquire's tests on the unblanked mask other than its score bar are asked once: reacquire takes
+    # the mask at its bar; below it, reacquire_shown shows it (down to its own bar) if every gate would
+    # accept it.
+    fits = reacquired = False
+    if options.reacquire and not seen.visible:
+        bar = _reacquire_min_score(state, seen, options)
+        lowest = min(bar, options.shown_min_score) if options.reacquire_shown else bar
+        fits = (seen.object_score >= lowest
+                and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling))
+        reacquired = fits and seen.object_score >= bar
     if reacquired:  # from here on the unblanked mask is the frame's observation, and every gate applies
         seen = _unblanked_as_seen(seen)
-    elif _shown_unlearnt(state, seen, predicted, options):
+    elif fits and _gated(state, _unblanked_as_seen(seen), predicted, options) == (True, False):
         # Shown, not learnt: the object stays hidden for its state and memory (the model's own absent frame).
         return Verdict(seen, visible=False, rejected=False, withheld=False, shown=True)
     visible, withheld = _gated(state, seen, predicted, options)
@@ -295,18 +302,6 @@ def _unblanked_as_seen(seen: Observation) -> Observation:
     """The observation with the frame's unblanked mask in place of the model's blanked one."""
     return dataclasses.replace(seen, visible=True, box=seen.unblanked.box, colour=seen.unblanked.colour,
                                on_edge=seen.unblanked.on_edge, area=seen.unblanked.area)
-
-
-def _shown_unlearnt(state: RobustObjectState, seen: Observation, predicted: Optional[np.ndarray],
-                    options: RobustMemoryOptions) -> bool:
-    """Reacquire_shown: a frame the model scored absent whose unblanked mask fails reacquire's score bar
-    but reaches ``shown_min_score`` and passes reacquire's other tests and every gate, as reacquire
-    would judge it."""
-    if not (options.reacquire_shown and not seen.visible and seen.object_score >= options.shown_min_score
-            and _reacquirable(state, seen.unblanked, predicted, options, seen.colour_ceiling)):
-        return False
-    visible, withheld = _gated(state, _unblanked_as_seen(seen), predicted, options)
-    return visible and not withheld
 
 
 def judge_redetection(state: RobustObjectState, verdict: Verdict, candidate: Optional[Observation],
